@@ -1,0 +1,392 @@
+import Foundation
+
+/// What a validator sees of a candidate: its bytes, the part that is secret, and up to two bytes
+/// on each side (`nil` at the edge of the stream or value).
+public struct CandidateView {
+    public var bytes: UnsafeRawBufferPointer
+    /// The secret part of `bytes` (all of it unless the detector has a `span`).
+    public var secret: Range<Int>
+    /// `before.0` is the byte just before the match, `before.1` the one before that.
+    public var before: (UInt8?, UInt8?)
+    /// `after.0` is the byte just after the match, `after.1` the one after that.
+    public var after: (UInt8?, UInt8?)
+
+    public init(bytes: UnsafeRawBufferPointer, secret: Range<Int>? = nil, before: (UInt8?, UInt8?) = (nil, nil),
+                after: (UInt8?, UInt8?) = (nil, nil)) {
+        self.bytes = bytes
+        self.secret = secret ?? 0..<bytes.count
+        self.before = before
+        self.after = after
+    }
+
+    var secretBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[secret]) }
+}
+
+/// The checks a candidate must pass before it is masked. Every validator is a pure function of
+/// the candidate, so the outcome never depends on how a stream was chunked.
+public enum Validators {
+    public static let known: Set<String> = [
+        "luhn", "iban", "ssn", "jwt", "github_checksum", "entropy", "ipv4", "ipv6", "phone", "base64", "date",
+    ]
+
+    public static func validate(_ spec: ValidatorSpec, _ candidate: CandidateView) -> Bool {
+        switch spec.name {
+        case "luhn": return luhn(candidate)
+        case "iban": return iban(candidate.secretBytes)
+        case "ssn": return ssn(candidate.secretBytes)
+        case "jwt": return jwt(candidate.secretBytes)
+        case "github_checksum": return githubChecksum(candidate.secretBytes)
+        case "entropy": return entropy(candidate, parameters: spec.parameters)
+        case "ipv4": return ipv4(candidate)
+        case "ipv6": return ipv6(candidate)
+        case "phone": return phone(candidate)
+        case "base64": return base64(candidate.secretBytes, parameters: spec.parameters)
+        case "date": return date(candidate.secretBytes)
+        default: return false
+        }
+    }
+
+    @inline(__always) static func isDigit(_ b: UInt8) -> Bool { b &- 48 < 10 }
+    @inline(__always) static func isAlpha(_ b: UInt8) -> Bool { (b | 0x20) &- 97 < 26 }
+    @inline(__always) static func isAlnum(_ b: UInt8) -> Bool { isDigit(b) || isAlpha(b) }
+    @inline(__always) static func isHex(_ b: UInt8) -> Bool { isDigit(b) || (b | 0x20) &- 97 < 6 }
+
+    // MARK: Payment cards
+
+    /// Luhn over the digits (separators ignored), 13–19 digits, not one repeated digit, and the
+    /// same separator used throughout.
+    static func luhn(_ candidate: CandidateView) -> Bool {
+        // Not one group of a longer run of digit groups (an IBAN, a tracking number).
+        if let b = candidate.before.0, b == UInt8(ascii: " ") || b == UInt8(ascii: "-"), let c = candidate.before.1, isAlnum(c) && isDigit(c) { return false }
+        if let a = candidate.after.0, a == UInt8(ascii: " ") || a == UInt8(ascii: "-"), let c = candidate.after.1, isDigit(c) { return false }
+        let bytes = candidate.secretBytes
+        var sum = 0
+        var count = 0
+        var separator: UInt8 = 0
+        var first: UInt8 = 0
+        var allSame = true
+        for byte in bytes.reversed() {
+            if isDigit(byte) {
+                var digit = Int(byte - 48)
+                if count & 1 == 1 {
+                    digit *= 2
+                    if digit > 9 { digit -= 9 }
+                }
+                sum += digit
+                if count == 0 { first = byte } else if byte != first { allSame = false }
+                count += 1
+            } else {
+                if separator == 0 { separator = byte } else if separator != byte { return false }
+            }
+        }
+        return (13...19).contains(count) && sum % 10 == 0 && !allSame
+    }
+
+    // MARK: IBAN
+
+    /// ISO 13616 lengths per country.
+    static let ibanLengths: [String: Int] = [
+        "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
+        "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29,
+        "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28,
+        "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20,
+        "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22,
+        "MK": 19, "MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25,
+        "QA": 29, "RO": 24, "RS": 22, "SA": 24, "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25,
+        "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+    ]
+
+    /// Country length and the mod-97 check of ISO 7064, ignoring spaces.
+    static func iban(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var chars: [UInt8] = []
+        chars.reserveCapacity(34)
+        for byte in bytes where byte != UInt8(ascii: " ") {
+            guard isAlnum(byte), chars.count < 34 else { return false }
+            chars.append(byte & 0xDF == byte ? byte : (isAlpha(byte) ? byte & 0xDF : byte))
+        }
+        guard chars.count >= 15, isAlpha(chars[0]), isAlpha(chars[1]), isDigit(chars[2]), isDigit(chars[3]) else { return false }
+        let country = String(decoding: chars[0..<2], as: UTF8.self)
+        guard let expected = ibanLengths[country], expected == chars.count else { return false }
+        var remainder = 0
+        for byte in chars[4...] + chars[0..<4] {
+            if isDigit(byte) {
+                remainder = (remainder * 10 + Int(byte - 48)) % 97
+            } else {
+                let value = Int(byte - 65) + 10
+                remainder = (remainder * 100 + value) % 97
+            }
+        }
+        return remainder == 1
+    }
+
+    // MARK: US SSN
+
+    /// Area not 000, 666 or 900–999; group not 00; serial not 0000.
+    static func ssn(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let digits = bytes.filter(isDigit).map { Int($0 - 48) }
+        guard digits.count == 9 else { return false }
+        let area = digits[0] * 100 + digits[1] * 10 + digits[2]
+        let group = digits[3] * 10 + digits[4]
+        let serial = digits[5] * 1000 + digits[6] * 100 + digits[7] * 10 + digits[8]
+        if area == 0 || area == 666 || area >= 900 { return false }
+        if group == 0 || serial == 0 { return false }
+        // Numbers published in advertising and never issued.
+        if area == 78 && group == 5 && serial == 1120 { return false }
+        if area == 219 && group == 9 && serial == 9999 { return false }
+        return true
+    }
+
+    // MARK: JWT
+
+    /// The header (up to the first `.`) must base64url-decode to a JSON object with `alg`.
+    static func jwt(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let dot = bytes.firstIndex(of: UInt8(ascii: ".")), dot >= 8 else { return false }
+        guard let header = base64URLDecode(UnsafeRawBufferPointer(rebasing: bytes[0..<dot])) else { return false }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(header)) as? [String: Any] else { return false }
+        return object["alg"] is String
+    }
+
+    static func base64URLDecode(_ bytes: UnsafeRawBufferPointer) -> [UInt8]? {
+        var text = String(decoding: bytes, as: UTF8.self)
+        text = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while text.utf8.count % 4 != 0 { text += "=" }
+        guard let data = Data(base64Encoded: text) else { return nil }
+        return [UInt8](data)
+    }
+
+    // MARK: GitHub
+
+    private static let base62: [UInt8] = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
+
+    /// Classic tokens (`ghp_`, `gho_`, `ghu_`, `ghs_`, `ghr_`): the last 6 characters are the
+    /// base62 CRC32 of the 30 before them. Fine-grained `github_pat_` tokens have no public checksum
+    /// and pass on their shape.
+    static func githubChecksum(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        if bytes.starts(with: "github_pat_".utf8) { return bytes.count >= 82 }
+        guard bytes.count == 40, bytes[3] == UInt8(ascii: "_") else { return false }
+        let body = UnsafeRawBufferPointer(rebasing: bytes[4..<34])
+        var value = UInt64(CRC32.checksum(body))
+        var encoded = [UInt8](repeating: base62[0], count: 6)
+        var index = 5
+        while value > 0, index >= 0 {
+            encoded[index] = base62[Int(value % 62)]
+            value /= 62
+            index -= 1
+        }
+        return value == 0 && encoded.elementsEqual(bytes[34..<40])
+    }
+
+    // MARK: Entropy
+
+    /// Shannon entropy in bits per byte of the secret, at least `min_entropy` (default 3.0), with
+    /// at least `min_length` bytes (default 8) and `min_classes` of lower/upper/digit/other (default 2).
+    /// With `isolated: 1` the candidate must not be glued to more base64 characters.
+    static func entropy(_ candidate: CandidateView, parameters: [String: Double]) -> Bool {
+        if parameters["isolated"] ?? 0 > 0 {
+            let base64: (UInt8) -> Bool = { isAlnum($0) || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "/") }
+            if let b = candidate.before.0, base64(b) { return false }
+            if let a = candidate.after.0, base64(a) || a == UInt8(ascii: "=") { return false }
+        }
+        let bytes = candidate.secretBytes
+        if isPlaceholder(bytes) { return false }
+        let minLength = Int(parameters["min_length"] ?? 8)
+        let minEntropy = parameters["min_entropy"] ?? 3.0
+        let minClasses = Int(parameters["min_classes"] ?? 2)
+        guard bytes.count >= minLength else { return false }
+        return shannonEntropy(bytes) >= minEntropy && characterClasses(bytes) >= minClasses
+    }
+
+    /// Template placeholders such as `${TOKEN}`, `{{ .Values.x }}`, `<password>`, `%(pw)s`, `****`.
+    static func isPlaceholder(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let first = bytes.first else { return true }
+        if bytes.starts(with: "${".utf8) || bytes.starts(with: "{{".utf8) || bytes.starts(with: "%(".utf8) { return true }
+        if first == UInt8(ascii: "<"), bytes.last == UInt8(ascii: ">") { return true }
+        if bytes.allSatisfy({ $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: "x") || $0 == UInt8(ascii: "X") }) { return true }
+        return false
+    }
+
+    static func shannonEntropy(_ bytes: UnsafeRawBufferPointer) -> Double {
+        guard !bytes.isEmpty else { return 0 }
+        var counts = [Int](repeating: 0, count: 256)
+        for byte in bytes { counts[Int(byte)] += 1 }
+        let total = Double(bytes.count)
+        var bits = 0.0
+        for count in counts where count > 0 {
+            let p = Double(count) / total
+            bits -= p * log2(p)
+        }
+        return bits
+    }
+
+    static func characterClasses(_ bytes: UnsafeRawBufferPointer) -> Int {
+        var lower = false, upper = false, digit = false, other = false
+        for byte in bytes {
+            if isDigit(byte) { digit = true } else if byte &- 97 < 26 { lower = true } else if byte &- 65 < 26 { upper = true } else { other = true }
+        }
+        return [lower, upper, digit, other].filter { $0 }.count
+    }
+
+    // MARK: Network addresses
+
+    /// Four decimal octets 0–255 without leading zeros, not part of a longer dotted number
+    /// (a version such as `1.2.3.4.5`).
+    static func ipv4(_ candidate: CandidateView) -> Bool {
+        if let b = candidate.before.0, b == UInt8(ascii: "."), let c = candidate.before.1, isDigit(c) { return false }
+        if let a = candidate.after.0, a == UInt8(ascii: "."), let c = candidate.after.1, isDigit(c) { return false }
+        let bytes = candidate.secretBytes
+        var octets = 0
+        var value = 0
+        var digits = 0
+        var leadingZero = false
+        for byte in bytes {
+            if isDigit(byte) {
+                if digits == 0 { leadingZero = byte == 48 } else if leadingZero { return false }
+                value = value * 10 + Int(byte - 48)
+                digits += 1
+                if digits > 3 || value > 255 { return false }
+            } else if byte == UInt8(ascii: ".") {
+                guard digits > 0 else { return false }
+                octets += 1
+                value = 0
+                digits = 0
+            } else {
+                return false
+            }
+        }
+        return digits > 0 && octets == 3
+    }
+
+    /// A well-formed IPv6 address: eight groups, or fewer around one `::`, optionally ending in a
+    /// dotted IPv4; at least two colons; not a time like `12:30:45` (all-decimal groups without `::`).
+    static func ipv6(_ candidate: CandidateView) -> Bool {
+        if let a = candidate.after.0, isHex(a) || a == UInt8(ascii: ":") { return false }
+        if let b = candidate.before.0, isHex(b) || b == UInt8(ascii: ":") { return false }
+        let bytes = Array(candidate.secretBytes)
+        guard bytes.count >= 4 else { return false }
+        var groups = 0
+        var doubleColon = false
+        var index = 0
+        var sawHexLetter = false
+        var colons = 0
+        if bytes.starts(with: [58, 58]) { doubleColon = true; index = 2; colons = 2 }
+        while index < bytes.count {
+            var length = 0
+            while index < bytes.count, isHex(bytes[index]) {
+                if !isDigit(bytes[index]) { sawHexLetter = true }
+                length += 1
+                index += 1
+            }
+            if index < bytes.count, bytes[index] == UInt8(ascii: "."), length > 0 {
+                // Embedded IPv4 in the last 32 bits.
+                let start = index - length
+                let v4 = Array(bytes[start...])
+                let ok = v4.withUnsafeBytes { ipv4(CandidateView(bytes: $0)) }
+                guard ok else { return false }
+                groups += 2
+                index = bytes.count
+                break
+            }
+            guard length >= 1, length <= 4 else { return false }
+            groups += 1
+            if index == bytes.count { break }
+            guard bytes[index] == UInt8(ascii: ":") else { return false }
+            colons += 1
+            index += 1
+            if index < bytes.count, bytes[index] == UInt8(ascii: ":") {
+                guard !doubleColon else { return false }
+                doubleColon = true
+                colons += 1
+                index += 1
+                if index == bytes.count { break }
+            } else if index == bytes.count {
+                return false
+            }
+        }
+        guard colons >= 2, bytes.contains(where: isDigit) else { return false }
+        if doubleColon {
+            guard groups <= 7, groups >= 2 else { return false }
+        } else {
+            guard groups == 8 else { return false }
+        }
+        if !doubleColon && !sawHexLetter {
+            // Eight all-decimal groups are far more often a number list than an address.
+            return groups == 8 && bytes.contains(where: { $0 == 48 })
+        }
+        return true
+    }
+
+    // MARK: Phone numbers
+
+    /// 7–15 digits; an international number starts with `+`; a national one has 10 digits in the
+    /// 3-3-4 layout with separators; not one repeated digit; not glued to letters or digits.
+    static func phone(_ candidate: CandidateView) -> Bool {
+        if let a = candidate.after.0, isAlnum(a) || a == UInt8(ascii: "-") && candidate.after.1.map(isDigit) == true { return false }
+        if let b = candidate.before.0, isAlnum(b) || b == UInt8(ascii: "+") { return false }
+        if let b = candidate.before.0, b == UInt8(ascii: "-") || b == UInt8(ascii: "."), candidate.before.1.map(isDigit) == true { return false }
+        let bytes = candidate.secretBytes
+        var digits = 0
+        var distinct = Set<UInt8>()
+        for byte in bytes where isDigit(byte) {
+            digits += 1
+            distinct.insert(byte)
+        }
+        guard distinct.count > 2 else { return false }
+        if bytes.first == UInt8(ascii: "+") {
+            return (8...15).contains(digits)
+        }
+        if bytes.first == UInt8(ascii: "0") {
+            return (9...12).contains(digits)
+        }
+        return digits == 10 || digits == 11 && bytes.first == UInt8(ascii: "1")
+    }
+
+    // MARK: base64 values
+
+    /// Standard base64 with correct padding that decodes, at least `min_length` characters
+    /// (default 4).
+    static func base64(_ bytes: UnsafeRawBufferPointer, parameters: [String: Double]) -> Bool {
+        let minLength = Int(parameters["min_length"] ?? 4)
+        guard bytes.count >= minLength, bytes.count % 4 == 0 else { return false }
+        return Data(base64Encoded: Data(bytes)) != nil
+    }
+
+    // MARK: Dates
+
+    /// A calendar date in a plausible range for a date of birth (1900–2099), as `YYYY-MM-DD`,
+    /// `DD.MM.YYYY`, `MM/DD/YYYY` or `DD/MM/YYYY`.
+    static func date(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var numbers: [Int] = []
+        var current = -1
+        for byte in bytes {
+            if isDigit(byte) {
+                current = (current < 0 ? 0 : current * 10) + Int(byte - 48)
+            } else if current >= 0 {
+                numbers.append(current)
+                current = -1
+            }
+        }
+        if current >= 0 { numbers.append(current) }
+        guard numbers.count == 3 else { return false }
+        let (year, a, b): (Int, Int, Int)
+        if numbers[0] > 31 { (year, a, b) = (numbers[0], numbers[1], numbers[2]) } else { (year, a, b) = (numbers[2], numbers[0], numbers[1]) }
+        guard (1900...2099).contains(year) else { return false }
+        let okMonthDay = (1...12).contains(a) && (1...31).contains(b)
+        let okDayMonth = (1...31).contains(a) && (1...12).contains(b)
+        return okMonthDay || okDayMonth
+    }
+}
+
+/// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320).
+enum CRC32 {
+    static let table: [UInt32] = (0..<256).map { index -> UInt32 in
+        var crc = UInt32(index)
+        for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
+        return crc
+    }
+
+    static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        for byte in bytes { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
+        return crc ^ 0xFFFF_FFFF
+    }
+}

@@ -1,0 +1,225 @@
+import CHyperscan
+import Crypto
+
+/// A detector ready to run: its corpus definition plus what the engine derived from it.
+struct CompiledDetector: Sendable {
+    let index: Int
+    let definition: Detector
+    let style: MaskStyle
+    /// The widest match considered; a longer match is masked on its last `maxWidth` bytes.
+    let maxWidth: Int
+    let contextBefore: Int
+    let contextAfter: Int
+    /// Context rules, in the order of their event slots.
+    let context: [ContextRule]
+    let extendClass: ByteSet?
+    let extendUntilMax: Int?
+    let redaction: [UInt8]
+}
+
+/// Kinds of events a prefilter database reports, in the high bits of the expression id.
+enum EventKind: UInt32 {
+    case match = 0
+    case context = 1
+    case terminator = 2
+    case breaker = 3
+
+    /// Ids carry the kind (4 bits), a context-rule slot (4 bits) and the detector index (16 bits).
+    static func id(_ kind: EventKind, detector: Int, slot: Int = 0) -> UInt32 {
+        kind.rawValue << 20 | UInt32(slot) << 16 | UInt32(detector)
+    }
+}
+
+/// All detectors of one masking profile, compiled. Immutable, shared by every masker made from it.
+///
+/// Matching is two-stage. A *prefilter* database holds every pattern without start-of-match
+/// tracking (fast in stream mode) and reports where candidates end. For those ends only, a
+/// per-detector block database compiled with `HS_FLAG_SOM_LEFTMOST` finds the leftmost start in
+/// a window of at most `max_width` bytes before the end. Validators and context words then
+/// decide, and overlapping matches resolve leftmost-longest.
+public final class MaskingEngine: Sendable {
+    public let profile: MaskingProfile
+    let detectors: [CompiledDetector]
+    let streamDatabase: HyperscanDatabase
+    let blockDatabase: HyperscanDatabase
+    let confirmDatabases: [HyperscanDatabase]
+    let scratch: ScratchPool
+    /// Bytes a stream holds back so that no match can still grow into released output.
+    public let holdback: Int
+    let maxContextBefore: Int
+    /// The widest match of any detector.
+    let maxMatchWidth: Int
+    let hashKey: SymmetricKey
+
+    /// The ids of the detectors this engine runs, in priority order.
+    public var detectorIDs: [String] { detectors.map(\.definition.id) }
+
+    /// - Parameters:
+    ///   - detectors: every detector known (from the corpora); the profile selects among them.
+    ///   - profile: which detectors run and with what style.
+    ///   - hashKey: the key of the `hash` style. Without one, a random per-process key is used,
+    ///     so tokens are stable only within one process.
+    public init(detectors all: [Detector], profile: MaskingProfile = MaskingProfile(name: "default"),
+                hashKey: [UInt8]? = nil) throws {
+        try HS.checkPlatform()
+        self.profile = profile
+        self.hashKey = hashKey.map { SymmetricKey(data: $0) } ?? SymmetricKey(size: .bits256)
+        let selected = all.filter(profile.selects)
+        guard !selected.isEmpty else {
+            throw HyperscanError(code: .compileFailed, reason: "profile '\(profile.name)' selects no detector")
+        }
+        let baseFlags = HS.multiline
+        var prefilter: [HyperscanExpression] = []
+        var confirm: [HyperscanDatabase] = []
+        var compiled: [CompiledDetector] = []
+        for (index, detector) in selected.enumerated() {
+            let flags = baseFlags | (detector.caseless ? HS.caseless : 0)
+            var widest = 0
+            for pattern in detector.patterns {
+                let info = try HyperscanDatabase.info(pattern: pattern, flags: flags, owner: detector.id)
+                if let max = info.maxWidth {
+                    widest = Swift.max(widest, Swift.min(max, detector.maxWidth ?? max))
+                } else if let declared = detector.maxWidth {
+                    widest = Swift.max(widest, declared)
+                } else {
+                    throw HyperscanError(code: .compileFailed, detector: detector.id,
+                                         reason: "the pattern is unbounded: set max_width")
+                }
+                prefilter.append(HyperscanExpression(pattern: pattern, flags: flags,
+                                                     id: EventKind.id(.match, detector: index), owner: detector.id))
+            }
+            let confirmExpressions = detector.patterns.enumerated().map { offset, pattern in
+                HyperscanExpression(pattern: pattern, flags: flags | HS.somLeftmost, id: UInt32(offset), owner: detector.id)
+            }
+            confirm.append(try HyperscanDatabase(expressions: confirmExpressions, mode: HS.modeBlock))
+            guard detector.context.count <= 16 else {
+                throw HyperscanError(code: .compileFailed, detector: detector.id, reason: "at most 16 context rules")
+            }
+            for (slot, rule) in detector.context.enumerated() {
+                for word in rule.words {
+                    prefilter.append(HyperscanExpression(pattern: Self.literalPattern(word), flags: HS.caseless,
+                                                         id: EventKind.id(.context, detector: index, slot: slot), owner: detector.id))
+                }
+                for word in rule.breakers {
+                    prefilter.append(HyperscanExpression(pattern: Self.literalPattern(word), flags: HS.caseless,
+                                                         id: EventKind.id(.breaker, detector: index, slot: slot), owner: detector.id))
+                }
+            }
+            var extendClass: ByteSet?
+            var extendMax: Int?
+            switch detector.extend {
+            case .byteClass(let set):
+                extendClass = set
+            case .until(let pattern, let max):
+                extendMax = max
+                prefilter.append(HyperscanExpression(pattern: pattern, flags: flags,
+                                                     id: EventKind.id(.terminator, detector: index), owner: detector.id))
+            case nil:
+                break
+            }
+            let style = profile.style(for: detector)
+            compiled.append(CompiledDetector(
+                index: index, definition: detector, style: style, maxWidth: widest,
+                contextBefore: detector.context.map(\.before).max() ?? 0,
+                contextAfter: detector.context.map(\.after).max() ?? 0, context: detector.context, extendClass: extendClass, extendUntilMax: extendMax,
+                redaction: Array("[\(detector.label)]".utf8)))
+        }
+        self.detectors = compiled
+        self.streamDatabase = try HyperscanDatabase(expressions: prefilter, mode: HS.modeStream)
+        self.blockDatabase = try HyperscanDatabase(expressions: prefilter, mode: HS.modeBlock)
+        self.confirmDatabases = confirm
+        self.scratch = try ScratchPool(databases: [streamDatabase, blockDatabase] + confirm)
+        self.holdback = (compiled.map { $0.maxWidth + $0.contextAfter }.max() ?? 0) + 3
+        self.maxContextBefore = compiled.map(\.contextBefore).max() ?? 0
+        self.maxMatchWidth = compiled.map(\.maxWidth).max() ?? 0
+    }
+
+    /// A new stream masker (one per byte stream; not shared between threads at once).
+    public func makeStreamMasker() throws -> StreamMasker {
+        try StreamMasker(engine: self)
+    }
+
+    /// A new value masker (one per thread or connection; reused across values).
+    public func makeValueMasker() -> ValueMasker {
+        ValueMasker(engine: self)
+    }
+
+    /// Bytes of Hyperscan stream state per open stream.
+    public var streamStateSize: Int { streamDatabase.streamStateSize }
+
+    /// Bytes of one scratch space.
+    public var scratchSize: Int { scratch.scratchSize }
+
+    /// A Hyperscan pattern matching `word` literally, with word boundaries where it starts or ends
+    /// with a word character.
+    static func literalPattern(_ word: String) -> String {
+        var pattern = ""
+        for scalar in word.unicodeScalars {
+            if scalar.isASCII, let value = UInt8(exactly: scalar.value),
+               Validators.isAlnum(value) || value == UInt8(ascii: "_") || value == UInt8(ascii: " ") {
+                pattern.unicodeScalars.append(scalar)
+            } else if scalar.isASCII {
+                pattern += String(format: "\\x%02x", scalar.value)
+            } else {
+                for byte in String(scalar).utf8 { pattern += String(format: "\\x%02x", byte) }
+            }
+        }
+        let bytes = Array(word.utf8)
+        let wordChar: (UInt8) -> Bool = { Validators.isAlnum($0) || $0 == UInt8(ascii: "_") }
+        if let first = bytes.first, wordChar(first) { pattern = "\\b" + pattern }
+        if let last = bytes.last, wordChar(last) { pattern += "\\b" }
+        return pattern
+    }
+
+    /// The replacement for one match in `style`.
+    func replacement(for detector: CompiledDetector, value: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+        switch detector.style {
+        case .redact, .null:
+            out.append(contentsOf: detector.redaction)
+        case .hash:
+            let code = HMAC<SHA256>.authenticationCode(for: value, using: hashKey)
+            out.append(contentsOf: "tok_".utf8)
+            let hex: [UInt8] = Array("0123456789abcdef".utf8)
+            var count = 0
+            for byte in code {
+                out.append(hex[Int(byte >> 4)])
+                out.append(hex[Int(byte & 15)])
+                count += 1
+                if count == 8 { break }
+            }
+        case .partial:
+            Self.partial(detector: detector, value: value, into: &out)
+        }
+    }
+
+    /// Partial masks keep what is commonly shown to support staff: the last four alphanumerics of
+    /// cards, IBANs, phones and national ids; the first character and the domain of an email.
+    /// Secrets are never shown in part.
+    static func partial(detector: CompiledDetector, value: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+        let category = detector.definition.category
+        if category == "secret" {
+            out.append(contentsOf: detector.redaction)
+            return
+        }
+        if let at = value.lastIndex(of: UInt8(ascii: "@")), at > 0 {
+            out.append(value[0])
+            out.append(contentsOf: "***".utf8)
+            out.append(contentsOf: value[at...])
+            return
+        }
+        let alnumCount = value.reduce(0) { $0 + (Validators.isAlnum($1) ? 1 : 0) }
+        guard alnumCount >= 8 else {
+            out.append(contentsOf: detector.redaction)
+            return
+        }
+        var remaining = alnumCount
+        for byte in value {
+            if Validators.isAlnum(byte) {
+                out.append(remaining <= 4 ? byte : UInt8(ascii: "*"))
+                remaining -= 1
+            } else {
+                out.append(byte)
+            }
+        }
+    }
+}

@@ -1,0 +1,485 @@
+import CHyperscan
+
+/// Collects what a Hyperscan scan reports, from inside the C callback.
+final class EventCollector {
+    /// Prefilter events: expression id in the high 24 bits, absolute end offset in the low 40.
+    var events: [UInt64] = []
+    /// Confirm matches: (start, end) relative to the scanned window.
+    var spans: [(start: Int, end: Int)] = []
+    /// Added to relative end offsets of prefilter events.
+    var base = 0
+    /// Set when the collector hit its limit; the caller fails closed.
+    var overflow = false
+    let limit: Int
+
+    init(limit: Int) {
+        self.limit = limit
+        events.reserveCapacity(256)
+        spans.reserveCapacity(64)
+    }
+
+    static let onEvent: match_event_handler = { id, _, to, _, context in
+        let collector = Unmanaged<EventCollector>.fromOpaque(context!).takeUnretainedValue()
+        guard collector.events.count < collector.limit else {
+            collector.overflow = true
+            return 1
+        }
+        collector.events.append(UInt64(id) << 40 | UInt64(collector.base + Int(to)))
+        return 0
+    }
+
+    static let onSpan: match_event_handler = { _, from, to, _, context in
+        let collector = Unmanaged<EventCollector>.fromOpaque(context!).takeUnretainedValue()
+        guard collector.spans.count < collector.limit else {
+            collector.overflow = true
+            return 1
+        }
+        collector.spans.append((Int(from), Int(to)))
+        return 0
+    }
+}
+
+/// A context word (or breaker) seen in the stream.
+struct ContextHit {
+    var end: Int
+    var slot: Int
+    var breaker: Bool
+}
+
+/// A candidate with its start found, waiting to be validated and emitted.
+struct PendingMatch {
+    var start: Int
+    var end: Int
+    var detector: Int
+    /// The end of a match that is longer than `max_width`, reported one byte after a previous
+    /// end of the same detector: it widens that match if that match was masked.
+    var continuation = false
+}
+
+/// An error from masking: the data could not be scanned, so it must not be forwarded.
+public struct MaskingError: Error, CustomStringConvertible, Equatable, Sendable {
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public static let engine = Code(rawValue: "MASK_ENGINE_ERROR")
+        public static let tooManyCandidates = Code(rawValue: "MASK_TOO_MANY_CANDIDATES")
+        public static let finished = Code(rawValue: "MASK_STREAM_FINISHED")
+        public var description: String { rawValue }
+    }
+
+    public let code: Code
+    public let reason: String
+
+    public init(code: Code, reason: String) {
+        self.code = code
+        self.reason = reason
+    }
+
+    public var description: String { "\(code): \(reason)" }
+}
+
+/// The match bookkeeping shared by the stream and value maskers: candidate ends per detector,
+/// their confirmed starts, context and terminator hits, and the emission of masked output.
+///
+/// Positions are absolute offsets into the logical stream. `bytes` passed to the methods holds the
+/// stream from `base` to the end of what has been scanned.
+struct Resolver {
+    let engine: MaskingEngine
+    /// Candidate match ends per detector, not yet confirmed.
+    var candidates: [[Int]]
+    /// The last candidate end seen per detector, to recognise contiguous reports of one long match.
+    var lastEnd: [Int]
+    var dirty: [Int] = []
+    var pending: [PendingMatch] = []
+    /// Context hits per detector: (end offset, slot, is-breaker).
+    var contextHits: [[ContextHit]]
+    var terminatorHits: [[Int]]
+    /// Output has been produced (or dropped as masked) for every byte before `cursor`.
+    var cursor = 0
+    /// The end of the last masked region; a later match overlapping it widens it silently.
+    var lastMaskEnd = -1
+    /// An open extension of a masked match: (detector, byte limit for `until`).
+    var extending: (detector: Int, limit: Int)?
+    /// Matches masked per detector.
+    var counts: [Int]
+    let collector: EventCollector
+    var scratchReplacement: [UInt8] = []
+
+    init(engine: MaskingEngine) {
+        self.engine = engine
+        let n = engine.detectors.count
+        candidates = Array(repeating: [], count: n)
+        lastEnd = Array(repeating: -2, count: n)
+        contextHits = Array(repeating: [], count: n)
+        terminatorHits = Array(repeating: [], count: n)
+        counts = Array(repeating: 0, count: n)
+        collector = EventCollector(limit: 1 << 20)
+        scratchReplacement.reserveCapacity(256)
+    }
+
+    mutating func reset() {
+        for index in dirty { candidates[index].removeAll(keepingCapacity: true) }
+        dirty.removeAll(keepingCapacity: true)
+        pending.removeAll(keepingCapacity: true)
+        for index in contextHits.indices {
+            contextHits[index].removeAll(keepingCapacity: true)
+            terminatorHits[index].removeAll(keepingCapacity: true)
+            counts[index] = 0
+            lastEnd[index] = -2
+        }
+        cursor = 0
+        lastMaskEnd = -1
+        extending = nil
+        collector.events.removeAll(keepingCapacity: true)
+        collector.overflow = false
+    }
+
+    /// Sorts the collector's prefilter events into candidates and hits.
+    mutating func distributeEvents() throws {
+        if collector.overflow {
+            throw MaskingError(code: .tooManyCandidates, reason: "more than \(collector.limit) candidates in one write")
+        }
+        for event in collector.events {
+            let id = UInt32(event >> 40)
+            let end = Int(event & 0xFF_FFFF_FFFF)
+            let detector = Int(id & 0xFFFF)
+            let slot = Int((id >> 16) & 0xF)
+            switch EventKind(rawValue: id >> 20) {
+            case .match:
+                if candidates[detector].isEmpty { dirty.append(detector) }
+                candidates[detector].append(end)
+            case .context:
+                contextHits[detector].append(ContextHit(end: end, slot: slot, breaker: false))
+            case .breaker:
+                contextHits[detector].append(ContextHit(end: end, slot: slot, breaker: true))
+            case .terminator:
+                terminatorHits[detector].append(end)
+            case nil:
+                break
+            }
+        }
+        collector.events.removeAll(keepingCapacity: true)
+    }
+
+    /// Finds the leftmost start of every candidate end and moves them to `pending`.
+    ///
+    /// - Parameters:
+    ///   - bytes: the stream from `base` to `limit`.
+    ///   - limit: the end of the scanned bytes.
+    ///   - scratch: a scratch that fits the confirm databases.
+    mutating func confirm(bytes: UnsafeRawBufferPointer, base: Int, limit: Int, scratch: OpaquePointer) throws {
+        guard !dirty.isEmpty else { return }
+        let context = Unmanaged.passUnretained(collector).toOpaque()
+        for detectorIndex in dirty {
+            var ends = candidates[detectorIndex]
+            candidates[detectorIndex].removeAll(keepingCapacity: true)
+            if ends.count > 1 { ends.sort() }
+            let detector = engine.detectors[detectorIndex]
+            let database = engine.confirmDatabases[detectorIndex]
+            let first = ends[0]
+            let last = ends[ends.count - 1]
+            let windowStart = max(base, first - detector.maxWidth - 1)
+            let windowEnd = min(limit, last + 2)
+            try scan(database: database, bytes: bytes, from: windowStart - base, to: windowEnd - base, scratch: scratch, context: context)
+            // For each reported end keep the leftmost start; ends the prefilter did not report are
+            // artefacts of the window edge and are dropped.
+            var spanIndex = 0
+            let spans = collector.spans.sorted { $0.end < $1.end || ($0.end == $1.end && $0.start < $1.start) }
+            collector.spans.removeAll(keepingCapacity: true)
+            var previousEnd = -1
+            for end in ends where end != previousEnd {
+                previousEnd = end
+                let contiguous = lastEnd[detectorIndex] == end - 1
+                lastEnd[detectorIndex] = end
+                let relativeEnd = end - windowStart
+                while spanIndex < spans.count, spans[spanIndex].end < relativeEnd { spanIndex += 1 }
+                guard spanIndex < spans.count, spans[spanIndex].end == relativeEnd else { continue }
+                var start = windowStart + spans[spanIndex].start
+                // A start at the window's left edge lacks its left context (`\b`), and a match longer
+                // than max_width has no start within reach: look again with this end's own window.
+                if (start == windowStart && windowStart > 0) || end - start > detector.maxWidth {
+                    if contiguous {
+                        pending.append(PendingMatch(start: end - 1, end: end, detector: detectorIndex, continuation: true))
+                        continue
+                    }
+                    guard let narrow = try narrowStart(detector: detector, end: end, bytes: bytes, base: base, limit: limit,
+                                                       scratch: scratch, context: context) else { continue }
+                    start = narrow
+                }
+                pending.append(PendingMatch(start: start, end: end, detector: detectorIndex))
+            }
+        }
+        dirty.removeAll(keepingCapacity: true)
+        pending.sort { a, b in
+            if a.start != b.start { return a.start < b.start }
+            if a.end != b.end { return a.end > b.end }
+            return a.detector < b.detector
+        }
+    }
+
+    /// The start for `end` found in `[end - maxWidth - 1, end + 2)`; a match longer than
+    /// `maxWidth` is cut to its last `maxWidth` bytes.
+    private mutating func narrowStart(detector: CompiledDetector, end: Int, bytes: UnsafeRawBufferPointer, base: Int,
+                                      limit: Int, scratch: OpaquePointer, context: UnsafeMutableRawPointer) throws -> Int? {
+        let windowStart = max(base, end - detector.maxWidth - 1)
+        let windowEnd = min(limit, end + 2)
+        try scan(database: engine.confirmDatabases[detector.index], bytes: bytes, from: windowStart - base,
+                 to: windowEnd - base, scratch: scratch, context: context)
+        defer { collector.spans.removeAll(keepingCapacity: true) }
+        var best: Int?
+        for span in collector.spans where windowStart + span.end == end {
+            let start = windowStart + span.start
+            best = min(best ?? start, start)
+        }
+        guard let best else { return nil }
+        if best == windowStart && windowStart > 0 { return max(best + 1, end - detector.maxWidth) }
+        return best
+    }
+
+    private func scan(database: HyperscanDatabase, bytes: UnsafeRawBufferPointer, from: Int, to: Int,
+                      scratch: OpaquePointer, context: UnsafeMutableRawPointer) throws {
+        guard to > from else { return }
+        let pointer = bytes.baseAddress!.advanced(by: from).assumingMemoryBound(to: CChar.self)
+        let status = hs_scan(database.raw, pointer, UInt32(to - from), 0, scratch, EventCollector.onSpan, context)
+        if collector.overflow {
+            throw MaskingError(code: .tooManyCandidates, reason: "more than \(collector.limit) confirm matches")
+        }
+        guard status == HS.success else {
+            throw MaskingError(code: .engine, reason: "hs_scan failed with \(status)")
+        }
+    }
+
+    /// Produces output for every byte before `upTo`.
+    ///
+    /// - Parameters:
+    ///   - bytes: the stream from `base`; must reach at least two bytes past every match that starts
+    ///     before `upTo`, or the end of the stream when `atEnd`.
+    ///   - limit: the end of the scanned bytes.
+    ///   - atEnd: `limit` is the end of the stream (bytes past it are treated as absent).
+    mutating func emit(bytes: UnsafeRawBufferPointer, base: Int, limit: Int, upTo: Int, atEnd: Bool,
+                       _ sink: (UnsafeRawBufferPointer) -> Void) {
+        var consumed = 0
+        defer { if consumed > 0 { pending.removeFirst(consumed) } }
+        while cursor < upTo {
+            if let open = extending {
+                if !extend(open, bytes: bytes, base: base, upTo: upTo, limit: limit) { return }
+                continue
+            }
+            // The next pending match that starts before `upTo` and still reaches past the cursor.
+            var next: PendingMatch?
+            while consumed < pending.count, pending[consumed].start < upTo {
+                let candidate = pending[consumed]
+                consumed += 1
+                if candidate.continuation {
+                    // Widens the masked match it continues, and nothing else.
+                    if lastMaskEnd >= candidate.end - 1, candidate.end > cursor {
+                        cursor = candidate.end
+                        lastMaskEnd = candidate.end
+                    }
+                    continue
+                }
+                if candidate.end <= cursor {
+                    // Inside the masked region that ends at the cursor: its extension may reach past it.
+                    let detector = engine.detectors[candidate.detector]
+                    if lastMaskEnd == cursor, extending == nil,
+                       detector.extendClass != nil || detector.extendUntilMax != nil,
+                       accept(candidate, bytes: bytes, base: base, limit: limit) {
+                        openExtension(after: candidate, bytes: bytes, base: base)
+                        if extending != nil { break }
+                    }
+                    continue
+                }
+                if !accept(candidate, bytes: bytes, base: base, limit: limit) { continue }
+                next = candidate
+                break
+            }
+            if extending != nil { continue }
+            guard let match = next else {
+                sink(slice(bytes, base: base, from: cursor, to: upTo))
+                cursor = upTo
+                return
+            }
+            let detector = engine.detectors[match.detector]
+            if match.start < cursor {
+                if match.start >= lastMaskEnd {
+                    // Its beginning was released by an idle flush: mask what is left of it.
+                    detector.redaction.withUnsafeBytes { sink($0) }
+                    counts[match.detector] += 1
+                }
+                cursor = match.end
+                lastMaskEnd = match.end
+            } else {
+                if match.start > cursor { sink(slice(bytes, base: base, from: cursor, to: match.start)) }
+                writeReplacement(match, detector: detector, bytes: bytes, base: base, sink)
+                counts[match.detector] += 1
+                cursor = match.end
+                lastMaskEnd = match.end
+            }
+            if detector.extendClass != nil || detector.extendUntilMax != nil {
+                extending = (match.detector, match.start + (detector.extendUntilMax ?? 0))
+            }
+        }
+    }
+
+    /// Opens the extension of a match that lies inside the masked region ending at `cursor`, if
+    /// its extension reaches the cursor (its class covers every byte in between, or no
+    /// terminator ended it before).
+    private mutating func openExtension(after match: PendingMatch, bytes: UnsafeRawBufferPointer, base: Int) {
+        let detector = engine.detectors[match.detector]
+        if let set = detector.extendClass {
+            var position = match.end
+            while position < cursor, set.contains(bytes[position - base]) { position += 1 }
+            if position == cursor { extending = (match.detector, 0) }
+        } else if let max = detector.extendUntilMax {
+            let ended = terminatorHits[match.detector].contains { $0 > match.end && $0 <= cursor }
+            if !ended, match.start + max > cursor { extending = (match.detector, match.start + max) }
+        }
+    }
+
+    /// Drops bytes that continue the open extension. Returns false when it stopped at `upTo`
+    /// with the extension still open.
+    private mutating func extend(_ open: (detector: Int, limit: Int), bytes: UnsafeRawBufferPointer, base: Int,
+                                 upTo: Int, limit: Int) -> Bool {
+        let detector = engine.detectors[open.detector]
+        if let set = detector.extendClass {
+            var position = cursor
+            while position < upTo, set.contains(bytes[position - base]) { position += 1 }
+            cursor = position
+            lastMaskEnd = position
+            if position < upTo { extending = nil; return true }
+            return false
+        }
+        // `until`: through the first terminator that ends after the cursor, within the limit.
+        var stop = open.limit
+        for hit in terminatorHits[open.detector] where hit > cursor {
+            stop = min(stop, hit)
+            break
+        }
+        if stop <= upTo {
+            cursor = max(cursor, stop)
+            lastMaskEnd = cursor
+            extending = nil
+            return true
+        }
+        cursor = upTo
+        lastMaskEnd = upTo
+        return false
+    }
+
+    /// Validator, context and span checks of one candidate.
+    private func accept(_ match: PendingMatch, bytes: UnsafeRawBufferPointer, base: Int, limit: Int) -> Bool {
+        let detector = engine.detectors[match.detector]
+        for (slot, rule) in detector.context.enumerated() {
+            guard contextHolds(rule, slot: slot, hits: contextHits[match.detector], match: match) else { return false }
+        }
+        guard let validator = detector.definition.validator else { return true }
+        let view = candidateView(match, bytes: bytes, base: base, limit: limit)
+        return Validators.validate(validator, view)
+    }
+
+    /// A rule holds when one of its words ends within `[start - before, end + after]`; with
+    /// breakers, the nearest word before the match must not be followed by a breaker before it.
+    private func contextHolds(_ rule: ContextRule, slot: Int, hits: [ContextHit], match: PendingMatch) -> Bool {
+        let low = match.start - rule.before
+        let high = match.end + rule.after
+        if rule.breakers.isEmpty {
+            return hits.contains { $0.slot == slot && !$0.breaker && $0.end >= low && $0.end <= high }
+        }
+        // Hits are in stream order: find the last word or breaker that ends before the match.
+        var open = false
+        for hit in hits where hit.slot == slot {
+            if hit.end > match.start { break }
+            if hit.end < low { continue }
+            open = !hit.breaker
+        }
+        return open
+    }
+
+    func candidateView(_ match: PendingMatch, bytes: UnsafeRawBufferPointer, base: Int, limit: Int) -> CandidateView {
+        let value = slice(bytes, base: base, from: match.start, to: match.end)
+        func byte(_ position: Int) -> UInt8? {
+            guard position >= base, position < limit, position - base < bytes.count else { return nil }
+            return bytes[position - base]
+        }
+        let detector = engine.detectors[match.detector]
+        let secret = detector.definition.span.map { SpanFinder.secret(in: value, span: $0) } ?? 0..<value.count
+        return CandidateView(bytes: value, secret: secret, before: (byte(match.start - 1), byte(match.start - 2)),
+                             after: (byte(match.end), byte(match.end + 1)))
+    }
+
+    private mutating func writeReplacement(_ match: PendingMatch, detector: CompiledDetector, bytes: UnsafeRawBufferPointer,
+                                           base: Int, _ sink: (UnsafeRawBufferPointer) -> Void) {
+        let value = slice(bytes, base: base, from: match.start, to: match.end)
+        let secret = detector.definition.span.map { SpanFinder.secret(in: value, span: $0) } ?? 0..<value.count
+        if secret.lowerBound > 0 { sink(UnsafeRawBufferPointer(rebasing: value[0..<secret.lowerBound])) }
+        scratchReplacement.removeAll(keepingCapacity: true)
+        engine.replacement(for: detector, value: UnsafeRawBufferPointer(rebasing: value[secret]), into: &scratchReplacement)
+        scratchReplacement.withUnsafeBytes { sink($0) }
+        if secret.upperBound < value.count { sink(UnsafeRawBufferPointer(rebasing: value[secret.upperBound...])) }
+    }
+
+    @inline(__always)
+    func slice(_ bytes: UnsafeRawBufferPointer, base: Int, from: Int, to: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: bytes[(from - base)..<(to - base)])
+    }
+
+    /// Forgets hits and matches that can no longer matter once output reached `cursor`.
+    mutating func prune() {
+        let horizon = cursor - engine.maxContextBefore - 8
+        for index in contextHits.indices {
+            if let first = contextHits[index].first, first.end < horizon {
+                contextHits[index].removeAll { $0.end < horizon }
+            }
+            if let first = terminatorHits[index].first, first < cursor {
+                terminatorHits[index].removeAll { $0 < cursor }
+            }
+        }
+    }
+}
+
+/// Locates the secret part of a match from a detector's `span` literals.
+enum SpanFinder {
+    static func secret(in value: UnsafeRawBufferPointer, span: SecretSpan) -> Range<Int> {
+        var start = 0
+        for step in span.after {
+            // `a|b`: after the first occurrence of either literal.
+            var best: (Int, Int)?
+            for literal in step.split(separator: "|", omittingEmptySubsequences: true) {
+                let needle = Array(literal.utf8)
+                if let found = find(needle, in: value, from: start), found < (best?.0 ?? Int.max) { best = (found, needle.count) }
+            }
+            guard let best else { break }
+            start = best.0 + best.1
+        }
+        var end = value.count
+        if let before = span.beforeLast, let found = findLast(Array(before.utf8), in: value, from: start) {
+            end = found
+        }
+        if !span.trim.isEmpty {
+            let trim = Set(span.trim.utf8)
+            while start < end, trim.contains(value[start]) { start += 1 }
+            while end > start, trim.contains(value[end - 1]) { end -= 1 }
+        }
+        return start < end ? start..<end : 0..<value.count
+    }
+
+    static func find(_ needle: [UInt8], in haystack: UnsafeRawBufferPointer, from: Int) -> Int? {
+        guard !needle.isEmpty, haystack.count >= needle.count else { return nil }
+        var index = from
+        while index + needle.count <= haystack.count {
+            if haystack[index] == needle[0], needle.indices.allSatisfy({ haystack[index + $0] == needle[$0] }) { return index }
+            index += 1
+        }
+        return nil
+    }
+
+    static func findLast(_ needle: [UInt8], in haystack: UnsafeRawBufferPointer, from: Int) -> Int? {
+        guard !needle.isEmpty, haystack.count >= needle.count else { return nil }
+        var index = haystack.count - needle.count
+        while index >= from {
+            if needle.indices.allSatisfy({ haystack[index + $0] == needle[$0] }) { return index }
+            index -= 1
+        }
+        return nil
+    }
+}

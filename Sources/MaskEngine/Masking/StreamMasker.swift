@@ -1,0 +1,186 @@
+import CHyperscan
+
+/// Masks one byte stream as it flows: chunks of any size in, masked chunks out.
+///
+/// Bytes that could still belong to an unfinished match are held back (at most
+/// ``MaskingEngine/holdback`` bytes); everything before them is released by the same `write`.
+/// The output is byte-identical for every chunking of the same input. Not thread-safe: one
+/// stream masker belongs to one stream, which may move between threads but is written by one
+/// at a time.
+public final class StreamMasker {
+    public let engine: MaskingEngine
+    private var stream: OpaquePointer?
+    private var resolver: Resolver
+    /// Held-back bytes, from `base` to `scanned`.
+    private var buffer: [UInt8]
+    private var base = 0
+    private var scanned = 0
+    private var finished = false
+    /// Where the last idle flush released output up to.
+    private var flushedAt: Int?
+
+    /// Writes larger than this are scanned in pieces, so the held-back buffer stays small.
+    public static let pieceSize = 4096
+
+    init(engine: MaskingEngine) throws {
+        self.engine = engine
+        var stream: OpaquePointer?
+        let status = hs_open_stream(engine.streamDatabase.raw, 0, &stream)
+        guard status == HS.success, stream != nil else {
+            throw MaskingError(code: .engine, reason: "hs_open_stream failed with \(status)")
+        }
+        self.stream = stream
+        self.resolver = Resolver(engine: engine)
+        self.buffer = []
+        self.buffer.reserveCapacity(engine.holdback + Self.pieceSize + 8)
+    }
+
+    deinit {
+        if let stream { _ = hs_close_stream(stream, nil, nil, nil) }
+    }
+
+    /// Bytes written so far.
+    public var bytesIn: Int { scanned }
+
+    /// Bytes currently held back.
+    public var heldBack: Int { scanned - resolver.cursor }
+
+    /// Matches masked so far, per detector id.
+    public var counts: [String: Int] {
+        var result: [String: Int] = [:]
+        for (index, count) in resolver.counts.enumerated() where count > 0 {
+            result[engine.detectors[index].definition.id] = count
+        }
+        return result
+    }
+
+    /// Approximate bytes this stream holds: Hyperscan stream state plus the held-back buffer.
+    public var memoryFootprint: Int { engine.streamStateSize + buffer.capacity }
+
+    /// Scans `bytes` and passes every byte that can no longer be part of a match to `sink`,
+    /// masked. `sink` may be called several times per write.
+    public func write(_ bytes: UnsafeRawBufferPointer, _ sink: (UnsafeRawBufferPointer) -> Void) throws {
+        guard !finished else { throw MaskingError(code: .finished, reason: "write after finish") }
+        var offset = 0
+        while offset < bytes.count {
+            let count = min(Self.pieceSize, bytes.count - offset)
+            try writePiece(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + count)]), sink)
+            offset += count
+        }
+    }
+
+    /// Convenience for tests and small callers: the masked output of this write.
+    public func write(_ bytes: [UInt8]) throws -> [UInt8] {
+        var out: [UInt8] = []
+        try bytes.withUnsafeBytes { raw in try write(raw) { out.append(contentsOf: $0) } }
+        return out
+    }
+
+    private func writePiece(_ piece: UnsafeRawBufferPointer, _ sink: (UnsafeRawBufferPointer) -> Void) throws {
+        buffer.append(contentsOf: piece)
+        let collector = resolver.collector
+        collector.base = 0  // stream mode reports offsets from the start of the stream
+        let status = try engine.scratch.withScratch { scratch in
+            hs_scan_stream(stream, piece.baseAddress?.assumingMemoryBound(to: CChar.self), UInt32(piece.count), 0,
+                           scratch, EventCollector.onEvent, Unmanaged.passUnretained(collector).toOpaque())
+        }
+        scanned += piece.count
+        guard status == HS.success else {
+            throw MaskingError(code: collector.overflow ? .tooManyCandidates : .engine, reason: "hs_scan_stream failed with \(status)")
+        }
+        try resolver.distributeEvents()
+        try release(upTo: scanned - engine.holdback, atEnd: false, sink)
+    }
+
+    /// Confirms candidates and releases output up to `upTo`, then drops buffered bytes that are
+    /// no longer needed.
+    private func release(upTo: Int, atEnd: Bool, _ sink: (UnsafeRawBufferPointer) -> Void) throws {
+        let base = self.base
+        let scanned = self.scanned
+        try buffer.withUnsafeBytes { bytes in
+            try engine.scratch.withScratch { scratch in
+                try resolver.confirm(bytes: bytes, base: base, limit: scanned, scratch: scratch)
+            }
+            if upTo > resolver.cursor {
+                resolver.emit(bytes: bytes, base: base, limit: scanned, upTo: upTo, atEnd: atEnd, sink)
+            }
+        }
+        resolver.prune()
+        // Keep two bytes of left context before the release point for the next confirm windows,
+        // and every byte of matches still pending (an open extension can leave some behind).
+        let earliestPending = resolver.pending.first.map { $0.start } ?? Int.max
+        // After an idle flush, matches can start before the released bytes: keep a match width of
+        // them so the rest of such a match is still found.
+        let history = flushedAt.map { resolver.cursor < $0 + engine.maxMatchWidth ? engine.maxMatchWidth : 0 } ?? 0
+        let keepFrom = max(base, min(resolver.cursor, max(upTo, 0), earliestPending) - 2 - history)
+        if keepFrom > base {
+            buffer.removeSubrange(0..<(keepFrom - base))
+            self.base = keepFrom
+        }
+    }
+
+    /// Releases everything still held back, as if the stream ended here, without ending it.
+    ///
+    /// For interactive streams after an idle interval: a value that continues after the flush
+    /// may have its beginning released unmasked (the rest of it is masked). Breaks chunk
+    /// invariance by design: output then depends on timing.
+    public func flush(_ sink: (UnsafeRawBufferPointer) -> Void) throws {
+        guard !finished else { throw MaskingError(code: .finished, reason: "flush after finish") }
+        guard scanned > resolver.cursor else { return }
+        let collector = resolver.collector
+        let from = max(base, resolver.cursor - 2)
+        collector.base = from
+        let status = try buffer.withUnsafeBytes { bytes in
+            try engine.scratch.withScratch { scratch in
+                hs_scan(engine.blockDatabase.raw, bytes.baseAddress!.advanced(by: from - base).assumingMemoryBound(to: CChar.self),
+                        UInt32(scanned - from), 0, scratch, EventCollector.onEvent, Unmanaged.passUnretained(collector).toOpaque())
+            }
+        }
+        guard status == HS.success else {
+            throw MaskingError(code: .engine, reason: "hs_scan failed with \(status)")
+        }
+        try resolver.distributeEvents()
+        flushedAt = scanned
+        try release(upTo: scanned, atEnd: true, sink)
+    }
+
+    /// Ends the stream: reports matches that end with it and releases every held-back byte.
+    /// The masker can be used again for a new stream after ``reset()``.
+    public func finish(_ sink: (UnsafeRawBufferPointer) -> Void) throws {
+        guard !finished else { throw MaskingError(code: .finished, reason: "finish called twice") }
+        finished = true
+        let collector = resolver.collector
+        collector.base = 0
+        let status = try engine.scratch.withScratch { scratch in
+            hs_reset_stream(stream, 0, scratch, EventCollector.onEvent, Unmanaged.passUnretained(collector).toOpaque())
+        }
+        guard status == HS.success else {
+            throw MaskingError(code: .engine, reason: "hs_reset_stream failed with \(status)")
+        }
+        try resolver.distributeEvents()
+        try release(upTo: scanned, atEnd: true, sink)
+    }
+
+    /// Convenience: the rest of the masked output.
+    public func finish() throws -> [UInt8] {
+        var out: [UInt8] = []
+        try finish { out.append(contentsOf: $0) }
+        return out
+    }
+
+    /// Prepares the masker for a new stream (after ``finish(_:)``, or to abandon the current one).
+    public func reset() throws {
+        if !finished {
+            let status = hs_reset_stream(stream, 0, nil, nil, nil)
+            guard status == HS.success else {
+                throw MaskingError(code: .engine, reason: "hs_reset_stream failed with \(status)")
+            }
+        }
+        finished = false
+        resolver.reset()
+        buffer.removeAll(keepingCapacity: true)
+        base = 0
+        scanned = 0
+        flushedAt = nil
+    }
+}
