@@ -12,6 +12,9 @@ struct CompiledDetector: Sendable {
     let contextAfter: Int
     /// Context rules, in the order of their event slots.
     let context: [ContextRule]
+    /// Every context rule looks only before the match and has no breakers, so a candidate with
+    /// no context word in reach can be dropped before its start is searched.
+    let contextPrecheck: Bool
     let extendClass: ByteSet?
     let extendUntilMax: Int?
     let redaction: [UInt8]
@@ -121,7 +124,8 @@ public final class MaskingEngine: Sendable {
             compiled.append(CompiledDetector(
                 index: index, definition: detector, style: style, maxWidth: widest,
                 contextBefore: detector.context.map(\.before).max() ?? 0,
-                contextAfter: detector.context.map(\.after).max() ?? 0, context: detector.context, extendClass: extendClass, extendUntilMax: extendMax,
+                contextAfter: detector.context.map(\.after).max() ?? 0, context: detector.context,
+                contextPrecheck: !detector.context.isEmpty && detector.context.allSatisfy { $0.after == 0 && $0.breakers.isEmpty }, extendClass: extendClass, extendUntilMax: extendMax,
                 redaction: Array("[\(detector.label)]".utf8)))
         }
         self.detectors = compiled

@@ -171,42 +171,29 @@ struct Resolver {
         guard !dirty.isEmpty else { return }
         let context = Unmanaged.passUnretained(collector).toOpaque()
         for detectorIndex in dirty {
-            var ends = candidates[detectorIndex]
-            candidates[detectorIndex].removeAll(keepingCapacity: true)
-            if ends.count > 1 { ends.sort() }
             let detector = engine.detectors[detectorIndex]
-            let database = engine.confirmDatabases[detectorIndex]
-            let first = ends[0]
-            let last = ends[ends.count - 1]
-            let windowStart = max(base, first - detector.maxWidth - 1)
-            let windowEnd = min(limit, last + 2)
-            try scan(database: database, bytes: bytes, from: windowStart - base, to: windowEnd - base, scratch: scratch, context: context)
-            // For each reported end keep the leftmost start; ends the prefilter did not report are
-            // artefacts of the window edge and are dropped.
-            var spanIndex = 0
-            let spans = collector.spans.sorted { $0.end < $1.end || ($0.end == $1.end && $0.start < $1.start) }
-            collector.spans.removeAll(keepingCapacity: true)
+            candidates[detectorIndex].sort()
+            // Contiguity is judged on every reported end, before any is dropped.
+            var kept: [(end: Int, contiguous: Bool)] = []
+            kept.reserveCapacity(candidates[detectorIndex].count)
             var previousEnd = -1
-            for end in ends where end != previousEnd {
+            for end in candidates[detectorIndex] where end != previousEnd {
                 previousEnd = end
                 let contiguous = lastEnd[detectorIndex] == end - 1
                 lastEnd[detectorIndex] = end
-                let relativeEnd = end - windowStart
-                while spanIndex < spans.count, spans[spanIndex].end < relativeEnd { spanIndex += 1 }
-                guard spanIndex < spans.count, spans[spanIndex].end == relativeEnd else { continue }
-                var start = windowStart + spans[spanIndex].start
-                // A start at the window's left edge lacks its left context (`\b`), and a match longer
-                // than max_width has no start within reach: look again with this end's own window.
-                if (start == windowStart && windowStart > 0) || end - start > detector.maxWidth {
-                    if contiguous {
-                        pending.append(PendingMatch(start: end - 1, end: end, detector: detectorIndex, continuation: true))
-                        continue
-                    }
-                    guard let narrow = try narrowStart(detector: detector, end: end, bytes: bytes, base: base, limit: limit,
-                                                       scratch: scratch, context: context) else { continue }
-                    start = narrow
+                if detector.contextPrecheck, end < limit - 1, !contextPossible(detector, end: end) { continue }
+                kept.append((end, contiguous))
+            }
+            candidates[detectorIndex].removeAll(keepingCapacity: true)
+            // Ends further apart than a match width are confirmed in separate windows.
+            var clusterStart = 0
+            for index in kept.indices {
+                let isLast = index == kept.count - 1
+                if isLast || kept[index + 1].end - kept[index].end > detector.maxWidth + 2 {
+                    try confirmCluster(kept[clusterStart...index], detector: detector, bytes: bytes, base: base, limit: limit,
+                                       scratch: scratch, context: context)
+                    clusterStart = index + 1
                 }
-                pending.append(PendingMatch(start: start, end: end, detector: detectorIndex))
             }
         }
         dirty.removeAll(keepingCapacity: true)
@@ -214,6 +201,61 @@ struct Resolver {
             if a.start != b.start { return a.start < b.start }
             if a.end != b.end { return a.end > b.end }
             return a.detector < b.detector
+        }
+    }
+
+    /// Whether a before-only context rule can still hold for a candidate ending at `end`: every
+    /// rule needs a word ending in `[end - max_width - before, end]`.
+    private func contextPossible(_ detector: CompiledDetector, end: Int) -> Bool {
+        let hits = contextHits[detector.index]
+        for (slot, rule) in detector.context.enumerated() {
+            let low = end - detector.maxWidth - rule.before
+            var found = false
+            for hit in hits.reversed() {
+                // Hits arrive in end order, give or take the one byte of a late `\b` report.
+                if hit.end < low - 2 { break }
+                if hit.slot == slot, hit.end <= end + 1 { found = true; break }
+            }
+            if !found { return false }
+        }
+        return true
+    }
+
+    /// Finds the leftmost start of each end of one cluster with one scan of its window.
+    private mutating func confirmCluster(_ ends: ArraySlice<(end: Int, contiguous: Bool)>, detector: CompiledDetector,
+                                         bytes: UnsafeRawBufferPointer, base: Int, limit: Int, scratch: OpaquePointer,
+                                         context: UnsafeMutableRawPointer) throws {
+        guard let first = ends.first?.end, let last = ends.last?.end else { return }
+        let windowStart = max(base, first - detector.maxWidth - 1)
+        let windowEnd = min(limit, last + 2)
+        try scan(database: engine.confirmDatabases[detector.index], bytes: bytes, from: windowStart - base,
+                 to: windowEnd - base, scratch: scratch, context: context)
+        // For each reported end keep the leftmost start; ends the prefilter did not report are
+        // artefacts of the window edge and are dropped.
+        collector.spans.sort { $0.end < $1.end || ($0.end == $1.end && $0.start < $1.start) }
+        var spanIndex = 0
+        var found: [(start: Int, end: Int, contiguous: Bool)] = []
+        for (end, contiguous) in ends {
+            let relativeEnd = end - windowStart
+            while spanIndex < collector.spans.count, collector.spans[spanIndex].end < relativeEnd { spanIndex += 1 }
+            guard spanIndex < collector.spans.count, collector.spans[spanIndex].end == relativeEnd else { continue }
+            found.append((windowStart + collector.spans[spanIndex].start, end, contiguous))
+        }
+        collector.spans.removeAll(keepingCapacity: true)
+        for (foundStart, end, contiguous) in found {
+            var start = foundStart
+            // A start at the window's left edge lacks its left context (`\b`), and a match longer
+            // than max_width has no start within reach: look again with this end's own window.
+            if (start == windowStart && windowStart > 0) || end - start > detector.maxWidth {
+                if contiguous {
+                    pending.append(PendingMatch(start: end - 1, end: end, detector: detector.index, continuation: true))
+                    continue
+                }
+                guard let narrow = try narrowStart(detector: detector, end: end, bytes: bytes, base: base, limit: limit,
+                                                   scratch: scratch, context: context) else { continue }
+                start = narrow
+            }
+            pending.append(PendingMatch(start: start, end: end, detector: detector.index))
         }
     }
 
