@@ -123,11 +123,19 @@ public enum Validators {
 
     /// Area not 000, 666 or 900–999; group not 00; serial not 0000.
     static func ssn(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        let digits = bytes.filter(isDigit).map { Int($0 - 48) }
-        guard digits.count == 9 else { return false }
-        let area = digits[0] * 100 + digits[1] * 10 + digits[2]
-        let group = digits[3] * 10 + digits[4]
-        let serial = digits[5] * 1000 + digits[6] * 100 + digits[7] * 10 + digits[8]
+        var area = 0, group = 0, serial = 0
+        var count = 0
+        for byte in bytes where isDigit(byte) {
+            let digit = Int(byte - 48)
+            switch count {
+            case 0..<3: area = area * 10 + digit
+            case 3..<5: group = group * 10 + digit
+            case 5..<9: serial = serial * 10 + digit
+            default: return false
+            }
+            count += 1
+        }
+        guard count == 9 else { return false }
         if area == 0 || area == 666 || area >= 900 { return false }
         if group == 0 || serial == 0 { return false }
         // Numbers published in advertising and never issued.
@@ -325,12 +333,12 @@ public enum Validators {
         if let b = candidate.before.0, b == UInt8(ascii: "-") || b == UInt8(ascii: "."), candidate.before.1.map(isDigit) == true { return false }
         let bytes = candidate.secretBytes
         var digits = 0
-        var distinct = Set<UInt8>()
+        var seen: UInt16 = 0
         for byte in bytes where isDigit(byte) {
             digits += 1
-            distinct.insert(byte)
+            seen |= 1 << UInt16(byte - 48)
         }
-        guard distinct.count > 2 else { return false }
+        guard seen.nonzeroBitCount > 2 else { return false }
         if bytes.first == UInt8(ascii: "+") {
             return (8...15).contains(digits)
         }

@@ -90,6 +90,9 @@ struct Resolver {
     /// The last candidate end seen per detector, to recognise contiguous reports of one long match.
     var lastEnd: [Int]
     var dirty: [Int] = []
+    /// Reused between confirms so that steady-state writes do not allocate.
+    var keptEnds: [(end: Int, contiguous: Bool)] = []
+    var foundStarts: [(start: Int, end: Int, contiguous: Bool)] = []
     var pending: [PendingMatch] = []
     /// Context hits per detector: (end offset, slot, is-breaker).
     var contextHits: [[ContextHit]]
@@ -174,8 +177,10 @@ struct Resolver {
             let detector = engine.detectors[detectorIndex]
             candidates[detectorIndex].sort()
             // Contiguity is judged on every reported end, before any is dropped.
-            var kept: [(end: Int, contiguous: Bool)] = []
-            kept.reserveCapacity(candidates[detectorIndex].count)
+            var kept = keptEnds
+            keptEnds = []  // `kept` is now the only owner: no copy on write
+            kept.removeAll(keepingCapacity: true)
+            defer { keptEnds = kept }
             var previousEnd = -1
             for end in candidates[detectorIndex] where end != previousEnd {
                 previousEnd = end
@@ -234,7 +239,10 @@ struct Resolver {
         // artefacts of the window edge and are dropped.
         collector.spans.sort { $0.end < $1.end || ($0.end == $1.end && $0.start < $1.start) }
         var spanIndex = 0
-        var found: [(start: Int, end: Int, contiguous: Bool)] = []
+        var found = foundStarts
+        foundStarts = []
+        found.removeAll(keepingCapacity: true)
+        defer { foundStarts = found }
         for (end, contiguous) in ends {
             let relativeEnd = end - windowStart
             while spanIndex < collector.spans.count, collector.spans[spanIndex].end < relativeEnd { spanIndex += 1 }

@@ -80,27 +80,26 @@ public final class StreamMasker {
         buffer.append(contentsOf: piece)
         let collector = resolver.collector
         collector.base = 0  // stream mode reports offsets from the start of the stream
-        let status = try engine.scratch.withScratch { scratch in
-            hs_scan_stream(stream, piece.baseAddress?.assumingMemoryBound(to: CChar.self), UInt32(piece.count), 0,
-                           scratch, EventCollector.onEvent, Unmanaged.passUnretained(collector).toOpaque())
+        // One scratch serves the prefilter scan and the confirm scans of this piece.
+        try engine.scratch.withScratch { scratch in
+            let status = hs_scan_stream(stream, piece.baseAddress?.assumingMemoryBound(to: CChar.self), UInt32(piece.count), 0,
+                                        scratch, EventCollector.onEvent, Unmanaged.passUnretained(collector).toOpaque())
+            scanned += piece.count
+            guard status == HS.success else {
+                throw MaskingError(code: collector.overflow ? .tooManyCandidates : .engine, reason: "hs_scan_stream failed with \(status)")
+            }
+            try resolver.distributeEvents()
+            try release(upTo: scanned - engine.holdback, atEnd: false, scratch: scratch, sink)
         }
-        scanned += piece.count
-        guard status == HS.success else {
-            throw MaskingError(code: collector.overflow ? .tooManyCandidates : .engine, reason: "hs_scan_stream failed with \(status)")
-        }
-        try resolver.distributeEvents()
-        try release(upTo: scanned - engine.holdback, atEnd: false, sink)
     }
 
     /// Confirms candidates and releases output up to `upTo`, then drops buffered bytes that are
     /// no longer needed.
-    private func release(upTo: Int, atEnd: Bool, _ sink: (UnsafeRawBufferPointer) -> Void) throws {
+    private func release(upTo: Int, atEnd: Bool, scratch: OpaquePointer, _ sink: (UnsafeRawBufferPointer) -> Void) throws {
         let base = self.base
         let scanned = self.scanned
         try buffer.withUnsafeBytes { bytes in
-            try engine.scratch.withScratch { scratch in
-                try resolver.confirm(bytes: bytes, base: base, limit: scanned, scratch: scratch)
-            }
+            try resolver.confirm(bytes: bytes, base: base, limit: scanned, scratch: scratch)
             if upTo > resolver.cursor {
                 resolver.emit(bytes: bytes, base: base, limit: scanned, upTo: upTo, atEnd: atEnd, sink)
             }
@@ -130,18 +129,18 @@ public final class StreamMasker {
         let collector = resolver.collector
         let from = max(base, resolver.cursor - 2)
         collector.base = from
-        let status = try buffer.withUnsafeBytes { bytes in
-            try engine.scratch.withScratch { scratch in
+        try engine.scratch.withScratch { scratch in
+            let status = buffer.withUnsafeBytes { bytes in
                 hs_scan(engine.blockDatabase.raw, bytes.baseAddress!.advanced(by: from - base).assumingMemoryBound(to: CChar.self),
                         UInt32(scanned - from), 0, scratch, EventCollector.onEvent, Unmanaged.passUnretained(collector).toOpaque())
             }
+            guard status == HS.success else {
+                throw MaskingError(code: .engine, reason: "hs_scan failed with \(status)")
+            }
+            try resolver.distributeEvents()
+            flushedAt = scanned
+            try release(upTo: scanned, atEnd: true, scratch: scratch, sink)
         }
-        guard status == HS.success else {
-            throw MaskingError(code: .engine, reason: "hs_scan failed with \(status)")
-        }
-        try resolver.distributeEvents()
-        flushedAt = scanned
-        try release(upTo: scanned, atEnd: true, sink)
     }
 
     /// Ends the stream: reports matches that end with it and releases every held-back byte.
@@ -151,14 +150,14 @@ public final class StreamMasker {
         finished = true
         let collector = resolver.collector
         collector.base = 0
-        let status = try engine.scratch.withScratch { scratch in
-            hs_reset_stream(stream, 0, scratch, EventCollector.onEvent, Unmanaged.passUnretained(collector).toOpaque())
+        try engine.scratch.withScratch { scratch in
+            let status = hs_reset_stream(stream, 0, scratch, EventCollector.onEvent, Unmanaged.passUnretained(collector).toOpaque())
+            guard status == HS.success else {
+                throw MaskingError(code: .engine, reason: "hs_reset_stream failed with \(status)")
+            }
+            try resolver.distributeEvents()
+            try release(upTo: scanned, atEnd: true, scratch: scratch, sink)
         }
-        guard status == HS.success else {
-            throw MaskingError(code: .engine, reason: "hs_reset_stream failed with \(status)")
-        }
-        try resolver.distributeEvents()
-        try release(upTo: scanned, atEnd: true, sink)
     }
 
     /// Convenience: the rest of the masked output.
