@@ -169,11 +169,31 @@ class Gen:
         return base64.b64encode(self.r.randbytes(self.r.choice([16, 32, 48]))).decode()
 
 
-def build(shape, g, target, labels, fname):
+FILLER_WORDS = ["cache", "warmup", "scheduler", "heartbeat", "shard", "replica", "compaction", "retry", "gateway", "index"]
+
+
+def filler(shape, g):
+    """A line of the shape that carries no personal data or secret (sometimes a decoy)."""
+    r = g.r
+    word = r.choice(FILLER_WORDS)
+    if shape == "api_json":
+        return json.dumps({"status": 200, "path": f"/v1/{word}s", "duration_ms": r.randint(1, 900),
+                           "response": {"items": r.randint(0, 50), "next_cursor": g.alnum(12), "build": g.version()}}) + "\n"
+    if shape == "psql":
+        return f" {r.randint(1, 99999):>6} | {word + '-' + g.alnum(6):<24} | {r.randint(1, 999)}.{g.digits(2):<8} | {r.choice(['t', 'f'])}\n"
+    if shape == "app_log":
+        return f"{g.timestamp()} INFO  [{word}] GET /healthz -> 200 in {r.randint(1, 40)}ms (worker {r.randint(1, 64)})\n"
+    return f"-rw-r--r-- 1 deploy deploy {r.randint(100, 999999):>7} Mar {r.randint(1, 28):>2} 12:{r.randint(10, 59)} {word}-{g.alnum(5)}.log\n"
+
+
+def build(shape, g, target, labels, fname, density=0):
     out = []
     size = 0
+    planted = 0
 
     def pos(kind, value):
+        nonlocal planted
+        planted += 1
         labels.append({"file": fname, "kind": kind, "value": value, "positive": True})
         return value
 
@@ -231,6 +251,12 @@ def build(shape, g, target, labels, fname):
             ])()
         out.append(line)
         size += len(line)
+        if density:
+            # Dilute to about one positive per `density` bytes with lines that carry none.
+            while size < planted * density:
+                line = filler(shape, g)
+                out.append(line)
+                size += len(line)
     return "".join(out)
 
 
@@ -240,6 +266,7 @@ def main():
     parser.add_argument("--bytes", type=int, default=40000, help="bytes per shape")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-labels", action="store_true")
+    parser.add_argument("--density", type=int, default=0, help="about one positive per this many bytes (0: as dense as generated)")
     parser.add_argument("--shapes", default="api_json,psql,app_log,shell")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -247,7 +274,7 @@ def main():
     for index, shape in enumerate(args.shapes.split(",")):
         g = Gen(args.seed * 1000 + index)
         fname = f"{shape}.txt"
-        text = build(shape, g, args.bytes, labels, fname)
+        text = build(shape, g, args.bytes, labels, fname, args.density)
         with open(os.path.join(args.out, fname), "w", encoding="utf-8") as f:
             f.write(text)
     if not args.no_labels:

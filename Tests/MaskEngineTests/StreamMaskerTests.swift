@@ -14,6 +14,7 @@ import Testing
         "key 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.",
         "\"private_key\": \"-----BEGIN RSA PRIVATE KEY-----\\nMIIEogIBAAKCAQEA9ZG5\\nabc\\n-----END RSA PRIVATE KEY-----\", \"x\": 1",
         "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n",
+        "{\"name\": \"Ann\", \"date of birth\": \"12.04.1987\", \"id\": 7}",
     ]
 
     @Test(arguments: planted)
@@ -44,6 +45,22 @@ import Testing
                 #expect(try maskChunked(input, sizes: sizes) == expected, "\(name)")
             }
         }
+    }
+
+    @Test func aTriggeredDetectorFindsMatchesAroundItsTriggersAtEverySplit() throws {
+        // The trigger ends inside the match (default) or up to trigger_before bytes before it.
+        let inside = Detector(id: "order", category: "pii", patterns: ["\\bORD-[0-9]{6}\\b"], triggers: ["ORD-"])
+        let before = Detector(id: "pin", category: "secret", patterns: ["\\b[0-9]{4}\\b"], triggers: ["\\bpin\\b"], triggerBefore: 8)
+        let engine = try MaskingEngine(detectors: [inside, before])
+        let input = Array("x ORD-123456 y pin: 4821 z 1234 ORD-12345 pin 99 9999".utf8)
+        let expected = try maskOneShot(input, engine: engine)
+        #expect(text(expected) == "x [ORDER] y pin: [PIN] z 1234 ORD-12345 pin 99 [PIN]")
+        for split in 0...input.count {
+            let masker = try engine.makeStreamMasker()
+            let out = try masker.write(Array(input[..<split])) + masker.write(Array(input[split...])) + masker.finish()
+            #expect(out == expected, "split at \(split)")
+        }
+        #expect(try maskChunked(input, sizes: [1], engine: engine) == expected)
     }
 
     @Test func plantedValuesAreMaskedAndNeighboursKept() throws {

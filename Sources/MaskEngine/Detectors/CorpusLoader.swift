@@ -150,7 +150,7 @@ private struct Reader {
 
     func detector(_ node: Node) throws -> Detector {
         guard case .mapping(let map) = node else { throw fail(node, "each detector must be a mapping") }
-        try checkKeys(map, allowed: ["id", "category", "label", "pattern", "patterns", "caseless", "validator",
+        try checkKeys(map, allowed: ["id", "category", "label", "pattern", "patterns", "trigger", "triggers", "trigger_before", "caseless", "validator",
                                       "context", "style", "max_width", "span", "extend", "examples", "description"], at: node)
         guard let idNode = map["id"] else { throw fail(node, "missing key 'id'") }
         let id = try string(idNode, "id")
@@ -168,6 +168,12 @@ private struct Reader {
 
         var detector = Detector(id: id, category: category, patterns: patterns, source: "\(file):\(CorpusLoader.line(node))")
         if let label = map["label"] { detector.label = try string(label, "label") }
+        if let t = map["trigger"] { detector.triggers += try strings(t, "trigger") }
+        if let t = map["triggers"] { detector.triggers += try strings(t, "triggers") }
+        if let b = map["trigger_before"] {
+            guard !detector.triggers.isEmpty else { throw fail(b, "'trigger_before' needs 'trigger'") }
+            detector.triggerBefore = try int(b, "trigger_before", range: 0...1024)
+        }
         if let caseless = map["caseless"] {
             guard let value = caseless.bool else { throw fail(caseless, "'caseless' must be true or false") }
             detector.caseless = value

@@ -81,6 +81,13 @@ public struct Detector: Sendable, Equatable {
     /// The text of the redaction, e.g. `EMAIL` for `[EMAIL]`.
     public var label: String
     public var patterns: [String]
+    /// Cheap patterns that stand in for `patterns` in the stream prefilter. Contract: every match
+    /// of a pattern contains the end of a trigger match after its first byte (the trigger ends in
+    /// `(start, end]`). Empty: the patterns themselves are the prefilter.
+    public var triggers: [String] = []
+    /// With triggers: how many bytes before a match's start its trigger may end instead
+    /// (e.g. a context word: `aws_secret_access_key = VALUE`). 0: the trigger ends inside the match.
+    public var triggerBefore = 0
     public var caseless: Bool
     public var validator: ValidatorSpec?
     /// Every rule must hold.
@@ -95,7 +102,8 @@ public struct Detector: Sendable, Equatable {
     /// The corpus file and line it was defined at, for messages.
     public var source: String
 
-    public init(id: String, category: String, label: String? = nil, patterns: [String], caseless: Bool = false,
+    public init(id: String, category: String, label: String? = nil, patterns: [String], triggers: [String] = [],
+                triggerBefore: Int = 0, caseless: Bool = false,
                 validator: ValidatorSpec? = nil, context: [ContextRule] = [], style: MaskStyle = .redact,
                 maxWidth: Int? = nil, span: SecretSpan? = nil, extend: Extension? = nil,
                 shouldMatch: [DetectorExample] = [], shouldNotMatch: [DetectorExample] = [], source: String = "") {
@@ -103,6 +111,8 @@ public struct Detector: Sendable, Equatable {
         self.category = category
         self.label = label ?? id.uppercased()
         self.patterns = patterns
+        self.triggers = triggers
+        self.triggerBefore = triggerBefore
         self.caseless = caseless
         self.validator = validator
         self.context = context

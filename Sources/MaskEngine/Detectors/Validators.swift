@@ -148,18 +148,61 @@ public enum Validators {
 
     /// The header (up to the first `.`) must base64url-decode to a JSON object with `alg`.
     static func jwt(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard let dot = bytes.firstIndex(of: UInt8(ascii: ".")), dot >= 8 else { return false }
-        guard let header = base64URLDecode(UnsafeRawBufferPointer(rebasing: bytes[0..<dot])) else { return false }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(header)) as? [String: Any] else { return false }
-        return object["alg"] is String
+        guard let dot = bytes.firstIndex(of: UInt8(ascii: ".")), dot >= 8, dot <= 2048 else { return false }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: dot) { header in
+            guard let count = base64URLDecode(UnsafeRawBufferPointer(rebasing: bytes[0..<dot]), into: header) else { return false }
+            return isJSONObjectWithAlg(UnsafeBufferPointer(rebasing: header[0..<count]))
+        }
     }
 
-    static func base64URLDecode(_ bytes: UnsafeRawBufferPointer) -> [UInt8]? {
-        var text = String(decoding: bytes, as: UTF8.self)
-        text = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while text.utf8.count % 4 != 0 { text += "=" }
-        guard let data = Data(base64Encoded: text) else { return nil }
-        return [UInt8](data)
+    /// The decoded length, or nil for a byte outside base64url or an impossible length.
+    static func base64URLDecode(_ bytes: UnsafeRawBufferPointer, into out: UnsafeMutableBufferPointer<UInt8>) -> Int? {
+        guard bytes.count % 4 != 1 else { return nil }
+        var accumulator: UInt32 = 0
+        var bits = 0
+        var count = 0
+        for byte in bytes {
+            let value: UInt8
+            switch byte {
+            case 65...90: value = byte - 65
+            case 97...122: value = byte - 71
+            case 48...57: value = byte + 4
+            case 45, 43: value = 62  // '-' (and '+' of padded variants)
+            case 95, 47: value = 63  // '_' (and '/')
+            default: return nil
+            }
+            accumulator = accumulator << 6 | UInt32(value)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out[count] = UInt8(truncatingIfNeeded: accumulator >> UInt32(bits))
+                count += 1
+            }
+        }
+        return count
+    }
+
+    private static let algKey: [UInt8] = Array("\"alg\"".utf8)
+
+    /// A JSON object (`{` … `}`) with an `"alg"` member whose value is a string.
+    static func isJSONObjectWithAlg(_ json: UnsafeBufferPointer<UInt8>) -> Bool {
+        let space: (UInt8) -> Bool = { $0 == 32 || $0 == 9 || $0 == 10 || $0 == 13 }
+        guard let first = json.firstIndex(where: { !space($0) }), json[first] == UInt8(ascii: "{"),
+              let last = json.lastIndex(where: { !space($0) }), json[last] == UInt8(ascii: "}") else { return false }
+        let key = algKey
+        var index = first
+        while index + key.count <= last {
+            if json[index] == key[0], (0..<key.count).allSatisfy({ json[index + $0] == key[$0] }) {
+                var next = index + key.count
+                while next < last, space(json[next]) { next += 1 }
+                guard next < last, json[next] == UInt8(ascii: ":") else { return false }
+                next += 1
+                while next < last, space(json[next]) { next += 1 }
+                return next < last && json[next] == UInt8(ascii: "\"")
+            }
+            index += 1
+        }
+        return false
     }
 
     // MARK: GitHub
@@ -215,15 +258,17 @@ public enum Validators {
 
     static func shannonEntropy(_ bytes: UnsafeRawBufferPointer) -> Double {
         guard !bytes.isEmpty else { return 0 }
-        var counts = [Int](repeating: 0, count: 256)
-        for byte in bytes { counts[Int(byte)] += 1 }
-        let total = Double(bytes.count)
-        var bits = 0.0
-        for count in counts where count > 0 {
-            let p = Double(count) / total
-            bits -= p * log2(p)
+        return withUnsafeTemporaryAllocation(of: Int.self, capacity: 256) { counts in
+            counts.initialize(repeating: 0)
+            for byte in bytes { counts[Int(byte)] += 1 }
+            let total = Double(bytes.count)
+            var bits = 0.0
+            for count in counts where count > 0 {
+                let p = Double(count) / total
+                bits -= p * log2(p)
+            }
+            return bits
         }
-        return bits
     }
 
     static func characterClasses(_ bytes: UnsafeRawBufferPointer) -> Int {

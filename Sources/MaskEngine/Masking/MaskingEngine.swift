@@ -18,6 +18,11 @@ struct CompiledDetector: Sendable {
     let extendClass: ByteSet?
     let extendUntilMax: Int?
     let redaction: [UInt8]
+    /// The prefilter reports trigger ends, not match ends: matches are searched in a window of
+    /// `max_width` on both sides of each trigger.
+    let triggered: Bool
+    /// How far after a trigger a match may end: `max_width + trigger_before`.
+    let triggerReach: Int
 }
 
 /// Kinds of events a prefilter database reports, in the high bits of the expression id.
@@ -88,7 +93,13 @@ public final class MaskingEngine: Sendable {
                     throw HyperscanError(code: .compileFailed, detector: detector.id,
                                          reason: "the pattern is unbounded: set max_width")
                 }
-                prefilter.append(HyperscanExpression(pattern: pattern, flags: flags,
+                if detector.triggers.isEmpty {
+                    prefilter.append(HyperscanExpression(pattern: pattern, flags: flags,
+                                                         id: EventKind.id(.match, detector: index), owner: detector.id))
+                }
+            }
+            for trigger in detector.triggers {
+                prefilter.append(HyperscanExpression(pattern: trigger, flags: flags,
                                                      id: EventKind.id(.match, detector: index), owner: detector.id))
             }
             let confirmExpressions = detector.patterns.enumerated().map { offset, pattern in
@@ -126,14 +137,17 @@ public final class MaskingEngine: Sendable {
                 contextBefore: detector.context.map(\.before).max() ?? 0,
                 contextAfter: detector.context.map(\.after).max() ?? 0, context: detector.context,
                 contextPrecheck: !detector.context.isEmpty && detector.context.allSatisfy { $0.after == 0 && $0.breakers.isEmpty }, extendClass: extendClass, extendUntilMax: extendMax,
-                redaction: Array("[\(detector.label)]".utf8)))
+                redaction: Array("[\(detector.label)]".utf8), triggered: !detector.triggers.isEmpty,
+                triggerReach: widest + detector.triggerBefore))
         }
         self.detectors = compiled
         self.streamDatabase = try HyperscanDatabase(expressions: prefilter, mode: HS.modeStream)
         self.blockDatabase = try HyperscanDatabase(expressions: prefilter, mode: HS.modeBlock)
         self.confirmDatabases = confirm
         self.scratch = try ScratchPool(databases: [streamDatabase, blockDatabase] + confirm)
-        self.holdback = (compiled.map { $0.maxWidth + $0.contextAfter }.max() ?? 0) + 3
+        // A triggered detector's matches end up to max_width after the trigger and start up to
+        // max_width before it: its window needs twice the width.
+        self.holdback = (compiled.map { ($0.triggered ? $0.maxWidth + $0.triggerReach + 2 : $0.maxWidth) + $0.contextAfter }.max() ?? 0) + 3
         self.maxContextBefore = compiled.map(\.contextBefore).max() ?? 0
         self.maxMatchWidth = compiled.map(\.maxWidth).max() ?? 0
     }

@@ -8,6 +8,8 @@ final class EventCollector {
     var spans: [(start: Int, end: Int)] = []
     /// Added to relative end offsets of prefilter events.
     var base = 0
+    /// Matches counted by the benchmark baseline, which stores none.
+    var matchCount = 0
     /// Set when the collector hit its limit; the caller fails closed.
     var overflow = false
     let limit: Int
@@ -170,12 +172,16 @@ struct Resolver {
     ///   - bytes: the stream from `base` to `limit`.
     ///   - limit: the end of the scanned bytes.
     ///   - scratch: a scratch that fits the confirm databases.
-    mutating func confirm(bytes: UnsafeRawBufferPointer, base: Int, limit: Int, scratch: OpaquePointer) throws {
+    mutating func confirm(bytes: UnsafeRawBufferPointer, base: Int, limit: Int, atEnd: Bool, scratch: OpaquePointer) throws {
         guard !dirty.isEmpty else { return }
         let context = Unmanaged.passUnretained(collector).toOpaque()
         for detectorIndex in dirty {
             let detector = engine.detectors[detectorIndex]
             candidates[detectorIndex].sort()
+            if detector.triggered {
+                try confirmTriggered(detector, bytes: bytes, base: base, limit: limit, atEnd: atEnd, scratch: scratch, context: context)
+                continue
+            }
             // Contiguity is judged on every reported end, before any is dropped.
             var kept = keptEnds
             keptEnds = []  // `kept` is now the only owner: no copy on write
@@ -201,11 +207,69 @@ struct Resolver {
                 }
             }
         }
-        dirty.removeAll(keepingCapacity: true)
+        // Triggers whose window is not complete yet wait for the next write.
+        dirty.removeAll { candidates[$0].isEmpty }
         pending.sort { a, b in
             if a.start != b.start { return a.start < b.start }
             if a.end != b.end { return a.end > b.end }
             return a.detector < b.detector
+        }
+    }
+
+    /// Searches the matches of a triggered detector around its trigger ends. A trigger at `t` is
+    /// searched once the stream reaches `t + reach + 2` (or ends), where reach is `max_width +
+    /// trigger_before`: its matches end in `[t, t + reach]` and start after `t - max_width - 1`.
+    private mutating func confirmTriggered(_ detector: CompiledDetector, bytes: UnsafeRawBufferPointer, base: Int, limit: Int,
+                                           atEnd: Bool, scratch: OpaquePointer, context: UnsafeMutableRawPointer) throws {
+        let reach = detector.triggerReach
+        var ready = 0
+        while ready < candidates[detector.index].count, atEnd || candidates[detector.index][ready] + reach + 2 <= limit { ready += 1 }
+        guard ready > 0 else { return }
+        var clusterStart = 0
+        for index in 0..<ready {
+            let isLast = index == ready - 1
+            let trigger = candidates[detector.index][index]
+            if isLast || candidates[detector.index][index + 1] - trigger > detector.maxWidth + reach + 4 {
+                let first = candidates[detector.index][clusterStart]
+                try confirmTriggerCluster(detector, first: first, last: trigger, bytes: bytes, base: base, limit: limit,
+                                          atEnd: atEnd, scratch: scratch, context: context)
+                clusterStart = index + 1
+            }
+        }
+        candidates[detector.index].removeFirst(ready)
+    }
+
+    private mutating func confirmTriggerCluster(_ detector: CompiledDetector, first: Int, last: Int, bytes: UnsafeRawBufferPointer,
+                                                base: Int, limit: Int, atEnd: Bool, scratch: OpaquePointer,
+                                                context: UnsafeMutableRawPointer) throws {
+        let width = detector.maxWidth
+        let windowStart = max(base, first - width - 1)
+        let windowEnd = min(limit, last + detector.triggerReach + 2)
+        // Ends need two bytes of right context, except at the end of the stream.
+        let lastEnd = min(last + detector.triggerReach, windowEnd == limit && atEnd ? limit : windowEnd - 2)
+        try scan(database: engine.confirmDatabases[detector.index], bytes: bytes, from: windowStart - base,
+                 to: windowEnd - base, scratch: scratch, context: context)
+        collector.spans.sort { $0.end < $1.end || ($0.end == $1.end && $0.start < $1.start) }
+        var found = foundStarts
+        foundStarts = []
+        found.removeAll(keepingCapacity: true)
+        defer { foundStarts = found }
+        var previousEnd = -1
+        for span in collector.spans {
+            let end = windowStart + span.end
+            guard end != previousEnd, end >= first, end <= lastEnd else { continue }
+            previousEnd = end
+            found.append((windowStart + span.start, end, false))
+        }
+        collector.spans.removeAll(keepingCapacity: true)
+        for (foundStart, end, _) in found {
+            var start = foundStart
+            if (start == windowStart && windowStart > 0) || end - start > width {
+                guard let narrow = try narrowStart(detector: detector, end: end, bytes: bytes, base: base, limit: limit,
+                                                   scratch: scratch, context: context) else { continue }
+                start = narrow
+            }
+            pending.append(PendingMatch(start: start, end: end, detector: detector.index))
         }
     }
 

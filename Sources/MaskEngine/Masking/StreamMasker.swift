@@ -99,7 +99,7 @@ public final class StreamMasker {
         let base = self.base
         let scanned = self.scanned
         try buffer.withUnsafeBytes { bytes in
-            try resolver.confirm(bytes: bytes, base: base, limit: scanned, scratch: scratch)
+            try resolver.confirm(bytes: bytes, base: base, limit: scanned, atEnd: atEnd, scratch: scratch)
             if upTo > resolver.cursor {
                 resolver.emit(bytes: bytes, base: base, limit: scanned, upTo: upTo, atEnd: atEnd, sink)
             }

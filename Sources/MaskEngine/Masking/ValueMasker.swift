@@ -43,7 +43,7 @@ public final class ValueMasker {
                                  Unmanaged.passUnretained(collector).toOpaque())
             guard status == HS.success else { return status }
             try resolver.distributeEvents()
-            try resolver.confirm(bytes: value, base: 0, limit: value.count, scratch: scratch)
+            try resolver.confirm(bytes: value, base: 0, limit: value.count, atEnd: true, scratch: scratch)
             return status
         }
         guard status == HS.success else {
