@@ -133,9 +133,12 @@ public struct ByteSet: Sendable, Equatable {
     public init() {}
 
     /// Parses a character-class body such as `A-Za-z0-9_.-` (ASCII ranges and single characters;
-    /// `\\` escapes the next character).
+    /// `\\` escapes the next character; a leading `^` negates the set).
     public init?(classBody: String) {
-        let bytes = Array(classBody.utf8)
+        var bytes = Array(classBody.utf8)
+        let negated = bytes.first == UInt8(ascii: "^")
+        if negated { bytes.removeFirst() }
+        defer { if negated { bits = (~bits.0, ~bits.1, ~bits.2, ~bits.3) } }
         var index = 0
         func next() -> UInt8? {
             guard index < bytes.count else { return nil }
