@@ -63,6 +63,25 @@ import Testing
         #expect(try maskChunked(input, sizes: [1], engine: engine) == expected)
     }
 
+    @Test func cardsInsideALongDigitRunAreFoundAcrossItsWindows() throws {
+        // A run of digits and spaces longer than the finder's window is searched in overlapping
+        // windows; every card in it is masked whatever the chunking.
+        var line = ""
+        for index in 0..<100 { line += index % 5 == 0 ? "4111-1111-1111-1111 / " : "\(1000 + index) / " }
+        let input = Array(("x " + line + "y").utf8)
+        #expect(input.count > 2 * MaskingEngine.digitRunMaxWindow)
+        let expected = try maskOneShot(input)
+        #expect(!text(expected).contains("4111-1111"))
+        #expect(text(expected).components(separatedBy: "****-****-****-1111").count == 21)
+        #expect(text(expected).contains("1001 / 1002"))
+        var generator = SeededGenerator(state: 3)
+        for _ in 0..<50 {
+            let sizes = (0..<16).map { _ in Int.random(in: 1...97, using: &generator) }
+            #expect(try maskChunked(input, sizes: sizes) == expected)
+        }
+        #expect(try Fixtures.engine.makeValueMasker().mask(input) == .masked(expected))
+    }
+
     @Test func plantedValuesAreMaskedAndNeighboursKept() throws {
         let out = text(try maskOneShot(Array("a jane.doe@example.com b 4111111111111111 c".utf8)))
         #expect(out == "a [EMAIL] b ****-****-****-1111 c" || out == "a [EMAIL] b ************1111 c")

@@ -150,7 +150,7 @@ private struct Reader {
 
     func detector(_ node: Node) throws -> Detector {
         guard case .mapping(let map) = node else { throw fail(node, "each detector must be a mapping") }
-        try checkKeys(map, allowed: ["id", "category", "label", "pattern", "patterns", "trigger", "triggers", "trigger_before", "caseless", "validator",
+        try checkKeys(map, allowed: ["id", "category", "label", "pattern", "patterns", "trigger", "triggers", "trigger_before", "finder", "caseless", "validator",
                                       "context", "style", "max_width", "span", "extend", "examples", "description"], at: node)
         guard let idNode = map["id"] else { throw fail(node, "missing key 'id'") }
         let id = try string(idNode, "id")
@@ -170,6 +170,12 @@ private struct Reader {
         if let label = map["label"] { detector.label = try string(label, "label") }
         if let t = map["trigger"] { detector.triggers += try strings(t, "trigger") }
         if let t = map["triggers"] { detector.triggers += try strings(t, "triggers") }
+        if let f = map["finder"] {
+            let name = try string(f, "finder")
+            guard name == "digit_run" else { throw fail(f, "unknown finder '\(name)' (digit_run)") }
+            guard detector.triggers.isEmpty else { throw fail(f, "'finder' and 'trigger' exclude each other") }
+            detector.finder = name
+        }
         if let b = map["trigger_before"] {
             guard !detector.triggers.isEmpty else { throw fail(b, "'trigger_before' needs 'trigger'") }
             detector.triggerBefore = try int(b, "trigger_before", range: 0...1024)

@@ -88,6 +88,8 @@ public struct Detector: Sendable, Equatable {
     /// With triggers: how many bytes before a match's start its trigger may end instead
     /// (e.g. a context word: `aws_secret_access_key = VALUE`). 0: the trigger ends inside the match.
     public var triggerBefore = 0
+    /// A built-in candidate finder instead of a prefilter: `digit_run` (see `DigitRunFinder`).
+    public var finder: String?
     public var caseless: Bool
     public var validator: ValidatorSpec?
     /// Every rule must hold.

@@ -51,6 +51,15 @@ public final class MaskingEngine: Sendable {
     let streamDatabase: HyperscanDatabase
     let blockDatabase: HyperscanDatabase
     let confirmDatabases: [HyperscanDatabase]
+    /// Detectors whose candidates come from the digit-run finder, and one block database with
+    /// their patterns (expression id = index into `digitRunDetectors`).
+    let digitRunDetectors: [Int]
+    let digitRunDatabase: HyperscanDatabase?
+    let digitRunWidth: Int
+    /// Runs longer than this are searched in overlapping windows.
+    static let digitRunMaxWindow = 256
+    /// Fewer digits than this cannot hold a card, an SSN or a phone number.
+    static let digitRunMinDigits = 7
     let scratch: ScratchPool
     /// Bytes a stream holds back so that no match can still grow into released output.
     public let holdback: Int
@@ -93,7 +102,7 @@ public final class MaskingEngine: Sendable {
                     throw HyperscanError(code: .compileFailed, detector: detector.id,
                                          reason: "the pattern is unbounded: set max_width")
                 }
-                if detector.triggers.isEmpty {
+                if detector.triggers.isEmpty && detector.finder == nil {
                     prefilter.append(HyperscanExpression(pattern: pattern, flags: flags,
                                                          id: EventKind.id(.match, detector: index), owner: detector.id))
                 }
@@ -141,13 +150,34 @@ public final class MaskingEngine: Sendable {
                 triggerReach: widest + detector.triggerBefore))
         }
         self.detectors = compiled
+        var runDetectors: [Int] = []
+        var runExpressions: [HyperscanExpression] = []
+        for detector in compiled where detector.definition.finder == "digit_run" {
+            for pattern in detector.definition.patterns {
+                runExpressions.append(HyperscanExpression(
+                    pattern: pattern, flags: baseFlags | HS.somLeftmost | (detector.definition.caseless ? HS.caseless : 0),
+                    id: UInt32(runDetectors.count), owner: detector.definition.id))
+            }
+            runDetectors.append(detector.index)
+        }
+        self.digitRunDetectors = runDetectors
+        self.digitRunDatabase = runExpressions.isEmpty ? nil : try HyperscanDatabase(expressions: runExpressions, mode: HS.modeBlock)
+        self.digitRunWidth = runDetectors.map { compiled[$0].maxWidth }.max() ?? 0
+        if prefilter.isEmpty {
+            // Every detector uses a finder: the prefilter still needs one expression.
+            prefilter.append(HyperscanExpression(pattern: "\\x00\\xff\\x00\\xff", flags: 0, id: EventKind.id(.terminator, detector: 0xFFFF), owner: "none"))
+        }
         self.streamDatabase = try HyperscanDatabase(expressions: prefilter, mode: HS.modeStream)
         self.blockDatabase = try HyperscanDatabase(expressions: prefilter, mode: HS.modeBlock)
         self.confirmDatabases = confirm
-        self.scratch = try ScratchPool(databases: [streamDatabase, blockDatabase] + confirm)
+        self.scratch = try ScratchPool(databases: [streamDatabase, blockDatabase] + confirm + (digitRunDatabase.map { [$0] } ?? []))
         // A triggered detector's matches end up to max_width after the trigger and start up to
         // max_width before it: its window needs twice the width.
-        self.holdback = (compiled.map { ($0.triggered ? $0.maxWidth + $0.triggerReach + 2 : $0.maxWidth) + $0.contextAfter }.max() ?? 0) + 3
+        // A digit-run window is reported at most `digitRunMaxWindow` bytes after the run's first digit.
+        self.holdback = (compiled.map {
+            ($0.definition.finder != nil ? Self.digitRunMaxWindow + 4 : $0.triggered ? $0.maxWidth + $0.triggerReach + 2 : $0.maxWidth)
+                + $0.contextAfter
+        }.max() ?? 0) + 3
         self.maxContextBefore = compiled.map(\.contextBefore).max() ?? 0
         self.maxMatchWidth = compiled.map(\.maxWidth).max() ?? 0
     }
@@ -160,6 +190,11 @@ public final class MaskingEngine: Sendable {
     /// A new value masker (one per thread or connection; reused across values).
     public func makeValueMasker() -> ValueMasker {
         ValueMasker(engine: self)
+    }
+
+    func makeDigitRunFinder() -> DigitRunFinder? {
+        guard digitRunDatabase != nil else { return nil }
+        return DigitRunFinder(minDigits: Self.digitRunMinDigits, maxRun: Self.digitRunMaxWindow, overlap: digitRunWidth + 3)
     }
 
     /// Bytes of Hyperscan stream state per open stream.

@@ -6,6 +6,8 @@ final class EventCollector {
     var events: [UInt64] = []
     /// Confirm matches: (start, end) relative to the scanned window.
     var spans: [(start: Int, end: Int)] = []
+    /// Confirm matches of the digit-run database: (expression id, start, end) in the window.
+    var idSpans: [(id: Int, start: Int, end: Int)] = []
     /// Added to relative end offsets of prefilter events.
     var base = 0
     /// Matches counted by the benchmark baseline, which stores none.
@@ -27,6 +29,16 @@ final class EventCollector {
             return 1
         }
         collector.events.append(UInt64(id) << 40 | UInt64(collector.base + Int(to)))
+        return 0
+    }
+
+    static let onIDSpan: match_event_handler = { id, from, to, _, context in
+        let collector = Unmanaged<EventCollector>.fromOpaque(context!).takeUnretainedValue()
+        guard collector.idSpans.count < collector.limit else {
+            collector.overflow = true
+            return 1
+        }
+        collector.idSpans.append((Int(id), Int(from), Int(to)))
         return 0
     }
 
@@ -92,6 +104,9 @@ struct Resolver {
     /// The last candidate end seen per detector, to recognise contiguous reports of one long match.
     var lastEnd: [Int]
     var dirty: [Int] = []
+    /// Digit runs waiting to be searched: the run's first digit, where the window ends, and the
+    /// first end this window is responsible for (later windows of a cut run start earlier).
+    var runWindows: [(start: Int, end: Int, acceptFrom: Int)] = []
     /// Reused between confirms so that steady-state writes do not allocate.
     var keptEnds: [(end: Int, contiguous: Bool)] = []
     var foundStarts: [(start: Int, end: Int, contiguous: Bool)] = []
@@ -125,6 +140,7 @@ struct Resolver {
     mutating func reset() {
         for index in dirty { candidates[index].removeAll(keepingCapacity: true) }
         dirty.removeAll(keepingCapacity: true)
+        runWindows.removeAll(keepingCapacity: true)
         pending.removeAll(keepingCapacity: true)
         for index in contextHits.indices {
             contextHits[index].removeAll(keepingCapacity: true)
@@ -148,6 +164,7 @@ struct Resolver {
             let id = UInt32(event >> 40)
             let end = Int(event & 0xFF_FFFF_FFFF)
             let detector = Int(id & 0xFFFF)
+            guard detector < candidates.count else { continue }
             let slot = Int((id >> 16) & 0xF)
             switch EventKind(rawValue: id >> 20) {
             case .match:
@@ -173,7 +190,13 @@ struct Resolver {
     ///   - limit: the end of the scanned bytes.
     ///   - scratch: a scratch that fits the confirm databases.
     mutating func confirm(bytes: UnsafeRawBufferPointer, base: Int, limit: Int, atEnd: Bool, scratch: OpaquePointer) throws {
-        guard !dirty.isEmpty else { return }
+        if !runWindows.isEmpty {
+            try confirmRuns(bytes: bytes, base: base, limit: limit, atEnd: atEnd, scratch: scratch)
+        }
+        guard !dirty.isEmpty else {
+            if !runWindows.isEmpty || !pending.isEmpty { sortPending() }
+            return
+        }
         let context = Unmanaged.passUnretained(collector).toOpaque()
         for detectorIndex in dirty {
             let detector = engine.detectors[detectorIndex]
@@ -209,11 +232,56 @@ struct Resolver {
         }
         // Triggers whose window is not complete yet wait for the next write.
         dirty.removeAll { candidates[$0].isEmpty }
+        sortPending()
+    }
+
+    mutating func sortPending() {
         pending.sort { a, b in
             if a.start != b.start { return a.start < b.start }
             if a.end != b.end { return a.end > b.end }
             return a.detector < b.detector
         }
+    }
+
+    /// Searches the digit-run detectors in every run window whose bytes are complete: one scan of
+    /// `[first digit − 3, run end + 2)` with all their patterns.
+    private mutating func confirmRuns(bytes: UnsafeRawBufferPointer, base: Int, limit: Int, atEnd: Bool,
+                                      scratch: OpaquePointer) throws {
+        guard let database = engine.digitRunDatabase else { runWindows.removeAll(); return }
+        let context = Unmanaged.passUnretained(collector).toOpaque()
+        var ready = 0
+        while ready < runWindows.count, atEnd || runWindows[ready].end + 2 <= limit {
+            let window = runWindows[ready]
+            ready += 1
+            let scanStart = max(base, window.start - 3)
+            let scanEnd = min(limit, window.end + 2)
+            guard scanEnd > scanStart else { continue }
+            let pointer = bytes.baseAddress!.advanced(by: scanStart - base).assumingMemoryBound(to: CChar.self)
+            let status = hs_scan(database.raw, pointer, UInt32(scanEnd - scanStart), 0, scratch, EventCollector.onIDSpan, context)
+            if collector.overflow {
+                throw MaskingError(code: .tooManyCandidates, reason: "more than \(collector.limit) confirm matches")
+            }
+            guard status == HS.success else { throw MaskingError(code: .engine, reason: "hs_scan failed with \(status)") }
+            // Leftmost start per (detector, end): sort so the first of each group is the leftmost.
+            collector.idSpans.sort { ($0.id, $0.end, $0.start) < ($1.id, $1.end, $1.start) }
+            var previous = (id: -1, end: -1)
+            for span in collector.idSpans {
+                let end = scanStart + span.end
+                guard span.id != previous.id || end != previous.end else { continue }
+                previous = (span.id, end)
+                guard end >= window.acceptFrom, end <= window.end else { continue }
+                let detector = engine.detectors[engine.digitRunDetectors[span.id]]
+                var start = scanStart + span.start
+                if (start == scanStart && scanStart > 0) || end - start > detector.maxWidth {
+                    guard let narrow = try narrowStart(detector: detector, end: end, bytes: bytes, base: base, limit: limit,
+                                                       scratch: scratch, context: context) else { continue }
+                    start = narrow
+                }
+                pending.append(PendingMatch(start: start, end: end, detector: detector.index))
+            }
+            collector.idSpans.removeAll(keepingCapacity: true)
+        }
+        runWindows.removeFirst(ready)
     }
 
     /// Searches the matches of a triggered detector around its trigger ends. A trigger at `t` is

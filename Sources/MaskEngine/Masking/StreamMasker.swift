@@ -11,6 +11,7 @@ public final class StreamMasker {
     public let engine: MaskingEngine
     private var stream: OpaquePointer?
     private var resolver: Resolver
+    private var runFinder: DigitRunFinder?
     /// Held-back bytes, from `base` to `scanned`.
     private var buffer: [UInt8]
     private var base = 0
@@ -31,6 +32,7 @@ public final class StreamMasker {
         }
         self.stream = stream
         self.resolver = Resolver(engine: engine)
+        self.runFinder = engine.makeDigitRunFinder()
         self.buffer = []
         self.buffer.reserveCapacity(engine.holdback + Self.pieceSize + 8)
     }
@@ -84,10 +86,11 @@ public final class StreamMasker {
         try engine.scratch.withScratch { scratch in
             let status = hs_scan_stream(stream, piece.baseAddress?.assumingMemoryBound(to: CChar.self), UInt32(piece.count), 0,
                                         scratch, EventCollector.onEvent, Unmanaged.passUnretained(collector).toOpaque())
-            scanned += piece.count
             guard status == HS.success else {
                 throw MaskingError(code: collector.overflow ? .tooManyCandidates : .engine, reason: "hs_scan_stream failed with \(status)")
             }
+            runFinder?.scan(piece, offset: scanned, into: &resolver.runWindows)
+            scanned += piece.count
             try resolver.distributeEvents()
             try release(upTo: scanned - engine.holdback, atEnd: false, scratch: scratch, sink)
         }
@@ -138,6 +141,7 @@ public final class StreamMasker {
                 throw MaskingError(code: .engine, reason: "hs_scan failed with \(status)")
             }
             try resolver.distributeEvents()
+            runFinder?.peek(at: scanned, into: &resolver.runWindows)
             flushedAt = scanned
             try release(upTo: scanned, atEnd: true, scratch: scratch, sink)
         }
@@ -155,6 +159,7 @@ public final class StreamMasker {
             guard status == HS.success else {
                 throw MaskingError(code: .engine, reason: "hs_reset_stream failed with \(status)")
             }
+            runFinder?.finish(at: scanned, into: &resolver.runWindows)
             try resolver.distributeEvents()
             try release(upTo: scanned, atEnd: true, scratch: scratch, sink)
         }
@@ -177,6 +182,7 @@ public final class StreamMasker {
         }
         finished = false
         resolver.reset()
+        runFinder?.reset()
         buffer.removeAll(keepingCapacity: true)
         base = 0
         scanned = 0

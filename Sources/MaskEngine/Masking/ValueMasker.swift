@@ -43,6 +43,10 @@ public final class ValueMasker {
                                  Unmanaged.passUnretained(collector).toOpaque())
             guard status == HS.success else { return status }
             try resolver.distributeEvents()
+            if var finder = engine.makeDigitRunFinder() {
+                finder.scan(value, offset: 0, into: &resolver.runWindows)
+                finder.finish(at: value.count, into: &resolver.runWindows)
+            }
             try resolver.confirm(bytes: value, base: 0, limit: value.count, atEnd: true, scratch: scratch)
             return status
         }

@@ -1,0 +1,88 @@
+/// Finds runs that start with a digit and go on through digits and number separators
+/// (`0-9`, space, `.`, `-`, `/`, `(`, `)`, `+`) and hold at least `minDigits` digits: the candidates of the numeric detectors (cards, SSNs, phone
+/// numbers), found by a byte loop instead of class-led Hyperscan patterns, which cost far more.
+///
+/// Every match of a `finder: digit_run` detector consists of run bytes only and has a digit within
+/// its first two bytes, so it lies inside one run widened by two bytes on the left. A run is reported as a window `(start, end)` when it ends; a run longer than `maxRun`
+/// is reported in overlapping windows (each starts `overlap` bytes before the previous one ended),
+/// so a window never holds more than `maxRun` bytes and the stream's holdback stays bounded. The
+/// windows depend on the bytes alone, not on how they were written.
+struct DigitRunFinder {
+    static let table: [UInt8] = {
+        var table = [UInt8](repeating: 0, count: 256)
+        for byte in UInt8(ascii: "0")...UInt8(ascii: "9") { table[Int(byte)] = 1 }
+        for byte in " .-/()+".utf8 { table[Int(byte)] = 2 }
+        return table
+    }()
+
+    let minDigits: Int
+    let maxRun: Int
+    let overlap: Int
+    /// Start of the open run (or of its current window), or -1.
+    private(set) var windowStart = -1
+    /// The first match end the open window is responsible for.
+    private var acceptFrom = -1
+    private var digits = 0
+
+    init(minDigits: Int, maxRun: Int, overlap: Int) {
+        precondition(overlap < maxRun)
+        self.minDigits = minDigits
+        self.maxRun = maxRun
+        self.overlap = overlap
+    }
+
+    mutating func reset() {
+        windowStart = -1
+        acceptFrom = -1
+        digits = 0
+    }
+
+    /// Scans `bytes`, which start at absolute offset `offset`, appending finished windows.
+    mutating func scan(_ bytes: UnsafeRawBufferPointer, offset: Int, into windows: inout [(start: Int, end: Int, acceptFrom: Int)]) {
+        guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
+        Self.table.withUnsafeBufferPointer { table in
+            var index = 0
+            let count = bytes.count
+            while index < count {
+                let kind = table[Int(base[index])]
+                if windowStart < 0 {
+                    // Outside a run: a run starts at a digit (a `+` or `(` just before it is
+                    // covered by the confirm window's left margin).
+                    if kind == 1 {
+                        windowStart = offset + index
+                        acceptFrom = windowStart
+                        digits = 1
+                    }
+                    index += 1
+                    continue
+                }
+                let position = offset + index
+                if kind == 0 {
+                    finish(at: position, into: &windows)
+                } else {
+                    if kind == 1 { digits += 1 }
+                    if position - windowStart >= maxRun {
+                        // Cut a long run into overlapping windows.
+                        if digits >= minDigits { windows.append((windowStart, position, acceptFrom)) }
+                        windowStart = position - overlap
+                        acceptFrom = position + 1
+                        digits = minDigits  // the next window may hold a match across the cut
+                    }
+                }
+                index += 1
+            }
+        }
+    }
+
+    /// Ends the open run at `position` (the end of the stream, or an idle flush).
+    mutating func finish(at position: Int, into windows: inout [(start: Int, end: Int, acceptFrom: Int)]) {
+        if windowStart >= 0, digits >= minDigits { windows.append((windowStart, position, acceptFrom)) }
+        windowStart = -1
+        digits = 0
+    }
+
+    /// Reports the open run up to `position` without ending it (an idle flush).
+    func peek(at position: Int, into windows: inout [(start: Int, end: Int, acceptFrom: Int)]) {
+        if windowStart >= 0, digits >= minDigits { windows.append((windowStart, position, acceptFrom)) }
+    }
+}
