@@ -24,12 +24,10 @@ let package = Package(
             path: "Benchmarks/MaskEngineBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
-        .target(name: "CountingMalloc", path: "Sources/CountingMalloc"),
         .executableTarget(
             name: "CompareEngines",
             dependencies: [
                 .product(name: "MaskEngine", package: root),
-                "CountingMalloc",
             ],
             path: "Sources/CompareEngines"
         ),

@@ -49,3 +49,11 @@ echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo
 "$here/.build/release/CompareEngines" --text "$text" --corpora "$root/corpora" --runs "$runs" \
   --presidio-mbps "$presidio_mbps" --presidio-bytes "$presidio_bytes"
+
+echo
+echo "Allocations (ordo-one benchmark, malloc count of the whole process, p50 per operation):"
+echo
+echo "| operation | mallocs |"
+echo "|---|---:|"
+swift package --package-path "$here" benchmark --target MaskEngineBenchmarks --filter 'stream masker.*|value masker.*' 2>/dev/null \
+  | awk '/^(stream|value) masker/ { name = $0 } /Malloc \(total\)/ { split($0, cells, "│"); gsub(/ /, "", cells[5]); print "| " name " | " cells[5] " |" }'

@@ -1,9 +1,9 @@
 // Side-by-side measurements of the masking engine on one text, in one run:
 // memcpy, the one-database SOM baseline, the stream masker (16 KiB and 64-byte writes), the value
-// masker, memory per open stream and allocations per write. Prints a Markdown table.
+// masker and memory per open stream. Prints a Markdown table. (Allocations per write come from
+// the ordo-one benchmarks, which count every malloc of the process.)
 //
 //   CompareEngines --text FILE --corpora DIR [--runs 3] [--presidio-mbps X --presidio-bytes N]
-import CountingMalloc
 import Foundation
 import MaskEngine
 
@@ -182,29 +182,6 @@ try text.withUnsafeBytes { raw in
 let perStreamRSS = Double(residentBytes() - rssBefore) / 10_000
 streams.removeAll()
 
-// Allocations per write in the steady state: text with nothing to mask, then the real text.
-let quiet = [UInt8](String(repeating: "the quick brown fox jumps over the lazy dog while nothing happens here ", count: 400).utf8)
-func allocationsPerWrite(_ input: [UInt8], writes: Int) throws -> Double {
-    let masker = try engine.makeStreamMasker()
-    let output = OutputSink()
-    let sink = output.take
-    return try input.withUnsafeBytes { raw in
-        for _ in 0..<32 { try masker.write(UnsafeRawBufferPointer(rebasing: raw[0..<16384]), sink) }  // warm-up
-        let before = sluice_allocation_count()
-        var offset = 0
-        for _ in 0..<writes {
-            if offset + 16384 > raw.count { offset = 0 }
-            try masker.write(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + 16384)]), sink)
-            offset += 16384
-        }
-        let after = sluice_allocation_count()
-        FileHandle.standardError.write(Data("allocations: \(after - before) over \(writes) writes\n".utf8))
-        return Double(after - before) / Double(writes)
-    }
-}
-let quietAllocations = try allocationsPerWrite(quiet, writes: 2000)
-let realAllocations = try allocationsPerWrite(Array(text.prefix(32 << 20)), writes: 2000)
-
 let stream16KMBps = mib / stream16K
 print("| measurement (\(String(format: "%.0f", mib)) MiB, median of \(options.runs)) | MiB/s | vs memcpy | stream 16 KiB vs it | note |")
 print("|---|---:|---:|---:|---|")
@@ -220,5 +197,3 @@ print("| Hyperscan stream state (baseline) | \(try OneDatabaseScanner(detectors:
 print("| holdback | \(engine.holdback) B |")
 print("| state + buffer capacity after 64 KiB | \(footprint) B |")
 print("| RSS growth per open stream (10,000 streams) | \(Int(perStreamRSS)) B |")
-print("| allocations per 16 KiB write, nothing to mask | \(String(format: "%.2f", quietAllocations)) |")
-print("| allocations per 16 KiB write, this text | \(String(format: "%.1f", realAllocations)) |")
