@@ -45,20 +45,3 @@ public struct MaskingSetup: Sendable {
         return try MaskingEngine(detectors: try loadDetectors(), profile: profile, hashKey: key)
     }
 }
-
-/// A configuration problem: which key, and why. Never carries a secret's value.
-public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
-    public var file: String?
-    public var key: String
-    public var reason: String
-
-    public init(file: String? = nil, key: String, reason: String) {
-        self.file = file
-        self.key = key
-        self.reason = reason
-    }
-
-    public var description: String {
-        (file.map { "\($0): " } ?? "") + "\(key): \(reason)"
-    }
-}

@@ -3,11 +3,12 @@ import Foundation
 import Gateway
 
 @main
-struct Sluice: ParsableCommand {
+struct Sluice: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sluice",
         abstract: "A data-governance gateway: authenticates, inspects, masks and records.",
-        subcommands: [Mask.self, Detectors.self]
+        subcommands: [Serve.self, Token.self, Mask.self, Detectors.self, Sessions.self, Reviews.self, Access.self,
+                      Audit.self, Reload.self]
     )
 }
 

@@ -1,0 +1,257 @@
+import Adapters
+import Foundation
+import Hummingbird
+import NIOCore
+
+/// The admin listener's JSON API (see docs/api.md). Bearer tokens as everywhere; `auditor` reads
+/// every session and the audit chain, `admin` also manages reviews and reloads; everyone else sees
+/// only their own sessions and the reviews they requested or may decide.
+public struct AdminAPI: Sendable {
+    public let runtime: GatewayRuntime
+    /// Re-reads the configuration source (file or embedded defaults) for `POST /api/reload`.
+    public let reloadSource: @Sendable () throws -> GatewayConfiguration
+
+    public init(runtime: GatewayRuntime, reloadSource: @escaping @Sendable () throws -> GatewayConfiguration) {
+        self.runtime = runtime
+        self.reloadSource = reloadSource
+    }
+
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    struct ErrorBody: Encodable {
+        struct Detail: Encodable {
+            var code: String
+            var message: String
+        }
+        var error: Detail
+    }
+
+    static func failure(_ status: HTTPResponse.Status, _ code: String, _ message: String) -> Response {
+        json(ErrorBody(error: .init(code: code, message: message)), status: status)
+    }
+
+    /// Thrown inside handlers to answer with an error document.
+    struct Refusal: Error {
+        var response: Response
+    }
+
+    func identity(_ request: Request) async throws -> Identity {
+        guard let header = request.headers[.authorization] else {
+            throw Refusal(response: Self.failure(.unauthorized, "unauthenticated", "send Authorization: Bearer TOKEN"))
+        }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            throw Refusal(response: Self.failure(.unauthorized, "unauthenticated", "send Authorization: Bearer TOKEN"))
+        }
+        do {
+            return try await runtime.authenticate(token: String(parts[1]), purpose: "admin")
+        } catch let error as TokenError {
+            throw Refusal(response: Self.failure(.unauthorized, error.code.rawValue, error.message))
+        }
+    }
+
+    static func isAuditor(_ identity: Identity) -> Bool { identity.isMember(of: ["auditor", "admin"]) }
+
+    /// Wraps a handler: authenticates, turns refusals into their responses.
+    func handle(_ request: Request, _ body: @Sendable (Identity) async throws -> Response) async -> Response {
+        do {
+            return try await body(try await identity(request))
+        } catch let refusal as Refusal {
+            return refusal.response
+        } catch let error as ReviewError {
+            let status: HTTPResponse.Status = switch error.code {
+            case .notFound: .notFound
+            case .selfApproval, .notApprover: .forbidden
+            case .notPending, .alreadyApproved: .conflict
+            case .invalidRequest: .badRequest
+            }
+            return Self.failure(status, error.code.rawValue, error.message)
+        } catch let error as ConfigurationError {
+            return Self.failure(.unprocessableContent, "config_invalid", error.description)
+        } catch {
+            runtime.logger.error("admin request failed", metadata: ["error": "\(type(of: error))"])
+            return Self.failure(.internalServerError, "internal", "the request failed; see the gateway log")
+        }
+    }
+
+    func visibleSession(_ id: String, to identity: Identity) throws -> SessionRecord {
+        guard let session = try runtime.store.session(id: id) else {
+            throw Refusal(response: Self.failure(.notFound, "not_found", "no session \(id.prefix(64))"))
+        }
+        guard Self.isAuditor(identity) || session.user == identity.user else {
+            throw Refusal(response: Self.failure(.forbidden, "forbidden", "only auditors see other users' sessions"))
+        }
+        return session
+    }
+
+    static func visible(_ review: ReviewRecord, to identity: Identity) -> Bool {
+        isAuditor(identity) || review.requester == identity.user || identity.isMember(of: review.approvers)
+    }
+
+    struct Body: Decodable {
+        var reason: String?
+        var connection: String?
+        var duration: String?
+    }
+
+    func decodeBody(_ request: Request) async throws -> Body {
+        let buffer = try await request.body.collect(upTo: 64 * 1024)
+        if buffer.readableBytes == 0 { return Body() }
+        guard let body = try? JSONDecoder().decode(Body.self, from: Data(buffer: buffer)) else {
+            throw Refusal(response: Self.failure(.badRequest, "bad_request", "expected a JSON object"))
+        }
+        return body
+    }
+
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        let runtime = self.runtime
+        router.get("healthz") { _, _ in
+            Self.json(["status": "ok", "open_sessions": String(runtime.openSessionCount)])
+        }
+        router.get("metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: .init(byteBuffer: ByteBuffer(string: runtime.metrics.render())))
+        }
+        let api = router.group("api")
+        api.get("me") { request, _ in
+            await self.handle(request) { identity in Self.json(identity) }
+        }
+        api.get("sessions") { request, _ in
+            await self.handle(request) { identity in
+                var filter = SessionFilter()
+                let query = request.uri.queryParameters
+                filter.user = query["user"].map(String.init)
+                filter.connection = query["connection"].map(String.init)
+                filter.kind = query["protocol"].map(String.init)
+                filter.limit = query["limit"].flatMap { Int(String($0)) } ?? 100
+                filter.offset = query["offset"].flatMap { Int(String($0)) } ?? 0
+                if !Self.isAuditor(identity) { filter.user = identity.user }
+                return Self.json(try runtime.store.sessions(filter).map(Views.Session.init))
+            }
+        }
+        api.get("sessions/:id") { request, context in
+            await self.handle(request) { identity in
+                let session = try self.visibleSession(context.parameters.get("id") ?? "", to: identity)
+                return Self.json(Views.Session(session))
+            }
+        }
+        api.get("sessions/:id/events") { request, context in
+            await self.handle(request) { identity in
+                let session = try self.visibleSession(context.parameters.get("id") ?? "", to: identity)
+                let after = request.uri.queryParameters["after"].flatMap { Int(String($0)) } ?? -1
+                let limit = min(5000, request.uri.queryParameters["limit"].flatMap { Int(String($0)) } ?? 1000)
+                return Self.json(try runtime.store.events(session: session.id, after: after, limit: limit).map(Views.Event.init))
+            }
+        }
+        api.get("sessions/:id/asciicast") { request, context in
+            await self.handle(request) { identity in
+                let session = try self.visibleSession(context.parameters.get("id") ?? "", to: identity)
+                let cast = try Asciicast.export(session: session, store: runtime.store)
+                return Response(status: .ok, headers: [.contentType: "application/x-asciicast",
+                                                       .contentDisposition: "attachment; filename=\"\(session.id).cast\""],
+                                body: .init(byteBuffer: ByteBuffer(string: cast)))
+            }
+        }
+        api.get("sessions/:id/verify") { request, context in
+            await self.handle(request) { identity in
+                let session = try self.visibleSession(context.parameters.get("id") ?? "", to: identity)
+                var report = AuditReport()
+                try AuditVerifier(store: runtime.store, publicKey: runtime.signingKey.publicKey).verifySession(id: session.id, into: &report)
+                return Self.json(report)
+            }
+        }
+        api.get("reviews") { request, _ in
+            await self.handle(request) { identity in
+                let status = request.uri.queryParameters["status"].map(String.init)
+                let reviews = try await runtime.reviews.list(status: status, limit: 500)
+                return Self.json(reviews.filter { Self.visible($0, to: identity) }.map(Views.Review.init))
+            }
+        }
+        api.get("reviews/:id") { request, context in
+            await self.handle(request) { identity in
+                let id = context.parameters.get("id") ?? ""
+                guard let review = try await runtime.reviews.review(id: id) else {
+                    return Self.failure(.notFound, "review_not_found", "no review \(id.prefix(64))")
+                }
+                guard Self.visible(review, to: identity) else {
+                    return Self.failure(.forbidden, "forbidden", "not your review")
+                }
+                return Self.json(Views.Review(review))
+            }
+        }
+        api.post("reviews/:id/approve") { request, context in
+            await self.handle(request) { identity in
+                let review = try await runtime.reviews.approve(id: context.parameters.get("id") ?? "", by: identity)
+                return Self.json(Views.Review(review))
+            }
+        }
+        api.post("reviews/:id/deny") { request, context in
+            await self.handle(request) { identity in
+                let body = try await self.decodeBody(request)
+                let review = try await runtime.reviews.deny(id: context.parameters.get("id") ?? "", by: identity,
+                                                            reason: body.reason ?? "")
+                return Self.json(Views.Review(review))
+            }
+        }
+        api.post("access-requests") { request, _ in
+            await self.handle(request) { identity in
+                let body = try await self.decodeBody(request)
+                guard let name = body.connection, let connection = runtime.policy.connection(name) else {
+                    return Self.failure(.badRequest, "unknown_connection", "name an existing connection")
+                }
+                guard let seconds = ConfigNode.parseDuration(body.duration ?? "1h") else {
+                    return Self.failure(.badRequest, "bad_request", "duration such as 30m or 2h")
+                }
+                let review = try await runtime.reviews.requestAccess(identity: identity, connection: connection.config,
+                                                                     duration: .seconds(seconds), reason: body.reason ?? "")
+                return Self.json(Views.Review(review), status: .created)
+            }
+        }
+        api.get("connections") { request, _ in
+            await self.handle(request) { identity in
+                let connections = runtime.policy.configuration.connections.filter {
+                    Self.isAuditor(identity) || identity.isMember(of: $0.accessGroups) || identity.isMember(of: $0.reviews.approvers)
+                }
+                return Self.json(connections.map(Views.connection))
+            }
+        }
+        api.get("audit/verify") { request, _ in
+            await self.handle(request) { identity in
+                guard Self.isAuditor(identity) else { return Self.failure(.forbidden, "forbidden", "auditors only") }
+                let report = try AuditVerifier(store: runtime.store, publicKey: runtime.signingKey.publicKey).verify()
+                runtime.control.append("audit.verified", actor: identity.user, ["ok": String(report.ok), "problems": String(report.problems.count)])
+                return Self.json(report)
+            }
+        }
+        api.get("audit/control") { request, _ in
+            await self.handle(request) { identity in
+                guard Self.isAuditor(identity) else { return Self.failure(.forbidden, "forbidden", "auditors only") }
+                let after = request.uri.queryParameters["after"].flatMap { Int(String($0)) } ?? -1
+                let events = try runtime.store.controlEvents(after: after, limit: 1000).map { event in
+                    ["seq": String(event.seq), "time": Views.iso(event.time) ?? "", "kind": event.kind, "actor": event.actor,
+                     "detail": event.detail]
+                }
+                return Self.json(events)
+            }
+        }
+        api.post("reload") { request, _ in
+            await self.handle(request) { identity in
+                guard identity.groups.contains("admin") else { return Self.failure(.forbidden, "forbidden", "admins only") }
+                try runtime.reload(try self.reloadSource(), actor: identity.user)
+                return Self.json(["status": "reloaded"])
+            }
+        }
+        return router
+    }
+}

@@ -1,0 +1,157 @@
+import Adapters
+import Crypto
+import Foundation
+import Logging
+import Synchronization
+
+/// Wall-clock time in microseconds, injectable so reviews and grants can be tested without waiting.
+public protocol GatewayClock: Sendable {
+    func nowMicros() -> Int64
+}
+
+public struct SystemClock: GatewayClock {
+    public init() {}
+    public func nowMicros() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }
+}
+
+/// A clock that moves only when told to.
+public final class ManualClock: GatewayClock {
+    private let now: Mutex<Int64>
+    public init(start: Int64 = 1_800_000_000_000_000) { now = Mutex(start) }
+    public func nowMicros() -> Int64 { now.withLock { $0 } }
+    public func advance(by duration: Duration) {
+        let micros = duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
+        now.withLock { $0 += micros }
+    }
+}
+
+/// The control-plane chain: logins, denials, review changes, reloads. Each record is hashed onto
+/// the previous one and signed, so any prefix of the chain verifies on its own.
+public final class ControlLog: Sendable {
+    private struct State {
+        var seq: Int
+        var previous: [UInt8]
+    }
+
+    private let store: any Store
+    private let key: Curve25519.Signing.PrivateKey
+    private let clock: any GatewayClock
+    private let logger: Logger
+    private let state: Mutex<State>
+
+    public init(store: any Store, key: Curve25519.Signing.PrivateKey, clock: any GatewayClock = SystemClock(),
+                logger: Logger = Logger(label: "sluice.audit")) throws {
+        self.store = store
+        self.key = key
+        self.clock = clock
+        self.logger = logger
+        if let last = try store.lastControl() {
+            state = Mutex(State(seq: last.seq + 1, previous: last.hash))
+        } else {
+            state = Mutex(State(seq: 0, previous: AuditChain.controlGenesis(publicKey: key.publicKey)))
+        }
+    }
+
+    /// Appends an event. `detail` values must be metadata (ids, names, codes), never secrets or payload.
+    public func append(_ kind: String, actor: String, _ detail: [String: String] = [:]) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let detailText = (try? String(decoding: encoder.encode(detail), as: UTF8.self)) ?? "{}"
+        let time = clock.nowMicros()
+        state.withLock { state in
+            let hash = AuditChain.controlHash(previous: state.previous, seq: state.seq, time: time, kind: kind,
+                                              actor: actor, detail: detailText)
+            let signature = (try? key.signature(for: hash)).map { Array($0) } ?? []
+            do {
+                try store.appendControl(ControlEvent(seq: state.seq, time: time, kind: kind, actor: actor, detail: detailText,
+                                                     hash: hash, signature: signature))
+                state.seq += 1
+                state.previous = hash
+            } catch {
+                logger.error("control event not stored", metadata: ["kind": "\(kind)", "error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// Records one session: chains every event onto the previous one and seals the chain at the end.
+public final class SessionRecorder: Sendable {
+    private struct State {
+        var record: SessionRecord
+        var previous: [UInt8]
+        var sealed = false
+        var failed: String?
+    }
+
+    public let id: String
+    private let store: any Store
+    private let key: Curve25519.Signing.PrivateKey
+    private let clock: any GatewayClock
+    private let state: Mutex<State>
+    /// Longest data of one stored event; longer data is split into several events.
+    public static let maximumEventBytes = 64 * 1024
+
+    public init(session: SessionRecord, store: any Store, key: Curve25519.Signing.PrivateKey, clock: any GatewayClock) throws {
+        self.id = session.id
+        self.store = store
+        self.key = key
+        self.clock = clock
+        try store.createSession(session)
+        state = Mutex(State(record: session, previous: AuditChain.genesis(session)))
+    }
+
+    /// Why recording failed, if it did: the session must then stop (no unrecorded activity).
+    public var failure: String? { state.withLock { $0.failed } }
+
+    public var record: SessionRecord { state.withLock { $0.record } }
+
+    public func count(_ counter: String, by amount: Int = 1) {
+        state.withLock { $0.record.counters[counter, default: 0] += amount }
+    }
+
+    /// Appends an event now. Returns false when the store refused it (the caller ends the session).
+    @discardableResult
+    public func append(_ event: SessionEvent) -> Bool {
+        let now = clock.nowMicros()
+        return state.withLock { state in
+            guard !state.sealed, state.failed == nil else { return false }
+            let offset = max(0, now - state.record.startedAt)
+            var events: [StoredEvent] = []
+            var start = 0
+            repeat {
+                let end = min(event.data.count, start + Self.maximumEventBytes)
+                let data = Array(event.data[start..<end])
+                let seq = state.record.eventCount + events.count
+                let hash = AuditChain.eventHash(previous: events.last?.hash ?? state.previous, seq: seq, offset: offset,
+                                                kind: event.kind.rawValue, data: data)
+                events.append(StoredEvent(sessionID: id, seq: seq, offset: offset, kind: event.kind.rawValue, data: data, hash: hash))
+                start = end
+            } while start < event.data.count
+            do {
+                try store.appendEvents(events)
+            } catch {
+                state.failed = "store refused an event (\(error))"
+                return false
+            }
+            state.record.eventCount += events.count
+            state.previous = events[events.count - 1].hash
+            return true
+        }
+    }
+
+    /// Ends the session: writes the end, the last hash and the Ed25519 seal. Idempotent.
+    public func seal(reason: String) {
+        let now = clock.nowMicros()
+        state.withLock { state in
+            guard !state.sealed else { return }
+            state.sealed = true
+            state.record.endedAt = now
+            state.record.endReason = reason
+            state.record.lastHash = state.previous
+            if let signature = try? key.signature(for: AuditChain.sealMessage(state.record)) {
+                state.record.seal = Data(signature).base64EncodedString()
+            }
+            try? store.updateSession(state.record)
+        }
+    }
+}

@@ -1,0 +1,388 @@
+import Adapters
+import Foundation
+import MaskEngine
+
+/// The gateway's configuration (the keys of DESIGN.md are the user-facing contract).
+public struct GatewayConfiguration: Sendable {
+    public struct Listeners: Sendable, Equatable {
+        public var admin: HostPort? = HostPort(host: "127.0.0.1", port: 8080)
+        public var postgres: HostPort? = HostPort(host: "127.0.0.1", port: 15432)
+        public var ssh: HostPort? = HostPort(host: "127.0.0.1", port: 12222)
+        public var http: HostPort? = HostPort(host: "127.0.0.1", port: 18080)
+        public var kubernetes: HostPort? = HostPort(host: "127.0.0.1", port: 16443)
+        public init() {}
+    }
+
+    public struct OIDCProvider: Sendable, Equatable {
+        public var issuer: String
+        public var audience: String
+        public var userClaim = "preferred_username"
+        public var groupsClaim = "groups"
+        /// Where to fetch the discovery document; default `ISSUER/.well-known/openid-configuration`.
+        public var discoveryURL: String?
+        public init(issuer: String, audience: String) {
+            self.issuer = issuer
+            self.audience = audience
+        }
+    }
+
+    public struct Identity: Sendable, Equatable {
+        public var devIssuer = true
+        public var oidc: [OIDCProvider] = []
+        /// Allowed clock skew for `exp`, `nbf` and `iat`.
+        public var clockSkew: Duration = .seconds(60)
+        /// Lifetime of dev tokens when `--ttl` is not given.
+        public var devTokenTTL: Duration = .seconds(3600)
+        public init() {}
+    }
+
+    public struct Masking: Sendable, Equatable {
+        public var hashKeyEnv = "SLUICE_HASH_KEY"
+        public var profiles: [String: MaskingProfile] = MaskingProfile.builtIn
+        public init() {}
+    }
+
+    public struct Rule: Sendable, Equatable {
+        public enum Action: String, Sendable, Equatable { case allow, block, review }
+        /// A regular expression over the command text the adapter reports.
+        public var match: String?
+        /// A class the adapter derives (`drop`, `delete_without_where`, `exec`, …).
+        public var commandClass: String?
+        public var action: Action
+        public var message: String?
+        /// Limits the rule to these groups; empty = everyone.
+        public var groups: [String] = []
+    }
+
+    public struct ReviewSettings: Sendable, Equatable {
+        public var approvers: [String] = ["admin"]
+        public var minApprovals = 1
+        public var timeout: Duration = .seconds(600)
+        /// Longest just-in-time grant a user may request.
+        public var maxGrant: Duration = .seconds(8 * 3600)
+        public init() {}
+    }
+
+    public struct ConnectionMasking: Sendable, Equatable {
+        public var profile = "default"
+        public var groups: [String: String] = [:]
+        public var unmaskedGroups: [String] = []
+        /// `table.column` or `*.column` → style.
+        public var columns: [String: MaskStyle] = [:]
+        public init() {}
+    }
+
+    public struct CredentialSource: Sendable, Equatable {
+        public var username: String?
+        public var passwordEnv: String?
+        public var passwordFile: String?
+        public var privateKeyFile: String?
+        public var tokenEnv: String?
+        public var tokenFile: String?
+        public init() {}
+    }
+
+    public struct Connection: Sendable, Equatable {
+        public var name: String
+        public var kind: ConnectionKind
+        public var target: String
+        public var database: String?
+        public var credential = CredentialSource()
+        public var hostKey: String?
+        public var caFile: String?
+        public var accessGroups: [String] = []
+        /// Access granted only through approved just-in-time requests.
+        public var requiresGrant = false
+        public var masking = ConnectionMasking()
+        public var guardrails: [Rule] = []
+        public var reviews = ReviewSettings()
+        public var options: [String: String] = [:]
+    }
+
+    public var file: String?
+    public var listen = Listeners()
+    public var stateDir = ".sluice"
+    public var store: String?
+    public struct TLSFiles: Sendable, Equatable {
+        public var cert: String
+        public var key: String
+    }
+    /// Certificate and key files; without them the state dir's generated pair is used.
+    public var tls: TLSFiles?
+    public var identity = Identity()
+    public var detectors: [String]?
+    public var masking = Masking()
+    public var connections: [Connection] = []
+    /// URL that receives a JSON POST for each new review.
+    public var reviewWebhook: String?
+    /// Where the web console and approve hints point users.
+    public var publicURL: String?
+    /// Per-statement cap on recorded result bytes (adapters read it).
+    public var recordOutputCap = 1 << 20
+
+    public init() {}
+
+    /// The SQLite file (or other store URL) in effect.
+    public var storeURL: String { store ?? "sqlite:" + (stateDir as NSString).appendingPathComponent("sluice.db") }
+
+    public func connection(named name: String) -> Connection? { connections.first { $0.name == name } }
+}
+
+extension GatewayConfiguration {
+    /// Where the configuration comes from: `--config FILE`, else `./sluice.yaml` when present,
+    /// else the embedded defaults (the checked-in `examples/sluice.yaml`).
+    public static func load(path: String?) throws -> GatewayConfiguration {
+        if let path { return try parse(file: path) }
+        if FileManager.default.fileExists(atPath: "sluice.yaml") { return try parse(file: "sluice.yaml") }
+        return try embeddedDefaults()
+    }
+
+    public static func embeddedDefaults() throws -> GatewayConfiguration {
+        guard let path = ProjectFiles.locate("examples/sluice.yaml") else {
+            var configuration = GatewayConfiguration()
+            configuration.file = "(embedded defaults)"
+            return configuration
+        }
+        return try parse(file: path)
+    }
+
+    public static func parse(file: String) throws -> GatewayConfiguration {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw ConfigurationError(file: file, key: "(file)", reason: "cannot be read")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigurationError(file: file, key: "(file)", reason: "is not UTF-8 text")
+        }
+        return try parse(text: text, file: file)
+    }
+
+    public static func parse(text: String, file: String? = nil) throws -> GatewayConfiguration {
+        var configuration = GatewayConfiguration()
+        configuration.file = file
+        guard let root = try ConfigNode.parse(text, file: file), !root.isNull else { return configuration }
+        let top = try root.mapping(allowed: [
+            "listen", "state_dir", "store", "tls", "identity", "detectors", "masking", "connections",
+            "notifications", "public_url", "recording",
+        ])
+        if let listen = top["listen"] {
+            let map = try listen.mapping(allowed: ["admin", "postgres", "ssh", "http", "kubernetes"])
+            func address(_ key: String) throws -> HostPort?? {
+                guard let node = map[key] else { return .none }
+                if node.isNull || (try? node.string()) == "off" { return .some(nil) }
+                return .some(try node.hostPort())
+            }
+            if let value = try address("admin") { configuration.listen.admin = value }
+            if let value = try address("postgres") { configuration.listen.postgres = value }
+            if let value = try address("ssh") { configuration.listen.ssh = value }
+            if let value = try address("http") { configuration.listen.http = value }
+            if let value = try address("kubernetes") { configuration.listen.kubernetes = value }
+        }
+        if let node = top["state_dir"] { configuration.stateDir = try node.nonEmptyString() }
+        if let node = top["store"] {
+            let url = try node.nonEmptyString()
+            guard url.hasPrefix("sqlite:") || url.hasPrefix("postgres://") else {
+                throw node.error("expected sqlite:PATH or postgres://USER@HOST/DB")
+            }
+            if url.hasPrefix("postgres://") { throw node.error("the PostgreSQL store is not available yet; use sqlite:PATH") }
+            configuration.store = url
+        }
+        if let node = top["tls"] {
+            let map = try node.mapping(allowed: ["cert", "key"])
+            guard let cert = map["cert"], let key = map["key"] else { throw node.error("needs both cert and key") }
+            configuration.tls = TLSFiles(cert: try cert.nonEmptyString(), key: try key.nonEmptyString())
+        }
+        if let node = top["identity"] { configuration.identity = try parseIdentity(node) }
+        if let node = top["detectors"] { configuration.detectors = try node.strings() }
+        if let node = top["masking"] { configuration.masking = try parseMasking(node) }
+        if let node = top["notifications"] {
+            let map = try node.mapping(allowed: ["review_webhook"])
+            configuration.reviewWebhook = try map["review_webhook"]?.nonEmptyString()
+        }
+        if let node = top["public_url"] { configuration.publicURL = try node.nonEmptyString() }
+        if let node = top["recording"] {
+            let map = try node.mapping(allowed: ["output_cap_bytes"])
+            if let cap = map["output_cap_bytes"] { configuration.recordOutputCap = try cap.int(in: 0...(1 << 30)) }
+        }
+        if let node = top["connections"] {
+            var seen = Set<String>()
+            for element in try node.sequence() {
+                let connection = try parseConnection(element, profiles: configuration.masking.profiles)
+                guard seen.insert(connection.name).inserted else {
+                    throw element.error("duplicate connection name '\(connection.name)'")
+                }
+                configuration.connections.append(connection)
+            }
+        }
+        return configuration
+    }
+
+    private static func parseIdentity(_ node: ConfigNode) throws -> Identity {
+        var identity = Identity()
+        let map = try node.mapping(allowed: ["dev_issuer", "oidc", "clock_skew", "dev_token_ttl"])
+        if let value = map["dev_issuer"] { identity.devIssuer = try value.bool() }
+        if let value = map["clock_skew"] { identity.clockSkew = try value.duration() }
+        if let value = map["dev_token_ttl"] { identity.devTokenTTL = try value.duration() }
+        if let value = map["oidc"] {
+            for element in try value.sequence() {
+                let entry = try element.mapping(allowed: ["issuer", "audience", "user_claim", "groups_claim", "discovery_url"])
+                guard let issuer = entry["issuer"] else { throw element.error("needs issuer") }
+                guard let audience = entry["audience"] else { throw element.error("needs audience") }
+                let issuerText = try issuer.nonEmptyString()
+                guard issuerText.hasPrefix("https://") || issuerText.hasPrefix("http://") else {
+                    throw issuer.error("must be an http(s) URL")
+                }
+                var provider = OIDCProvider(issuer: issuerText, audience: try audience.nonEmptyString())
+                if let claim = entry["user_claim"] { provider.userClaim = try claim.nonEmptyString() }
+                if let claim = entry["groups_claim"] { provider.groupsClaim = try claim.nonEmptyString() }
+                if let url = entry["discovery_url"] { provider.discoveryURL = try url.nonEmptyString() }
+                identity.oidc.append(provider)
+            }
+        }
+        return identity
+    }
+
+    private static func parseStyle(_ node: ConfigNode) throws -> MaskStyle {
+        let text = try node.string()
+        guard let style = MaskStyle(rawValue: text) else {
+            throw node.error("unknown style '\(text)' (known: \(MaskStyle.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        return style
+    }
+
+    private static func parseMasking(_ node: ConfigNode) throws -> Masking {
+        var masking = Masking()
+        let map = try node.mapping(allowed: ["hash_key_env", "profiles"])
+        if let value = map["hash_key_env"] { masking.hashKeyEnv = try value.nonEmptyString() }
+        if let value = map["profiles"] {
+            for (name, profileNode) in try value.entries() {
+                let entry = try profileNode.mapping(allowed: ["detectors", "exclude", "style", "styles"])
+                var profile = MaskingProfile(name: name)
+                if let detectors = entry["detectors"] { profile.detectors = try detectors.strings() }
+                if let exclude = entry["exclude"] { profile.exclude = try exclude.strings() }
+                if let style = entry["style"] { profile.style = try parseStyle(style) }
+                if let styles = entry["styles"] {
+                    for (id, styleNode) in try styles.entries() { profile.styles[id] = try parseStyle(styleNode) }
+                }
+                masking.profiles[name] = profile
+            }
+        }
+        return masking
+    }
+
+    private static func parseConnection(_ node: ConfigNode, profiles: [String: MaskingProfile]) throws -> Connection {
+        let map = try node.mapping(allowed: [
+            "name", "type", "target", "database", "credential", "host_key", "ca_file", "access", "masking",
+            "guardrails", "reviews", "options",
+        ])
+        guard let nameNode = map["name"] else { throw node.error("needs name") }
+        let name = try nameNode.nonEmptyString()
+        guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }) else {
+            throw nameNode.error("use letters, digits, '-', '_' or '.' (it appears in URLs and user names)")
+        }
+        guard let typeNode = map["type"] else { throw node.error("needs type") }
+        guard let kind = ConnectionKind(rawValue: try typeNode.string()) else {
+            throw typeNode.error("unknown type (known: postgres, ssh, http, kubernetes)")
+        }
+        guard let targetNode = map["target"] else { throw node.error("needs target") }
+        var connection = Connection(name: name, kind: kind, target: try targetNode.nonEmptyString())
+        if kind != .http && kind != .kubernetes, HostPort(connection.target) == nil {
+            throw targetNode.error("expected HOST:PORT")
+        }
+        if let value = map["database"] { connection.database = try value.nonEmptyString() }
+        if let value = map["host_key"] { connection.hostKey = try value.nonEmptyString() }
+        if let value = map["ca_file"] { connection.caFile = try value.nonEmptyString() }
+        if let value = map["credential"] {
+            let entry = try value.mapping(allowed: ["username", "password_env", "password_file", "private_key_file", "token_env", "token_file", "password"])
+            if let inline = entry["password"] {
+                throw inline.error("inline secrets are refused; use password_env or password_file")
+            }
+            connection.credential.username = try entry["username"]?.nonEmptyString()
+            connection.credential.passwordEnv = try entry["password_env"]?.nonEmptyString()
+            connection.credential.passwordFile = try entry["password_file"]?.nonEmptyString()
+            connection.credential.privateKeyFile = try entry["private_key_file"]?.nonEmptyString()
+            connection.credential.tokenEnv = try entry["token_env"]?.nonEmptyString()
+            connection.credential.tokenFile = try entry["token_file"]?.nonEmptyString()
+        }
+        if let value = map["access"] {
+            let entry = try value.mapping(allowed: ["groups", "requires_grant"])
+            connection.accessGroups = try entry["groups"]?.strings() ?? []
+            connection.requiresGrant = try entry["requires_grant"]?.bool() ?? false
+        }
+        if let value = map["masking"] {
+            let entry = try value.mapping(allowed: ["profile", "groups", "unmasked_groups", "columns"])
+            if let profile = entry["profile"] {
+                connection.masking.profile = try profile.nonEmptyString()
+                guard profiles[connection.masking.profile] != nil else {
+                    throw profile.error("unknown profile '\(connection.masking.profile)'")
+                }
+            }
+            if let groups = entry["groups"] {
+                for (group, profileNode) in try groups.entries() {
+                    let profile = try profileNode.nonEmptyString()
+                    guard profiles[profile] != nil else { throw profileNode.error("unknown profile '\(profile)'") }
+                    connection.masking.groups[group] = profile
+                }
+            }
+            connection.masking.unmaskedGroups = try entry["unmasked_groups"]?.strings() ?? []
+            if let columns = entry["columns"] {
+                for (column, styleNode) in try columns.entries() {
+                    guard column.split(separator: ".").count == 2 else {
+                        throw styleNode.error("column rules are TABLE.COLUMN or *.COLUMN")
+                    }
+                    connection.masking.columns[column.lowercased()] = try parseStyle(styleNode)
+                }
+            }
+        }
+        if let value = map["guardrails"] {
+            for element in try value.sequence() {
+                let entry = try element.mapping(allowed: ["match", "class", "action", "message", "groups"])
+                guard let actionNode = entry["action"] else { throw element.error("needs action (allow, block or review)") }
+                guard let action = Rule.Action(rawValue: try actionNode.string()) else {
+                    throw actionNode.error("expected allow, block or review")
+                }
+                let match = try entry["match"]?.nonEmptyString()
+                let commandClass = try entry["class"]?.nonEmptyString()
+                if match == nil && commandClass == nil { throw element.error("needs match or class") }
+                if let match, let matchNode = entry["match"] {
+                    do { _ = try Regex(match) } catch {
+                        throw matchNode.error("invalid regular expression")
+                    }
+                }
+                var rule = Rule(match: match, commandClass: commandClass, action: action, message: try entry["message"]?.string())
+                rule.groups = try entry["groups"]?.strings() ?? []
+                connection.guardrails.append(rule)
+            }
+        }
+        if let value = map["reviews"] {
+            let entry = try value.mapping(allowed: ["approvers", "min_approvals", "timeout", "max_grant"])
+            if let approvers = entry["approvers"] { connection.reviews.approvers = try approvers.strings() }
+            if let min = entry["min_approvals"] { connection.reviews.minApprovals = try min.int(in: 1...10) }
+            if let timeout = entry["timeout"] { connection.reviews.timeout = try timeout.duration() }
+            if let grant = entry["max_grant"] { connection.reviews.maxGrant = try grant.duration() }
+        }
+        if let value = map["options"] {
+            for (key, optionNode) in try value.entries() { connection.options[key] = try optionNode.string() }
+        }
+        return connection
+    }
+}
+
+/// Finds files of the source checkout (examples, corpora) from the working directory or the binary.
+public enum ProjectFiles {
+    public static func locate(_ relative: String) -> String? {
+        let fileManager = FileManager.default
+        if fileManager.fileExists(atPath: relative) { return relative }
+        var url = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<6 {
+            let candidate = url.appendingPathComponent(relative)
+            if fileManager.fileExists(atPath: candidate.path) { return candidate.path }
+            url.deleteLastPathComponent()
+        }
+        return nil
+    }
+}
+
+extension GatewayConfiguration {
+    /// Seconds in a duration such as `90s`, `10m`, `1h30m` (nil when malformed).
+    public static func parseDurationText(_ text: String) -> Int? { ConfigNode.parseDuration(text) }
+}

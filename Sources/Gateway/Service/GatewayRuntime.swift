@@ -1,0 +1,291 @@
+import Adapters
+import AsyncHTTPClient
+import Crypto
+import Foundation
+import Logging
+import MaskEngine
+import NIOCore
+import Synchronization
+
+/// Everything a running gateway shares: the current policy snapshot, identity, reviews, the store,
+/// the control chain and metrics. It is the ``Governor`` the adapters talk to.
+public final class GatewayRuntime: Governor {
+    private struct Snapshot: Sendable {
+        var policy: CompiledPolicy
+        var verifier: TokenVerifier
+    }
+
+    public let store: any Store
+    public let control: ControlLog
+    public let reviews: ReviewCenter
+    public let metrics: Metrics
+    public let clock: any GatewayClock
+    public let signingKey: Curve25519.Signing.PrivateKey
+    public let logger: Logger
+    let fetch: HTTPFetcher
+    private let snapshot: Mutex<Snapshot>
+    private let openSessions = Mutex<[String: GatewaySession]>([:])
+
+    public init(policy: CompiledPolicy, store: any Store, signingKey: Curve25519.Signing.PrivateKey,
+                clock: any GatewayClock = SystemClock(), fetch: @escaping HTTPFetcher = HTTPFetch.live,
+                logger: Logger = Logger(label: "sluice")) throws {
+        self.store = store
+        self.signingKey = signingKey
+        self.clock = clock
+        self.logger = logger
+        self.fetch = fetch
+        self.metrics = Metrics()
+        self.control = try ControlLog(store: store, key: signingKey, clock: clock, logger: logger)
+        let configuration = policy.configuration
+        let notifier = LoggingReviewNotifier(logger: logger, webhook: configuration.reviewWebhook,
+                                             publicURL: configuration.publicURL ?? "http://\(configuration.listen.admin?.description ?? "127.0.0.1:8080")")
+        self.reviews = ReviewCenter(store: store, control: control, clock: clock, notifier: notifier)
+        let verifier = TokenVerifier(identity: configuration.identity, devKey: signingKey.publicKey, fetch: fetch,
+                                     now: { Date(timeIntervalSince1970: Double(clock.nowMicros()) / 1_000_000) })
+        snapshot = Mutex(Snapshot(policy: policy, verifier: verifier))
+    }
+
+    public var policy: CompiledPolicy { snapshot.withLock { $0.policy } }
+    public var verifier: TokenVerifier { snapshot.withLock { $0.verifier } }
+
+    /// Swaps in a new configuration atomically. Open sessions keep running and use the new policy
+    /// for their next decision; a configuration that fails to compile is refused and the old stays.
+    public func reload(_ configuration: GatewayConfiguration, actor: String) throws {
+        let policy: CompiledPolicy
+        do {
+            policy = try CompiledPolicy(configuration: configuration)
+        } catch {
+            control.append("config.reload_refused", actor: actor, ["reason": "\(error)".prefix(300).description])
+            throw error
+        }
+        let clock = self.clock
+        let verifier = TokenVerifier(identity: configuration.identity, devKey: signingKey.publicKey, fetch: fetch,
+                                     now: { Date(timeIntervalSince1970: Double(clock.nowMicros()) / 1_000_000) })
+        snapshot.withLock { $0 = Snapshot(policy: policy, verifier: verifier) }
+        control.append("config.reloaded", actor: actor, ["connections": String(configuration.connections.count),
+                                                         "detectors": String(policy.detectorCount)])
+        logger.notice("configuration reloaded", metadata: ["connections": "\(configuration.connections.count)"])
+    }
+
+    /// Verifies a bearer token (admin API and adapters alike). Failures go to the control chain by code.
+    public func authenticate(token: String, purpose: String) async throws -> Identity {
+        do {
+            return try await verifier.verify(token)
+        } catch let error as TokenError {
+            control.append("login.failed", actor: "-", ["code": error.code.rawValue, "purpose": purpose])
+            metrics.increment("sluice_logins_failed_total", labels: ["code": error.code.rawValue])
+            throw error
+        }
+    }
+
+    public func openSession(token: String, connection name: String, kind: ConnectionKind, peer: String) async throws -> any GovernedSession {
+        let identity: Identity
+        do {
+            identity = try await authenticate(token: token, purpose: kind.rawValue)
+        } catch let error as TokenError {
+            throw GovernorError(.unauthenticated, "authentication failed (\(error.code.rawValue))")
+        }
+        let policy = self.policy
+        guard let connection = policy.connection(name) else {
+            control.append("access.denied", actor: identity.user, ["connection": String(name.prefix(100)), "why": "unknown connection"])
+            throw GovernorError(.unknownConnection, "no connection named \(name.prefix(100))")
+        }
+        guard connection.config.kind == kind else {
+            throw GovernorError(.wrongProtocol, "\(name) is a \(connection.config.kind.rawValue) connection")
+        }
+        var allowed = connection.groupAllows(identity)
+        if !allowed { allowed = await reviews.hasGrant(user: identity.user, connection: name) }
+        guard allowed else {
+            control.append("access.denied", actor: identity.user, ["connection": name, "why": "not in access groups and no grant"])
+            metrics.increment("sluice_access_denied_total", labels: ["connection": name])
+            throw GovernorError(.forbidden, "\(identity.user) may not use \(name); request access with `sluice access request \(name)`")
+        }
+        let credential: Credential
+        do {
+            credential = try CredentialResolver.resolve(connection.config.credential)
+        } catch {
+            logger.error("credential unavailable", metadata: ["connection": "\(name)", "error": "\(error)"])
+            throw GovernorError(.unavailable, "the gateway has no credential for \(name)")
+        }
+        let target = ConnectionTarget(name: name, kind: kind, target: connection.config.target, database: connection.config.database,
+                                      credential: credential, hostKey: connection.config.hostKey, caFile: connection.config.caFile,
+                                      options: connection.config.options)
+        let record = SessionRecord(id: Self.newSessionID(), user: identity.user, groups: identity.groups, connection: name,
+                                   kind: kind.rawValue, peer: String(peer.prefix(100)), startedAt: clock.nowMicros())
+        let recorder: SessionRecorder
+        do {
+            recorder = try SessionRecorder(session: record, store: store, key: signingKey, clock: clock)
+        } catch {
+            logger.error("session not recorded", metadata: ["error": "\(error)"])
+            throw GovernorError(.unavailable, "recording is unavailable; sessions are refused until it is back")
+        }
+        let session = GatewaySession(runtime: self, identity: identity, target: target, recorder: recorder)
+        openSessions.withLock { $0[record.id] = session }
+        metrics.add("sluice_sessions_open", 1, labels: [:])
+        metrics.increment("sluice_sessions_total", labels: ["protocol": kind.rawValue])
+        control.append("session.opened", actor: identity.user, ["session": record.id, "connection": name, "protocol": kind.rawValue])
+        return session
+    }
+
+    func sessionClosed(_ id: String) {
+        openSessions.withLock { _ = $0.removeValue(forKey: id) }
+        metrics.add("sluice_sessions_open", -1, labels: [:])
+    }
+
+    /// Ends every open session (graceful shutdown): each is told and its record sealed.
+    public func closeAll(reason: String) async {
+        let sessions = openSessions.withLock { Array($0.values) }
+        for session in sessions { await session.close(reason: reason) }
+    }
+
+    public var openSessionCount: Int { openSessions.withLock { $0.count } }
+
+    static func newSessionID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return "s-" + (0..<8).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+    }
+}
+
+/// One governed session.
+final class GatewaySession: GovernedSession {
+    let runtime: GatewayRuntime
+    let identity: Identity
+    let connection: ConnectionTarget
+    let recorder: SessionRecorder
+    private let closed = Mutex(false)
+
+    var id: String { recorder.id }
+
+    init(runtime: GatewayRuntime, identity: Identity, target: ConnectionTarget, recorder: SessionRecorder) {
+        self.runtime = runtime
+        self.identity = identity
+        self.connection = target
+        self.recorder = recorder
+    }
+
+    private func marker(_ fields: [String: String]) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        recorder.append(SessionEvent(.marker, (try? Array(encoder.encode(fields))) ?? []))
+    }
+
+    func decide(_ command: Command) async -> Decision {
+        if let failure = recorder.failure {
+            runtime.logger.error("recording failed; command refused", metadata: ["session": "\(id)", "error": "\(failure)"])
+            return .block(message: "recording is unavailable, so nothing may run (session \(id))")
+        }
+        guard let compiled = runtime.policy.connection(connection.name) else {
+            return .block(message: "connection \(connection.name) was removed from the configuration")
+        }
+        let decision = compiled.decide(command, for: identity)
+        let classes = command.classes.joined(separator: ",")
+        switch decision.action {
+        case .allow:
+            runtime.metrics.increment("sluice_commands_total", labels: ["outcome": "allowed", "protocol": connection.kind.rawValue])
+            recorder.count("allowed")
+            return .allow
+        case .block:
+            let message = decision.message ?? "blocked by policy"
+            marker(["decision": "block", "rule": decision.rule.map { String($0 + 1) } ?? "", "classes": classes, "message": message])
+            recorder.count("blocked")
+            runtime.metrics.increment("sluice_commands_total", labels: ["outcome": "blocked", "protocol": connection.kind.rawValue])
+            runtime.control.append("command.blocked", actor: identity.user,
+                                   ["session": id, "connection": connection.name, "rule": decision.rule.map { String($0 + 1) } ?? ""])
+            return .block(message: message)
+        case .review:
+            runtime.metrics.increment("sluice_commands_total", labels: ["outcome": "reviewed", "protocol": connection.kind.rawValue])
+            recorder.count("reviewed")
+            let review: ReviewRecord
+            do {
+                review = try await runtime.reviews.requestCommandReview(identity: identity, connection: compiled.config, sessionID: id,
+                                                                        command: command, reason: decision.message ?? "review required")
+            } catch {
+                return .block(message: "this command needs a review, but none could be created (\(error))")
+            }
+            marker(["decision": "review", "review": review.id, "rule": decision.rule.map { String($0 + 1) } ?? "", "classes": classes])
+            let reviews = runtime.reviews
+            let recorder = self.recorder
+            let hint = "sluice reviews approve \(review.id)"
+            return .review(ReviewTicket(id: review.id, approveHint: hint) { [weak self] in
+                let outcome = await reviews.wait(id: review.id)
+                var fields = ["review": review.id]
+                switch outcome {
+                case .approved(let by): fields["outcome"] = "approved"; fields["by"] = by.joined(separator: ",")
+                case .denied(let by, _): fields["outcome"] = "denied"; fields["by"] = by
+                case .timedOut: fields["outcome"] = "timed_out"
+                }
+                if self != nil {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.sortedKeys]
+                    recorder.append(SessionEvent(.marker, (try? Array(encoder.encode(fields))) ?? []))
+                }
+                return outcome
+            })
+        }
+    }
+
+    func masking(for target: MaskTarget) -> MaskingChoice {
+        let policy = runtime.policy
+        guard let compiled = policy.connection(connection.name) else {
+            // Removed by a reload: mask with the default profile rather than nothing.
+            return policy.engines["default"].map { .masked(engine: $0, forced: nil) } ?? .unmasked
+        }
+        guard let profile = compiled.profileName(for: identity) else { return .unmasked }
+        guard let engine = policy.engines[profile] ?? policy.engines["default"] else { return .unmasked }
+        switch target {
+        case .stream: return .masked(engine: engine, forced: nil)
+        case .column(let table, let name): return .masked(engine: engine, forced: compiled.columnStyle(table: table, column: name))
+        }
+    }
+
+    func record(_ event: SessionEvent) {
+        recorder.append(event)
+    }
+
+    func reportMasking(bytes: Int, counts: [String: Int], latency: Duration) {
+        runtime.metrics.add("sluice_bytes_scanned_total", Double(bytes), labels: ["protocol": connection.kind.rawValue])
+        for (detector, count) in counts where count > 0 {
+            runtime.metrics.add("sluice_values_masked_total", Double(count), labels: ["detector": detector])
+            recorder.count("masked:" + detector, by: count)
+        }
+        runtime.metrics.observe("sluice_masking_latency_seconds", Double(latency.components.attoseconds) / 1e18 + Double(latency.components.seconds))
+    }
+
+    func close(reason: String) async {
+        let first = closed.withLock { closed -> Bool in
+            defer { closed = true }
+            return !closed
+        }
+        guard first else { return }
+        recorder.seal(reason: reason)
+        runtime.sessionClosed(id)
+        runtime.control.append("session.closed", actor: identity.user, ["session": id, "reason": String(reason.prefix(200))])
+    }
+}
+
+/// Reads a connection's credential from the environment or files named in the configuration.
+enum CredentialResolver {
+    struct Missing: Error, CustomStringConvertible {
+        var source: String
+        var description: String { "credential source \(source) is empty or unreadable" }
+    }
+
+    static func resolve(_ source: GatewayConfiguration.CredentialSource) throws -> Credential {
+        func environment(_ name: String?) throws -> Secret? {
+            guard let name else { return nil }
+            guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { throw Missing(source: "env \(name)") }
+            return Secret(value)
+        }
+        func file(_ path: String?, trim: Bool) throws -> Secret? {
+            guard let path else { return nil }
+            guard let data = FileManager.default.contents(atPath: path), !data.isEmpty else { throw Missing(source: "file \(path)") }
+            var bytes = Array(data)
+            if trim { while let last = bytes.last, last == 10 || last == 13 { bytes.removeLast() } }
+            return Secret(bytes: bytes)
+        }
+        return Credential(username: source.username,
+                          password: try environment(source.passwordEnv) ?? file(source.passwordFile, trim: true),
+                          privateKey: try file(source.privateKeyFile, trim: false),
+                          token: try environment(source.tokenEnv) ?? file(source.tokenFile, trim: true))
+    }
+}

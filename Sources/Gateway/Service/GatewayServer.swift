@@ -1,0 +1,131 @@
+import Adapters
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import UnixSignals
+
+/// Everything `sluice serve` starts, as services in one group with graceful shutdown on
+/// SIGTERM/SIGINT (open sessions are told and their records sealed) and reload on SIGHUP.
+public struct GatewayServer {
+    public let configuration: GatewayConfiguration
+    public let configurationPath: String?
+    public let logger: Logger
+
+    public init(configuration: GatewayConfiguration, configurationPath: String?, logger: Logger) {
+        self.configuration = configuration
+        self.configurationPath = configurationPath
+        self.logger = logger
+    }
+
+    /// Builds the runtime (state dir, store, compiled policy) without opening any socket.
+    public static func makeRuntime(_ configuration: GatewayConfiguration, logger: Logger,
+                                   clock: any GatewayClock = SystemClock(),
+                                   fetch: @escaping HTTPFetcher = HTTPFetch.live) throws -> GatewayRuntime {
+        let state = StateDirectory(path: configuration.stateDir)
+        try state.prepare()
+        let store = try SQLiteStore.open(url: configuration.storeURL)
+        let policy = try CompiledPolicy(configuration: configuration)
+        return try GatewayRuntime(policy: policy, store: store, signingKey: try state.signingKey(), clock: clock,
+                                  fetch: fetch, logger: logger)
+    }
+
+    public func run() async throws {
+        let runtime = try Self.makeRuntime(configuration, logger: logger)
+        try await runtime.reviews.restore()
+        let path = configurationPath
+        let reloadSource: @Sendable () throws -> GatewayConfiguration = {
+            try GatewayConfiguration.load(path: path)
+        }
+        let pidFile = (configuration.stateDir as NSString).appendingPathComponent("sluice.pid")
+        try? "\(getpid())\n".write(toFile: pidFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: pidFile) }
+
+        var services: [any Service] = [
+            ReviewTicker(reviews: runtime.reviews),
+            ReloadOnHangup(runtime: runtime, source: reloadSource, logger: logger),
+        ]
+        if let admin = configuration.listen.admin {
+            let api = AdminAPI(runtime: runtime, reloadSource: reloadSource)
+            let logger = self.logger
+            let application = Application(
+                router: api.router(),
+                configuration: .init(address: .hostname(admin.host, port: admin.port), serverName: "sluice"),
+                onServerRunning: { channel in
+                    logger.notice("admin listening", metadata: ["address": "\(channel.localAddress?.description ?? "?")"])
+                },
+                logger: logger)
+            services.append(application)
+        }
+        services.append(SessionCloser(runtime: runtime))
+
+        runtime.control.append("gateway.started", actor: "sluice", ["connections": String(configuration.connections.count),
+                                                                   "config": configuration.file ?? "(embedded defaults)"])
+        logger.notice("sluice serving", metadata: [
+            "config": "\(configuration.file ?? "(embedded defaults)")", "state_dir": "\(configuration.stateDir)",
+            "store": "\(configuration.storeURL)", "connections": "\(configuration.connections.count)",
+            "dev_issuer": "\(configuration.identity.devIssuer)",
+        ])
+        let group = ServiceGroup(
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        runtime.control.append("gateway.stopped", actor: "sluice")
+        logger.notice("sluice stopped")
+    }
+}
+
+/// Times out reviews and ends grants once a second.
+struct ReviewTicker: Service {
+    let reviews: ReviewCenter
+
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            try? await Task.sleep(for: .seconds(1))
+            await reviews.tick()
+        }
+    }
+}
+
+/// On graceful shutdown, tells and seals every open session.
+struct SessionCloser: Service {
+    let runtime: GatewayRuntime
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await runtime.closeAll(reason: "gateway shutting down")
+    }
+}
+
+/// SIGHUP re-reads the configuration; a bad one is refused and the running one stays.
+struct ReloadOnHangup: Service {
+    let runtime: GatewayRuntime
+    let source: @Sendable () throws -> GatewayConfiguration
+    let logger: Logger
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        await cancelWhenGracefulShutdown {
+            for await _ in signals {
+                do {
+                    try runtime.reload(try source(), actor: "SIGHUP")
+                } catch {
+                    logger.error("reload refused; the running configuration stays", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+    }
+}
+
+/// POSTs JSON to a webhook (review notifications).
+enum WebhookPoster {
+    static func post(url: String, body: Data) async throws {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+        _ = try await response.body.collect(upTo: 64 * 1024)
+    }
+}

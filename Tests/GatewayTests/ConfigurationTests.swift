@@ -1,0 +1,94 @@
+import Adapters
+import Gateway
+import Testing
+
+@Suite struct ConfigurationTests {
+    @Test func emptyConfigurationGivesTheDocumentedDefaults() throws {
+        let configuration = try GatewayConfiguration.parse(text: "")
+        #expect(configuration.listen.admin == HostPort(host: "127.0.0.1", port: 8080))
+        #expect(configuration.listen.postgres == HostPort(host: "127.0.0.1", port: 15432))
+        #expect(configuration.stateDir == ".sluice")
+        #expect(configuration.storeURL == "sqlite:.sluice/sluice.db")
+        #expect(configuration.identity.devIssuer)
+    }
+
+    @Test func unknownKeyIsNamedWithFileLineAndPath() throws {
+        let text = """
+        listen:
+          admin: 127.0.0.1:9000
+        connections:
+          - name: app-db
+            type: postgres
+            target: 127.0.0.1:5432
+            acess: { groups: [eng] }
+        """
+        let error = #expect(throws: ConfigurationError.self) { try GatewayConfiguration.parse(text: text, file: "x.yaml") }
+        #expect(error?.file == "x.yaml")
+        #expect(error?.key == "connections[0].acess")
+        #expect(error?.line == 7)
+    }
+
+    @Test func inlinePasswordIsRefused() throws {
+        let text = """
+        connections:
+          - { name: db, type: postgres, target: "127.0.0.1:5432", credential: { username: u, password: hunter2 } }
+        """
+        let error = #expect(throws: ConfigurationError.self) { try GatewayConfiguration.parse(text: text) }
+        #expect(error?.key == "connections[0].credential.password")
+        #expect(!(error?.description.contains("hunter2") ?? true))
+    }
+
+    @Test func badValuesAreExplained() throws {
+        let cases: [(String, String)] = [
+            ("listen: { admin: nowhere }", "listen.admin"),
+            ("connections: [{ name: a, type: ftp, target: 'h:1' }]", "connections[0].type"),
+            ("connections: [{ name: a, type: postgres, target: 'h:1', guardrails: [{ match: '(', action: block }] }]", "connections[0].guardrails[0].match"),
+            ("connections: [{ name: a, type: postgres, target: 'h:1', guardrails: [{ match: 'x', action: maybe }] }]", "connections[0].guardrails[0].action"),
+            ("connections: [{ name: a, type: postgres, target: 'h:1', masking: { profile: nope } }]", "connections[0].masking.profile"),
+            ("connections: [{ name: a, type: postgres, target: 'h:1', reviews: { timeout: soon } }]", "connections[0].reviews.timeout"),
+            ("identity: { oidc: [{ issuer: 'idp', audience: a }] }", "identity.oidc[0].issuer"),
+        ]
+        for (text, key) in cases {
+            let error = #expect(throws: ConfigurationError.self, "\(text)") { try GatewayConfiguration.parse(text: text) }
+            #expect(error?.key == key, "\(text)")
+        }
+    }
+
+    @Test func malformedYAMLIsAnErrorNotACrash() throws {
+        let error = #expect(throws: ConfigurationError.self) { try GatewayConfiguration.parse(text: "listen: [unclosed\n  - x: {", file: "bad.yaml") }
+        #expect(error?.key == "(yaml)")
+    }
+
+    @Test func connectionBlockParsesEveryContractKey() throws {
+        let text = """
+        connections:
+          - name: app-db
+            type: postgres
+            target: 127.0.0.1:5432
+            database: app
+            credential: { username: app_ro, password_env: APP_DB_PASSWORD }
+            access: { groups: [eng, dba] }
+            masking:
+              profile: default
+              groups: { support: partial }
+              unmasked_groups: [dpo]
+              columns: { "customers.ssn": redact, "*.email": hash }
+            guardrails:
+              - { match: '(?i)\\bdrop\\s+table\\b', action: block, message: "DROP TABLE is not allowed here" }
+              - { class: delete_without_where, action: review }
+            reviews: { approvers: [dba-leads], min_approvals: 2, timeout: 10m }
+        """
+        let configuration = try GatewayConfiguration.parse(text: text)
+        let connection = try #require(configuration.connection(named: "app-db"))
+        #expect(connection.kind == .postgres)
+        #expect(connection.database == "app")
+        #expect(connection.credential.passwordEnv == "APP_DB_PASSWORD")
+        #expect(connection.accessGroups == ["eng", "dba"])
+        #expect(connection.masking.groups == ["support": "partial"])
+        #expect(connection.masking.columns["customers.ssn"] == .redact)
+        #expect(connection.guardrails.count == 2)
+        #expect(connection.guardrails[1].commandClass == "delete_without_where")
+        #expect(connection.reviews.minApprovals == 2)
+        #expect(connection.reviews.timeout == .seconds(600))
+    }
+}
