@@ -83,6 +83,8 @@ let package = Package(
             dependencies: [
                 "Gateway",
                 "Adapters",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

@@ -143,7 +143,8 @@ public final class TokenVerifier: Sendable {
 
     /// A verifier for a gateway configuration: the dev issuer (when on) and every OIDC provider.
     public convenience init(identity: GatewayConfiguration.Identity, devKey: Curve25519.Signing.PublicKey?,
-                            fetch: @escaping HTTPFetcher = HTTPFetch.live, now: @escaping @Sendable () -> Date = Date.init) {
+                            fetch: @escaping HTTPFetcher = HTTPFetch.live, now: @escaping @Sendable () -> Date = Date.init,
+                            jwksRefetchInterval: Duration = .seconds(30)) {
         var issuers: [Issuer] = []
         if identity.devIssuer, let devKey {
             issuers.append(Issuer(name: DevIssuer.issuer, audience: DevIssuer.audience, userClaim: "preferred_username",
@@ -153,7 +154,8 @@ public final class TokenVerifier: Sendable {
         for provider in identity.oidc {
             issuers.append(Issuer(name: provider.issuer, audience: provider.audience, userClaim: provider.userClaim,
                                   groupsClaim: provider.groupsClaim,
-                                  keys: OIDCKeySource(issuer: provider.issuer, discoveryURL: provider.discoveryURL, fetch: fetch)))
+                                  keys: OIDCKeySource(issuer: provider.issuer, discoveryURL: provider.discoveryURL, fetch: fetch,
+                                                      refetchInterval: jwksRefetchInterval)))
         }
         self.init(issuers: issuers, skew: identity.clockSkew, now: now)
     }

@@ -101,7 +101,7 @@ public protocol Store: Sendable {
 /// transactions since the most recent WAL sync, and never corrupts earlier ones. Set
 /// `SLUICE_SQLITE_SYNC=FULL` to fsync every commit.
 public final class SQLiteStore: Store {
-    private let connection: Mutex<SQLiteConnection>
+    let connection: Mutex<SQLiteConnection>
     public let path: String
 
     public init(path: String, readOnly: Bool = false) throws {
@@ -301,5 +301,12 @@ public final class SQLiteStore: Store {
                 SELECT body FROM reviews ORDER BY CASE status WHEN 'pending' THEN 0 ELSE 1 END, created_at DESC LIMIT ?
                 """, [.integer(Int64(limit))]).compactMap(Self.reviewRecord)
         }
+    }
+}
+
+extension SQLiteStore {
+    /// Runs raw SQL (tests tamper with the record through it).
+    package func executeForTesting(_ sql: String) throws {
+        try connection.withLock { try $0.execute(sql) }
     }
 }

@@ -1,0 +1,120 @@
+import Adapters
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+@testable import Gateway
+
+@Suite struct AdminAPITests {
+    let gateway: TestGateway
+
+    init() throws { gateway = try TestGateway() }
+
+    func app() -> some ApplicationProtocol {
+        let runtime = gateway.runtime
+        return Application(router: AdminAPI(runtime: runtime, reloadSource: { runtime.policy.configuration }).router())
+    }
+
+    func headers(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"] }
+
+    /// Opens and closes one session of alice's with a recorded output line.
+    func aliceSession() async throws -> String {
+        let session = try await gateway.runtime.openSession(token: try gateway.token("alice", ["eng"]), connection: "app-db",
+                                                            kind: .postgres, peer: "127.0.0.1")
+        session.record(SessionEvent(.output, text: "alice-private-output"))
+        await session.close(reason: "done")
+        return session.id
+    }
+
+    @Test func healthAndMetricsAnswerWithoutAToken() async throws {
+        try await app().test(.router) { client in
+            try await client.execute(uri: "/healthz", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains("\"status\":\"ok\""))
+            }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains("sluice_sessions_open"))
+            }
+        }
+    }
+
+    @Test func apiRefusesMissingAndBadTokensWithTheirCode() async throws {
+        try await app().test(.router) { client in
+            try await client.execute(uri: "/api/sessions", method: .get) { response in
+                #expect(response.status == .unauthorized)
+            }
+            try await client.execute(uri: "/api/sessions", method: .get, headers: headers("a.b.c")) { response in
+                #expect(response.status == .unauthorized)
+                #expect(String(buffer: response.body).contains("token_malformed"))
+            }
+        }
+    }
+
+    @Test func userOutsideAuditorsGets403AndNoDataForAnotherUsersSession() async throws {
+        let id = try await aliceSession()
+        let bob = try gateway.token("bob", ["eng"])
+        try await app().test(.router) { client in
+            for path in ["/api/sessions/\(id)", "/api/sessions/\(id)/events", "/api/sessions/\(id)/asciicast", "/api/sessions/\(id)/verify"] {
+                try await client.execute(uri: path, method: .get, headers: headers(bob)) { response in
+                    #expect(response.status == .forbidden, "\(path)")
+                    let body = String(buffer: response.body)
+                    #expect(!body.contains("alice"), "\(path)")
+                    #expect(!body.contains("private-output"), "\(path)")
+                }
+            }
+            try await client.execute(uri: "/api/sessions", method: .get, headers: headers(bob)) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body) == "[]")
+            }
+            try await client.execute(uri: "/api/audit/verify", method: .get, headers: headers(bob)) { response in
+                #expect(response.status == .forbidden)
+            }
+        }
+    }
+
+    @Test func ownerAndAuditorSeeTheSession() async throws {
+        let id = try await aliceSession()
+        try await app().test(.router) { client in
+            for token in [try gateway.token("alice", ["eng"]), try gateway.token("audra", ["auditor"])] {
+                try await client.execute(uri: "/api/sessions/\(id)/events", method: .get, headers: headers(token)) { response in
+                    #expect(response.status == .ok)
+                    #expect(String(buffer: response.body).contains("alice-private-output"))
+                }
+            }
+            try await client.execute(uri: "/api/audit/verify", method: .get, headers: headers(try gateway.token("audra", ["auditor"]))) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains("\"ok\":true"))
+            }
+        }
+    }
+
+    @Test func reviewsAreDecidedOnlyByApproversThroughTheAPI() async throws {
+        let session = try await gateway.runtime.openSession(token: try gateway.token("alice", ["eng"]), connection: "app-db",
+                                                            kind: .postgres, peer: "p")
+        guard case .review(let ticket) = await session.decide(Command(text: "delete from customers", classes: ["delete_without_where"])) else {
+            Issue.record("expected a review")
+            return
+        }
+        try await app().test(.router) { client in
+            try await client.execute(uri: "/api/reviews/\(ticket.id)/approve", method: .post,
+                                     headers: headers(try gateway.token("alice", ["eng"]))) { response in
+                #expect(response.status == .forbidden)
+                #expect(String(buffer: response.body).contains("review_self_approval"))
+            }
+            try await client.execute(uri: "/api/reviews/\(ticket.id)/approve", method: .post,
+                                     headers: headers(try gateway.token("eve", ["eng"]))) { response in
+                #expect(response.status == .forbidden)
+            }
+            try await client.execute(uri: "/api/reviews", method: .get, headers: headers(try gateway.token("eve", ["eng"]))) { response in
+                #expect(String(buffer: response.body) == "[]")
+            }
+            try await client.execute(uri: "/api/reviews/\(ticket.id)/approve", method: .post,
+                                     headers: headers(try gateway.token("lena", ["dba-leads"]))) { response in
+                #expect(response.status == .ok)
+            }
+        }
+        #expect(await ticket.outcome() == .approved(by: ["lena"]))
+        await session.close(reason: "done")
+    }
+}

@@ -1,0 +1,64 @@
+import Adapters
+import MaskEngine
+import Testing
+@testable import Gateway
+
+@Suite struct PolicyTests {
+    static let configuration = try! GatewayConfiguration.parse(text: """
+    connections:
+      - name: db
+        type: postgres
+        target: 127.0.0.1:5432
+        access: { groups: [eng, support, dpo] }
+        masking: { profile: default, groups: { support: partial }, unmasked_groups: [dpo], columns: { "customers.ssn": redact, "*.email": hash } }
+        guardrails:
+          - { match: '(?i)\\bdrop\\s+table\\b', action: block, message: "DROP TABLE is not allowed here" }
+          - { class: delete_without_where, action: review }
+          - { class: ddl, action: allow, groups: [dba] }
+          - { class: ddl, action: review }
+          - { match: '^select pg_sleep', action: block }
+    """)
+
+    static let connection = try! CompiledConnection(configuration.connections[0])
+    static let eng = Identity(user: "alice", groups: ["eng"], issuer: "t")
+    static let dba = Identity(user: "dora", groups: ["eng", "dba"], issuer: "t")
+
+    static let table: [(String, [String], Identity, GatewayConfiguration.Rule.Action, Int?)] = [
+        ("select 1", ["read"], eng, .allow, nil),
+        ("DROP TABLE customers", ["ddl", "drop"], eng, .block, 0),
+        ("drop   table x", ["ddl"], dba, .block, 0),
+        ("delete from customers", ["write", "delete_without_where"], eng, .review, 1),
+        ("delete from customers where id = 1", ["write"], eng, .allow, nil),
+        ("create index i on t(x)", ["ddl"], dba, .allow, 2),
+        ("create index i on t(x)", ["ddl"], eng, .review, 3),
+        ("select pg_sleep(1)", ["read"], eng, .block, 4),
+        ("SELECT pg_sleep(1)", ["read"], eng, .allow, nil),
+    ]
+
+    @Test func decisionsFollowTheFirstMatchingRule() {
+        for (text, classes, identity, action, rule) in Self.table {
+            let decision = Self.connection.decide(Command(text: text, classes: classes), for: identity)
+            #expect(decision.action == action, "\(text) as \(identity.user)")
+            #expect(decision.rule == rule, "\(text) as \(identity.user)")
+        }
+    }
+
+    @Test func blockCarriesTheRuleMessageOrAGeneratedOne() {
+        #expect(Self.connection.decide(Command(text: "drop table x"), for: Self.eng).message == "DROP TABLE is not allowed here")
+        #expect(Self.connection.decide(Command(text: "select pg_sleep(2)"), for: Self.eng).message == "blocked by policy on db (rule 5)")
+    }
+
+    @Test func maskingFollowsGroups() {
+        #expect(Self.connection.profileName(for: Self.eng) == "default")
+        #expect(Self.connection.profileName(for: Identity(user: "s", groups: ["support"], issuer: "t")) == "partial")
+        #expect(Self.connection.profileName(for: Identity(user: "d", groups: ["support", "dpo"], issuer: "t")) == nil)
+        #expect(Self.connection.columnStyle(table: "customers", column: "SSN") == .redact)
+        #expect(Self.connection.columnStyle(table: "orders", column: "email") == .hash)
+        #expect(Self.connection.columnStyle(table: "orders", column: "ssn") == nil)
+    }
+
+    @Test func accessNeedsAGroup() {
+        #expect(Self.connection.groupAllows(Self.eng))
+        #expect(!Self.connection.groupAllows(Identity(user: "x", groups: ["sales"], issuer: "t")))
+    }
+}
