@@ -1,10 +1,10 @@
 # Sluice — the two commands of README.md:
-#   make run    masks the sample corpus with `sluice mask` (the gateway's `serve` comes with issue 3)
-#   make test   installs what is missing, builds, runs every test and the engine checks
+#   make run    installs what is missing, builds, and runs `sluice serve` on its embedded defaults
+#   make test   installs what is missing, builds, runs every test, the engine checks and the integration tests
 SWIFT ?= swift
 SAMPLE ?= corpora/samples/app_log.txt
 
-.PHONY: deps build release run test unit-test engine-check bench clean
+.PHONY: deps build release run mask-sample test unit-test engine-check integration-test bench clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -16,6 +16,9 @@ release: deps
 	$(SWIFT) build -c release
 
 run: release
+	.build/release/sluice serve
+
+mask-sample: release
 	.build/release/sluice mask --report .build/mask-report.json < $(SAMPLE)
 	@echo "--- matches per detector (counts only):" >&2
 	@cat .build/mask-report.json >&2
@@ -26,7 +29,10 @@ unit-test: deps
 engine-check: release
 	bash scripts/engine-check.sh
 
-test: unit-test engine-check
+integration-test: build
+	bash Tests/IntegrationTests/gateway-core.sh
+
+test: unit-test engine-check integration-test
 
 bench: deps
 	bash Benchmarks/compare-engines.sh

@@ -248,7 +248,7 @@ public struct AdminAPI: Sendable {
         api.post("reload") { request, _ in
             await self.handle(request) { identity in
                 guard identity.groups.contains("admin") else { return Self.failure(.forbidden, "forbidden", "admins only") }
-                try runtime.reload(try self.reloadSource(), actor: identity.user)
+                try runtime.reload(actor: identity.user, source: self.reloadSource)
                 return Self.json(["status": "reloaded"])
             }
         }

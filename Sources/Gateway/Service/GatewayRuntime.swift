@@ -51,8 +51,16 @@ public final class GatewayRuntime: Governor {
     /// Swaps in a new configuration atomically. Open sessions keep running and use the new policy
     /// for their next decision; a configuration that fails to compile is refused and the old stays.
     public func reload(_ configuration: GatewayConfiguration, actor: String) throws {
+        try reload(actor: actor) { configuration }
+    }
+
+    /// Reads the configuration with `source` and swaps it in; a read or compile error is refused,
+    /// logged and recorded as a control event, and the running configuration stays.
+    public func reload(actor: String, source: () throws -> GatewayConfiguration) throws {
         let policy: CompiledPolicy
+        let configuration: GatewayConfiguration
         do {
+            configuration = try source()
             policy = try CompiledPolicy(configuration: configuration)
         } catch {
             control.append("config.reload_refused", actor: actor, ["reason": "\(error)".prefix(300).description])

@@ -109,7 +109,7 @@ struct ReloadOnHangup: Service {
         await cancelWhenGracefulShutdown {
             for await _ in signals {
                 do {
-                    try runtime.reload(try source(), actor: "SIGHUP")
+                    try runtime.reload(actor: "SIGHUP", source: source)
                 } catch {
                     logger.error("reload refused; the running configuration stays", metadata: ["error": "\(error)"])
                 }

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Gateway core against real processes: `sluice serve`, the real OIDC provider `oidc-provider-mock`
+# (PyPI, in a venv this script makes), curl, SIGTERM/SIGHUP/SIGKILL, and `sluice audit verify`.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+SLUICE=${SLUICE:-$ROOT/.build/debug/sluice}
+VENV=$ROOT/.build/venv-integration
+WORK=$(mktemp -d /tmp/sluice-it.XXXXXX)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+pass=0
+fail=0
+ok() { echo "  ok   $*"; pass=$((pass + 1)); }
+bad() { echo "  FAIL $*"; fail=$((fail + 1)); }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_http() { for _ in $(seq 1 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+
+if [ ! -x "$VENV/bin/oidc-provider-mock" ]; then
+  echo "integration: installing oidc-provider-mock into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q oidc-provider-mock
+fi
+
+IDP_PORT=$(free_port)
+ADMIN_PORT=$(free_port)
+ISSUER=http://127.0.0.1:$IDP_PORT
+"$VENV/bin/oidc-provider-mock" -p "$IDP_PORT" \
+  --user-claims '{"sub":"alice","preferred_username":"alice","groups":["eng","auditor"]}' \
+  --user-claims '{"sub":"bob","preferred_username":"bob","groups":["eng"]}' >"$WORK/idp.log" 2>&1 &
+PIDS+=($!)
+wait_http "$ISSUER/.well-known/openid-configuration" || { echo "oidc-provider-mock did not start"; cat "$WORK/idp.log"; exit 1; }
+
+cat >"$WORK/sluice.yaml" <<EOF
+listen: { admin: 127.0.0.1:$ADMIN_PORT, postgres: off, ssh: off, http: off, kubernetes: off }
+state_dir: $WORK/state
+detectors: [$ROOT/corpora]
+identity:
+  dev_issuer: true
+  oidc:
+    - { issuer: "$ISSUER", audience: sluice, user_claim: preferred_username, groups_claim: groups }
+connections:
+  - name: app-db
+    type: postgres
+    target: 127.0.0.1:5432
+    access: { groups: [eng] }
+    reviews: { approvers: [dba-leads], timeout: 10m }
+EOF
+ADMIN=http://127.0.0.1:$ADMIN_PORT
+cd "$WORK"
+
+start_gateway() {
+  "$SLUICE" serve --config "$WORK/sluice.yaml" >>"$WORK/serve.log" 2>&1 &
+  GATEWAY=$!
+  PIDS+=("$GATEWAY")
+  wait_http "$ADMIN/healthz" || { echo "sluice serve did not start"; cat "$WORK/serve.log"; exit 1; }
+}
+
+echo "== sluice serve, health, dev tokens"
+start_gateway
+check "healthz answers" bash -c "curl -fsS $ADMIN/healthz | grep -q '\"status\":\"ok\"'"
+DEV=$("$SLUICE" token --config "$WORK/sluice.yaml" --user carol --groups eng,admin)
+check "dev token lists sessions as JSON" bash -c "curl -fsS -H 'Authorization: Bearer $DEV' $ADMIN/api/sessions | python3 -c 'import json,sys; assert isinstance(json.load(sys.stdin), list)'"
+code=$(curl -s -o /dev/null -w '%{http_code}' $ADMIN/api/sessions)
+check "no token gets 401" test "$code" = 401
+
+echo "== tokens from the real OIDC provider (oidc-provider-mock)"
+ALICE=$(python3 "$ROOT/Tests/IntegrationTests/oidc_token.py" "$ISSUER" sluice alice)
+BOB=$(python3 "$ROOT/Tests/IntegrationTests/oidc_token.py" "$ISSUER" sluice bob)
+check "OIDC token maps user and groups" bash -c "curl -fsS -H 'Authorization: Bearer $ALICE' $ADMIN/api/me | grep -q '\"groups\":\[\"eng\",\"auditor\"\],\"issuer\":\"$ISSUER\",\"user\":\"alice\"'"
+OTHER_AUD=$(python3 "$ROOT/Tests/IntegrationTests/oidc_token.py" "$ISSUER" another-client alice)
+check "token for another audience refused with its code" bash -c "curl -s -H 'Authorization: Bearer $OTHER_AUD' $ADMIN/api/me | grep -q token_wrong_audience"
+TAMPERED=$(python3 - "$ALICE" <<'EOF'
+import base64, json, sys
+h, p, s = sys.argv[1].split(".")
+claims = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+claims["groups"] = ["admin"]
+p = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+print(".".join([h, p, s]))
+EOF
+)
+check "token with edited claims refused (bad signature)" bash -c "curl -s -H 'Authorization: Bearer $TAMPERED' $ADMIN/api/me | grep -q token_bad_signature"
+NONE=$(python3 - "$ALICE" <<'EOF'
+import base64, sys
+h, p, s = sys.argv[1].split(".")
+print(base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').decode().rstrip("=") + "." + p + ".")
+EOF
+)
+check "alg none refused" bash -c "curl -s -H 'Authorization: Bearer $NONE' $ADMIN/api/me | grep -q token_alg_none"
+check "bob (no auditor) gets 403 on audit verify" bash -c "test \$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer $BOB' $ADMIN/api/audit/verify) = 403"
+check "alice (auditor) runs audit verify over the API" bash -c "curl -fsS -H 'Authorization: Bearer $ALICE' $ADMIN/api/audit/verify | grep -q '\"ok\":true'"
+
+echo "== just-in-time access request and review through the CLI"
+REQ=$("$SLUICE" access request app-db --config "$WORK/sluice.yaml" --token "$BOB" --duration 30m --reason "incident 7")
+RID=$(echo "$REQ" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+check "requester cannot approve own request" bash -c "! '$SLUICE' reviews approve $RID --config '$WORK/sluice.yaml' --token '$BOB' 2>&1 | grep -q '\"status\"'"
+LEAD=$("$SLUICE" token --config "$WORK/sluice.yaml" --user lena --groups dba-leads)
+check "an approver approves" bash -c "'$SLUICE' reviews approve $RID --config '$WORK/sluice.yaml' --token '$LEAD' | grep -q '\"status\":\"approved\"'"
+check "reviews list shows it" bash -c "'$SLUICE' reviews list --config '$WORK/sluice.yaml' | grep -q \"$RID.*approved\""
+
+echo "== reload: SIGHUP with a broken config keeps the running one"
+cp "$WORK/sluice.yaml" "$WORK/good.yaml"
+echo "connections: [ { name: x, type: nope } ]" >>"$WORK/sluice.yaml"
+"$SLUICE" reload --config "$WORK/good.yaml" >/dev/null
+sleep 1
+check "gateway still healthy after a refused reload" bash -c "curl -fsS $ADMIN/healthz >/dev/null"
+check "refused reload is a control event" bash -c "curl -fsS -H 'Authorization: Bearer $ALICE' '$ADMIN/api/audit/control' | grep -q config.reload_refused"
+cp "$WORK/good.yaml" "$WORK/sluice.yaml"
+kill -HUP "$GATEWAY"; sleep 1
+check "good reload is a control event" bash -c "curl -fsS -H 'Authorization: Bearer $ALICE' '$ADMIN/api/audit/control' | grep -q config.reloaded"
+
+echo "== graceful stop (SIGTERM)"
+kill -TERM "$GATEWAY"
+wait "$GATEWAY"; rc=$?
+check "sluice serve exits 0 on SIGTERM" test "$rc" = 0
+check "audit verify passes after a clean stop" "$SLUICE" audit verify --config "$WORK/sluice.yaml" >/dev/null
+
+echo "== SIGKILL during writes"
+start_gateway
+for worker in 1 2 3; do
+  ( for i in $(seq 1 400); do
+      curl -s -o /dev/null -H "Authorization: Bearer bad.$worker.$i" $ADMIN/api/me
+      curl -s -o /dev/null -X POST -H "Authorization: Bearer $BOB" -H 'Content-Type: application/json' \
+        -d '{"connection":"app-db","duration":"10m","reason":"load"}' $ADMIN/api/access-requests
+    done ) >/dev/null 2>&1 &
+  PIDS+=($!)
+done
+sleep 3
+kill -9 "$GATEWAY"
+wait "$GATEWAY" 2>/dev/null || true
+sleep 0.5
+OUT=$("$SLUICE" audit verify --config "$WORK/sluice.yaml" || true)
+echo "$OUT" | sed 's/^/      /'
+check "audit verify passes after SIGKILL mid-write" bash -c "echo '$OUT' | grep -q 'audit verify: OK'"
+
+echo "== an event edited by hand in the store is named"
+python3 - "$WORK/state/sluice.db" <<'EOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("UPDATE control_events SET detail = replace(detail, 'app-db', 'app-dc') WHERE seq = (SELECT min(seq) FROM control_events WHERE kind = 'access.requested')")
+db.commit()
+EOF
+SEQ=$(python3 -c "import sqlite3; print(sqlite3.connect('$WORK/state/sluice.db').execute(\"SELECT min(seq) FROM control_events WHERE kind = 'access.requested'\").fetchone()[0])")
+set +e
+OUT=$("$SLUICE" audit verify --config "$WORK/sluice.yaml"); rc=$?
+set -e
+echo "$OUT" | grep BROKEN | sed 's/^/      /'
+check "audit verify exits 1" test "$rc" = 1
+check "audit verify names record #$SEQ" bash -c "echo '$OUT' | grep -q 'control chain record #$SEQ'"
+
+echo "== broken configuration"
+printf 'listen:\n  admin: nowhere\n' >"$WORK/broken.yaml"
+set +e
+ERR=$("$SLUICE" serve --config "$WORK/broken.yaml" 2>&1); rc=$?
+set -e
+check "broken config exits 2" test "$rc" = 2
+check "error names file, line and key" bash -c "echo '$ERR' | grep -q 'broken.yaml:2: listen.admin'"
+
+echo "gateway-core: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
