@@ -31,6 +31,21 @@ fi
 
 IDP_PORT=$(free_port)
 ADMIN_PORT=$(free_port)
+HOOK_PORT=$(free_port)
+# A webhook receiver that appends every POST body to a file.
+python3 - "$HOOK_PORT" "$WORK/webhook.jsonl" >"$WORK/hook.log" 2>&1 <<'PY' &
+import http.server, sys
+port, path = int(sys.argv[1]), sys.argv[2]
+class Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with open(path, "ab") as f:
+            f.write(body + b"\n")
+        self.send_response(204)
+        self.end_headers()
+http.server.HTTPServer(("127.0.0.1", port), Hook).serve_forever()
+PY
+PIDS+=($!)
 ISSUER=http://127.0.0.1:$IDP_PORT
 "$VENV/bin/oidc-provider-mock" -p "$IDP_PORT" \
   --user-claims '{"sub":"alice","preferred_username":"alice","groups":["eng","auditor"]}' \
@@ -41,6 +56,7 @@ wait_http "$ISSUER/.well-known/openid-configuration" || { echo "oidc-provider-mo
 cat >"$WORK/sluice.yaml" <<EOF
 listen: { admin: 127.0.0.1:$ADMIN_PORT, postgres: off, ssh: off, http: off, kubernetes: off }
 state_dir: $WORK/state
+notifications: { review_webhook: "http://127.0.0.1:$HOOK_PORT/hook" }
 detectors: [$ROOT/corpora]
 identity:
   dev_issuer: true
@@ -103,6 +119,9 @@ RID=$(echo "$REQ" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"
 check "requester cannot approve own request" bash -c "! '$SLUICE' reviews approve $RID --config '$WORK/sluice.yaml' --token '$BOB' 2>&1 | grep -q '\"status\"'"
 LEAD=$("$SLUICE" token --config "$WORK/sluice.yaml" --user lena --groups dba-leads)
 check "an approver approves" bash -c "'$SLUICE' reviews approve $RID --config '$WORK/sluice.yaml' --token '$LEAD' | grep -q '\"status\":\"approved\"'"
+sleep 0.5
+check "webhook got the new review" bash -c "grep -q '\"id\":\"$RID\"' '$WORK/webhook.jsonl' && grep -q review.created '$WORK/webhook.jsonl'"
+check "webhook carries no free text" bash -c "! grep -q 'incident 7' '$WORK/webhook.jsonl'"
 check "reviews list shows it" bash -c "'$SLUICE' reviews list --config '$WORK/sluice.yaml' | grep -q \"$RID.*approved\""
 
 echo "== reload: SIGHUP with a broken config keeps the running one"

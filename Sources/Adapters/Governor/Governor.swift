@@ -34,6 +34,10 @@ public protocol GovernedSession: AnyObject, Sendable {
 
     /// Ends the session and seals its record.
     func close(reason: String) async
+
+    /// Called once if the gateway ends the session itself (shutdown, revoked access): the adapter
+    /// tells the user `reason` in its protocol and closes the connection.
+    func onTermination(_ handler: @escaping @Sendable (_ reason: String) -> Void)
 }
 
 /// The protocols Sluice speaks.

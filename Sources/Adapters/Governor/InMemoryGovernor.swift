@@ -88,5 +88,7 @@ public final class InMemoryGovernor: Governor {
         func reportMasking(bytes: Int, counts: [String: Int], latency: Duration) {}
 
         func close(reason: String) async { governor.closed(id) }
+
+        func onTermination(_ handler: @escaping @Sendable (String) -> Void) {}
     }
 }

@@ -143,7 +143,7 @@ public final class GatewayRuntime: Governor {
     /// Ends every open session (graceful shutdown): each is told and its record sealed.
     public func closeAll(reason: String) async {
         let sessions = openSessions.withLock { Array($0.values) }
-        for session in sessions { await session.close(reason: reason) }
+        for session in sessions { await session.terminate(reason: reason) }
     }
 
     public var openSessionCount: Int { openSessions.withLock { $0.count } }
@@ -161,6 +161,7 @@ final class GatewaySession: GovernedSession {
     let connection: ConnectionTarget
     let recorder: SessionRecorder
     private let closed = Mutex(false)
+    private let terminationHandler = Mutex<(@Sendable (String) -> Void)?>(nil)
 
     var id: String { recorder.id }
 
@@ -257,6 +258,20 @@ final class GatewaySession: GovernedSession {
             recorder.count("masked:" + detector, by: count)
         }
         runtime.metrics.observe("sluice_masking_latency_seconds", Double(latency.components.attoseconds) / 1e18 + Double(latency.components.seconds))
+    }
+
+    func onTermination(_ handler: @escaping @Sendable (String) -> Void) {
+        terminationHandler.withLock { $0 = handler }
+    }
+
+    /// The gateway ends the session: the adapter is told first, then the record is sealed.
+    func terminate(reason: String) async {
+        let handler = terminationHandler.withLock { handler -> (@Sendable (String) -> Void)? in
+            defer { handler = nil }
+            return handler
+        }
+        handler?(reason)
+        await close(reason: reason)
     }
 
     func close(reason: String) async {
