@@ -31,6 +31,7 @@ engine-check: release
 
 integration-test: build
 	bash Tests/IntegrationTests/gateway-core.sh
+	bash Tests/IntegrationTests/postgres.sh
 
 test: unit-test engine-check integration-test
 

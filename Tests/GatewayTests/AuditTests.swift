@@ -15,10 +15,12 @@ import Testing
         let store = try SQLiteStore(path: path)
         let control = try ControlLog(store: store, key: key, clock: clock)
         control.append("session.opened", actor: "alice", ["session": id])
+        let writer = RecordWriter(store: store)
+        defer { writer.drain() }
         let recorder = try SessionRecorder(
             session: SessionRecord(id: id, user: "alice", groups: ["eng"], connection: "app-db", kind: "postgres", peer: "127.0.0.1",
                                    startedAt: clock.nowMicros()),
-            store: store, key: key, clock: clock)
+            writer: writer, key: key, clock: clock)
         recorder.append(SessionEvent(.input, text: "select * from customers"))
         for index in 0..<count {
             clock.advance(by: .milliseconds(10))
@@ -122,11 +124,13 @@ import Testing
 
     @Test func largeOutputIsSplitIntoBoundedEvents() throws {
         let store = try SQLiteStore(path: path)
+        let writer = RecordWriter(store: store)
         let recorder = try SessionRecorder(
             session: SessionRecord(id: "big", user: "a", groups: [], connection: "c", kind: "ssh", peer: "p", startedAt: 0),
-            store: store, key: key, clock: clock)
+            writer: writer, key: key, clock: clock)
         recorder.append(SessionEvent(.output, [UInt8](repeating: 65, count: SessionRecorder.maximumEventBytes * 2 + 10)))
         recorder.seal(reason: "done")
+        writer.drain()
         #expect(try store.events(session: "big", after: -1, limit: 10).map(\.data.count)
                 == [SessionRecorder.maximumEventBytes, SessionRecorder.maximumEventBytes, 10])
         #expect(try AuditVerifier(store: store, publicKey: key.publicKey).verify().ok)

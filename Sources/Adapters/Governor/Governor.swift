@@ -19,9 +19,14 @@ public protocol GovernedSession: AnyObject, Sendable {
     var identity: Identity { get }
     var connection: ConnectionTarget { get }
 
-    /// The decision for one command. A `.review` decision carries a ticket the adapter awaits
-    /// after telling the user where to approve.
-    func decide(_ command: Command) async -> Decision
+    /// The decision for one command, synchronously (it runs for every query on the event loop).
+    /// A `.review` decision carries a ticket: the adapter tells the user its id and hint, then
+    /// awaits ``ReviewTicket/outcome()``, which files the review and waits for its decision.
+    func decide(_ command: Command) -> Decision
+
+    /// The engine that masks what is *recorded* for users who see data unmasked (raw data is never
+    /// written to the record); nil when no detectors are loaded.
+    var recordingEngine: MaskingEngine? { get }
 
     /// How a stream (terminal output, an HTTP body) or a column is masked for this user.
     func masking(for target: MaskTarget) -> MaskingChoice
@@ -108,6 +113,8 @@ public struct ConnectionTarget: Sendable {
     public var caFile: String?
     /// Free-form options of the connection's config block that an adapter understands.
     public var options: [String: String]
+    /// Whether masking rules name tables (`customers.ssn`), so the adapter must map table ids to names.
+    public var needsTableNames = false
 
     public init(name: String, kind: ConnectionKind, target: String, database: String? = nil,
                 credential: Credential = Credential(), hostKey: String? = nil, caFile: String? = nil,
@@ -159,7 +166,7 @@ public struct ReviewTicket: Sendable {
         self.wait = wait
     }
 
-    /// Suspends until the review is approved, denied or times out.
+    /// Files the review and suspends until it is approved, denied or times out.
     public func outcome() async -> ReviewOutcome { await wait() }
 }
 

@@ -65,7 +65,7 @@ public final class InMemoryGovernor: Governor {
             self.governor = governor
         }
 
-        func decide(_ command: Command) async -> Decision {
+        func decide(_ command: Command) -> Decision {
             for rule in governor.rules {
                 if let decision = rule(command) {
                     if case .review(let ticket) = decision {
@@ -77,6 +77,8 @@ public final class InMemoryGovernor: Governor {
             }
             return .allow
         }
+
+        var recordingEngine: MaskingEngine? { governor.engine }
 
         func masking(for target: MaskTarget) -> MaskingChoice {
             guard let engine = governor.engine, !identity.isMember(of: governor.unmaskedGroups) else { return .unmasked }

@@ -84,24 +84,24 @@ public final class SessionRecorder: Sendable {
     }
 
     public let id: String
-    private let store: any Store
+    private let writer: RecordWriter
     private let key: Curve25519.Signing.PrivateKey
     private let clock: any GatewayClock
     private let state: Mutex<State>
     /// Longest data of one stored event; longer data is split into several events.
     public static let maximumEventBytes = 64 * 1024
 
-    public init(session: SessionRecord, store: any Store, key: Curve25519.Signing.PrivateKey, clock: any GatewayClock) throws {
+    public init(session: SessionRecord, writer: RecordWriter, key: Curve25519.Signing.PrivateKey, clock: any GatewayClock) throws {
         self.id = session.id
-        self.store = store
+        self.writer = writer
         self.key = key
         self.clock = clock
-        try store.createSession(session)
+        try writer.store.createSession(session)
         state = Mutex(State(record: session, previous: AuditChain.genesis(session)))
     }
 
     /// Why recording failed, if it did: the session must then stop (no unrecorded activity).
-    public var failure: String? { state.withLock { $0.failed } }
+    public var failure: String? { state.withLock { $0.failed } ?? writer.failure }
 
     public var record: SessionRecord { state.withLock { $0.record } }
 
@@ -127,10 +127,8 @@ public final class SessionRecorder: Sendable {
                 events.append(StoredEvent(sessionID: id, seq: seq, offset: offset, kind: event.kind.rawValue, data: data, hash: hash))
                 start = end
             } while start < event.data.count
-            do {
-                try store.appendEvents(events)
-            } catch {
-                state.failed = "store refused an event (\(error))"
+            guard writer.append(events) else {
+                state.failed = writer.failure ?? "recording backlog over \(writer.maximumBytes) bytes"
                 return false
             }
             state.record.eventCount += events.count
@@ -151,7 +149,7 @@ public final class SessionRecorder: Sendable {
             if let signature = try? key.signature(for: AuditChain.sealMessage(state.record)) {
                 state.record.seal = Data(signature).base64EncodedString()
             }
-            try? store.updateSession(state.record)
+            writer.update(state.record)
         }
     }
 }

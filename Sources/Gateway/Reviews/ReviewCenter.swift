@@ -76,7 +76,6 @@ public actor ReviewCenter {
     private var waiters: [String: [CheckedContinuation<ReviewOutcome, Never>]] = [:]
     private var pending: [String: ReviewRecord] = [:]
     private var grants: [String: ReviewRecord] = [:]
-    private var counter = 0
     /// At most this many pending reviews at once; more are refused (each holds a command).
     public static let maximumPending = 10_000
 
@@ -106,22 +105,23 @@ public actor ReviewCenter {
         }
     }
 
-    private func newID() -> String {
-        counter += 1
+    private func newID() -> String { Self.newID() }
+
+    /// A fresh review id (`r-` and 10 hex digits); callers may reserve one before filing.
+    public nonisolated static func newID() -> String {
         var generator = SystemRandomNumberGenerator()
-        let random = (0..<4).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-        return "r-\(random)\(counter)"
+        return "r-" + (0..<5).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
     }
 
     /// Holds a command for review; returns its record. Await ``wait(id:)`` for the outcome.
     public func requestCommandReview(identity: Identity, connection: GatewayConfiguration.Connection, sessionID: String,
-                                     command: Command, reason: String) throws -> ReviewRecord {
+                                     command: Command, reason: String, id: String? = nil) throws -> ReviewRecord {
         guard pending.count < Self.maximumPending else {
             throw ReviewError(code: .invalidRequest, message: "too many pending reviews")
         }
         let now = clock.nowMicros()
         let review = ReviewRecord(
-            id: newID(), kind: .command, requester: identity.user, requesterGroups: identity.groups, connection: connection.name,
+            id: id ?? newID(), kind: .command, requester: identity.user, requesterGroups: identity.groups, connection: connection.name,
             sessionID: sessionID, command: command.text, classes: command.classes, reason: reason, status: .pending,
             createdAt: now, deadline: now + Self.micros(connection.reviews.timeout), approvers: connection.reviews.approvers,
             minApprovals: connection.reviews.minApprovals)

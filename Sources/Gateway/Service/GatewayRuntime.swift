@@ -16,6 +16,7 @@ public final class GatewayRuntime: Governor {
     }
 
     public let store: any Store
+    public let writer: RecordWriter
     public let control: ControlLog
     public let reviews: ReviewCenter
     public let metrics: Metrics
@@ -30,6 +31,7 @@ public final class GatewayRuntime: Governor {
                 clock: any GatewayClock = SystemClock(), fetch: @escaping HTTPFetcher = HTTPFetch.live,
                 logger: Logger = Logger(label: "sluice")) throws {
         self.store = store
+        self.writer = RecordWriter(store: store, logger: logger)
         self.signingKey = signingKey
         self.clock = clock
         self.logger = logger
@@ -115,14 +117,15 @@ public final class GatewayRuntime: Governor {
             logger.error("credential unavailable", metadata: ["connection": "\(name)", "error": "\(error)"])
             throw GovernorError(.unavailable, "the gateway has no credential for \(name)")
         }
-        let target = ConnectionTarget(name: name, kind: kind, target: connection.config.target, database: connection.config.database,
+        var target = ConnectionTarget(name: name, kind: kind, target: connection.config.target, database: connection.config.database,
                                       credential: credential, hostKey: connection.config.hostKey, caFile: connection.config.caFile,
                                       options: connection.config.options)
+        target.needsTableNames = connection.config.masking.columns.keys.contains { !$0.hasPrefix("*.") }
         let record = SessionRecord(id: Self.newSessionID(), user: identity.user, groups: identity.groups, connection: name,
                                    kind: kind.rawValue, peer: String(peer.prefix(100)), startedAt: clock.nowMicros())
         let recorder: SessionRecorder
         do {
-            recorder = try SessionRecorder(session: record, store: store, key: signingKey, clock: clock)
+            recorder = try SessionRecorder(session: record, writer: writer, key: signingKey, clock: clock)
         } catch {
             logger.error("session not recorded", metadata: ["error": "\(error)"])
             throw GovernorError(.unavailable, "recording is unavailable; sessions are refused until it is back")
@@ -144,6 +147,7 @@ public final class GatewayRuntime: Governor {
     public func closeAll(reason: String) async {
         let sessions = openSessions.withLock { Array($0.values) }
         for session in sessions { await session.terminate(reason: reason) }
+        writer.drain()
     }
 
     public var openSessionCount: Int { openSessions.withLock { $0.count } }
@@ -178,7 +182,7 @@ final class GatewaySession: GovernedSession {
         recorder.append(SessionEvent(.marker, (try? Array(encoder.encode(fields))) ?? []))
     }
 
-    func decide(_ command: Command) async -> Decision {
+    func decide(_ command: Command) -> Decision {
         if let failure = recorder.failure {
             runtime.logger.error("recording failed; command refused", metadata: ["session": "\(id)", "error": "\(failure)"])
             return .block(message: "recording is unavailable, so nothing may run (session \(id))")
@@ -204,34 +208,39 @@ final class GatewaySession: GovernedSession {
         case .review:
             runtime.metrics.increment("sluice_commands_total", labels: ["outcome": "reviewed", "protocol": connection.kind.rawValue])
             recorder.count("reviewed")
-            let review: ReviewRecord
-            do {
-                review = try await runtime.reviews.requestCommandReview(identity: identity, connection: compiled.config, sessionID: id,
-                                                                        command: command, reason: decision.message ?? "review required")
-            } catch {
-                return .block(message: "this command needs a review, but none could be created (\(error))")
-            }
-            marker(["decision": "review", "review": review.id, "rule": decision.rule.map { String($0 + 1) } ?? "", "classes": classes])
+            let id = ReviewCenter.newID()
+            marker(["decision": "review", "review": id, "rule": decision.rule.map { String($0 + 1) } ?? "", "classes": classes])
             let reviews = runtime.reviews
             let recorder = self.recorder
-            let hint = "sluice reviews approve \(review.id)"
-            return .review(ReviewTicket(id: review.id, approveHint: hint) { [weak self] in
-                let outcome = await reviews.wait(id: review.id)
-                var fields = ["review": review.id]
+            let identity = self.identity
+            let sessionID = self.id
+            let config = compiled.config
+            let reason = decision.message ?? "review required"
+            return .review(ReviewTicket(id: id, approveHint: "sluice reviews approve \(id)") {
+                var fields = ["review": id]
+                let outcome: ReviewOutcome
+                do {
+                    _ = try await reviews.requestCommandReview(identity: identity, connection: config, sessionID: sessionID,
+                                                               command: command, reason: reason, id: id)
+                    outcome = await reviews.wait(id: id)
+                } catch {
+                    fields["error"] = "\(error)"
+                    outcome = .denied(by: "sluice", reason: "the review could not be filed")
+                }
                 switch outcome {
                 case .approved(let by): fields["outcome"] = "approved"; fields["by"] = by.joined(separator: ",")
                 case .denied(let by, _): fields["outcome"] = "denied"; fields["by"] = by
                 case .timedOut: fields["outcome"] = "timed_out"
                 }
-                if self != nil {
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.sortedKeys]
-                    recorder.append(SessionEvent(.marker, (try? Array(encoder.encode(fields))) ?? []))
-                }
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                recorder.append(SessionEvent(.marker, (try? Array(encoder.encode(fields))) ?? []))
                 return outcome
             })
         }
     }
+
+    var recordingEngine: MaskingEngine? { runtime.policy.engines["default"] }
 
     func masking(for target: MaskTarget) -> MaskingChoice {
         let policy = runtime.policy

@@ -59,6 +59,9 @@ public struct GatewayServer {
                 logger: logger)
             services.append(application)
         }
+        if let postgres = try PostgresListener.make(configuration: configuration, runtime: runtime, logger: logger) {
+            services.append(postgres)
+        }
         services.append(SessionCloser(runtime: runtime))
 
         runtime.control.append("gateway.started", actor: "sluice", ["connections": String(configuration.connections.count),

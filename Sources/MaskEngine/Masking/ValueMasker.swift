@@ -1,4 +1,5 @@
 import CHyperscan
+import Crypto
 
 /// What the value masker made of one value.
 public enum MaskedValue: Equatable, Sendable {
@@ -69,5 +70,45 @@ public final class ValueMasker {
 
     public func mask(_ value: String) throws -> MaskedValue {
         try mask(Array(value.utf8))
+    }
+}
+
+extension MaskingEngine {
+    /// Masks a whole value in `style`, whatever its content (column rules such as
+    /// `customers.ssn: redact`). `label` names the redaction: `[LABEL]`.
+    public func maskWhole(_ value: UnsafeRawBufferPointer, style: MaskStyle, label: String) -> MaskedValue {
+        var out: [UInt8] = []
+        switch style {
+        case .null:
+            return .null
+        case .redact:
+            out.append(UInt8(ascii: "["))
+            out.append(contentsOf: label.uppercased().utf8.prefix(64))
+            out.append(UInt8(ascii: "]"))
+        case .hash:
+            let code = HMAC<SHA256>.authenticationCode(for: value, using: hashKey)
+            out.append(contentsOf: "tok_".utf8)
+            let hex: [UInt8] = Array("0123456789abcdef".utf8)
+            for byte in code.prefix(8) {
+                out.append(hex[Int(byte >> 4)])
+                out.append(hex[Int(byte & 15)])
+            }
+        case .partial:
+            let alnumCount = value.reduce(0) { $0 + (Validators.isAlnum($1) ? 1 : 0) }
+            if alnumCount < 8 {
+                out = Array(repeating: UInt8(ascii: "*"), count: min(value.count, 8))
+            } else {
+                var remaining = alnumCount
+                for byte in value {
+                    if Validators.isAlnum(byte) {
+                        out.append(remaining <= 4 ? byte : UInt8(ascii: "*"))
+                        remaining -= 1
+                    } else {
+                        out.append(byte)
+                    }
+                }
+            }
+        }
+        return .masked(out)
     }
 }

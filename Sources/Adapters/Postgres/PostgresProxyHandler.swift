@@ -1,0 +1,325 @@
+import NIOCore
+import Synchronization
+
+/// Opens a TCP connection to an upstream server on `eventLoop` (the client's loop, so both legs
+/// of a session share one thread) and runs `initializer` on the new channel. Provided by the
+/// Gateway, which alone bootstraps sockets.
+public typealias UpstreamConnector = @Sendable (
+    _ eventLoop: any EventLoop, _ host: String, _ port: Int, _ initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
+) -> EventLoopFuture<any Channel>
+
+/// Puts TLS in front of a client channel (called on its event loop, right after `S` is written).
+public typealias ClientTLSUpgrade = @Sendable (any Channel) throws -> Void
+
+/// Maps the cancel keys the gateway hands to clients to the upstream backends' keys.
+public final class PostgresCancelRegistry: Sendable {
+    struct Entry: Sendable {
+        var upstream: PostgresProxyMachine.CancelKey
+        var host: String
+        var port: Int
+    }
+
+    private let entries = Mutex<[PostgresProxyMachine.CancelKey: Entry]>([:])
+    public static let maximumEntries = 1_000_000
+
+    public init() {}
+
+    func register(_ client: PostgresProxyMachine.CancelKey, _ entry: Entry) {
+        entries.withLock { if $0.count < Self.maximumEntries { $0[client] = entry } }
+    }
+
+    func remove(_ client: PostgresProxyMachine.CancelKey) {
+        entries.withLock { _ = $0.removeValue(forKey: client) }
+    }
+
+    func lookup(_ client: PostgresProxyMachine.CancelKey) -> Entry? {
+        entries.withLock { $0[client] }
+    }
+
+    public var count: Int { entries.withLock { $0.count } }
+}
+
+/// Everything the Postgres listener's child channels share.
+public struct PostgresAdapter: Sendable {
+    public let governor: any Governor
+    public let configuration: PostgresAdapterConfiguration
+    public let connector: UpstreamConnector
+    public let tlsUpgrade: ClientTLSUpgrade?
+    public let cancelRegistry: PostgresCancelRegistry
+
+    public init(governor: any Governor, configuration: PostgresAdapterConfiguration, connector: @escaping UpstreamConnector,
+                tlsUpgrade: ClientTLSUpgrade?, cancelRegistry: PostgresCancelRegistry = PostgresCancelRegistry()) {
+        self.governor = governor
+        var configuration = configuration
+        configuration.clientTLS = tlsUpgrade != nil && configuration.clientTLS
+        self.configuration = configuration
+        self.connector = connector
+        self.tlsUpgrade = tlsUpgrade
+        self.cancelRegistry = cancelRegistry
+    }
+
+    /// The handler for one accepted client connection.
+    public func makeHandler() -> PostgresFrontendHandler {
+        PostgresFrontendHandler(adapter: self)
+    }
+}
+
+/// The client-facing handler: feeds bytes to the machine and performs its actions; owns the
+/// upstream channel of the session.
+public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChannelHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    let adapter: PostgresAdapter
+    private var machine: PostgresProxyMachine
+    private var context: ChannelHandlerContext?
+    private var upstream: (any Channel)?
+    private var closed = false
+    private var registeredKey: PostgresProxyMachine.CancelKey?
+
+    init(adapter: PostgresAdapter) {
+        self.adapter = adapter
+        var generator = SystemRandomNumberGenerator()
+        let key = PostgresProxyMachine.CancelKey(processID: Int32.random(in: 1...Int32.max, using: &generator),
+                                                 secretKey: Int32.random(in: Int32.min...Int32.max, using: &generator))
+        machine = PostgresProxyMachine(configuration: adapter.configuration, clientKey: key)
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        run(machine.clientBytes(&bytes))
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        shutdown(reason: "client disconnected")
+        context.fireChannelInactive()
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        shutdown(reason: "client connection error (\(type(of: error)))")
+        context.close(promise: nil)
+    }
+
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // Backpressure: stop reading the upstream while the client cannot take more.
+        upstream?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenFailure { _ in }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Upstream events (on the same event loop)
+
+    func upstreamRead(_ bytes: ByteBuffer) {
+        var bytes = bytes
+        run(machine.upstreamBytes(&bytes))
+    }
+
+    func upstreamClosed() {
+        guard !closed else { return }
+        if let context {
+            var out = ByteBuffer()
+            PostgresMessages.error(sqlState: "57P01", message: "the database closed the connection", severity: "FATAL").write(into: &out)
+            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        }
+        shutdown(reason: "upstream closed")
+    }
+
+    func upstreamWritabilityChanged(_ writable: Bool) {
+        context?.channel.setOption(ChannelOptions.autoRead, value: writable).whenFailure { _ in }
+    }
+
+    // MARK: Actions
+
+    private func run(_ actions: [PostgresProxyMachine.Action]) {
+        guard let context else { return }
+        for action in actions {
+            switch action {
+            case .sendToClient(let buffer):
+                context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+            case .sendToUpstream(let buffer):
+                upstream?.writeAndFlush(buffer, promise: nil)
+            case .startClientTLS:
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "S")), promise: nil)
+                do {
+                    try adapter.tlsUpgrade?(context.channel)
+                } catch {
+                    shutdown(reason: "TLS setup failed")
+                }
+            case .openSession(let token, let connection):
+                openSession(token: token, connection: connection, context: context)
+            case .connectUpstream(let target):
+                connectUpstream(target, context: context)
+            case .cancel(let processID, let secretKey):
+                forwardCancel(PostgresProxyMachine.CancelKey(processID: processID, secretKey: secretKey), eventLoop: context.eventLoop)
+            case .registerCancelKey(let client, let upstreamKey):
+                if let address = HostAndPort(machine.session?.connection.target ?? "") {
+                    adapter.cancelRegistry.register(client, .init(upstream: upstreamKey, host: address.host, port: address.port))
+                    registeredKey = client
+                }
+            case .awaitReview(let ticket):
+                let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+                let eventLoop = context.eventLoop
+                Task {
+                    let outcome = await ticket.outcome()
+                    eventLoop.execute { bound.value.reviewDecided(outcome) }
+                }
+            case .close(let reason):
+                shutdown(reason: reason)
+            }
+        }
+    }
+
+    private func reviewDecided(_ outcome: ReviewOutcome) {
+        run(machine.reviewDecided(outcome))
+    }
+
+    private func openSession(token: String, connection: String, context: ChannelHandlerContext) {
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        let governor = adapter.governor
+        let peer = context.remoteAddress?.description ?? "?"
+        Task {
+            do {
+                let session = try await governor.openSession(token: token, connection: connection, kind: .postgres, peer: peer)
+                eventLoop.execute {
+                    let handler = bound.value
+                    session.onTermination { reason in
+                        eventLoop.execute { bound.value.terminate(reason: reason) }
+                    }
+                    if handler.closed {
+                        Task { await session.close(reason: "client left during login") }
+                        return
+                    }
+                    handler.run(handler.machine.sessionOpened(session))
+                }
+            } catch let error as GovernorError {
+                eventLoop.execute { bound.value.run(bound.value.machine.sessionRefused(error)) }
+            } catch {
+                eventLoop.execute {
+                    bound.value.run(bound.value.machine.sessionRefused(GovernorError(.unavailable, "login failed")))
+                }
+            }
+        }
+    }
+
+    private func connectUpstream(_ target: ConnectionTarget, context: ChannelHandlerContext) {
+        guard let address = HostAndPort(target.target) else {
+            run(machine.upstreamFailed("target is not HOST:PORT"))
+            return
+        }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        adapter.connector(eventLoop, address.host, address.port) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(PostgresUpstreamHandler(frontend: bound))
+            }
+        }.whenComplete { result in
+            let handler = bound.value
+            switch result {
+            case .success(let channel):
+                if handler.closed {
+                    channel.close(promise: nil)
+                    return
+                }
+                handler.upstream = channel
+                handler.run(handler.machine.upstreamConnected())
+            case .failure(let error):
+                handler.run(handler.machine.upstreamFailed("connect failed (\(type(of: error)))"))
+            }
+        }
+    }
+
+    private func forwardCancel(_ key: PostgresProxyMachine.CancelKey, eventLoop: any EventLoop) {
+        guard let entry = adapter.cancelRegistry.lookup(key) else { return }
+        let packet = PostgresMessages.cancelRequest(processID: entry.upstream.processID, secretKey: entry.upstream.secretKey)
+        adapter.connector(eventLoop, entry.host, entry.port) { channel in channel.eventLoop.makeSucceededVoidFuture() }
+            .whenSuccess { channel in
+                channel.writeAndFlush(packet).whenComplete { _ in channel.close(promise: nil) }
+            }
+    }
+
+    /// The gateway ends the session (shutdown, revoked access): tell the client, then close.
+    private func terminate(reason: String) {
+        guard !closed, let context else { return }
+        var out = ByteBuffer()
+        PostgresMessages.error(sqlState: "57P01", message: "terminating connection: \(reason)", severity: "FATAL").write(into: &out)
+        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        shutdown(reason: reason)
+    }
+
+    private func shutdown(reason: String) {
+        guard !closed else { return }
+        closed = true
+        if let registeredKey { adapter.cancelRegistry.remove(registeredKey) }
+        upstream?.close(promise: nil)
+        upstream = nil
+        if let channel = context?.channel {
+            // Close after what was written (an error message) has gone out.
+            channel.writeAndFlush(ByteBuffer()).whenComplete { _ in channel.close(promise: nil) }
+        }
+        if let session = machine.session {
+            Task { await session.close(reason: reason) }
+        }
+    }
+}
+
+/// Forwards the upstream channel's events to the frontend handler (same event loop).
+final class PostgresUpstreamHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let frontend: NIOLoopBound<PostgresFrontendHandler>
+
+    init(frontend: NIOLoopBound<PostgresFrontendHandler>) {
+        self.frontend = frontend
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        frontend.value.upstreamRead(unwrapInboundIn(data))
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        frontend.value.upstreamClosed()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        frontend.value.upstreamWritabilityChanged(context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+}
+
+@available(*, unavailable)
+extension PostgresFrontendHandler: Sendable {}
+
+@available(*, unavailable)
+extension PostgresUpstreamHandler: Sendable {}
+
+/// `host:port` or `[v6]:port`.
+struct HostAndPort {
+    var host: String
+    var port: Int
+
+    init?(_ text: String) {
+        var text = Substring(text)
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { return nil }
+            host = String(text[text.index(after: text.startIndex)..<close])
+            text = text[text.index(after: close)...]
+            guard text.hasPrefix(":") else { return nil }
+            text = text.dropFirst()
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            host = String(text[..<colon])
+            text = text[text.index(after: colon)...]
+        }
+        guard let port = Int(text), (1...65535).contains(port), !host.isEmpty else { return nil }
+        self.port = port
+    }
+}

@@ -1,0 +1,798 @@
+import MaskEngine
+import NIOCore
+
+/// Settings of the Postgres listener.
+public struct PostgresAdapterConfiguration: Sendable {
+    /// Largest protocol message accepted from either side; larger is a protocol error.
+    public var maximumMessageSize = 64 << 20
+    /// Whether an SSLRequest is answered `S` (TLS with the gateway's certificate) or `N`.
+    public var clientTLS = false
+    /// Result bytes recorded per statement; the rest is counted, not stored.
+    public var recordOutputCap = 1 << 20
+    /// Statements per simple query beyond which the query is refused.
+    public var maximumStatements = 1000
+
+    public init() {}
+}
+
+/// The sans-IO heart of the Postgres adapter: bytes and events in, actions out. The NIO handler
+/// performs the actions; tests drive the machine directly.
+struct PostgresProxyMachine {
+    enum Action {
+        case sendToClient(ByteBuffer)
+        case sendToUpstream(ByteBuffer)
+        /// Write `S`, then put TLS in front of the client connection.
+        case startClientTLS
+        /// Authenticate the token for the connection (the database name); answer with
+        /// `sessionOpened` or `sessionRefused`.
+        case openSession(token: String, connection: String)
+        /// Connect to the upstream server of the session's connection; answer with `upstreamConnected`.
+        case connectUpstream(ConnectionTarget)
+        /// Forward a cancel request to the upstream backend of another session.
+        case cancel(processID: Int32, secretKey: Int32)
+        /// Register this session's client-visible cancel key (pid, key) → upstream key.
+        case registerCancelKey(client: CancelKey, upstream: CancelKey)
+        /// Await the review, then call `reviewDecided`.
+        case awaitReview(ReviewTicket)
+        /// Close both connections after flushing what was sent.
+        case close(reason: String)
+    }
+
+    struct CancelKey: Hashable, Sendable {
+        var processID: Int32
+        var secretKey: Int32
+    }
+
+    private enum State {
+        case startup
+        case awaitingPassword(parameters: [String: String])
+        case authenticating
+        case connecting
+        case upstreamStartup(scram: PostgresClientAuth.SCRAM?)
+        case loadingCatalog
+        case relaying
+        case closed
+    }
+
+    /// What the upstream's responses answer, in order.
+    private enum Expectation {
+        case simpleQuery
+        case describeStatement(String)
+        case describePortal(String)
+        case execute(String)
+        case sync
+    }
+
+    /// Client responses waiting behind upstream ones (ordering of locally generated replies).
+    private enum Reply {
+        case upstream
+        case local(ByteBuffer)
+    }
+
+    let configuration: PostgresAdapterConfiguration
+    private var state = State.startup
+    private var clientDecoder: PostgresFrameDecoder
+    private var upstreamDecoder: PostgresFrameDecoder
+    private(set) var session: (any GovernedSession)?
+    private var masker: PostgresResultMasker?
+    private var clientParameters: [String: String] = [:]
+    private var transactionStatus = UInt8(ascii: "I")
+
+    // Relay state.
+    private var batch: [PostgresMessage] = []
+    private var batchBytes = 0
+    private var held: [PostgresMessage]?
+    private var discardUntilSync = false
+    private var replies: [Reply] = []
+    private var expectations: [Expectation] = []
+    private var statements: [String: [ColumnDescription]] = [:]
+    private var portals: [String: (statement: String, formats: [Int16], described: [ColumnDescription]?)] = [:]
+    private var pendingBinds: [String: (statement: String, formats: [Int16])] = [:]
+    private var currentPlan: RowPlan?
+    private var copyOut: (refused: Bool, active: Bool) = (false, false)
+    private var resultRecord: [UInt8] = []
+    private var resultRows = 0
+    private var resultCut = false
+    private var catalog: [UInt32: String] = [:]
+    private var catalogColumns = 0
+    private var upstreamKey: CancelKey?
+    private var serverParameters: [(String, String)] = []
+    let clientKey: CancelKey
+
+    init(configuration: PostgresAdapterConfiguration, clientKey: CancelKey) {
+        self.configuration = configuration
+        self.clientKey = clientKey
+        clientDecoder = PostgresFrameDecoder(maximumMessageSize: configuration.maximumMessageSize, expectsStartup: true)
+        upstreamDecoder = PostgresFrameDecoder(maximumMessageSize: configuration.maximumMessageSize, expectsStartup: false)
+    }
+
+    var isRelaying: Bool { if case .relaying = state { return true } else { return false } }
+    var isHolding: Bool { held != nil }
+
+    // MARK: - Client input
+
+    mutating func clientBytes(_ bytes: inout ByteBuffer) -> [Action] {
+        clientDecoder.append(&bytes)
+        var actions: [Action] = []
+        do {
+            while true {
+                if case .closed = state { break }
+                if held != nil { break }
+                if case .authenticating = state { break }
+                if case .connecting = state { break }
+                if case .upstreamStartup = state { break }
+                if case .loadingCatalog = state { break }
+                if clientDecoder.expectsStartup {
+                    guard let packet = try clientDecoder.nextStartup() else { break }
+                    actions += startupPacket(packet)
+                    continue
+                }
+                guard let message = try clientDecoder.next() else { break }
+                actions += clientMessage(message)
+            }
+            if clientDecoder.bufferedBytes > configuration.maximumMessageSize * 2 {
+                throw PostgresProtocolError(.messageTooLarge, "client sent \(clientDecoder.bufferedBytes) bytes while a command was held")
+            }
+        } catch let error as PostgresProtocolError {
+            actions += fail(sqlState: "08P01", message: "protocol violation (\(error.code.rawValue))", reason: error.description)
+        } catch {
+            actions += fail(sqlState: "08P01", message: "protocol violation", reason: "\(type(of: error))")
+        }
+        return actions
+    }
+
+    private mutating func fail(sqlState: String, message: String, reason: String) -> [Action] {
+        var out = ByteBuffer()
+        PostgresMessages.error(sqlState: sqlState, message: message, severity: "FATAL").write(into: &out)
+        state = .closed
+        session?.record(SessionEvent(.marker, text: #"{"error":"\#(reason.prefix(200))"}"#))
+        return [.sendToClient(out), .close(reason: reason)]
+    }
+
+    private mutating func startupPacket(_ packet: StartupPacket) -> [Action] {
+        switch packet {
+        case .ssl:
+            if configuration.clientTLS { return [.startClientTLS] }
+            return [.sendToClient(ByteBuffer(string: "N"))]
+        case .gssEncryption:
+            return [.sendToClient(ByteBuffer(string: "N"))]
+        case .cancel(let processID, let secretKey):
+            state = .closed
+            return [.cancel(processID: processID, secretKey: secretKey), .close(reason: "cancel request")]
+        case .startup(let parameters):
+            guard let database = parameters["database"] ?? parameters["user"], !database.isEmpty else {
+                return fail(sqlState: "28000", message: "name the connection as the database: dbname=CONNECTION", reason: "no database")
+            }
+            if parameters["replication"].map({ $0 != "false" && $0 != "0" && $0 != "off" }) ?? false {
+                return fail(sqlState: "28000", message: "replication connections are not allowed through Sluice", reason: "replication")
+            }
+            var parameters = parameters
+            parameters["database"] = database
+            state = .awaitingPassword(parameters: parameters)
+            var out = ByteBuffer()
+            PostgresMessages.authentication(3).write(into: &out)
+            return [.sendToClient(out)]
+        }
+    }
+
+    private mutating func clientMessage(_ message: PostgresMessage) -> [Action] {
+        switch state {
+        case .awaitingPassword(let parameters):
+            guard message.type == UInt8(ascii: "p") else {
+                return fail(sqlState: "08P01", message: "expected a password message", reason: "unexpected message before auth")
+            }
+            var body = message.body
+            guard let token = body.readNullTerminatedString(), !token.isEmpty else {
+                return fail(sqlState: "28P01", message: "send your Sluice token as the password", reason: "empty password")
+            }
+            clientParameters = parameters
+            state = .authenticating
+            return [.openSession(token: token, connection: parameters["database"] ?? "")]
+        case .relaying:
+            return relayClient(message)
+        default:
+            return fail(sqlState: "08P01", message: "unexpected message", reason: "client message in state \(state)")
+        }
+    }
+
+    // MARK: - Session and upstream setup
+
+    mutating func sessionOpened(_ session: any GovernedSession) -> [Action] {
+        guard case .authenticating = state else { return [] }
+        self.session = session
+        state = .connecting
+        return [.connectUpstream(session.connection)]
+    }
+
+    mutating func sessionRefused(_ error: GovernorError) -> [Action] {
+        let sqlState: String
+        switch error.code {
+        case .unauthenticated: sqlState = "28P01"
+        case .forbidden, .unknownConnection, .wrongProtocol: sqlState = "28000"
+        default: sqlState = "08006"
+        }
+        return fail(sqlState: sqlState, message: error.message, reason: error.code.rawValue)
+    }
+
+    mutating func upstreamConnected() -> [Action] {
+        guard case .connecting = state, let session else { return [] }
+        let target = session.connection
+        var parameters: [(String, String)] = [
+            ("user", target.credential.username ?? "postgres"),
+            ("database", target.database ?? target.name),
+            ("application_name", "sluice:" + (clientParameters["application_name"] ?? "client").prefix(40)),
+        ]
+        for key in ["client_encoding", "DateStyle", "TimeZone", "extra_float_digits", "IntervalStyle", "search_path"] {
+            if let value = clientParameters[key] { parameters.append((key, value)) }
+        }
+        state = .upstreamStartup(scram: nil)
+        return [.sendToUpstream(PostgresMessages.startup(parameters))]
+    }
+
+    mutating func upstreamFailed(_ reason: String) -> [Action] {
+        fail(sqlState: "08006", message: "the gateway could not reach the database", reason: reason)
+    }
+
+    // MARK: - Upstream input
+
+    mutating func upstreamBytes(_ bytes: inout ByteBuffer) -> [Action] {
+        upstreamDecoder.append(&bytes)
+        var actions: [Action] = []
+        var toClient = ByteBuffer()
+        do {
+            while let message = try upstreamDecoder.next() {
+                if case .closed = state { break }
+                actions += try upstreamMessage(message, out: &toClient)
+            }
+        } catch let error as PostgresProtocolError {
+            if toClient.readableBytes > 0 { actions.insert(.sendToClient(toClient), at: 0) }
+            return actions + fail(sqlState: error.code == .upstreamAuthentication ? "08006" : "XX000",
+                                  message: error.code == .upstreamAuthentication
+                                      ? "the gateway could not log in to the database (\(error.code.rawValue))"
+                                      : "the gateway stopped this result: it could not be masked (\(error.code.rawValue))",
+                                  reason: error.description)
+        } catch {
+            return actions + fail(sqlState: "XX000", message: "the gateway stopped this result: it could not be masked",
+                                  reason: "masking failed: \(error)")
+        }
+        if toClient.readableBytes > 0 { actions.insert(.sendToClient(toClient), at: 0) }
+        return actions
+    }
+
+    private mutating func upstreamMessage(_ message: PostgresMessage, out: inout ByteBuffer) throws -> [Action] {
+        switch state {
+        case .upstreamStartup:
+            return try upstreamStartupMessage(message, out: &out)
+        case .loadingCatalog:
+            return catalogMessage(message, out: &out)
+        case .relaying:
+            return try relayUpstream(message, out: &out)
+        default:
+            return []
+        }
+    }
+
+    private mutating func upstreamStartupMessage(_ message: PostgresMessage, out: inout ByteBuffer) throws -> [Action] {
+        guard case .upstreamStartup(var scram) = state, let session else { return [] }
+        var body = message.body
+        switch message.type {
+        case UInt8(ascii: "R"):
+            guard let code = body.readInteger(as: Int32.self) else {
+                throw PostgresProtocolError(.malformedMessage, "authentication request without a code")
+            }
+            let credential = session.connection.credential
+            switch code {
+            case 0:
+                return []
+            case 3:
+                guard let password = credential.password else {
+                    throw PostgresProtocolError(.upstreamAuthentication, "server asks for a password; the connection has none")
+                }
+                return [.sendToUpstream(frame(PostgresMessages.password(password.withBytes { $0 })))]
+            case 5:
+                guard let password = credential.password, let salt = body.readBytes(length: 4) else {
+                    throw PostgresProtocolError(.upstreamAuthentication, "md5 requested without a password or salt")
+                }
+                let response = PostgresClientAuth.md5Response(user: credential.username ?? "postgres", password: password, salt: salt)
+                return [.sendToUpstream(frame(PostgresMessages.password(response)))]
+            case 10:
+                var mechanisms: [String] = []
+                while let name = body.readNullTerminatedString(), !name.isEmpty { mechanisms.append(name) }
+                guard mechanisms.contains("SCRAM-SHA-256"), let password = credential.password else {
+                    throw PostgresProtocolError(.unsupportedAuthentication, "SASL mechanisms \(mechanisms.joined(separator: ","))")
+                }
+                var exchange = PostgresClientAuth.SCRAM(password: password)
+                let first = exchange.clientFirst()
+                state = .upstreamStartup(scram: exchange)
+                return [.sendToUpstream(frame(PostgresMessages.saslInitialResponse(mechanism: "SCRAM-SHA-256", data: first)))]
+            case 11:
+                guard scram != nil else { throw PostgresProtocolError(.upstreamAuthentication, "SASL continue without a start") }
+                let final = try scram!.clientFinal(serverFirst: body.readBytes(length: body.readableBytes) ?? [])
+                state = .upstreamStartup(scram: scram)
+                return [.sendToUpstream(frame(PostgresMessages.saslResponse(final)))]
+            case 12:
+                guard let scram else { throw PostgresProtocolError(.upstreamAuthentication, "SASL final without a start") }
+                try scram.verifyServerFinal(body.readBytes(length: body.readableBytes) ?? [])
+                return []
+            default:
+                throw PostgresProtocolError(.unsupportedAuthentication, "authentication method \(code)")
+            }
+        case UInt8(ascii: "E"):
+            let fields = try PostgresMessages.parseFields(message.body)
+            throw PostgresProtocolError(.upstreamAuthentication, "server refused the login (SQLSTATE \(fields["C"] ?? "?"))")
+        case UInt8(ascii: "S"):
+            if let name = body.readNullTerminatedString(), let value = body.readNullTerminatedString() {
+                serverParameters.append((name, value))
+            }
+            return []
+        case UInt8(ascii: "K"):
+            if let pid = body.readInteger(as: Int32.self), let key = body.readInteger(as: Int32.self) {
+                upstreamKey = CancelKey(processID: pid, secretKey: key)
+            }
+            return []
+        case UInt8(ascii: "N"), UInt8(ascii: "v"):
+            return []
+        case UInt8(ascii: "Z"):
+            if let status = body.readInteger(as: UInt8.self) { transactionStatus = status }
+            if needsCatalog {
+                state = .loadingCatalog
+                return [.sendToUpstream(frame(PostgresMessages.query(Self.catalogQuery)))]
+            }
+            return finishStartup(out: &out)
+        default:
+            throw PostgresProtocolError(.unexpectedMessage, "message \(message.type) during upstream startup")
+        }
+    }
+
+    /// Table names are only needed when a column rule names a table.
+    private var needsCatalog: Bool {
+        session?.connection.needsTableNames ?? false
+    }
+
+    static let catalogQuery = """
+        SELECT c.oid::int8, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+        WHERE c.relkind IN ('r','p','v','m','f') AND n.nspname NOT IN ('pg_catalog','information_schema') LIMIT 50000
+        """
+
+    private mutating func catalogMessage(_ message: PostgresMessage, out: inout ByteBuffer) -> [Action] {
+        switch message.type {
+        case UInt8(ascii: "D"):
+            var body = message.body
+            guard body.readInteger(as: Int16.self) == 2,
+                  let oidLength = body.readInteger(as: Int32.self), oidLength > 0,
+                  let oidText = body.readString(length: Int(oidLength)),
+                  let nameLength = body.readInteger(as: Int32.self), nameLength > 0,
+                  let name = body.readString(length: Int(nameLength)),
+                  let oid = UInt32(oidText) else { return [] }
+            catalog[oid] = name
+        case UInt8(ascii: "Z"):
+            if var body = Optional(message.body), let status = body.readInteger(as: UInt8.self) { transactionStatus = status }
+            return finishStartup(out: &out)
+        default:
+            break
+        }
+        return []
+    }
+
+    private mutating func finishStartup(out: inout ByteBuffer) -> [Action] {
+        guard let session else { return [] }
+        masker = PostgresResultMasker(session: session, tableNames: catalog)
+        state = .relaying
+        PostgresMessages.authentication(0).write(into: &out)
+        for (name, value) in serverParameters { PostgresMessages.parameterStatus(name, value).write(into: &out) }
+        PostgresMessages.backendKeyData(processID: clientKey.processID, secretKey: clientKey.secretKey).write(into: &out)
+        PostgresMessages.readyForQuery(transactionStatus).write(into: &out)
+        var actions: [Action] = []
+        if let upstreamKey { actions.append(.registerCancelKey(client: clientKey, upstream: upstreamKey)) }
+        return actions
+    }
+
+    private func frame(_ message: PostgresMessage) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        message.write(into: &buffer)
+        return buffer
+    }
+}
+
+// MARK: - Relay: client side
+
+extension PostgresProxyMachine {
+    private mutating func relayClient(_ message: PostgresMessage) -> [Action] {
+        switch message.type {
+        case UInt8(ascii: "X"):
+            state = .closed
+            return [.sendToUpstream(frame(message)), .close(reason: "client terminated")]
+        case UInt8(ascii: "d"), UInt8(ascii: "c"), UInt8(ascii: "f"):
+            // COPY FROM STDIN data: recorded by size, forwarded as it comes.
+            if message.type == UInt8(ascii: "c") || message.type == UInt8(ascii: "f") {
+                session?.record(SessionEvent(.marker, text: #"{"copy_in":"\#(message.type == UInt8(ascii: "c") ? "done" : "failed")"}"#))
+            }
+            return [.sendToUpstream(frame(message))]
+        default:
+            break
+        }
+        if discardUntilSync {
+            if message.type == UInt8(ascii: "S") {
+                discardUntilSync = false
+                return reply(PostgresMessages.readyForQuery(transactionStatus))
+            }
+            return []
+        }
+        batch.append(message)
+        batchBytes += message.body.readableBytes
+        switch message.type {
+        case UInt8(ascii: "Q"), UInt8(ascii: "S"), UInt8(ascii: "H"), UInt8(ascii: "F"):
+            return completeBatch()
+        default:
+            if batchBytes > configuration.maximumMessageSize {
+                return fail(sqlState: "54000", message: "pipeline too large without Sync", reason: "batch of \(batchBytes) bytes")
+            }
+            return []
+        }
+    }
+
+    /// Decides every statement of a finished batch (a simple query, or extended-protocol
+    /// messages up to Sync/Flush): all allowed → forward; any blocked → refuse the batch;
+    /// any review → hold the batch until decided.
+    private mutating func completeBatch() -> [Action] {
+        guard let session else { return [] }
+        let messages = batch
+        batch = []
+        batchBytes = 0
+        var commands: [Command] = []
+        for message in messages {
+            var body = message.body
+            switch message.type {
+            case UInt8(ascii: "Q"):
+                guard let text = body.readNullTerminatedString() else { continue }
+                let statements = SQLStatements.split(text)
+                if statements.count > configuration.maximumStatements {
+                    return refuse(messages, message: "too many statements in one query (\(statements.count))")
+                }
+                session.record(SessionEvent(.input, masker?.recordable(Array(text.utf8)) ?? []))
+                commands += statements.map { Command(text: $0.code, classes: $0.classes) }
+            case UInt8(ascii: "P"):
+                _ = body.readNullTerminatedString()
+                guard let text = body.readNullTerminatedString() else { continue }
+                session.record(SessionEvent(.input, masker?.recordable(Array(text.utf8)) ?? []))
+                commands += SQLStatements.split(text).map { Command(text: $0.code, classes: $0.classes) }
+            case UInt8(ascii: "F"):
+                let oid = body.readInteger(as: UInt32.self) ?? 0
+                commands.append(Command(text: "FUNCTION CALL \(oid)", classes: ["function_call"]))
+            default:
+                continue
+            }
+        }
+        var review: ReviewTicket?
+        for command in commands {
+            switch session.decide(command) {
+            case .allow: continue
+            case .block(let message): return refuse(messages, message: message)
+            case .review(let ticket): if review == nil { review = ticket }
+            }
+        }
+        if let review {
+            held = messages
+            var notice = ByteBuffer()
+            PostgresMessages.notice(sqlState: "01000",
+                                    message: "Sluice: this statement is held for review \(review.id); it runs once approved",
+                                    hint: "an approver runs: \(review.approveHint)").write(into: &notice)
+            return [.sendToClient(notice), .awaitReview(review)]
+        }
+        return forward(messages)
+    }
+
+    private mutating func forward(_ messages: [PostgresMessage]) -> [Action] {
+        var out = ByteBuffer()
+        for message in messages {
+            track(message)
+            message.write(into: &out)
+        }
+        return [.sendToUpstream(out)]
+    }
+
+    /// Remembers what the upstream will answer, to know which description each DataRow has.
+    private mutating func track(_ message: PostgresMessage) {
+        var body = message.body
+        switch message.type {
+        case UInt8(ascii: "Q"), UInt8(ascii: "F"):
+            expectations.append(.simpleQuery)
+            replies.append(.upstream)
+        case UInt8(ascii: "S"):
+            expectations.append(.sync)
+            replies.append(.upstream)
+        case UInt8(ascii: "B"):
+            guard let portal = body.readNullTerminatedString(), let statement = body.readNullTerminatedString(),
+                  let formatCount = body.readInteger(as: Int16.self), formatCount >= 0 else { return }
+            for _ in 0..<formatCount { _ = body.readInteger(as: Int16.self) }
+            guard let parameterCount = body.readInteger(as: Int16.self), parameterCount >= 0 else { return }
+            for _ in 0..<parameterCount {
+                guard let length = body.readInteger(as: Int32.self) else { return }
+                if length > 0 { body.moveReaderIndex(forwardBy: min(Int(length), body.readableBytes)) }
+            }
+            var formats: [Int16] = []
+            if let count = body.readInteger(as: Int16.self), count > 0 {
+                for _ in 0..<count { formats.append(body.readInteger(as: Int16.self) ?? 0) }
+            }
+            portals[portal] = (statement, formats, nil)
+        case UInt8(ascii: "D"):
+            guard let kind = body.readInteger(as: UInt8.self), let name = body.readNullTerminatedString() else { return }
+            expectations.append(kind == UInt8(ascii: "S") ? .describeStatement(name) : .describePortal(name))
+        case UInt8(ascii: "E"):
+            guard let portal = body.readNullTerminatedString() else { return }
+            expectations.append(.execute(portal))
+        case UInt8(ascii: "C"):
+            guard let kind = body.readInteger(as: UInt8.self), let name = body.readNullTerminatedString() else { return }
+            if kind == UInt8(ascii: "S") { statements[name] = nil } else { portals[name] = nil }
+        default:
+            break
+        }
+    }
+
+    /// Refuses a batch: the error (and for Sync/Query batches ReadyForQuery) in order after the
+    /// replies still due from upstream. The statements never reach the server.
+    private mutating func refuse(_ messages: [PostgresMessage], message: String) -> [Action] {
+        var out = ByteBuffer()
+        PostgresMessages.error(sqlState: "42501", message: message, hint: "Sluice refused this statement").write(into: &out)
+        let last = messages.last?.type
+        if last == UInt8(ascii: "Q") || last == UInt8(ascii: "S") || last == UInt8(ascii: "F") {
+            PostgresMessages.readyForQuery(transactionStatus).write(into: &out)
+        } else {
+            discardUntilSync = true
+        }
+        return replyBuffer(out)
+    }
+
+    private mutating func reply(_ message: PostgresMessage) -> [Action] {
+        replyBuffer(frame(message))
+    }
+
+    private mutating func replyBuffer(_ buffer: ByteBuffer) -> [Action] {
+        if replies.isEmpty { return [.sendToClient(buffer)] }
+        replies.append(.local(buffer))
+        return []
+    }
+
+    /// The review of the held batch was decided.
+    mutating func reviewDecided(_ outcome: ReviewOutcome) -> [Action] {
+        guard let messages = held else { return [] }
+        held = nil
+        var actions: [Action]
+        switch outcome {
+        case .approved:
+            actions = forward(messages)
+        case .denied(let by, let reason):
+            actions = refuse(messages, message: "denied by \(by)" + (reason.isEmpty ? "" : ": \(reason)"))
+        case .timedOut:
+            actions = refuse(messages, message: "the review timed out; the statement did not run")
+        }
+        var empty = ByteBuffer()
+        return actions + clientBytes(&empty)
+    }
+}
+
+// MARK: - Relay: upstream side
+
+extension PostgresProxyMachine {
+    private mutating func relayUpstream(_ message: PostgresMessage, out: inout ByteBuffer) throws -> [Action] {
+        guard let masker else { return [] }
+        switch message.type {
+        case UInt8(ascii: "D"):
+            if copyOut.refused { return [] }
+            if currentPlan == nil { currentPlan = planForExecute() }
+            guard let plan = currentPlan else {
+                throw PostgresProtocolError(.unexpectedMessage, "DataRow without a description")
+            }
+            if let masked = try masker.maskDataRow(message.body, plan: plan) {
+                let rewritten = PostgresMessage(type: message.type, body: masked)
+                rewritten.write(into: &out)
+                recordRow(masked, plan: plan)
+            } else {
+                message.write(into: &out)
+                recordRow(message.body, plan: plan)
+            }
+            return []
+        case UInt8(ascii: "T"):
+            let columns = try ColumnDescription.parseRowDescription(message.body)
+            switch expectations.first {
+            case .describeStatement(let name):
+                statements[name] = columns
+            case .describePortal(let name):
+                if var portal = portals[name] {
+                    portal.described = columns
+                    portals[name] = portal
+                }
+                currentPlan = masker.plan(columns)
+            default:
+                currentPlan = masker.plan(columns)
+                startResult(columns)
+            }
+            if case .describeStatement = expectations.first { expectations.removeFirst() }
+            else if case .describePortal = expectations.first { expectations.removeFirst() }
+            message.write(into: &out)
+            return []
+        case UInt8(ascii: "n"):
+            if case .describeStatement(let name) = expectations.first { statements[name] = []; expectations.removeFirst() }
+            else if case .describePortal = expectations.first { expectations.removeFirst() }
+            message.write(into: &out)
+            return []
+        case UInt8(ascii: "C"), UInt8(ascii: "I"), UInt8(ascii: "s"):
+            finishResult(message)
+            currentPlan = nil
+            if case .execute = expectations.first { expectations.removeFirst() }
+            if copyOut.active {
+                let refused = copyOut.refused
+                copyOut = (false, false)
+                if refused { return [] }
+            }
+            message.write(into: &out)
+            return []
+        case UInt8(ascii: "E"), UInt8(ascii: "N"):
+            if message.type == UInt8(ascii: "E") {
+                currentPlan = nil
+                copyOut = (false, false)
+                // In the extended protocol the server skips to the next Sync after an error.
+                while let first = expectations.first {
+                    if case .sync = first { break }
+                    if case .simpleQuery = first { break }
+                    expectations.removeFirst()
+                }
+            }
+            if let masked = try masker.maskFields(message.body, type: message.type) {
+                masked.write(into: &out)
+            } else {
+                message.write(into: &out)
+            }
+            return []
+        case UInt8(ascii: "A"):
+            var body = message.body
+            guard let pid = body.readInteger(as: Int32.self), let channel = body.readNullTerminatedString(),
+                  let payload = body.readNullTerminatedString() else {
+                throw PostgresProtocolError(.malformedMessage, "NotificationResponse")
+            }
+            if let masked = try masker.maskText(ByteBuffer(string: payload)) {
+                PostgresMessages.make(UInt8(ascii: "A")) { out in
+                    out.writeInteger(pid)
+                    out.writeNullTerminatedString(channel)
+                    out.writeNullTerminatedString(String(decoding: masked.readableBytesView, as: UTF8.self))
+                }.write(into: &out)
+            } else {
+                message.write(into: &out)
+            }
+            return []
+        case UInt8(ascii: "H"), UInt8(ascii: "W"):
+            var body = message.body
+            let format = body.readInteger(as: UInt8.self) ?? 0
+            let masked: Bool
+            if case .masked = masker.session.masking(for: .stream) { masked = true } else { masked = false }
+            if masked && (format != 0 || message.type == UInt8(ascii: "W")) {
+                // Binary COPY cannot be scanned per value: refuse it (fail closed).
+                copyOut = (true, true)
+                PostgresMessages.error(sqlState: "42501", message: "binary COPY output cannot be masked; use text format").write(into: &out)
+                masker.session.record(SessionEvent(.marker, text: #"{"refused":"binary copy out"}"#))
+                return []
+            }
+            copyOut = (false, true)
+            startResult([])
+            message.write(into: &out)
+            return []
+        case UInt8(ascii: "d"):
+            if copyOut.refused { return [] }
+            if let masked = try masker.maskText(message.body) {
+                PostgresMessage(type: message.type, body: masked).write(into: &out)
+                recordCopyRow(masked)
+            } else {
+                message.write(into: &out)
+                recordCopyRow(message.body)
+            }
+            return []
+        case UInt8(ascii: "c"):
+            if copyOut.refused { return [] }
+            message.write(into: &out)
+            return []
+        case UInt8(ascii: "Z"):
+            var body = message.body
+            if let status = body.readInteger(as: UInt8.self) { transactionStatus = status }
+            currentPlan = nil
+            copyOut = (false, false)
+            if let first = expectations.first {
+                switch first {
+                case .sync, .simpleQuery: expectations.removeFirst()
+                default: expectations.removeAll()
+                }
+            }
+            message.write(into: &out)
+            if case .upstream = replies.first { replies.removeFirst() }
+            while case .local(var buffer) = replies.first {
+                replies.removeFirst()
+                out.writeBuffer(&buffer)
+            }
+            reportMasking()
+            return []
+        default:
+            message.write(into: &out)
+            return []
+        }
+    }
+
+    /// DataRows of an Execute use the portal's description, or its statement's with the Bind formats.
+    private mutating func planForExecute() -> RowPlan? {
+        guard let masker else { return nil }
+        if case .execute(let name) = expectations.first, let portal = portals[name] {
+            if let described = portal.described { return masker.plan(described) }
+            if let columns = statements[portal.statement] { return masker.plan(columns, formats: portal.formats) }
+        }
+        return nil
+    }
+
+    private mutating func startResult(_ columns: [ColumnDescription]) {
+        resultRecord.removeAll(keepingCapacity: true)
+        resultRows = 0
+        resultCut = false
+        if !columns.isEmpty {
+            resultRecord.append(contentsOf: columns.map(\.name).joined(separator: "\t").utf8)
+            resultRecord.append(10)
+        }
+    }
+
+    private mutating func recordRow(_ body: ByteBuffer, plan: RowPlan) {
+        resultRows += 1
+        guard !resultCut else { return }
+        guard resultRecord.count < configuration.recordOutputCap else { resultCut = true; return }
+        var reader = body
+        guard let count = reader.readInteger(as: Int16.self) else { return }
+        var line: [UInt8] = []
+        for index in 0..<Int(max(0, count)) {
+            if index > 0 { line.append(9) }
+            guard let length = reader.readInteger(as: Int32.self) else { return }
+            if length < 0 { line.append(contentsOf: "NULL".utf8); continue }
+            guard let value = reader.readSlice(length: Int(length)) else { return }
+            let format = index < plan.formats.count ? plan.formats[index] : 0
+            let type = index < plan.types.count ? plan.types[index] : 25
+            if format == 1 && !RowPlan.textLike.contains(type) {
+                line.append(contentsOf: "<binary \(length) bytes>".utf8)
+            } else {
+                let bytes = Array(value.readableBytesView)
+                if index < plan.columns.count, case .pass = plan.columns[index] {
+                    line.append(contentsOf: masker?.recordable(bytes) ?? [])
+                } else {
+                    line.append(contentsOf: bytes)
+                }
+            }
+        }
+        line.append(10)
+        resultRecord.append(contentsOf: line.prefix(configuration.recordOutputCap - resultRecord.count))
+    }
+
+    private mutating func recordCopyRow(_ body: ByteBuffer) {
+        resultRows += 1
+        guard !resultCut else { return }
+        guard resultRecord.count < configuration.recordOutputCap else { resultCut = true; return }
+        let bytes = Array(body.readableBytesView)
+        let recorded: [UInt8]
+        if case .masked = session?.masking(for: .stream) { recorded = bytes } else { recorded = masker?.recordable(bytes) ?? [] }
+        resultRecord.append(contentsOf: recorded.prefix(configuration.recordOutputCap - resultRecord.count))
+    }
+
+    private mutating func finishResult(_ message: PostgresMessage) {
+        guard let session else { return }
+        var body = message.body
+        let tag = message.type == UInt8(ascii: "C") ? (body.readNullTerminatedString() ?? "") : (message.type == UInt8(ascii: "s") ? "SUSPENDED" : "EMPTY")
+        if !resultRecord.isEmpty {
+            session.record(SessionEvent(.output, resultRecord))
+        }
+        var marker = #"{"result":"\#(tag.prefix(64))","rows":\#(resultRows)"#
+        if resultCut { marker += #","recorded":"cut at \#(configuration.recordOutputCap) bytes""# }
+        marker += "}"
+        session.record(SessionEvent(.marker, text: marker))
+        resultRecord.removeAll(keepingCapacity: true)
+        resultRows = 0
+        resultCut = false
+    }
+
+    private mutating func reportMasking() {
+        guard let masker, let session else { return }
+        let counts = masker.takeCounts()
+        if !counts.isEmpty { session.reportMasking(bytes: 0, counts: counts, latency: .zero) }
+    }
+}
