@@ -46,7 +46,7 @@ PGPASSWORD=$PG_PASSWORD pgbench -h 127.0.0.1 -p "$PGPORT_TEST" -U scram_user -i 
 psql -h "$WORK/pg" -p "$PGPORT_TEST" -U scram_user -d app -q -c "
 CREATE TABLE big AS SELECT i AS id, 'user' || i || '@example.com' AS email,
   lpad((i % 899 + 100)::text, 3, '0') || '-' || lpad((i % 89 + 10)::text, 2, '0') || '-' || lpad((i % 8999 + 1000)::text, 4, '0') AS ssn,
-  'order ' || (i * 7919) || ' shipped to Berlin' AS note, now() AS created FROM generate_series(1, $ROWS) i;"
+  'order ' || (i::bigint * 7919) || ' shipped to Berlin' AS note, now() AS created FROM generate_series(1, $ROWS) i;"
 
 ADMIN_PORT=$(free_port)
 PG_PORT=$(free_port)
