@@ -16,7 +16,10 @@ import Testing
         let control = try ControlLog(store: store, key: key, clock: clock)
         control.append("session.opened", actor: "alice", ["session": id])
         let writer = RecordWriter(store: store)
-        defer { writer.drain() }
+        defer {
+            writer.drain()
+            try? store.checkpoint()
+        }
         let recorder = try SessionRecorder(
             session: SessionRecord(id: id, user: "alice", groups: ["eng"], connection: "app-db", kind: "postgres", peer: "127.0.0.1",
                                    startedAt: clock.nowMicros()),

@@ -62,3 +62,30 @@ import Testing
         #expect(!Self.connection.groupAllows(Identity(user: "x", groups: ["sales"], issuer: "t")))
     }
 }
+
+@Suite struct PatternSetTests {
+    @Test func rulesHyperscanCannotCompileFallBackToSwiftRegex() throws {
+        let configuration = try GatewayConfiguration.parse(text: """
+        connections:
+          - name: db
+            type: postgres
+            target: 127.0.0.1:5432
+            guardrails:
+              - { match: '(\\w+) \\1', action: block, message: "repeated word" }
+              - { match: '(?i)\\bdrop\\s+table\\b', action: block, message: "drop" }
+        """)
+        let connection = try CompiledConnection(configuration.connections[0])
+        #expect(connection.patterns.unsupported == [0])
+        let eng = Identity(user: "a", groups: [], issuer: "t")
+        #expect(connection.decide(Command(text: "select select"), for: eng).message == "repeated word")
+        #expect(connection.decide(Command(text: "DROP  TABLE t"), for: eng).message == "drop")
+        #expect(connection.decide(Command(text: "select 1"), for: eng).action == .allow)
+    }
+
+    @Test func patternSetReportsEachMatchingPattern() throws {
+        let set = PatternSet(patterns: ["^delete", "(?i)drop", "x{3}"])
+        #expect(set.unsupported.isEmpty)
+        #expect(try set.matches("delete from t where a = 'xxx'") == [true, false, true])
+        #expect(try set.matches("") == [false, false, false])
+    }
+}

@@ -189,5 +189,19 @@ SID=$("$SLUICE" sessions list --config "$WORK/sluice.yaml" --json | python3 -c '
 check "the record holds statements" bash -c "grep -q '\"kind\" : \"i\"' '$WORK/session.json'"
 check "the record never holds raw PII" bash -c "! grep -rqa 'jane.doe@example.com' '$WORK/state/'"
 
+echo "== SIGKILL while sessions are writing"
+for worker in 1 2 3 4; do
+  ( for i in $(seq 1 2000); do echo "select email, ssn, note, pg_sleep(0.005) from customers;"; done | q app-scram "$ALICE" >/dev/null 2>&1 ) &
+  PIDS+=($!)
+done
+sleep 2
+kill -9 "$GATEWAY"
+wait "$GATEWAY" 2>/dev/null || true
+sleep 0.5
+"$SLUICE" audit verify --config "$WORK/sluice.yaml" >"$WORK/verify2.out" 2>&1 && rc=0 || rc=$?
+sed 's/^/      /' "$WORK/verify2.out" | grep -v '^      unsealed'
+check "audit verify passes after SIGKILL with open sessions" test "$rc" = 0
+check "the killed sessions are reported unsealed" grep -q '^unsealed: session' "$WORK/verify2.out"
+
 echo "postgres: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

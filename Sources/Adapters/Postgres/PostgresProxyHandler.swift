@@ -1,11 +1,21 @@
 import NIOCore
 import Synchronization
 
-/// Opens a TCP connection to an upstream server on `eventLoop` (the client's loop, so both legs
-/// of a session share one thread) and runs `initializer` on the new channel. Provided by the
-/// Gateway, which alone bootstraps sockets.
+/// How an adapter wants an upstream connection made.
+public struct UpstreamRequest: Sendable {
+    public var target: ConnectionTarget
+    public var host: String
+    public var port: Int
+    /// For Postgres: negotiate TLS with an SSLRequest first, per the target's `sslmode` option.
+    /// False for cancel requests, which go in clear.
+    public var negotiateTLS: Bool
+}
+
+/// Opens a connection to an upstream server on `eventLoop` (the client's loop, so both legs of a
+/// session share one thread), with TLS when the target asks for it, and runs `initializer` on the
+/// new channel. Provided by the Gateway, which alone bootstraps sockets.
 public typealias UpstreamConnector = @Sendable (
-    _ eventLoop: any EventLoop, _ host: String, _ port: Int, _ initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
+    _ eventLoop: any EventLoop, _ request: UpstreamRequest, _ initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
 ) -> EventLoopFuture<any Channel>
 
 /// Puts TLS in front of a client channel (called on its event loop, right after `S` is written).
@@ -15,6 +25,7 @@ public typealias ClientTLSUpgrade = @Sendable (any Channel) throws -> Void
 public final class PostgresCancelRegistry: Sendable {
     struct Entry: Sendable {
         var upstream: PostgresProxyMachine.CancelKey
+        var target: ConnectionTarget
         var host: String
         var port: Int
     }
@@ -155,8 +166,8 @@ public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChan
             case .cancel(let processID, let secretKey):
                 forwardCancel(PostgresProxyMachine.CancelKey(processID: processID, secretKey: secretKey), eventLoop: context.eventLoop)
             case .registerCancelKey(let client, let upstreamKey):
-                if let address = HostAndPort(machine.session?.connection.target ?? "") {
-                    adapter.cancelRegistry.register(client, .init(upstream: upstreamKey, host: address.host, port: address.port))
+                if let target = machine.session?.connection, let address = HostAndPort(target.target) {
+                    adapter.cancelRegistry.register(client, .init(upstream: upstreamKey, target: target, host: address.host, port: address.port))
                     registeredKey = client
                 }
             case .awaitReview(let ticket):
@@ -212,7 +223,8 @@ public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChan
         }
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
-        adapter.connector(eventLoop, address.host, address.port) { channel in
+        let request = UpstreamRequest(target: target, host: address.host, port: address.port, negotiateTLS: true)
+        adapter.connector(eventLoop, request) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(PostgresUpstreamHandler(frontend: bound))
             }
@@ -227,7 +239,7 @@ public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChan
                 handler.upstream = channel
                 handler.run(handler.machine.upstreamConnected())
             case .failure(let error):
-                handler.run(handler.machine.upstreamFailed("connect failed (\(type(of: error)))"))
+                handler.run(handler.machine.upstreamFailed("connect failed (\(error))"))
             }
         }
     }
@@ -235,7 +247,8 @@ public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChan
     private func forwardCancel(_ key: PostgresProxyMachine.CancelKey, eventLoop: any EventLoop) {
         guard let entry = adapter.cancelRegistry.lookup(key) else { return }
         let packet = PostgresMessages.cancelRequest(processID: entry.upstream.processID, secretKey: entry.upstream.secretKey)
-        adapter.connector(eventLoop, entry.host, entry.port) { channel in channel.eventLoop.makeSucceededVoidFuture() }
+        let request = UpstreamRequest(target: entry.target, host: entry.host, port: entry.port, negotiateTLS: false)
+        adapter.connector(eventLoop, request) { channel in channel.eventLoop.makeSucceededVoidFuture() }
             .whenSuccess { channel in
                 channel.writeAndFlush(packet).whenComplete { _ in channel.close(promise: nil) }
             }

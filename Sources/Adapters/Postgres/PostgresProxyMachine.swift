@@ -708,6 +708,7 @@ extension PostgresProxyMachine {
                 out.writeBuffer(&buffer)
             }
             reportMasking()
+            masker.refresh()
             return []
         default:
             message.write(into: &out)
@@ -774,17 +775,17 @@ extension PostgresProxyMachine {
         resultRecord.append(contentsOf: recorded.prefix(configuration.recordOutputCap - resultRecord.count))
     }
 
+    /// One `o` event per result: the header, the rows as the user saw them (capped), and a
+    /// footer with the command tag and row count, like psql's `(3 rows)`.
     private mutating func finishResult(_ message: PostgresMessage) {
         guard let session else { return }
         var body = message.body
         let tag = message.type == UInt8(ascii: "C") ? (body.readNullTerminatedString() ?? "") : (message.type == UInt8(ascii: "s") ? "SUSPENDED" : "EMPTY")
-        if !resultRecord.isEmpty {
-            session.record(SessionEvent(.output, resultRecord))
-        }
-        var marker = #"{"result":"\#(tag.prefix(64))","rows":\#(resultRows)"#
-        if resultCut { marker += #","recorded":"cut at \#(configuration.recordOutputCap) bytes""# }
-        marker += "}"
-        session.record(SessionEvent(.marker, text: marker))
+        var footer = "(\(tag.prefix(64)); \(resultRows) row\(resultRows == 1 ? "" : "s")"
+        if resultCut { footer += "; record cut at \(configuration.recordOutputCap) bytes" }
+        footer += ")"
+        resultRecord.append(contentsOf: footer.utf8)
+        session.record(SessionEvent(.output, resultRecord))
         resultRecord.removeAll(keepingCapacity: true)
         resultRows = 0
         resultCut = false

@@ -40,16 +40,39 @@ final class PostgresResultMasker {
 
     private func masker(for engine: MaskingEngine) -> ValueMasker {
         let key = ObjectIdentifier(engine)
-        if let masker = maskers[key] { return masker }
+        if let lastMasker, lastMasker.0 == key { return lastMasker.1 }
+        if let masker = maskers[key] {
+            lastMasker = (key, masker)
+            return masker
+        }
+        if maskers.count >= 8 { maskers.removeAll() }
         let masker = engine.makeValueMasker()
         maskers[key] = masker
+        lastMasker = (key, masker)
         return masker
     }
 
+    /// The stream engine, looked up once per statement (``refresh()`` at each ReadyForQuery picks
+    /// up a reloaded policy) instead of once per row.
+    private var cachedStream: MaskingEngine??
+    private var cachedColumn: MaskingEngine??
+
     private var streamEngine: MaskingEngine? {
-        if case .masked(let engine, _) = session.masking(for: .stream) { return engine }
-        return nil
+        if let cachedStream { return cachedStream }
+        var engine: MaskingEngine?
+        if case .masked(let found, _) = session.masking(for: .stream) { engine = found }
+        cachedStream = .some(engine)
+        return engine
     }
+
+    /// Forgets cached engines so the next statement sees a reloaded policy.
+    func refresh() {
+        cachedStream = nil
+        cachedColumn = nil
+        lastMasker = nil
+    }
+
+    private var lastMasker: (ObjectIdentifier, ValueMasker)?
 
     /// The plan for a result set. `formats` overrides the description's formats (Bind result formats).
     func plan(_ columns: [ColumnDescription], formats: [Int16]? = nil) -> RowPlan {
@@ -76,11 +99,15 @@ final class PostgresResultMasker {
 
     /// The engine of column scans (every column of a user shares one profile).
     private var columnEngine: MaskingEngine? {
-        if case .masked(let engine, _) = session.masking(for: .column(table: nil, name: "")) { return engine }
-        return streamEngine
+        if let cachedColumn { return cachedColumn }
+        var engine: MaskingEngine?
+        if case .masked(let found, _) = session.masking(for: .column(table: nil, name: "")) { engine = found } else { engine = streamEngine }
+        cachedColumn = .some(engine)
+        return engine
     }
 
     private func count(_ masker: ValueMasker) {
+        guard masker.matchedLast else { return }
         for (id, count) in masker.lastCounts { counts[id, default: 0] += count }
     }
 

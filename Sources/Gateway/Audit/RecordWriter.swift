@@ -6,9 +6,9 @@ import Synchronization
 /// Writes session events to the store off the event loops, in batches (group commit).
 ///
 /// `append` only enqueues (the hash was already computed by the recorder, so the chain does not
-/// depend on when the write happens); one serial queue drains everything enqueued so far in one
-/// transaction. A killed gateway loses at most the events enqueued but not yet committed — the
-/// "unacknowledged tail" — and nothing before them. The queue is bounded: past `maximumBytes`
+/// depend on when the write happens); one serial queue commits everything enqueued within
+/// `commitInterval` (5 ms) in one transaction. A killed gateway loses at most the events of the
+/// last interval — the "unacknowledged tail" — and nothing before them. The queue is bounded: past `maximumBytes`
 /// of pending data, `append` refuses and the session stops (fail closed).
 public final class RecordWriter: Sendable {
     private enum Item {
@@ -25,13 +25,17 @@ public final class RecordWriter: Sendable {
 
     public let store: any Store
     public let maximumBytes: Int
+    /// Group commit: events enqueued within this interval share one transaction.
+    public let commitInterval: DispatchTimeInterval
     private let pending = Mutex(Pending())
     private let queue = DispatchQueue(label: "sluice.record-writer")
     private let logger: Logger
 
-    public init(store: any Store, maximumBytes: Int = 256 << 20, logger: Logger = Logger(label: "sluice.recorder")) {
+    public init(store: any Store, maximumBytes: Int = 256 << 20, commitInterval: DispatchTimeInterval = .milliseconds(5),
+                logger: Logger = Logger(label: "sluice.recorder")) {
         self.store = store
         self.maximumBytes = maximumBytes
+        self.commitInterval = commitInterval
         self.logger = logger
     }
 
@@ -56,7 +60,7 @@ public final class RecordWriter: Sendable {
             return !state.scheduled
         }
         guard let schedule else { return false }
-        if schedule { queue.async { self.flush() } }
+        if schedule { queue.asyncAfter(deadline: .now() + commitInterval) { self.flush() } }
         return true
     }
 

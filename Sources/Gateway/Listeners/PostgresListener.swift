@@ -1,19 +1,62 @@
 import Adapters
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
 import ServiceLifecycle
 
+/// The event loops of the protocol listeners: one per core by default, or
+/// `SLUICE_EVENT_LOOP_THREADS` (1–64).
+enum EventLoops {
+    static let group: MultiThreadedEventLoopGroup = {
+        if let text = ProcessInfo.processInfo.environment["SLUICE_EVENT_LOOP_THREADS"], let count = Int(text), (1...64).contains(count) {
+            return MultiThreadedEventLoopGroup(numberOfThreads: count)
+        }
+        return MultiThreadedEventLoopGroup.singleton
+    }()
+}
+
 /// Bootstraps sockets for the adapters (the only module that may): upstream connections on the
 /// caller's event loop, and TLS from the gateway's certificate.
 enum Sockets {
-    static let connector: UpstreamConnector = { eventLoop, host, port, initializer in
-        ClientBootstrap(group: eventLoop)
+    /// Plain TCP, or for Postgres targets with `sslmode` other than `disable`, SSLRequest then TLS
+    /// (verify-full checks the chain against `ca_file` and the host name).
+    static let connector: UpstreamConnector = { eventLoop, request, initializer in
+        let mode: PostgresSSLMode
+        do {
+            mode = request.negotiateTLS && request.target.kind == .postgres ? try PostgresSSLMode.of(request.target) : .disable
+        } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
+        guard mode != .disable else {
+            return ClientBootstrap(group: eventLoop)
+                .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                .connectTimeout(.seconds(10))
+                .channelInitializer(initializer)
+                .connect(host: request.host, port: request.port)
+        }
+        let context: NIOSSLContext
+        do {
+            context = try NIOSSLContext(configuration: try mode.tlsConfiguration(caFile: request.target.caFile))
+        } catch {
+            return eventLoop.makeFailedFuture(UpstreamTLSError(reason: "cannot load the CA or TLS settings (\(error))"))
+        }
+        let negotiated = eventLoop.makePromise(of: Void.self)
+        let serverName = request.host.first?.isNumber == true || request.host.contains(":") ? nil : request.host
+        return ClientBootstrap(group: eventLoop)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(10))
-            .channelInitializer(initializer)
-            .connect(host: host, port: port)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        PostgresSSLNegotiator(context: context, serverName: serverName, promise: negotiated))
+                }
+            }
+            .connect(host: request.host, port: request.port)
+            .flatMap { channel in
+                negotiated.futureResult.flatMap { initializer(channel) }.map { channel }
+            }
     }
 
     /// A TLS server context from the configured pair, else the state dir's generated one.
@@ -53,7 +96,7 @@ struct PostgresListener: Service {
 
     func run() async throws {
         let adapter = self.adapter
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let server = try await ServerBootstrap(group: EventLoops.group)
             .serverChannelOption(ChannelOptions.backlog, value: 512)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)

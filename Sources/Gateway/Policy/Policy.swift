@@ -15,9 +15,11 @@ struct CompiledRule: @unchecked Sendable {
         self.regex = try rule.match.map { try Regex($0) }
     }
 
-    func applies(to command: Command, identity: Identity) -> Bool {
+    /// `matched`: the rule's regex result from the connection's pattern set (nil: evaluate here).
+    func applies(to command: Command, identity: Identity, matched: Bool?) -> Bool {
         if !rule.groups.isEmpty && !identity.isMember(of: rule.groups) { return false }
         if let commandClass = rule.commandClass, !command.classes.contains(commandClass) { return false }
+        if let matched { return matched }
         if let regex {
             guard (try? regex.firstMatch(in: command.text)) != nil else { return false }
         }
@@ -37,15 +39,35 @@ public struct PolicyDecision: Sendable, Equatable {
 public struct CompiledConnection: Sendable {
     public let config: GatewayConfiguration.Connection
     let rules: [CompiledRule]
+    /// Every rule's `match` in one Hyperscan database; rules it cannot compile use Swift Regex.
+    let patterns: PatternSet
+    /// Rule index → index in `patterns`.
+    let patternIndex: [Int: Int]
 
     init(_ config: GatewayConfiguration.Connection) throws {
         self.config = config
         self.rules = try config.guardrails.enumerated().map { try CompiledRule($1, index: $0) }
+        var index: [Int: Int] = [:]
+        var texts: [String] = []
+        for (ruleIndex, rule) in config.guardrails.enumerated() {
+            if let match = rule.match {
+                index[ruleIndex] = texts.count
+                texts.append(match)
+            }
+        }
+        self.patterns = PatternSet(patterns: texts)
+        self.patternIndex = index
     }
 
     /// Rules are tried in order; the first that applies decides; none means allow.
     public func decide(_ command: Command, for identity: Identity) -> PolicyDecision {
-        for rule in rules where rule.applies(to: command, identity: identity) {
+        let matched = patterns.count == 0 ? [] : ((try? patterns.matches(command.text)) ?? [])
+        for rule in rules {
+            var hit: Bool?
+            if let position = patternIndex[rule.index], position < matched.count, !patterns.unsupported.contains(position) {
+                hit = matched[position]
+            }
+            guard rule.applies(to: command, identity: identity, matched: hit) else { continue }
             let message = rule.rule.message ?? {
                 switch rule.rule.action {
                 case .block: return "blocked by policy on \(config.name) (rule \(rule.index + 1))"

@@ -148,6 +148,7 @@ public final class GatewayRuntime: Governor {
         let sessions = openSessions.withLock { Array($0.values) }
         for session in sessions { await session.terminate(reason: reason) }
         writer.drain()
+        try? (store as? SQLiteStore)?.checkpoint()
     }
 
     public var openSessionCount: Int { openSessions.withLock { $0.count } }

@@ -305,6 +305,12 @@ public final class SQLiteStore: Store {
 }
 
 extension SQLiteStore {
+    /// Moves everything from the WAL into the database file (on shutdown, and for tests that
+    /// inspect the file).
+    public func checkpoint() throws {
+        try connection.withLock { try $0.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
+    }
+
     /// Runs raw SQL (tests tamper with the record through it).
     package func executeForTesting(_ sql: String) throws {
         try connection.withLock { try $0.execute(sql) }

@@ -23,6 +23,9 @@ public final class ValueMasker {
         self.resolver = Resolver(engine: engine)
     }
 
+    /// Whether the last value had anything masked (cheap; ``lastCounts`` builds a dictionary).
+    public private(set) var matchedLast = false
+
     /// Matches masked in the last value, per detector id.
     public var lastCounts: [String: Int] {
         var result: [String: Int] = [:]
@@ -35,6 +38,7 @@ public final class ValueMasker {
     /// Masks one value. Throws when the value cannot be scanned; callers fail closed.
     public func mask(_ value: UnsafeRawBufferPointer) throws -> MaskedValue {
         resolver.reset()
+        matchedLast = false
         guard !value.isEmpty else { return .unchanged }
         let collector = resolver.collector
         collector.base = 0
@@ -58,6 +62,7 @@ public final class ValueMasker {
         output.removeAll(keepingCapacity: true)
         resolver.emit(bytes: value, base: 0, limit: value.count, upTo: value.count, atEnd: true) { output.append(contentsOf: $0) }
         guard resolver.counts.contains(where: { $0 > 0 }) else { return .unchanged }
+        matchedLast = true
         for (index, count) in resolver.counts.enumerated() where count > 0 && engine.detectors[index].style == .null {
             return .null
         }

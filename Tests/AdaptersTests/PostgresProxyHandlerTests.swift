@@ -1,0 +1,81 @@
+import MaskEngine
+import NIOCore
+import NIOEmbedded
+import Testing
+@testable import Adapters
+
+/// The NIO handler with in-memory channels on both sides: a client and a fake upstream server.
+@Suite struct PostgresProxyHandlerTests {
+    func makeGovernor() -> InMemoryGovernor {
+        InMemoryGovernor(
+            tokens: ["tok": Identity(user: "alice", groups: ["eng"], issuer: "test")],
+            connections: [ConnectionTarget(name: "db", kind: .postgres, target: "127.0.0.1:5432", database: "app",
+                                           credential: Credential(username: "app"))],
+            engine: testEngine)
+    }
+
+    func waitForWrite(_ channel: NIOAsyncTestingChannel) async throws -> ByteBuffer {
+        try await channel.waitForOutboundWrite(as: ByteBuffer.self)
+    }
+
+    @Test func loginRelayAndMaskingThroughTheHandler() async throws {
+        let loop = NIOAsyncTestingEventLoop()
+        let upstream = NIOAsyncTestingChannel(loop: loop)
+        let governor = makeGovernor()
+        let adapter = PostgresAdapter(governor: governor, configuration: PostgresAdapterConfiguration(),
+                                      connector: { eventLoop, _, initializer in
+                                          initializer(upstream).map { upstream }
+                                      }, tlsUpgrade: nil)
+        let client = try await NIOAsyncTestingChannel(loop: loop) { channel in
+            try channel.pipeline.syncOperations.addHandler(adapter.makeHandler())
+        }
+        try await client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
+
+        try await client.writeInbound(PostgresMessages.startup([("user", "alice"), ("database", "db")]))
+        #expect(try Wire.types([try await waitForWrite(client)]) == "R")
+        try await client.writeInbound(Wire.password("tok"))
+
+        // The gateway logs in upstream with the connection's credential.
+        var startup = try await waitForWrite(upstream)
+        #expect(startup.readInteger(as: Int32.self) == Int32(startup.readableBytes + 4))
+        #expect(startup.readInteger(as: Int32.self) == PostgresWire.protocolVersion3)
+        #expect(String(buffer: startup).contains("user\u{0}app\u{0}"))
+
+        var ready = ByteBuffer()
+        for var message in [Wire.authentication(0), Wire.message("K") { $0.writeInteger(Int32(1)); $0.writeInteger(Int32(2)) }, Wire.ready()] {
+            ready.writeBuffer(&message)
+        }
+        try await upstream.writeInbound(ready)
+        #expect(try Wire.types([try await waitForWrite(client)]) == "RKZ")
+
+        try await client.writeInbound(Wire.query("select email from customers"))
+        #expect(try Wire.types([try await waitForWrite(upstream)]) == "Q")
+        var reply = ByteBuffer()
+        for var message in [Wire.rowDescription([("email", 25, 0)]), Wire.text("jane.doe@example.com"), Wire.complete("SELECT 1"), Wire.ready()] {
+            reply.writeBuffer(&message)
+        }
+        try await upstream.writeInbound(reply)
+        let messages = try Wire.decode([try await waitForWrite(client)])
+        #expect(Wire.dataRowValues(messages[1]) == ["[EMAIL]"])
+
+        // The upstream going away tells the client and closes it.
+        try await upstream.close()
+        let goodbye = try Wire.decode([try await waitForWrite(client)])
+        #expect(try PostgresMessages.parseFields(goodbye[0].body)["C"] == "57P01")
+    }
+
+    @Test func garbageStartupGetsAnErrorAndAClosedConnection() async throws {
+        let loop = NIOAsyncTestingEventLoop()
+        let adapter = PostgresAdapter(governor: makeGovernor(), configuration: PostgresAdapterConfiguration(),
+                                      connector: { eventLoop, _, _ in eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) },
+                                      tlsUpgrade: nil)
+        let client = try await NIOAsyncTestingChannel(loop: loop) { channel in
+            try channel.pipeline.syncOperations.addHandler(adapter.makeHandler())
+        }
+        try await client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
+        try await client.writeInbound(ByteBuffer(bytes: [0, 0, 0, 8, 0xde, 0xad, 0xbe, 0xef]))
+        let error = try Wire.decode([try await waitForWrite(client)])
+        #expect(try PostgresMessages.parseFields(error[0].body)["C"] == "08P01")
+        try await client.closeFuture.get()
+    }
+}
