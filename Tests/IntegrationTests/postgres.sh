@@ -32,6 +32,22 @@ fi
 
 echo "== PostgreSQL cluster"
 pg_start "$WORK/pg"
+# TLS on the server, with a certificate for localhost from a throw-away CA.
+command -v openssl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; }
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=Test CA" \
+  -keyout "$WORK/ca.key" -out "$WORK/ca.crt" >/dev/null 2>&1
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
+  -keyout "$WORK/pg/server.key" -out "$WORK/server.csr" >/dev/null 2>&1
+printf 'subjectAltName=DNS:localhost\n' >"$WORK/san.ext"
+openssl x509 -req -in "$WORK/server.csr" -CA "$WORK/ca.crt" -CAkey "$WORK/ca.key" -CAcreateserial -days 2 \
+  -extfile "$WORK/san.ext" -out "$WORK/pg/server.crt" >/dev/null 2>&1
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=Other CA" \
+  -keyout "$WORK/other.key" -out "$WORK/other-ca.crt" >/dev/null 2>&1
+if [ "$(id -u)" -eq 0 ]; then chown postgres "$WORK/pg/server.key" "$WORK/pg/server.crt"; fi
+chmod 600 "$WORK/pg/server.key"
+printf "ssl = on\nssl_cert_file = '%s'\nssl_key_file = '%s'\n" "$WORK/pg/server.crt" "$WORK/pg/server.key" >>"$WORK/pg/data/postgresql.conf"
+sed -i 's/^host all scram_user/hostssl all scram_user/' "$WORK/pg/data/pg_hba.conf"
+pg_as_owner "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/server.log" -w restart >/dev/null
 psql -h "$WORK/pg" -p "$PGPORT_TEST" -U postgres -d app -v ON_ERROR_STOP=1 -q <<'EOF'
 CREATE TABLE customers (id int PRIMARY KEY, name text, email text, card text, ssn text, iban text, note text);
 INSERT INTO customers VALUES
@@ -51,13 +67,21 @@ state_dir: $WORK/state
 detectors: [$ROOT/corpora]
 connections:
 EOF
-for method in trust md5 scram; do
+for method in trust md5 scram scram-wrong-ca; do
+  user=${method%%-*}_user
+  case $method in
+    scram) sslmode=verify-full; ca=$WORK/ca.crt ;;
+    scram-wrong-ca) sslmode=verify-full; ca=$WORK/other-ca.crt ;;
+    *) sslmode=disable; ca=$WORK/ca.crt ;;
+  esac
   cat >>"$WORK/sluice.yaml" <<EOF
   - name: app-$method
     type: postgres
-    target: 127.0.0.1:$PGPORT_TEST
+    target: localhost:$PGPORT_TEST
+    options: { sslmode: $sslmode }
+    ca_file: $ca
     database: app
-    credential: { username: ${method}_user, password_env: APP_DB_PASSWORD }
+    credential: { username: $user, password_env: APP_DB_PASSWORD }
     access: { groups: [eng, dpo] }
     masking: { profile: default, unmasked_groups: [dpo], columns: { "customers.name": redact } }
     guardrails:
@@ -91,6 +115,11 @@ OUT=$(echo "select email, ssn from customers where id = 1" | q app-scram "$DPO")
 check "dpo sees data unmasked" test "$OUT" = "jane.doe@example.com|268-45-8731"
 OUT=$(echo "select email from customers where id = 1" | psql "$(dsn app-scram "$ALICE" alice require)" -X -A -t 2>&1 || true)
 check "TLS to the gateway (sslmode=require) works and masks" bash -c "echo '$OUT' | grep -q '\[EMAIL\]'"
+
+OUT=$(echo "select ssl from pg_stat_ssl where pid = pg_backend_pid()" | q app-scram "$ALICE" 2>&1)
+check "upstream leg uses TLS (verify-full against the CA, pg_hba hostssl)" test "$OUT" = "t"
+OUT=$(echo "select 1" | q app-scram-wrong-ca "$ALICE" 2>&1 || true)
+check "a server certificate from another CA is refused" bash -c "echo '$OUT' | grep -q 'could not reach the database'"
 
 echo "== bad tokens and access"
 OUT=$(echo "select 1" | q app-scram "not-a-token" 2>&1 || true)

@@ -2,6 +2,7 @@ import Adapters
 import NIOCore
 import NIOPosix
 import NIOSSL
+import NIOTLS
 
 /// Why an upstream TLS connection could not be made (no payload, names and modes only).
 struct UpstreamTLSError: Error, CustomStringConvertible {
@@ -52,6 +53,8 @@ final class PostgresSSLNegotiator: ChannelInboundHandler, RemovableChannelHandle
     private let context: NIOSSLContext
     private let serverName: String?
     private let promise: EventLoopPromise<Void>
+    /// After `S`: waiting for the TLS handshake, whose failure must fail the connect.
+    private var handshaking = false
 
     init(context: NIOSSLContext, serverName: String?, promise: EventLoopPromise<Void>) {
         self.context = context
@@ -68,6 +71,10 @@ final class PostgresSSLNegotiator: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if handshaking {
+            context.fireChannelRead(data)
+            return
+        }
         var buffer = unwrapInboundIn(data)
         guard let answer = buffer.readInteger(as: UInt8.self) else { return }
         guard answer == UInt8(ascii: "S") else {
@@ -82,13 +89,22 @@ final class PostgresSSLNegotiator: ChannelInboundHandler, RemovableChannelHandle
         }
         do {
             let handler = try NIOSSLClientHandler(context: self.context, serverHostname: serverName)
+            handshaking = true
             try context.pipeline.syncOperations.addHandler(handler, position: .first)
-            context.pipeline.syncOperations.removeHandler(self, promise: nil)
-            promise.succeed()
         } catch {
             promise.fail(UpstreamTLSError(reason: "handshake setup failed (\(error))"))
             context.close(promise: nil)
         }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if handshaking, let event = event as? TLSUserEvent, case .handshakeCompleted = event {
+            handshaking = false
+            context.pipeline.syncOperations.removeHandler(self, promise: nil)
+            promise.succeed()
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -97,7 +113,7 @@ final class PostgresSSLNegotiator: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        promise.fail(error)
+        promise.fail(UpstreamTLSError(reason: handshaking ? "TLS handshake failed (\(error))" : "\(error)"))
         context.close(promise: nil)
     }
 }
