@@ -32,6 +32,7 @@ engine-check: release
 integration-test: build
 	bash Tests/IntegrationTests/gateway-core.sh
 	bash Tests/IntegrationTests/postgres.sh
+	bash Tests/IntegrationTests/ssh.sh
 
 test: unit-test engine-check integration-test
 

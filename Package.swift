@@ -41,6 +41,11 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        .systemLibrary(
+            name: "CLibSSH",
+            pkgConfig: "libssh",
+            providers: [.apt(["libssh-dev"])]
+        ),
         .target(
             name: "Adapters",
             dependencies: [
@@ -55,6 +60,7 @@ let package = Package(
                 "MaskEngine",
                 "Adapters",
                 "CSQLite",
+                "CLibSSH",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),

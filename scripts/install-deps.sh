@@ -6,6 +6,7 @@ set -euo pipefail
 need=()
 pkg-config --exists libhs 2>/dev/null || need+=(libhyperscan-dev)
 pkg-config --exists sqlite3 2>/dev/null || need+=(libsqlite3-dev)
+pkg-config --exists libssh 2>/dev/null || need+=(libssh-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)

@@ -62,6 +62,9 @@ public struct GatewayServer {
         if let postgres = try PostgresListener.make(configuration: configuration, runtime: runtime, logger: logger) {
             services.append(postgres)
         }
+        if let ssh = try SSHListener.make(configuration: configuration, runtime: runtime, logger: logger) {
+            services.append(ssh)
+        }
         services.append(SessionCloser(runtime: runtime))
 
         runtime.control.append("gateway.started", actor: "sluice", ["connections": String(configuration.connections.count),
