@@ -25,6 +25,7 @@ wait_port() { for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/$1) 2>/dev/nul
 need=()
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh >/dev/null || need+=(openssh-client)
+command -v tmux >/dev/null || need+=(tmux)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
@@ -56,6 +57,23 @@ PIDS+=($!)
 wait_port "$SSHD_PORT" || { cat "$WORK/sshd.log"; exit 1; }
 HOST_KEY=$(cut -d' ' -f1,2 "$WORK/host_ed25519.pub")
 
+# A host with only an RSA host key that re-keys every 10 MB, and one that allows only aes256-ctr
+# with hmac-sha2-256: older and hardened hosts.
+ssh-keygen -q -t rsa -b 3072 -N '' -f "$WORK/host_rsa" -C host-rsa
+RSA_PORT=$(free_port)
+CTR_PORT=$(free_port)
+sed -e "s/^Port .*/Port $RSA_PORT/" -e "s|^HostKey .*|HostKey $WORK/host_rsa|" -e "s|^PidFile .*|PidFile $WORK/sshd-rsa.pid|" \
+  "$WORK/sshd_config" >"$WORK/sshd_rsa_config"
+printf 'HostKeyAlgorithms rsa-sha2-512,rsa-sha2-256\nRekeyLimit 10M\n' >>"$WORK/sshd_rsa_config"
+sed -e "s/^Port .*/Port $CTR_PORT/" -e "s|^PidFile .*|PidFile $WORK/sshd-ctr.pid|" "$WORK/sshd_config" >"$WORK/sshd_ctr_config"
+printf 'Ciphers aes256-ctr\nMACs hmac-sha2-256\n' >>"$WORK/sshd_ctr_config"
+/usr/sbin/sshd -D -e -f "$WORK/sshd_rsa_config" 2>"$WORK/sshd-rsa.log" &
+PIDS+=($!)
+/usr/sbin/sshd -D -e -f "$WORK/sshd_ctr_config" 2>"$WORK/sshd-ctr.log" &
+PIDS+=($!)
+wait_port "$RSA_PORT" && wait_port "$CTR_PORT" || { cat "$WORK/sshd-rsa.log" "$WORK/sshd-ctr.log"; exit 1; }
+RSA_KEY=$(cut -d' ' -f1,2 "$WORK/host_rsa.pub")
+
 cat >"$WORK/fixture.txt" <<'EOF'
 name: Jane Doe
 email: jane.doe@example.com
@@ -82,6 +100,27 @@ connections:
       - { match: '(?i)\\brm\\s+-rf\\b', action: block, message: "rm -rf is not allowed here" }
       - { match: '^sudo\\b', action: review }
     reviews: { approvers: [sre-leads], timeout: 2m }
+  - name: box-noscp
+    type: ssh
+    target: 127.0.0.1:$SSHD_PORT
+    host_key: "$HOST_KEY"
+    credential: { username: $TARGET_USER, private_key_file: $WORK/gateway_key }
+    access: { groups: [eng] }
+    guardrails:
+      - { class: sftp, action: block, message: "file transfers are not allowed here" }
+      - { class: scp, action: block, message: "file transfers are not allowed here" }
+  - name: old-rsa
+    type: ssh
+    target: 127.0.0.1:$RSA_PORT
+    host_key: "$RSA_KEY"
+    credential: { username: $TARGET_USER, private_key_file: $WORK/gateway_key }
+    access: { groups: [eng] }
+  - name: hardened
+    type: ssh
+    target: 127.0.0.1:$CTR_PORT
+    host_key: "$HOST_KEY"
+    credential: { username: $TARGET_USER, private_key_file: $WORK/gateway_key }
+    access: { groups: [eng] }
   - name: wrong-key
     type: ssh
     target: 127.0.0.1:$SSHD_PORT
@@ -102,6 +141,13 @@ printf '#!/bin/sh\nprintf "%%s\\n" "$SLUICE_TOKEN"\n' >"$WORK/askpass"
 chmod +x "$WORK/askpass"
 export SSH_ASKPASS=$WORK/askpass SSH_ASKPASS_REQUIRE=force DISPLAY=:0
 gssh() { SLUICE_TOKEN=$1 ssh "${SSH_OPTS[@]}" "$2@127.0.0.1" "${@:3}"; }
+# With extra ssh options (they must come before the destination).
+gssh_opts() { local token=$1 conn=$2 opt=$3; shift 3; SLUICE_TOKEN=$token ssh "${SSH_OPTS[@]}" -o "$opt" "$conn@127.0.0.1" "$@"; }
+
+if [ -n "${SSH_IT_HOLD:-}" ]; then   # debugging: keep the set-up running and print how to reach it
+  declare -p WORK SSH_PORT ALICE SSH_ASKPASS >"$SSH_IT_HOLD"
+  sleep 1800
+fi
 
 echo "== exec through the gateway"
 OUT=$(gssh "$ALICE" box "cat $WORK/fixture.txt" 2>&1) && rc=0 || rc=$?
@@ -165,6 +211,62 @@ for payload in [b"GET / HTTP/1.0\r\n\r\n", os.urandom(300), b"SSH-2.0-x\r\n" + o
 EOF
 OUT=$(gssh "$ALICE" box "echo still here" 2>&1)
 check "garbage and dropped handshakes leave the gateway serving" test "$OUT" = "still here"
+
+echo "== file transfers"
+SCP_OPTS=(-P "$SSH_PORT" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
+          -o PreferredAuthentications=keyboard-interactive,password -o PubkeyAuthentication=no -o NumberOfPasswordPrompts=1)
+SLUICE_TOKEN=$ALICE scp "${SCP_OPTS[@]}" "box@127.0.0.1:$WORK/big.txt" "$WORK/copy.txt" >/dev/null 2>&1 && rc=0 || rc=$?
+check "scp download through the gateway when allowed (byte-identical)" bash -c "test $rc = 0 && cmp -s '$WORK/big.txt' '$WORK/copy.txt'"
+SLUICE_TOKEN=$ALICE scp "${SCP_OPTS[@]}" "$WORK/fixture.txt" "box@127.0.0.1:$WORK/uploaded.txt" >/dev/null 2>&1 && rc=0 || rc=$?
+check "scp upload through the gateway when allowed" bash -c "test $rc = 0 && cmp -s '$WORK/fixture.txt' '$WORK/uploaded.txt'"
+SLUICE_TOKEN=$ALICE scp "${SCP_OPTS[@]}" "box-noscp@127.0.0.1:$WORK/fixture.txt" "$WORK/nope.txt" >"$WORK/scp.err" 2>&1 && rc=0 || rc=$?
+check "scp refused when blocked" bash -c "test $rc != 0 && test ! -e '$WORK/nope.txt'"
+SLUICE_TOKEN=$ALICE scp -O "${SCP_OPTS[@]}" "box-noscp@127.0.0.1:$WORK/fixture.txt" "$WORK/nope2.txt" >/dev/null 2>&1 && rc=0 || rc=$?
+check "legacy scp (-O) refused when blocked" bash -c "test $rc != 0 && test ! -e '$WORK/nope2.txt'"
+
+echo "== older and hardened hosts, re-keying"
+OUT=$(gssh "$ALICE" old-rsa "echo rsa-ok" 2>&1)
+check "a host with only an RSA host key is reachable" test "$OUT" = "rsa-ok"
+OUT=$(gssh "$ALICE" hardened "echo ctr-ok" 2>&1)
+check "a host allowing only aes256-ctr + hmac-sha2-256 is reachable" test "$OUT" = "ctr-ok"
+EXPECTED=$(head -c 200000000 /dev/zero | sha256sum | cut -d' ' -f1)
+GOT=$(gssh_opts "$ALICE" box RekeyLimit=10M "head -c 200000000 /dev/zero" 2>/dev/null | sha256sum | cut -d' ' -f1 || true)
+check "200 MB download with the client re-keying every 10 MB is byte-identical" test "$GOT" = "$EXPECTED"
+GOT=$(head -c 200000000 /dev/zero | gssh_opts "$ALICE" box RekeyLimit=10M "sha256sum" 2>/dev/null | cut -d' ' -f1 || true)
+check "200 MB upload with the client re-keying every 10 MB is byte-identical" test "$GOT" = "$EXPECTED"
+GOT=$(gssh "$ALICE" old-rsa "head -c 200000000 /dev/zero" 2>/dev/null | sha256sum | cut -d' ' -f1 || true)
+check "200 MB download with the upstream re-keying every 10 MB is byte-identical" test "$GOT" = "$EXPECTED"
+GOT=$(head -c 200000000 /dev/zero | gssh "$ALICE" old-rsa "sha256sum" 2>/dev/null | cut -d' ' -f1 || true)
+check "200 MB upload with the upstream re-keying every 10 MB is byte-identical" test "$GOT" = "$EXPECTED"
+
+echo "== interactive shell in tmux"
+tmux kill-session -t sluice-it 2>/dev/null || true
+tmux new-session -d -s sluice-it -x 120 -y 30 -e "SLUICE_TOKEN=$ALICE" -e "SSH_ASKPASS=$SSH_ASKPASS" -e SSH_ASKPASS_REQUIRE=force -e DISPLAY=:0 \
+  "ssh -tt ${SSH_OPTS[*]} box@127.0.0.1"
+sleep 3
+tmux send-keys -t sluice-it "cat $WORK/fixture.txt" Enter
+sleep 1.5
+tmux send-keys -t sluice-it "rm -rf $WORK/nothing; touch $WORK/marker2" Enter
+sleep 1.5
+SCREEN=$(tmux capture-pane -p -t sluice-it)
+echo "$SCREEN" | tail -12 | sed 's/^/      | /'
+check "the shell screen shows masked output" bash -c "echo '$SCREEN' | grep -q '\[EMAIL\]' && ! echo '$SCREEN' | grep -q 'jane.doe@example.com'"
+check "a blocked line in the shell is refused and never runs" bash -c "echo '$SCREEN' | grep -q 'rm -rf is not allowed here' && test ! -e '$WORK/marker2'"
+tmux send-keys -t sluice-it "exit" Enter
+sleep 1
+tmux kill-session -t sluice-it 2>/dev/null || true
+SID=$("$SLUICE" sessions list --config "$WORK/sluice.yaml" --json | python3 -c '
+import json, sys
+sessions = [s for s in json.load(sys.stdin) if s["connection"] == "box"]
+print(next((s["id"] for s in sessions if s["event_count"] > 3), ""))')
+"$SLUICE" sessions export "$SID" --config "$WORK/sluice.yaml" --format asciicast >"$WORK/session.cast"
+check "asciicast export has a v2 header" bash -c "head -1 '$WORK/session.cast' | grep -q '\"version\": *2'"
+if [ ! -x "$ROOT/.build/venv-integration/bin/asciinema" ]; then
+  python3 -m venv "$ROOT/.build/venv-integration" 2>/dev/null || true
+  "$ROOT/.build/venv-integration/bin/pip" install -q 'asciinema<3'
+fi
+"$ROOT/.build/venv-integration/bin/asciinema" cat "$WORK/session.cast" >"$WORK/replay.txt" 2>&1 && rc=0 || rc=$?
+check "asciinema cat replays the export (masked)" bash -c "test $rc = 0 && grep -q '\[EMAIL\]' '$WORK/replay.txt'"
 
 echo "== the record"
 "$SLUICE" audit verify --config "$WORK/sluice.yaml" >"$WORK/verify.out" 2>&1 && rc=0 || rc=$?

@@ -56,6 +56,10 @@ final class SSHBridgeSession: @unchecked Sendable {
     private var recorded = 0
     private var recordCut = false
     private var failure: String?
+    /// File transfers (sftp, scp) are binary protocols: relayed byte for byte (masking would
+    /// corrupt them), allowed, blocked or reviewed by policy, and recorded by name and size only.
+    private var transfer = false
+    private var sftp = SFTPObserver()
 
     static let bufferLimit = 4 << 20
 
@@ -141,6 +145,9 @@ final class SSHBridgeSession: @unchecked Sendable {
         ssh_disconnect(client)
         ssh_free(client)
         finishInput()
+        if transfer, let governed {
+            governed.record(SessionEvent(.marker, Array(sftp.summary(kind: request.map { if case .subsystem = $0 { "sftp" } else { "scp" } } ?? "transfer").utf8)))
+        }
         if let governed {
             let reason = failure ?? "ssh session ended"
             let session = governed
@@ -287,7 +294,11 @@ final class SSHBridgeSession: @unchecked Sendable {
         } else {
             toUpstream.append(contentsOf: bytes)
         }
-        recordInput(bytes)
+        if transfer {
+            sftp.clientBytes(bytes)
+        } else {
+            recordInput(bytes)
+        }
         return Int32(length)
     }
 
@@ -377,8 +388,14 @@ final class SSHBridgeSession: @unchecked Sendable {
     private func start(_ request: Request) {
         started = true
         guard let governed else { return }
+        switch request {
+        case .subsystem: transfer = true
+        case .exec(let text): transfer = SSHCommands.exec(text).classes.contains("scp")
+        case .shell: transfer = false
+        }
         do {
-            stdoutMasker = try SSHOutputMasker(choice: governed.masking(for: .stream))
+            let choice: MaskingChoice = transfer ? .unmasked : governed.masking(for: .stream)
+            stdoutMasker = try SSHOutputMasker(choice: choice)
             stderrMasker = try SSHOutputMasker(choice: governed.masking(for: .stream))
             try connectUpstream(governed.connection, request: request)
         } catch {
@@ -492,8 +509,11 @@ final class SSHBridgeSession: @unchecked Sendable {
         if toClient.count + toClientStderr.count >= Self.bufferLimit { return 0 }
         let bytes = UnsafeRawBufferPointer(start: data, count: length)
         do {
-            let masked = try (stderr ? stderrMasker : stdoutMasker)?.write(bytes) ?? Array(bytes)
-            deliver(masked, stderr: stderr)
+            guard let masker = stderr ? stderrMasker : stdoutMasker else {
+                // Output after the stream was finished (or before it started): never pass it unscanned.
+                throw SSHBridgeError(reason: "output outside a masked stream")
+            }
+            deliver(try masker.write(bytes), stderr: stderr)
         } catch {
             // Fail closed: nothing unscanned goes out; the session ends with a clear message.
             failure = "output could not be masked (\(error))"
@@ -509,6 +529,10 @@ final class SSHBridgeSession: @unchecked Sendable {
     private func deliver(_ bytes: [UInt8], stderr: Bool) {
         guard !bytes.isEmpty else { return }
         if stderr { toClientStderr.append(contentsOf: bytes) } else { toClient.append(contentsOf: bytes) }
+        if transfer && !stderr {
+            sftp.serverBytes(bytes)
+            return
+        }
         if recorded < recordCap {
             let part = Array(bytes.prefix(recordCap - recorded))
             recorded += part.count
@@ -539,7 +563,40 @@ final class SSHBridgeSession: @unchecked Sendable {
         }
     }
 
+    /// libssh calls a data callback only when a packet arrives; bytes a callback left unconsumed
+    /// (our queue was full) stay in the channel's buffer. Pull them once there is room again,
+    /// or the peers would wait on each other's windows forever.
+    private func pullBuffered() {
+        var scratch = [UInt8](repeating: 0, count: 32 * 1024)
+        if let channel = upstreamChannel {
+            for stderr: Int32 in [0, 1] {
+                while toClient.count + toClientStderr.count < Self.bufferLimit, ssh_channel_poll(channel, stderr) > 0 {
+                    let count = scratch.withUnsafeMutableBytes {
+                        ssh_channel_read_nonblocking(channel, $0.baseAddress, UInt32($0.count), stderr)
+                    }
+                    guard count > 0 else { break }
+                    _ = scratch.withUnsafeMutableBytes { upstreamData($0.baseAddress, Int(count), stderr: stderr != 0) }
+                }
+            }
+        }
+        if let channel = clientChannel {
+            while toUpstream.count < Self.bufferLimit, ssh_channel_poll(channel, 0) > 0 {
+                let count = scratch.withUnsafeMutableBytes {
+                    ssh_channel_read_nonblocking(channel, $0.baseAddress, UInt32($0.count), 0)
+                }
+                guard count > 0 else { break }
+                _ = scratch.withUnsafeMutableBytes { clientData($0.baseAddress, Int(count)) }
+            }
+        }
+    }
+
+    private var upstreamHasBufferedData: Bool {
+        guard let channel = upstreamChannel else { return false }
+        return ssh_channel_poll(channel, 0) > 0 || ssh_channel_poll(channel, 1) > 0
+    }
+
     private func pump() {
+        pullBuffered()
         if let inputMasker, let bytes = try? inputMasker.idleBytes(), !bytes.isEmpty { governed?.record(SessionEvent(.input, bytes)) }
         if clientEOF { finishInput() }
         // Idle flush of held-back output (interactive latency bound).
@@ -560,16 +617,25 @@ final class SSHBridgeSession: @unchecked Sendable {
                 ssh_channel_send_eof(channel)
             }
         }
-        if upstreamEOF {
-            if let stdoutMasker, let bytes = try? stdoutMasker.finish() { deliver(bytes, stderr: false); self.stdoutMasker = nil }
-            if let stderrMasker, let bytes = try? stderrMasker.finish() { deliver(bytes, stderr: true); self.stderrMasker = nil }
+        // End of output only once libssh holds no unread bytes of the channel either.
+        if upstreamEOF && !upstreamHasBufferedData {
+            if let masker = stdoutMasker {
+                stdoutMasker = nil
+                if !masker.failed, let bytes = try? masker.finish() { deliver(bytes, stderr: false) }
+            }
+            if let masker = stderrMasker {
+                stderrMasker = nil
+                if !masker.failed, let bytes = try? masker.finish() { deliver(bytes, stderr: true) }
+            }
         }
         flushToClient()
+        pullBuffered()
         if clientClosed {
             finished = true
             return
         }
-        if upstreamClosed && toClient.isEmpty && toClientStderr.isEmpty, let channel = clientChannel {
+        if upstreamClosed && toClient.isEmpty && toClientStderr.isEmpty && !upstreamHasBufferedData
+            && stdoutMasker == nil && stderrMasker == nil, let channel = clientChannel {
             if let exitStatus { ssh_channel_request_send_exit_status(channel, exitStatus) }
             if let exitSignal { ssh_channel_request_send_exit_signal(channel, exitSignal, 0, "", "") }
             governed?.record(SessionEvent(.marker, text: #"{"exit_status":\#(exitStatus ?? -1)}"#))
