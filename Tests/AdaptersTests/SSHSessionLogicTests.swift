@@ -1,0 +1,87 @@
+import MaskEngine
+import Testing
+@testable import Adapters
+
+@Suite struct TypedLineTests {
+    func lines(_ input: String) -> [TypedLine.Event] {
+        var line = TypedLine()
+        return line.feed(Array(input.utf8))
+    }
+
+    @Test func enterCompletesTheTypedLine() {
+        #expect(lines("ls -la\r") == [.line("ls -la")])
+        #expect(lines("a\rb\n") == [.line("a"), .line("b")])
+    }
+
+    @Test func editingKeysAreApplied() {
+        #expect(lines("rm -rx\u{7f}f /\r") == [.line("rm -rf /")])
+        #expect(lines("echo hi there\u{17}\r") == [.line("echo hi ")])
+        #expect(lines("garbage\u{15}ls\r") == [.line("ls")])
+        #expect(lines("sleep 10\u{03}") == [.cancelled])
+    }
+
+    @Test func escapeSequencesAreSkipped() {
+        #expect(lines("ls\u{1b}[A\u{1b}[D -l\r") == [.line("ls -l")])
+        #expect(lines("\u{1b}OPtop\r") == [.line("top")])
+    }
+
+    @Test func aLineIsBounded() {
+        var line = TypedLine()
+        _ = line.feed(Array(repeating: UInt8(ascii: "x"), count: TypedLine.maximumLength * 2))
+        #expect(line.pending.utf8.count == TypedLine.maximumLength)
+    }
+}
+
+@Suite struct SFTPObserverTests {
+    func packet(_ type: UInt8, _ body: [UInt8]) -> [UInt8] {
+        let length = UInt32(body.count + 1)
+        return [UInt8(length >> 24), UInt8(length >> 16 & 0xff), UInt8(length >> 8 & 0xff), UInt8(length & 0xff), type] + body
+    }
+
+    func string(_ text: String) -> [UInt8] {
+        let bytes = Array(text.utf8)
+        let length = UInt32(bytes.count)
+        return [UInt8(length >> 24), UInt8(length >> 16 & 0xff), UInt8(length >> 8 & 0xff), UInt8(length & 0xff)] + bytes
+    }
+
+    @Test func recordsFileNamesAndSizesAcrossAnySplit() {
+        let id: [UInt8] = [0, 0, 0, 1]
+        let open = packet(3, id + string("/tmp/report.csv") + [0, 0, 0, 1] + [0, 0, 0, 0])
+        let write = packet(6, id + string("h1") + [0, 0, 0, 0, 0, 0, 0, 0] + string(String(repeating: "a", count: 5000)))
+        let stream = open + write
+        for split in [1, 7, 100, stream.count] {
+            var observer = SFTPObserver()
+            var index = 0
+            while index < stream.count {
+                let end = min(stream.count, index + split)
+                Array(stream[index..<end]).withUnsafeBytes { observer.clientBytes($0) }
+                index = end
+            }
+            #expect(observer.opened == ["/tmp/report.csv"], "split \(split)")
+            #expect(observer.bytesUploaded == 5000, "split \(split)")
+        }
+        var observer = SFTPObserver()
+        observer.serverBytes(packet(103, id + string(String(repeating: "b", count: 1234))))
+        #expect(observer.bytesDownloaded == 1234)
+        #expect(observer.summary(kind: "sftp").contains(#""bytes_down":1234"#))
+    }
+}
+
+@Suite struct SSHOutputMaskerTests {
+    @Test func outputIsMaskedAcrossPacketsAndHeldBytesFlushWhenIdle() throws {
+        let masker = try SSHOutputMasker(choice: .masked(engine: testEngine, forced: nil), idleFlush: .milliseconds(10))
+        var out: [UInt8] = []
+        for part in ["mail jane.d", "oe@example.com now\nprompt$ "] {
+            out += try Array(part.utf8).withUnsafeBytes { try masker.write($0) }
+        }
+        out += try masker.idleBytes(now: .now + .seconds(1))
+        #expect(String(decoding: out, as: UTF8.self) == "mail [EMAIL] now\nprompt$ ")
+        #expect(try masker.finish().isEmpty)
+    }
+
+    @Test func unmaskedUsersGetBytesAsTheyCome() throws {
+        let masker = try SSHOutputMasker(choice: .unmasked)
+        let out = try Array("jane.doe@example.com".utf8).withUnsafeBytes { try masker.write($0) }
+        #expect(String(decoding: out, as: UTF8.self) == "jane.doe@example.com")
+    }
+}
