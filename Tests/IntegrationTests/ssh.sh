@@ -248,6 +248,18 @@ tmux send-keys -t sluice-it "cat $WORK/fixture.txt" Enter
 sleep 1.5
 tmux send-keys -t sluice-it "rm -rf $WORK/nothing; touch $WORK/marker2" Enter
 sleep 1.5
+tmux send-keys -t sluice-it "sudo -n true 2>/dev/null; touch $WORK/marker3; echo reviewed-line-ran" Enter
+RID=""
+for _ in $(seq 1 100); do
+  RID=$("$SLUICE" reviews list --config "$WORK/sluice.yaml" --status pending --json | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r[0]["id"] if r else "")')
+  [ -n "$RID" ] && break
+  sleep 0.1
+done
+sleep 0.5
+check "a shell line needing review is held (not run yet)" bash -c "test -n '$RID' && test ! -e '$WORK/marker3'"
+"$SLUICE" reviews approve "$RID" --config "$WORK/sluice.yaml" --token "$LEAD" >/dev/null
+sleep 1.5
+check "the held shell line runs after approval" test -e "$WORK/marker3"
 SCREEN=$(tmux capture-pane -p -t sluice-it)
 echo "$SCREEN" | tail -12 | sed 's/^/      | /'
 check "the shell screen shows masked output" bash -c "echo '$SCREEN' | grep -q '\[EMAIL\]' && ! echo '$SCREEN' | grep -q 'jane.doe@example.com'"

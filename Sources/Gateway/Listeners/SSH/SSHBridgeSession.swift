@@ -273,33 +273,52 @@ final class SSHBridgeSession: @unchecked Sendable {
         guard let data, length > 0 else { return 0 }
         if toUpstream.count >= Self.bufferLimit { return 0 }
         let bytes = UnsafeRawBufferPointer(start: data, count: length)
+        var consumed = length
         if case .shell = request, pty != nil {
+            if heldLine != nil { return 0 }   // input waits in libssh until the review is decided
             var forward: [UInt8] = []
             var lineStart = 0
-            for (index, byte) in bytes.enumerated() {
+            scan: for (index, byte) in bytes.enumerated() {
                 for event in typed.feed(CollectionOfOne(byte)) {
                     guard case .line(let line) = event else { continue }
-                    if case .block(let message) = decideLine(line) {
+                    switch decideLine(line) {
+                    case .allow:
+                        continue
+                    case .block(let message):
                         // Erase the typed line in the shell (Ctrl-U) instead of running it.
                         forward.append(contentsOf: bytes[lineStart..<index])
                         forward.append(0x15)
                         forward.append(0x0d)
                         toClient.append(contentsOf: Array("\r\nsluice: blocked: \(message)\r\n".utf8))
                         lineStart = index + 1
+                    case .review(let ticket):
+                        // Hold the line: everything before Enter goes up, Enter waits for the decision.
+                        forward.append(contentsOf: bytes[lineStart..<index])
+                        let box = OutcomeBox()
+                        heldLine = (ticket.id, box)
+                        Task {
+                            let outcome = await ticket.outcome()
+                            box.value.withLock { $0 = outcome }
+                        }
+                        toClient.append(contentsOf: Array("\r\nsluice: held for review \(ticket.id); waiting for an approver (\(ticket.approveHint))\r\n".utf8))
+                        lineStart = index + 1
+                        consumed = index + 1
+                        break scan
                     }
                 }
             }
-            forward.append(contentsOf: bytes[lineStart...])
+            if heldLine == nil { forward.append(contentsOf: bytes[lineStart...]) }
             toUpstream.append(contentsOf: forward)
         } else {
             toUpstream.append(contentsOf: bytes)
         }
+        let taken = UnsafeRawBufferPointer(rebasing: bytes[..<consumed])
         if transfer {
-            sftp.clientBytes(bytes)
+            sftp.clientBytes(taken)
         } else {
-            recordInput(bytes)
+            recordInput(taken)
         }
-        return Int32(length)
+        return Int32(consumed)
     }
 
     /// Input is recorded masked with the recording profile (typed or piped secrets are not stored
@@ -325,14 +344,27 @@ final class SSHBridgeSession: @unchecked Sendable {
 
     private func decideLine(_ line: String) -> Decision {
         guard let governed, !line.trimmingCharacters(in: .whitespaces).isEmpty else { return .allow }
-        switch governed.decide(SSHCommands.shellLine(line)) {
-        case .allow: return .allow
-        case .block(let message): return .block(message: message)
-        case .review(let ticket):
-            // A shell line cannot wait for approval without stalling the terminal: refuse it and
-            // name the review so the user can run it once approved (documented).
-            Task { _ = await ticket.outcome() }
-            return .block(message: "held for review \(ticket.id); run it again once approved (\(ticket.approveHint))")
+        return governed.decide(SSHCommands.shellLine(line))
+    }
+
+    /// A typed line waiting for its review: on approval its Enter is sent; on denial or timeout
+    /// the line is erased (Ctrl-U) and the user told why.
+    private var heldLine: (id: String, outcome: OutcomeBox)?
+    private var clientBacklog: [UInt8] = []
+
+    private func releaseHeldLine() {
+        guard let held = heldLine, let outcome = held.outcome.value.withLock({ $0 }) else { return }
+        heldLine = nil
+        switch outcome {
+        case .approved(let by):
+            toClient.append(contentsOf: Array("sluice: approved by \(by.joined(separator: ", "))\r\n".utf8))
+            toUpstream.append(0x0d)
+        case .denied(let by, let reason):
+            toClient.append(contentsOf: Array("sluice: denied by \(by)\(reason.isEmpty ? "" : ": " + reason)\r\n".utf8))
+            toUpstream.append(contentsOf: [0x15, 0x0d])
+        case .timedOut:
+            toClient.append(contentsOf: Array("sluice: the review timed out\r\n".utf8))
+            toUpstream.append(contentsOf: [0x15, 0x0d])
         }
     }
 
@@ -579,13 +611,23 @@ final class SSHBridgeSession: @unchecked Sendable {
                 }
             }
         }
-        if let channel = clientChannel {
-            while toUpstream.count < Self.bufferLimit, ssh_channel_poll(channel, 0) > 0 {
+        // Input read out of libssh but not yet taken (a review hold stopped it mid-chunk).
+        while !clientBacklog.isEmpty, heldLine == nil, toUpstream.count < Self.bufferLimit {
+            let taken = clientBacklog.withUnsafeMutableBytes { clientData($0.baseAddress, $0.count) }
+            guard taken > 0 else { break }
+            clientBacklog.removeFirst(Int(taken))
+        }
+        if let channel = clientChannel, clientBacklog.isEmpty {
+            while toUpstream.count < Self.bufferLimit, heldLine == nil, ssh_channel_poll(channel, 0) > 0 {
                 let count = scratch.withUnsafeMutableBytes {
                     ssh_channel_read_nonblocking(channel, $0.baseAddress, UInt32($0.count), 0)
                 }
                 guard count > 0 else { break }
-                _ = scratch.withUnsafeMutableBytes { clientData($0.baseAddress, Int(count)) }
+                let taken = Int(scratch.withUnsafeMutableBytes { clientData($0.baseAddress, Int(count)) })
+                if taken < Int(count) {
+                    clientBacklog.append(contentsOf: scratch[taken..<Int(count)])
+                    break
+                }
             }
         }
     }
@@ -596,6 +638,7 @@ final class SSHBridgeSession: @unchecked Sendable {
     }
 
     private func pump() {
+        releaseHeldLine()
         pullBuffered()
         if let inputMasker, let bytes = try? inputMasker.idleBytes(), !bytes.isEmpty { governed?.record(SessionEvent(.input, bytes)) }
         if clientEOF { finishInput() }
