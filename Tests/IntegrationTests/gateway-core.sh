@@ -14,14 +14,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-pass=0
-fail=0
-ok() { echo "  ok   $*"; pass=$((pass + 1)); }
-bad() { echo "  FAIL $*"; fail=$((fail + 1)); }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
+source "$ROOT/Tests/IntegrationTests/lib.sh"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_http() { for _ in $(seq 1 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
 if [ ! -x "$VENV/bin/oidc-provider-mock" ]; then
   echo "integration: installing oidc-provider-mock into $VENV"

@@ -166,7 +166,7 @@ public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChan
             case .cancel(let processID, let secretKey):
                 forwardCancel(PostgresProxyMachine.CancelKey(processID: processID, secretKey: secretKey), eventLoop: context.eventLoop)
             case .registerCancelKey(let client, let upstreamKey):
-                if let target = machine.session?.connection, let address = HostAndPort(target.target) {
+                if let target = machine.session?.connection, let address = HostPort(target.target) {
                     adapter.cancelRegistry.register(client, .init(upstream: upstreamKey, target: target, host: address.host, port: address.port))
                     registeredKey = client
                 }
@@ -217,7 +217,7 @@ public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChan
     }
 
     private func connectUpstream(_ target: ConnectionTarget, context: ChannelHandlerContext) {
-        guard let address = HostAndPort(target.target) else {
+        guard let address = HostPort(target.target) else {
             run(machine.upstreamFailed("target is not HOST:PORT"))
             return
         }
@@ -313,26 +313,3 @@ extension PostgresFrontendHandler: Sendable {}
 
 @available(*, unavailable)
 extension PostgresUpstreamHandler: Sendable {}
-
-/// `host:port` or `[v6]:port`.
-struct HostAndPort {
-    var host: String
-    var port: Int
-
-    init?(_ text: String) {
-        var text = Substring(text)
-        if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]") else { return nil }
-            host = String(text[text.index(after: text.startIndex)..<close])
-            text = text[text.index(after: close)...]
-            guard text.hasPrefix(":") else { return nil }
-            text = text.dropFirst()
-        } else {
-            guard let colon = text.lastIndex(of: ":") else { return nil }
-            host = String(text[..<colon])
-            text = text[text.index(after: colon)...]
-        }
-        guard let port = Int(text), (1...65535).contains(port), !host.isEmpty else { return nil }
-        self.port = port
-    }
-}

@@ -1,3 +1,4 @@
+import Adapters
 import Foundation
 import Yams
 
@@ -159,35 +160,4 @@ struct ConfigNode {
         guard let value = HostPort(text) else { throw error("expected HOST:PORT, e.g. 127.0.0.1:8080") }
         return value
     }
-}
-
-/// A listening or target address.
-public struct HostPort: Sendable, Equatable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
-
-    public init(host: String, port: Int) {
-        self.host = host
-        self.port = port
-    }
-
-    public init?(_ text: String) {
-        var text = Substring(text)
-        var host: Substring
-        if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]") else { return nil }
-            host = text[text.index(after: text.startIndex)..<close]
-            text = text[text.index(after: close)...]
-            guard text.hasPrefix(":") else { return nil }
-            text = text.dropFirst()
-        } else {
-            guard let colon = text.lastIndex(of: ":") else { return nil }
-            host = text[..<colon]
-            text = text[text.index(after: colon)...]
-        }
-        guard !host.isEmpty, let port = Int(text), (0...65535).contains(port) else { return nil }
-        self.init(host: String(host), port: port)
-    }
-
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
