@@ -23,6 +23,14 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import psycopg' 2>/de
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q 'psycopg[binary]'
 fi
+# Debian 12's psql is 15, which has no \bind. The `pgserver` wheel on PyPI carries a PostgreSQL 16
+# build; only its psql (and the libpq beside it) is used, as a second real client.
+PG16=$("$VENV/bin/python" -c 'import importlib.util as u, os; s = u.find_spec("pgserver"); print(os.path.dirname(s.origin) if s else "")' 2>/dev/null || true)
+if [ -z "$PG16" ]; then
+  "$VENV/bin/pip" install -q --no-deps 'pgserver==0.1.4'
+  PG16=$("$VENV/bin/python" -c 'import importlib.util as u, os; print(os.path.dirname(u.find_spec("pgserver").origin))')
+fi
+psql16() { LD_LIBRARY_PATH="$PG16/../pgserver.libs" "$PG16/pginstall/bin/psql" "$@"; }
 
 echo "== PostgreSQL cluster"
 pg_start "$WORK/pg"
@@ -88,7 +96,7 @@ done
 GATEWAY=$!
 PIDS+=("$GATEWAY")
 wait_http "http://127.0.0.1:$ADMIN_PORT/healthz" || { cat "$WORK/serve.log"; exit 1; }
-for _ in $(seq 1 50); do (echo >/dev/tcp/127.0.0.1/$PG_PORT) 2>/dev/null && break; sleep 0.1; done
+wait_port "$PG_PORT"
 
 ALICE=$("$SLUICE" token --config "$WORK/sluice.yaml" --user alice --groups eng)
 DPO=$("$SLUICE" token --config "$WORK/sluice.yaml" --user dana --groups dpo)
@@ -139,36 +147,26 @@ check "the session stays usable after a block" bash -c "echo '$OUT' | grep -q 43
 echo "== review: DELETE without WHERE"
 ( echo "delete from audit_keep" | q app-scram "$ALICE" >"$WORK/review1.out" 2>&1; echo $? >"$WORK/review1.rc" ) &
 PIDS+=($!)
-RID=""
-for _ in $(seq 1 100); do
-  RID=$("$SLUICE" reviews list --config "$WORK/sluice.yaml" --status pending --json | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r[0]["id"] if r else "")')
-  [ -n "$RID" ] && break
-  sleep 0.1
-done
+RID=$(pending_review "$WORK/sluice.yaml")
 check "a pending review appears" test -n "$RID"
 "$SLUICE" reviews approve "$RID" --config "$WORK/sluice.yaml" --token "$LEAD" >/dev/null
-for _ in $(seq 1 100); do [ -f "$WORK/review1.rc" ] && break; sleep 0.1; done
+wait_file "$WORK/review1.rc" || true
 check "approved DELETE runs" bash -c "grep -q 'DELETE 0' '$WORK/review1.out' || grep -q '^$' '$WORK/review1.out'; test \"\$(cat '$WORK/review1.rc')\" = 0"
 ( echo "delete from audit_keep" | q app-scram "$ALICE" >"$WORK/review2.out" 2>&1; echo $? >"$WORK/review2.rc" ) &
 PIDS+=($!)
-RID=""
-for _ in $(seq 1 100); do
-  RID=$("$SLUICE" reviews list --config "$WORK/sluice.yaml" --status pending --json | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r[0]["id"] if r else "")')
-  [ -n "$RID" ] && break
-  sleep 0.1
-done
+RID=$(pending_review "$WORK/sluice.yaml")
 "$SLUICE" reviews deny "$RID" --config "$WORK/sluice.yaml" --token "$LEAD" --reason "not now" >/dev/null
-for _ in $(seq 1 100); do [ -f "$WORK/review2.rc" ] && break; sleep 0.1; done
+wait_file "$WORK/review2.rc" || true
 check "denied DELETE fails with the reason" bash -c "grep -q 'denied by lena: not now' '$WORK/review2.out'"
 
 echo "== extended protocol from psql (\\bind ... \\g) and pgbench -M prepared"
-PSQL_MAJOR=$(psql --version | sed -n 's/.* \([0-9][0-9]*\)\..*/\1/p')
-if [ "${PSQL_MAJOR:-0}" -ge 16 ]; then
-  OUT=$(printf 'select email, ssn from customers where id = $1 \\bind 1 \\g\n' | psql "$(dsn app-scram "$ALICE")" -X -A -t 2>&1)
-  check "\\bind result masked" test "$OUT" = "[EMAIL]|[SSN]"
-else
-  echo "  skip \\bind: psql $PSQL_MAJOR has no \\bind (it came with psql 16; Debian 12 ships 15) — psycopg and pgbench cover the extended protocol"
-fi
+PSQL16_MAJOR=$(psql16 --version | sed -n 's/.* \([0-9][0-9]*\)\..*/\1/p')
+check "a psql 16 client is available (pgserver wheel)" test "${PSQL16_MAJOR:-0}" -ge 16
+OUT=$(printf 'select email, ssn from customers where id = $1 \\bind 1 \\g\n' | psql16 "$(dsn app-scram "$ALICE")" -X -A -t 2>&1)
+check "\\bind ... \\g result masked" test "$OUT" = "[EMAIL]|[SSN]"
+printf 'drop table customers \\bind \\g\nselect count(*) from customers \\bind \\g\n' | psql16 "$(dsn app-scram "$ALICE")" -X -A -t >"$WORK/bind-block.out" 2>&1 || true
+check "\\bind of a blocked statement is refused" grep -q 'not allowed' "$WORK/bind-block.out"
+check "the session goes on after the refused \\bind" grep -qx 3 "$WORK/bind-block.out"
 printf '\\set id random(1, 3)\nselect email, ssn from customers where id = :id;\n' >"$WORK/bench.sql"
 PGPASSWORD=$ALICE pgbench -h 127.0.0.1 -p "$PG_PORT" -U alice -n -M prepared -c 2 -t 50 -f "$WORK/bench.sql" app-scram >"$WORK/pgbench.out" 2>&1 && rc=0 || rc=$?
 check "pgbench -M prepared through the gateway" bash -c "test $rc = 0 && grep -q 'number of transactions actually processed: 100' '$WORK/pgbench.out'"
