@@ -39,7 +39,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+source "$ROOT/Tests/IntegrationTests/lib.sh"
 
 pg_start "$WORK/pg"
 sed -i 's/^max_connections = .*/max_connections = '"$((IDLE + 100))"'/' "$WORK/pg/data/postgresql.conf"
@@ -73,7 +73,7 @@ EOF
 "$SLUICE" serve --config "$WORK/sluice.yaml" >"$WORK/serve.log" 2>&1 &
 GATEWAY=$!
 PIDS+=("$GATEWAY")
-for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$ADMIN_PORT/healthz" 2>/dev/null && break; sleep 0.1; done
+wait_http "http://127.0.0.1:$ADMIN_PORT/healthz"
 TOKEN=$("$SLUICE" token --config "$WORK/sluice.yaml" --user bench --groups eng --ttl 4h)
 
 cat >"$WORK/pgbouncer.ini" <<EOF
@@ -92,7 +92,7 @@ EOF
 chmod 644 "$WORK/pgbouncer.ini"
 pg_as_owner pgbouncer "$WORK/pgbouncer.ini" >"$WORK/pgbouncer.out" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 1 50); do (echo >/dev/tcp/127.0.0.1/$BOUNCER_PORT) 2>/dev/null && break; sleep 0.1; done
+wait_port "$BOUNCER_PORT"
 
 DIRECT="host=127.0.0.1 port=$PGPORT_TEST dbname=app user=scram_user password=$PG_PASSWORD sslmode=disable"
 GATED="host=127.0.0.1 port=$PG_PORT dbname=bench user=bench password=$TOKEN sslmode=disable"

@@ -26,8 +26,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_port() { for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+source "$ROOT/Tests/IntegrationTests/lib.sh"
 
 ssh-keygen -q -t ed25519 -N '' -f "$WORK/host" -C host
 ssh-keygen -q -t ed25519 -N '' -f "$WORK/key" -C key
