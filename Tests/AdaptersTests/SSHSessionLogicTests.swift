@@ -85,3 +85,34 @@ import Testing
         #expect(String(decoding: out, as: UTF8.self) == "jane.doe@example.com")
     }
 }
+
+@Suite struct ForwardPermissionTests {
+    @Test func emptyListRefusesEveryDestination() {
+        #expect(!ForwardPermission().permits(host: "127.0.0.1", port: 5432))
+    }
+
+    @Test func exactHostAndPortMatchWithoutDNS() throws {
+        let permission = try ForwardPermission(["127.0.0.1:5432", "DB.internal:6379"])
+        #expect(permission.permits(host: "127.0.0.1", port: 5432))
+        #expect(permission.permits(host: "db.INTERNAL", port: 6379))
+        #expect(!permission.permits(host: "localhost", port: 5432))
+        #expect(!permission.permits(host: "127.0.0.1", port: 5433))
+        #expect(!permission.permits(host: "evil-db.internal", port: 6379))
+    }
+
+    @Test func wildcardsCoverSubdomainsAndPortsOnly() throws {
+        let permission = try ForwardPermission(["*.svc.cluster:443", "bastion:*", "[::1]:8080"])
+        #expect(permission.permits(host: "api.svc.cluster", port: 443))
+        #expect(!permission.permits(host: "svc.cluster", port: 443))
+        #expect(!permission.permits(host: "api.svc.cluster.evil", port: 443))
+        #expect(permission.permits(host: "bastion", port: 1))
+        #expect(permission.permits(host: "::1", port: 8080))
+        #expect(try ForwardPermission(["*:*"]).permits(host: "anything", port: 9))
+    }
+
+    @Test func malformedPatternsAreRefused() {
+        for pattern in ["db", "db:0", "db:70000", "db:x", ":5432", "d*b:1", "a b:1"] {
+            #expect(throws: ForwardPatternError.self, "\(pattern)") { try ForwardPermission([pattern]) }
+        }
+    }
+}

@@ -47,11 +47,24 @@ import Testing
             ("connections: [{ name: a, type: postgres, target: 'h:1', masking: { profile: nope } }]", "connections[0].masking.profile"),
             ("connections: [{ name: a, type: postgres, target: 'h:1', reviews: { timeout: soon } }]", "connections[0].reviews.timeout"),
             ("identity: { oidc: [{ issuer: 'idp', audience: a }] }", "identity.oidc[0].issuer"),
+            ("connections: [{ name: a, type: ssh, target: 'h:22', port_forwarding: ['db'] }]", "connections[0].port_forwarding"),
+            ("connections: [{ name: a, type: postgres, target: 'h:1', port_forwarding: ['db:5432'] }]", "connections[0].port_forwarding"),
         ]
         for (text, key) in cases {
             let error = #expect(throws: ConfigurationError.self, "\(text)") { try GatewayConfiguration.parse(text: text) }
             #expect(error?.key == key, "\(text)")
         }
+    }
+
+    @Test func portForwardingListReachesTheConnection() throws {
+        let configuration = try GatewayConfiguration.parse(text: """
+        connections:
+          - { name: box, type: ssh, target: "h:22", port_forwarding: ["db.internal:5432", "*.svc:*"] }
+        """)
+        let permission = configuration.connections[0].portForwarding
+        #expect(permission.permits(host: "db.internal", port: 5432))
+        #expect(permission.permits(host: "api.svc", port: 8443))
+        #expect(!permission.permits(host: "db.internal", port: 22))
     }
 
     @Test func malformedYAMLIsAnErrorNotACrash() throws {

@@ -79,6 +79,16 @@ EOF
 
 ADMIN_PORT=$(free_port)
 SSH_PORT=$(free_port)
+# Two web servers on loopback, reached through `ssh -L` (one directly, one after a review).
+WEB_PORT=$(free_port)
+HELD_PORT=$(free_port)
+mkdir -p "$WORK/web"
+echo "hello through the tunnel" >"$WORK/web/hello.txt"
+head -c 5000000 /dev/urandom >"$WORK/web/blob.bin"
+(cd "$WORK/web" && exec python3 -m http.server "$WEB_PORT" --bind 127.0.0.1 >"$WORK/web.log" 2>&1) &
+PIDS+=($!)
+(cd "$WORK/web" && exec python3 -m http.server "$HELD_PORT" --bind 127.0.0.1 >"$WORK/held.log" 2>&1) &
+PIDS+=($!)
 cat >"$WORK/sluice.yaml" <<EOF
 listen: { admin: 127.0.0.1:$ADMIN_PORT, postgres: off, ssh: 127.0.0.1:$SSH_PORT, http: off, kubernetes: off }
 state_dir: $WORK/state
@@ -103,6 +113,16 @@ connections:
     guardrails:
       - { class: sftp, action: block, message: "file transfers are not allowed here" }
       - { class: scp, action: block, message: "file transfers are not allowed here" }
+  - name: box-fwd
+    type: ssh
+    target: 127.0.0.1:$SSHD_PORT
+    host_key: "$HOST_KEY"
+    credential: { username: $TARGET_USER, private_key_file: $WORK/gateway_key }
+    access: { groups: [eng] }
+    port_forwarding: ["127.0.0.1:$WEB_PORT", "127.0.0.1:$HELD_PORT"]
+    guardrails:
+      - { match: '^forward 127\.0\.0\.1:$HELD_PORT\$', action: review }
+    reviews: { approvers: [sre-leads], timeout: 2m }
   - name: old-rsa
     type: ssh
     target: 127.0.0.1:$RSA_PORT
@@ -159,9 +179,10 @@ check "stdin is forwarded and the echo masked" test "$OUT" = "piped [EMAIL]"
 python3 -c "
 import random
 random.seed(5)
-lines = []
-while sum(map(len, lines)) < 10 * 1024 * 1024:
+lines, size = [], 0
+while size < 10 * 1024 * 1024:
     lines.append('row %d user%d@example.com ok %s\n' % (len(lines), len(lines), 'x' * random.randint(0, 80)))
+    size += len(lines[-1])
 open('$WORK/big.txt', 'w').write(''.join(lines))
 "
 EXPECTED=$(wc -l <"$WORK/big.txt")
@@ -177,16 +198,11 @@ check "blocked command never ran upstream" test ! -e "$WORK/marker"
 check "blocked command exits 126" test "$rc" = 126
 ( gssh "$ALICE" box "sudo -n true 2>/dev/null; touch $WORK/reviewed; echo ran" >"$WORK/review.out" 2>&1; echo $? >"$WORK/review.rc" ) &
 PIDS+=($!)
-RID=""
-for _ in $(seq 1 100); do
-  RID=$("$SLUICE" reviews list --config "$WORK/sluice.yaml" --status pending --json | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r[0]["id"] if r else "")')
-  [ -n "$RID" ] && break
-  sleep 0.1
-done
+RID=$(pending_review "$WORK/sluice.yaml")
 check "a review is pending" test -n "$RID"
 check "the reviewed command has not run yet" test ! -e "$WORK/reviewed"
 "$SLUICE" reviews approve "$RID" --config "$WORK/sluice.yaml" --token "$LEAD" >/dev/null
-for _ in $(seq 1 100); do [ -f "$WORK/review.rc" ] && break; sleep 0.1; done
+wait_file "$WORK/review.rc" || true
 check "the reviewed command runs after approval" bash -c "test -e '$WORK/reviewed' && grep -q ran '$WORK/review.out'"
 
 echo "== identity and host keys"
@@ -243,12 +259,7 @@ sleep 1.5
 tmux send-keys -t sluice-it "rm -rf $WORK/nothing; touch $WORK/marker2" Enter
 sleep 1.5
 tmux send-keys -t sluice-it "sudo -n true 2>/dev/null; touch $WORK/marker3; echo reviewed-line-ran" Enter
-RID=""
-for _ in $(seq 1 100); do
-  RID=$("$SLUICE" reviews list --config "$WORK/sluice.yaml" --status pending --json | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r[0]["id"] if r else "")')
-  [ -n "$RID" ] && break
-  sleep 0.1
-done
+RID=$(pending_review "$WORK/sluice.yaml")
 sleep 0.5
 check "a shell line needing review is held (not run yet)" bash -c "test -n '$RID' && test ! -e '$WORK/marker3'"
 "$SLUICE" reviews approve "$RID" --config "$WORK/sluice.yaml" --token "$LEAD" >/dev/null
@@ -273,6 +284,61 @@ if [ ! -x "$ROOT/.build/venv-integration/bin/asciinema" ]; then
 fi
 "$ROOT/.build/venv-integration/bin/asciinema" cat "$WORK/session.cast" >"$WORK/replay.txt" 2>&1 && rc=0 || rc=$?
 check "asciinema cat replays the export (masked)" bash -c "test $rc = 0 && grep -q '\[EMAIL\]' '$WORK/replay.txt'"
+
+echo "== port forwarding"
+wait_port "$WEB_PORT" && wait_port "$HELD_PORT"
+# tunnel CONNECTION LOCAL_PORT DESTINATION: an `ssh -N -L` in the background.
+tunnel() {
+  SLUICE_TOKEN=$ALICE ssh "${SSH_OPTS[@]}" -N -o ExitOnForwardFailure=yes -L "$2:$3" "$1@127.0.0.1" 2>"$WORK/tunnel-$2.err" &
+  PIDS+=($!)
+  wait_port "$2"
+}
+L1=$(free_port); tunnel box-fwd "$L1" "127.0.0.1:$WEB_PORT"
+OUT=$(curl -sS --max-time 10 "http://127.0.0.1:$L1/hello.txt" 2>&1 || true)
+check "ssh -L to a listed destination works" test "$OUT" = "hello through the tunnel"
+curl -sS --max-time 30 -o "$WORK/blob.copy" "http://127.0.0.1:$L1/blob.bin" 2>/dev/null || true
+check "5 MB through the tunnel is byte-identical" cmp -s "$WORK/web/blob.bin" "$WORK/blob.copy"
+# `localhost` is not `127.0.0.1` to the allow-list (no DNS is done), so this is refused.
+L2=$(free_port); tunnel box-fwd "$L2" "localhost:$WEB_PORT"
+BEFORE=$(grep -c 'GET /hello.txt' "$WORK/web.log" || true)
+OUT=$(curl -sS --max-time 5 "http://127.0.0.1:$L2/hello.txt" 2>&1 || true)
+AFTER=$(grep -c 'GET /hello.txt' "$WORK/web.log" || true)
+check "a destination not in port_forwarding is refused" bash -c "test '$OUT' != 'hello through the tunnel' && test '$BEFORE' = '$AFTER'"
+L3=$(free_port); tunnel box "$L3" "127.0.0.1:$WEB_PORT"
+OUT=$(curl -sS --max-time 5 "http://127.0.0.1:$L3/hello.txt" 2>&1 || true)
+AFTER2=$(grep -c 'GET /hello.txt' "$WORK/web.log" || true)
+check "a connection without port_forwarding refuses every forward" bash -c "test '$OUT' != 'hello through the tunnel' && test '$AFTER' = '$AFTER2'"
+L4=$(free_port); tunnel box-fwd "$L4" "127.0.0.1:$HELD_PORT"
+( curl -sS --max-time 60 "http://127.0.0.1:$L4/hello.txt" >"$WORK/held.out" 2>&1; echo $? >"$WORK/held.rc" ) &
+PIDS+=($!)
+RID=$(pending_review "$WORK/sluice.yaml")
+check "a forward needing review is held" bash -c "test -n '$RID' && ! grep -q 'GET /hello.txt' '$WORK/held.log'"
+"$SLUICE" reviews approve "$RID" --config "$WORK/sluice.yaml" --token "$LEAD" >/dev/null
+wait_file "$WORK/held.rc" || true
+check "the held forward opens after approval" bash -c "grep -qx 'hello through the tunnel' '$WORK/held.out'"
+OUT=$(curl -sS --max-time 10 "http://127.0.0.1:$L4/hello.txt" 2>&1 || true)
+check "an approved destination stays open for the session" test "$OUT" = "hello through the tunnel"
+"$SLUICE" sessions list --config "$WORK/sluice.yaml" --json | python3 -c '
+import json, subprocess, sys
+ids = [s["id"] for s in json.load(sys.stdin) if s["connection"] == "box-fwd"]
+for i in ids:
+    print(subprocess.run([sys.argv[1], "sessions", "show", i, "--config", sys.argv[2]], capture_output=True, text=True).stdout)
+' "$SLUICE" "$WORK/sluice.yaml" >"$WORK/fwd-records.json"
+forward_marker() {  # forward_marker KEY VALUE: a forward marker in the box-fwd records has KEY
+  python3 - "$WORK/fwd-records.json" "$WEB_PORT" "$1" <<'PY'
+import json, sys
+text, port, key = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3]
+decoder, docs, i = json.JSONDecoder(), [], 0
+while i < len(text):
+    if text[i].isspace(): i += 1; continue
+    doc, i = decoder.raw_decode(text, i); docs.append(doc)
+marks = [json.loads(e["data"]) for d in docs for e in d.get("events", []) if e["kind"] == "m"]
+sys.exit(0 if any(m.get("forward") == "127.0.0.1:" + port and key in m for m in marks) else 1)
+PY
+}
+check "forwards are recorded with their destination" forward_marker opened
+check "closed forwards are recorded with their sizes" forward_marker bytes_down
+check "a refused forward is recorded with its reason" grep -q "not in port_forwarding" "$WORK/fwd-records.json"
 
 echo "== the record"
 "$SLUICE" audit verify --config "$WORK/sluice.yaml" >"$WORK/verify.out" 2>&1 && rc=0 || rc=$?

@@ -115,6 +115,8 @@ public struct ConnectionTarget: Sendable {
     public var options: [String: String]
     /// Whether masking rules name tables (`customers.ssn`), so the adapter must map table ids to names.
     public var needsTableNames = false
+    /// Where SSH users may forward ports (empty: nowhere).
+    public var portForwarding = ForwardPermission()
 
     public init(name: String, kind: ConnectionKind, target: String, database: String? = nil,
                 credential: Credential = Credential(), hostKey: String? = nil, caFile: String? = nil,

@@ -83,10 +83,7 @@ public struct SFTPObserver: Sendable {
 
     /// A JSON marker for the record: names and sizes only.
     public func summary(kind: String) -> String {
-        func escape(_ text: String) -> String {
-            text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-        }
-        let names = opened.prefix(100).map { "\"\(escape(String($0.prefix(200))))\"" }.joined(separator: ",")
+        let names = opened.prefix(100).map { "\"\(JSONText.escaped($0.prefix(200)))\"" }.joined(separator: ",")
         return #"{"transfer":"\#(kind)","files":[\#(names)],"bytes_up":\#(bytesUploaded),"bytes_down":\#(bytesDownloaded)}"#
     }
 }

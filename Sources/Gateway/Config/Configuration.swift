@@ -97,6 +97,8 @@ public struct GatewayConfiguration: Sendable {
         public var guardrails: [Rule] = []
         public var reviews = ReviewSettings()
         public var options: [String: String] = [:]
+        /// SSH: `HOST:PORT` patterns users may forward to (`ssh -L`/`-D`); empty refuses all.
+        public var portForwarding = ForwardPermission()
     }
 
     public var file: String?
@@ -272,7 +274,7 @@ extension GatewayConfiguration {
     private static func parseConnection(_ node: ConfigNode, profiles: [String: MaskingProfile]) throws -> Connection {
         let map = try node.mapping(allowed: [
             "name", "type", "target", "database", "credential", "host_key", "ca_file", "access", "masking",
-            "guardrails", "reviews", "options",
+            "guardrails", "reviews", "options", "port_forwarding",
         ])
         guard let nameNode = map["name"] else { throw node.error("needs name") }
         let name = try nameNode.nonEmptyString()
@@ -359,6 +361,14 @@ extension GatewayConfiguration {
             if let min = entry["min_approvals"] { connection.reviews.minApprovals = try min.int(in: 1...10) }
             if let timeout = entry["timeout"] { connection.reviews.timeout = try timeout.duration() }
             if let grant = entry["max_grant"] { connection.reviews.maxGrant = try grant.duration() }
+        }
+        if let value = map["port_forwarding"] {
+            guard kind == .ssh else { throw value.error("only ssh connections forward ports") }
+            do {
+                connection.portForwarding = try ForwardPermission(try value.strings())
+            } catch let error as ForwardPatternError {
+                throw value.error(error.description)
+            }
         }
         if let value = map["options"] {
             for (key, optionNode) in try value.entries() { connection.options[key] = try optionNode.string() }

@@ -121,6 +121,7 @@ public final class GatewayRuntime: Governor {
                                       credential: credential, hostKey: connection.config.hostKey, caFile: connection.config.caFile,
                                       options: connection.config.options)
         target.needsTableNames = connection.config.masking.columns.keys.contains { !$0.hasPrefix("*.") }
+        target.portForwarding = connection.config.portForwarding
         let record = SessionRecord(id: Self.newSessionID(), user: identity.user, groups: identity.groups, connection: name,
                                    kind: kind.rawValue, peer: String(peer.prefix(100)), startedAt: clock.nowMicros())
         let recorder: SessionRecorder

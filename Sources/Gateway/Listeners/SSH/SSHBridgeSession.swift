@@ -60,6 +60,10 @@ final class SSHBridgeSession: @unchecked Sendable {
     /// corrupt them), allowed, blocked or reviewed by policy, and recorded by name and size only.
     private var transfer = false
     private var sftp = SFTPObserver()
+    /// Forwarded TCP connections, and the decision per destination (asked once per session).
+    private var forwards: [SSHForward] = []
+    private var forwardDecisions: [String: Bool] = [:]
+    static let forwardLimit = 64
 
     static let bufferLimit = 4 << 20
 
@@ -119,7 +123,7 @@ final class SSHBridgeSession: @unchecked Sendable {
         while !finished {
             let status = ssh_event_dopoll(event, 50)
             if status == SSH_ERROR {
-                if upstream == nil || clientClosed { break }
+                if upstream == nil || clientClosed || ssh_is_connected(client) == 0 { break }
             }
             if governed == nil {
                 idle += 1
@@ -131,6 +135,8 @@ final class SSHBridgeSession: @unchecked Sendable {
     }
 
     private func teardown() {
+        for forward in forwards { closeForward(forward) }
+        forwards.removeAll()
         if let event {
             if let upstream { ssh_event_remove_session(event, upstream) }
             ssh_event_remove_session(event, client)
@@ -181,6 +187,10 @@ final class SSHBridgeSession: @unchecked Sendable {
     /// Keyboard-interactive: one prompt for the token.
     private func message(_ message: ssh_message?, session: ssh_session?) -> Int32 {
         guard let message else { return 1 }
+        if ssh_message_type(message) == Int32(SSH_REQUEST_CHANNEL_OPEN.rawValue),
+           ssh_message_subtype(message) == Int32(SSH_CHANNEL_DIRECT_TCPIP.rawValue) {
+            return openForward(message)
+        }
         guard ssh_message_type(message) == Int32(SSH_REQUEST_AUTH.rawValue),
               ssh_message_subtype(message) == Int32(SSH_AUTH_METHOD_INTERACTIVE) else {
             return 1
@@ -207,6 +217,13 @@ final class SSHBridgeSession: @unchecked Sendable {
 
     // MARK: - Client channel
 
+    /// One request per channel (exec, shell or subsystem); a second is refused (-1).
+    private func setRequest(_ request: Request) -> Int32 {
+        guard self.request == nil else { return -1 }
+        self.request = request
+        return 0
+    }
+
     private func openChannel() -> ssh_channel? {
         guard governed != nil, clientChannel == nil, let channel = ssh_channel_new(client) else { return nil }
         clientChannelCallbacks.initialize(to: ssh_channel_callbacks_struct())
@@ -225,22 +242,13 @@ final class SSHBridgeSession: @unchecked Sendable {
             return 0
         }
         callbacks.pointee.channel_exec_request_function = { _, _, command, userdata in
-            let bridge = SSHBridgeSession.from(userdata)
-            guard bridge.request == nil else { return -1 }
-            bridge.request = .exec(command.map { String(cString: $0) } ?? "")
-            return 0
+            SSHBridgeSession.from(userdata).setRequest(.exec(command.map { String(cString: $0) } ?? ""))
         }
         callbacks.pointee.channel_shell_request_function = { _, _, userdata in
-            let bridge = SSHBridgeSession.from(userdata)
-            guard bridge.request == nil else { return -1 }
-            bridge.request = .shell
-            return 0
+            SSHBridgeSession.from(userdata).setRequest(.shell)
         }
         callbacks.pointee.channel_subsystem_request_function = { _, _, name, userdata in
-            let bridge = SSHBridgeSession.from(userdata)
-            guard bridge.request == nil else { return -1 }
-            bridge.request = .subsystem(name.map { String(cString: $0) } ?? "")
-            return 0
+            SSHBridgeSession.from(userdata).setRequest(.subsystem(name.map { String(cString: $0) } ?? ""))
         }
         callbacks.pointee.channel_pty_window_change_function = { _, _, columns, rows, _, _, userdata in
             SSHBridgeSession.from(userdata).resize(columns: columns, rows: rows)
@@ -442,7 +450,10 @@ final class SSHBridgeSession: @unchecked Sendable {
         pump()
     }
 
-    private func connectUpstream(_ target: ConnectionTarget, request: Request) throws {
+    /// The gateway's own SSH session to the target, connected (host key checked, key
+    /// authenticated) on first use: by the session channel's request or by a port forward.
+    private func upstreamSession(_ target: ConnectionTarget) throws -> ssh_session {
+        if let upstream { return upstream }
         guard let address = HostPort(target.target) else { throw SSHBridgeError(reason: "target is not HOST:PORT") }
         guard let expected = target.hostKey?.split(separator: " ").prefix(2).joined(separator: " "), !expected.isEmpty else {
             throw SSHBridgeError(reason: "the connection has no host_key; the gateway will not trust an unknown host")
@@ -451,7 +462,10 @@ final class SSHBridgeSession: @unchecked Sendable {
             throw SSHBridgeError(reason: "the connection has no private_key_file")
         }
         guard let session = ssh_new() else { throw SSHBridgeError(reason: "ssh_new failed") }
-        upstream = session
+        var connected = false
+        defer {
+            if !connected { ssh_free(session) }
+        }
         var port = Int32(address.port)
         var no: Int32 = 0
         var timeout: Int = 15
@@ -491,6 +505,17 @@ final class SSHBridgeSession: @unchecked Sendable {
         guard ssh_userauth_publickey(session, nil, key) == Int32(SSH_AUTH_SUCCESS.rawValue) else {
             throw SSHBridgeError(reason: "the target refused the connection's key")
         }
+        connected = true
+        upstream = session
+        ssh_set_blocking(session, 0)
+        if let event { ssh_event_add_session(event, session) }
+        return session
+    }
+
+    private func connectUpstream(_ target: ConnectionTarget, request: Request) throws {
+        let session = try upstreamSession(target)
+        ssh_set_blocking(session, 1)
+        defer { ssh_set_blocking(session, 0) }
         guard let channel = ssh_channel_new(session), ssh_channel_open_session(channel) == SSH_OK else {
             throw SSHBridgeError(reason: "cannot open a session channel")
         }
@@ -530,8 +555,6 @@ final class SSHBridgeSession: @unchecked Sendable {
             SSHBridgeSession.from(userdata).exitSignal = signal.map { String(cString: $0) }
         }
         ssh_set_channel_callbacks(channel, callbacks)
-        ssh_set_blocking(session, 0)
-        if let event { ssh_event_add_session(event, session) }
     }
 
     /// Output from the target: masked, recorded, queued for the client (backpressure: nothing is
@@ -638,6 +661,7 @@ final class SSHBridgeSession: @unchecked Sendable {
     }
 
     private func pump() {
+        pumpForwards()
         releaseHeldLine()
         pullBuffered()
         if let inputMasker, let bytes = try? inputMasker.idleBytes(), !bytes.isEmpty { governed?.record(SessionEvent(.input, bytes)) }
@@ -690,5 +714,105 @@ final class SSHBridgeSession: @unchecked Sendable {
             }
             finished = true
         }
+    }
+
+    // MARK: - Port forwarding
+
+    /// A `direct-tcpip` channel (`ssh -L`, `ssh -D`): allowed only to destinations the
+    /// connection's `port_forwarding` lists, then through the guardrails (class `port_forward`).
+    /// A review holds the channel open request (this session's thread waits) until decided.
+    /// Returns 0 when answered here, 1 for libssh's default refusal.
+    private func openForward(_ message: ssh_message) -> Int32 {
+        guard let governed else { return 1 }
+        let host = ssh_message_channel_request_open_destination(message).map { String(cString: $0) } ?? ""
+        let port = Int(ssh_message_channel_request_open_destination_port(message))
+        let originator = ssh_message_channel_request_open_originator(message).map { String(cString: $0) } ?? "127.0.0.1"
+        let originatorPort = ssh_message_channel_request_open_originator_port(message)
+        let destination = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        guard !host.isEmpty, host.utf8.count <= 255, forwards.count < Self.forwardLimit else { return 1 }
+        let allowed: Bool
+        if let cached = forwardDecisions[destination] {
+            allowed = cached
+        } else {
+            allowed = decideForward(host: host, port: port, destination: destination, governed: governed)
+            forwardDecisions[destination] = allowed
+        }
+        guard allowed else { return 1 }
+        do {
+            let session = try upstreamSession(governed.connection)
+            guard let upstreamChannel = ssh_channel_new(session) else { throw SSHBridgeError(reason: "ssh_channel_new failed") }
+            ssh_set_blocking(session, 1)
+            let status = ssh_channel_open_forward(upstreamChannel, host, Int32(port), originator, originatorPort)
+            ssh_set_blocking(session, 0)
+            guard status == SSH_OK else {
+                ssh_channel_free(upstreamChannel)
+                throw SSHBridgeError(reason: "the target refused to open \(destination)")
+            }
+            guard let clientChannel = ssh_message_channel_request_open_reply_accept(message) else {
+                ssh_channel_close(upstreamChannel)
+                ssh_channel_free(upstreamChannel)
+                return 0
+            }
+            forwards.append(SSHForward(client: clientChannel, upstream: upstreamChannel, destination: destination))
+            governed.record(SessionEvent(.marker, text: #"{"forward":"\#(JSONText.escaped(destination))","opened":true}"#))
+            return 0
+        } catch {
+            governed.record(SessionEvent(.marker, text: #"{"forward":"\#(JSONText.escaped(destination))","error":"\#(JSONText.escaped(String(describing: error).prefix(200)))"}"#))
+            tell("sluice: forward to \(destination) failed: \(error)")
+            return 1
+        }
+    }
+
+    private func decideForward(host: String, port: Int, destination: String, governed: any GovernedSession) -> Bool {
+        guard governed.connection.portForwarding.permits(host: host, port: port) else {
+            governed.record(SessionEvent(.marker, text: #"{"forward":"\#(JSONText.escaped(destination))","refused":"not in port_forwarding"}"#))
+            tell("sluice: port forwarding to \(destination) is not allowed on \(governed.connection.name)")
+            return false
+        }
+        switch governed.decide(SSHCommands.portForward(destination)) {
+        case .allow:
+            return true
+        case .block(let message):
+            tell("sluice: blocked: \(message)")
+            return false
+        case .review(let ticket):
+            tell("sluice: forward to \(destination) held for review \(ticket.id); waiting for an approver (\(ticket.approveHint))")
+            flushToClient()
+            let outcome = (try? blockingAwait { await ticket.outcome() }) ?? .timedOut
+            switch outcome {
+            case .approved(let by):
+                tell("sluice: forward to \(destination) approved by \(by.joined(separator: ", "))")
+                return true
+            case .denied(let by, let reason):
+                tell("sluice: forward to \(destination) denied by \(by)" + (reason.isEmpty ? "" : ": \(reason)"))
+                return false
+            case .timedOut:
+                tell("sluice: the review of the forward to \(destination) timed out")
+                return false
+            }
+        }
+    }
+
+    /// A line for the user on the session channel's stderr, when there is one (`ssh -N` has none;
+    /// the client then only sees "administratively prohibited", and the record says why).
+    private func tell(_ line: String) {
+        guard clientChannel != nil else { return }
+        toClientStderr.append(contentsOf: Array((line + "\r\n").utf8))
+    }
+
+    private func pumpForwards() {
+        guard !forwards.isEmpty else { return }
+        // Pumping polls libssh, whose callbacks may open more forwards: iterate over a copy.
+        let current = forwards
+        let done = current.filter { $0.pump() }
+        guard !done.isEmpty else { return }
+        forwards.removeAll { forward in done.contains { $0 === forward } }
+        done.forEach(closeForward)
+    }
+
+    private func closeForward(_ forward: SSHForward) {
+        forward.close()
+        governed?.record(SessionEvent(.marker, text:
+            #"{"forward":"\#(JSONText.escaped(forward.destination))","closed":true,"bytes_up":\#(forward.bytesUp),"bytes_down":\#(forward.bytesDown)}"#))
     }
 }
