@@ -33,6 +33,7 @@ integration-test: build
 	bash Tests/IntegrationTests/gateway-core.sh
 	bash Tests/IntegrationTests/postgres.sh
 	bash Tests/IntegrationTests/ssh.sh
+	bash Tests/IntegrationTests/http.sh
 
 test: unit-test engine-check integration-test
 

@@ -90,12 +90,16 @@ public struct Credential: Sendable, Equatable {
     public var password: Secret?
     public var privateKey: Secret?
     public var token: Secret?
+    /// HTTP: send the token in this header instead of `Authorization: Bearer`.
+    public var headerName: String?
 
-    public init(username: String? = nil, password: Secret? = nil, privateKey: Secret? = nil, token: Secret? = nil) {
+    public init(username: String? = nil, password: Secret? = nil, privateKey: Secret? = nil, token: Secret? = nil,
+                headerName: String? = nil) {
         self.username = username
         self.password = password
         self.privateKey = privateKey
         self.token = token
+        self.headerName = headerName
     }
 }
 

@@ -1,23 +1,6 @@
 import NIOCore
 import Synchronization
 
-/// How an adapter wants an upstream connection made.
-public struct UpstreamRequest: Sendable {
-    public var target: ConnectionTarget
-    public var host: String
-    public var port: Int
-    /// For Postgres: negotiate TLS with an SSLRequest first, per the target's `sslmode` option.
-    /// False for cancel requests, which go in clear.
-    public var negotiateTLS: Bool
-}
-
-/// Opens a connection to an upstream server on `eventLoop` (the client's loop, so both legs of a
-/// session share one thread), with TLS when the target asks for it, and runs `initializer` on the
-/// new channel. Provided by the Gateway, which alone bootstraps sockets.
-public typealias UpstreamConnector = @Sendable (
-    _ eventLoop: any EventLoop, _ request: UpstreamRequest, _ initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
-) -> EventLoopFuture<any Channel>
-
 /// Puts TLS in front of a client channel (called on its event loop, right after `S` is written).
 public typealias ClientTLSUpgrade = @Sendable (any Channel) throws -> Void
 

@@ -79,6 +79,8 @@ public struct GatewayConfiguration: Sendable {
         public var privateKeyFile: String?
         public var tokenEnv: String?
         public var tokenFile: String?
+        /// HTTP: the header that carries the token (default `Authorization: Bearer`).
+        public var header: String?
         public init() {}
     }
 
@@ -122,6 +124,17 @@ public struct GatewayConfiguration: Sendable {
     /// Per-statement cap on recorded result bytes (adapters read it).
     public var recordOutputCap = 1 << 20
 
+    /// The HTTP listener's routing and timeouts (`http:`).
+    public struct HTTPSettings: Sendable, Equatable {
+        /// When set, `Host: CONNECTION.SUFFIX` routes by host; other requests by path.
+        public var hostSuffix: String?
+        public var headerTimeout: Duration = .seconds(15)
+        public var bodyIdleTimeout: Duration = .seconds(30)
+        public init() {}
+    }
+
+    public var http = HTTPSettings()
+
     public init() {}
 
     /// The SQLite file (or other store URL) in effect.
@@ -164,7 +177,7 @@ extension GatewayConfiguration {
         guard let root = try ConfigNode.parse(text, file: file), !root.isNull else { return configuration }
         let top = try root.mapping(allowed: [
             "listen", "state_dir", "store", "tls", "identity", "detectors", "masking", "connections",
-            "notifications", "public_url", "recording",
+            "notifications", "public_url", "recording", "http",
         ])
         if let listen = top["listen"] {
             let map = try listen.mapping(allowed: ["admin", "postgres", "ssh", "http", "kubernetes"])
@@ -204,6 +217,18 @@ extension GatewayConfiguration {
         if let node = top["recording"] {
             let map = try node.mapping(allowed: ["output_cap_bytes"])
             if let cap = map["output_cap_bytes"] { configuration.recordOutputCap = try cap.int(in: 0...(1 << 30)) }
+        }
+        if let node = top["http"] {
+            let map = try node.mapping(allowed: ["host_suffix", "header_timeout", "body_idle_timeout"])
+            if let suffix = map["host_suffix"] {
+                let text = try suffix.nonEmptyString().lowercased()
+                guard text.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." }), !text.hasPrefix(".") else {
+                    throw suffix.error("expected a DNS suffix such as gw.example.com")
+                }
+                configuration.http.hostSuffix = text
+            }
+            if let value = map["header_timeout"] { configuration.http.headerTimeout = try value.duration() }
+            if let value = map["body_idle_timeout"] { configuration.http.bodyIdleTimeout = try value.duration() }
         }
         if let node = top["connections"] {
             var seen = Set<String>()
@@ -290,11 +315,14 @@ extension GatewayConfiguration {
         if kind != .http && kind != .kubernetes, HostPort(connection.target) == nil {
             throw targetNode.error("expected HOST:PORT")
         }
+        if kind == .http || kind == .kubernetes, HTTPTarget(connection.target) == nil {
+            throw targetNode.error("expected an http:// or https:// URL")
+        }
         if let value = map["database"] { connection.database = try value.nonEmptyString() }
         if let value = map["host_key"] { connection.hostKey = try value.nonEmptyString() }
         if let value = map["ca_file"] { connection.caFile = try value.nonEmptyString() }
         if let value = map["credential"] {
-            let entry = try value.mapping(allowed: ["username", "password_env", "password_file", "private_key_file", "token_env", "token_file", "password"])
+            let entry = try value.mapping(allowed: ["username", "password_env", "password_file", "private_key_file", "token_env", "token_file", "password", "header"])
             if let inline = entry["password"] {
                 throw inline.error("inline secrets are refused; use password_env or password_file")
             }
@@ -304,6 +332,14 @@ extension GatewayConfiguration {
             connection.credential.privateKeyFile = try entry["private_key_file"]?.nonEmptyString()
             connection.credential.tokenEnv = try entry["token_env"]?.nonEmptyString()
             connection.credential.tokenFile = try entry["token_file"]?.nonEmptyString()
+            if let header = entry["header"] {
+                guard kind == .http else { throw header.error("only http connections send the credential in a named header") }
+                let name = try header.nonEmptyString()
+                guard name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
+                    throw header.error("not an HTTP header name")
+                }
+                connection.credential.header = name
+            }
         }
         if let value = map["access"] {
             let entry = try value.mapping(allowed: ["groups", "requires_grant"])

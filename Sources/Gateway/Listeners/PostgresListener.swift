@@ -23,6 +23,7 @@ enum Sockets {
     /// Plain TCP, or for Postgres targets with `sslmode` other than `disable`, SSLRequest then TLS
     /// (verify-full checks the chain against `ca_file` and the host name).
     static let connector: UpstreamConnector = { eventLoop, request, initializer in
+        if request.directTLS { return directTLS(eventLoop, request, initializer) }
         let mode: PostgresSSLMode
         do {
             mode = request.negotiateTLS && request.target.kind == .postgres ? try PostgresSSLMode.of(request.target) : .disable
@@ -57,6 +58,35 @@ enum Sockets {
             .flatMap { channel in
                 negotiated.futureResult.flatMap { initializer(channel) }.map { channel }
             }
+    }
+
+    /// HTTPS and Kubernetes upstreams: TLS from the first byte, the chain checked against the
+    /// connection's `ca_file` (else the system roots) and the host name.
+    private static func directTLS(_ eventLoop: any EventLoop, _ request: UpstreamRequest,
+                                  _ initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<any Channel> {
+        let context: NIOSSLContext
+        do {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.minimumTLSVersion = .tlsv12
+            tls.certificateVerification = .fullVerification
+            if let caFile = request.target.caFile { tls.trustRoots = .file(caFile) }
+            context = try NIOSSLContext(configuration: tls)
+        } catch {
+            return eventLoop.makeFailedFuture(UpstreamTLSError(reason: "cannot load the CA or TLS settings (\(error))"))
+        }
+        let serverName = request.host.first?.isNumber == true || request.host.contains(":") ? nil : request.host
+        return ClientBootstrap(group: eventLoop)
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.seconds(10))
+            .channelInitializer { channel in
+                do {
+                    try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: serverName))
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+                return initializer(channel)
+            }
+            .connect(host: request.host, port: request.port)
     }
 
     /// A TLS server context from the configured pair, else the state dir's generated one.

@@ -320,6 +320,7 @@ enum CredentialResolver {
         return Credential(username: source.username,
                           password: try environment(source.passwordEnv) ?? file(source.passwordFile, trim: true),
                           privateKey: try file(source.privateKeyFile, trim: false),
-                          token: try environment(source.tokenEnv) ?? file(source.tokenFile, trim: true))
+                          token: try environment(source.tokenEnv) ?? file(source.tokenFile, trim: true),
+                          headerName: source.header)
     }
 }

@@ -65,6 +65,9 @@ public struct GatewayServer {
         if let ssh = try SSHListener.make(configuration: configuration, runtime: runtime, logger: logger) {
             services.append(ssh)
         }
+        if let http = HTTPListener.make(configuration: configuration, runtime: runtime, logger: logger) {
+            services.append(http)
+        }
         services.append(SessionCloser(runtime: runtime))
 
         runtime.control.append("gateway.started", actor: "sluice", ["connections": String(configuration.connections.count),

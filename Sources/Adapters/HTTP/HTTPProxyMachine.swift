@@ -1,0 +1,470 @@
+import MaskEngine
+import NIOCore
+import NIOHTTP1
+
+/// What differs between the plain HTTP listener and the Kubernetes one: how a request is
+/// described to the guardrails, what is added upstream, and how the gateway's own errors look.
+public struct HTTPProxyProfile: Sendable {
+    public var kind: ConnectionKind
+    /// The guardrail command of a request (`uri` is the upstream URI, prefix removed).
+    public var command: @Sendable (_ method: HTTPMethod, _ uri: String) -> Command
+    /// Extra upstream headers for a session (Kubernetes: impersonation).
+    public var upstreamHeaders: @Sendable (_ headers: inout HTTPHeaders, _ session: any GovernedSession) -> Void
+    /// The body of an error the gateway answers itself: content type and bytes.
+    public var errorBody: @Sendable (_ status: HTTPResponseStatus, _ code: String, _ message: String) -> (String, [UInt8])
+
+    public init(kind: ConnectionKind,
+                command: @escaping @Sendable (HTTPMethod, String) -> Command,
+                upstreamHeaders: @escaping @Sendable (inout HTTPHeaders, any GovernedSession) -> Void = { _, _ in },
+                errorBody: @escaping @Sendable (HTTPResponseStatus, String, String) -> (String, [UInt8])) {
+        self.kind = kind
+        self.command = command
+        self.upstreamHeaders = upstreamHeaders
+        self.errorBody = errorBody
+    }
+
+    /// Plain HTTP: `METHOD /path?query`; errors as `{"error": CODE, "message": TEXT}`.
+    public static let http = HTTPProxyProfile(kind: .http, command: HTTPCommands.request) { _, code, message in
+        ("application/json", Array(#"{"error":"\#(JSONText.escaped(code))","message":"\#(JSONText.escaped(message))"}"#.utf8) + [10])
+    }
+}
+
+public struct HTTPAdapterConfiguration: Sendable {
+    public var routing: HTTPRouting = .path
+    /// The scheme clients use to reach the listener (`X-Forwarded-Proto`).
+    public var clientScheme = "http"
+    /// Recorded body bytes per request and per response; beyond it the record says it was cut.
+    public var recordCap = 64 * 1024
+    /// A request head must arrive complete within this (slow-loris), also between keep-alive requests.
+    public var headerTimeout: TimeAmount = .seconds(15)
+    /// A request body that stalls this long is abandoned (408 when no response has started).
+    public var bodyIdleTimeout: TimeAmount = .seconds(30)
+
+    public init() {}
+}
+
+/// The sans-IO core of one client connection of the HTTP proxy: routing, authentication, the
+/// guardrail decision (block, review hold), the upstream request head, and the response plan.
+/// Requests are handled one at a time (the pipelining handler in front delivers the next only
+/// after the previous response ended). The handler performs the returned actions.
+public struct HTTPProxyMachine {
+    public enum Action {
+        case openSession(token: String, connection: String)
+        case closeSession(any GovernedSession)
+        case awaitReview(ReviewTicket)
+        /// Connect (or reuse an idle connection to the same target).
+        case connectUpstream(ConnectionTarget, HTTPTarget)
+        case sendUpstream(HTTPClientRequestPart)
+        case sendClient(HTTPServerResponsePart)
+        /// Stop or resume reading the client (while waiting, the request body stays in the socket).
+        case readClient(Bool)
+        /// The exchange with the upstream is over: keep its connection for the next request or close it.
+        case releaseUpstream(reusable: Bool)
+        /// Close the client connection (after what was written).
+        case closeClient(reason: String)
+    }
+
+    enum State {
+        case idle
+        case awaitingSession
+        case awaitingReview
+        case awaitingUpstream
+        /// The request went upstream; the response is awaited or streaming.
+        case forwarding
+        /// The gateway answered itself; the rest of the request body is read and dropped.
+        case answered
+        case closed
+    }
+
+    public let configuration: HTTPAdapterConfiguration
+    public let profile: HTTPProxyProfile
+    private(set) var state = State.idle
+    public private(set) var session: (any GovernedSession)?
+    private var sessionToken: String?
+
+    // The current exchange.
+    private var head: HTTPRequestHead?
+    private var route: HTTPRoute?
+    private var target: HTTPTarget?
+    private var clientAddress: String?
+    private var pendingBody: [ByteBuffer] = []
+    private var requestEnded = false
+    private var requestBytes = 0
+    private var requestRecorder: HTTPBodyTransformer?
+    private var reviewID: String?
+    private var responseStatus: HTTPResponseStatus?
+    private var responseStarted = false
+    private var transformer: HTTPBodyTransformer?
+    private var upstreamKeepAlive = true
+    private var started = ContinuousClock.now
+
+    public init(configuration: HTTPAdapterConfiguration, profile: HTTPProxyProfile) {
+        self.configuration = configuration
+        self.profile = profile
+    }
+
+    public var isIdle: Bool { if case .idle = state { true } else { false } }
+    /// Whether the response head went out (after that an error can only cut the connection).
+    public var hasStartedResponse: Bool { responseStarted }
+
+    // MARK: - Client events
+
+    public mutating func requestHead(_ head: HTTPRequestHead, clientAddress: String?) -> [Action] {
+        guard case .idle = state else { return fail("a request arrived while another was in progress") }
+        self.head = head
+        self.clientAddress = clientAddress
+        pendingBody = []
+        requestEnded = false
+        requestBytes = 0
+        reviewID = nil
+        responseStatus = nil
+        responseStarted = false
+        transformer = nil
+        requestRecorder = nil
+        upstreamKeepAlive = true
+        started = .now
+        if head.headers[canonicalForm: "upgrade"].isEmpty == false {
+            return answer(.notImplemented, code: "upgrade_unsupported", "protocol upgrades are not proxied on this listener")
+        }
+        guard let route = HTTPRoute.resolve(uri: head.uri, host: head.headers.first(name: "host"), routing: configuration.routing) else {
+            return answer(.notFound, code: "no_connection", "no connection in the request (use /CONNECTION/path)")
+        }
+        self.route = route
+        guard let token = HTTPHeaderRules.token(from: head.headers) else {
+            var actions = answer(.unauthorized, code: "unauthenticated", "send your Sluice token as Authorization: Bearer TOKEN")
+            if case .sendClient(.head(var response)) = actions.first {
+                response.headers.add(name: "WWW-Authenticate", value: #"Bearer realm="sluice""#)
+                actions[0] = .sendClient(.head(response))
+            }
+            return actions
+        }
+        if let session, sessionToken == token, session.connection.name == route.connection {
+            return decide(session)
+        }
+        var actions: [Action] = [.readClient(false)]
+        if let session { actions.append(.closeSession(session)) }
+        session = nil
+        sessionToken = token
+        state = .awaitingSession
+        actions.append(.openSession(token: token, connection: route.connection))
+        return actions
+    }
+
+    public mutating func requestBody(_ buffer: ByteBuffer) -> [Action] {
+        requestBytes += buffer.readableBytes
+        switch state {
+        case .forwarding:
+            if let requestRecorder { _ = try? requestRecorder.write(buffer) }
+            return [.sendUpstream(.body(.byteBuffer(buffer)))]
+        case .awaitingSession, .awaitingReview, .awaitingUpstream:
+            pendingBody.append(buffer)
+            return [.readClient(false)]
+        case .answered, .idle, .closed:
+            return []
+        }
+    }
+
+    public mutating func requestEnd() -> [Action] {
+        requestEnded = true
+        switch state {
+        case .forwarding:
+            finishRequestRecord()
+            return [.sendUpstream(.end(nil))]
+        case .answered:
+            return finishLocalAnswer()
+        default:
+            return []
+        }
+    }
+
+    // MARK: - Governor events
+
+    public mutating func sessionOpened(_ session: any GovernedSession) -> [Action] {
+        guard case .awaitingSession = state else { return [.closeSession(session)] }
+        self.session = session
+        guard session.connection.kind == profile.kind else {
+            return answer(.notFound, code: "wrong_listener", "\(session.connection.name) is a \(session.connection.kind.rawValue) connection")
+        }
+        return decide(session)
+    }
+
+    public mutating func sessionRefused(_ error: GovernorError) -> [Action] {
+        guard case .awaitingSession = state else { return [] }
+        sessionToken = nil
+        let status: HTTPResponseStatus
+        switch error.code {
+        case .unauthenticated: status = .unauthorized
+        case .forbidden: status = .forbidden
+        case .unknownConnection: status = .notFound
+        default: status = .serviceUnavailable
+        }
+        return answer(status, code: error.code.rawValue, error.message)
+    }
+
+    public mutating func reviewDecided(_ outcome: ReviewOutcome) -> [Action] {
+        guard case .awaitingReview = state, let session else { return [] }
+        switch outcome {
+        case .approved:
+            return forward(session)
+        case .denied(let by, let reason):
+            return answer(.forbidden, code: "review_denied", "denied by \(by)" + (reason.isEmpty ? "" : ": \(reason)"))
+        case .timedOut:
+            return answer(.forbidden, code: "review_timed_out", "the review timed out")
+        }
+    }
+
+    // MARK: - Upstream events
+
+    public mutating func upstreamConnected() -> [Action] {
+        guard case .awaitingUpstream = state, let head, let route, let target, let session else { return [] }
+        state = .forwarding
+        let scanning = session.masking(for: .stream).isMasked || session.recordingEngine != nil
+        var headers = HTTPHeaderRules.upstreamHeaders(head.headers, clientAddress: clientAddress, clientScheme: configuration.clientScheme,
+                                                      upstreamHost: target.hostHeader, credential: HTTPCredential(session.connection.credential),
+                                                      scanning: scanning)
+        profile.upstreamHeaders(&headers, session)
+        if head.headers.first(name: "content-length") == nil, head.headers.first(name: "transfer-encoding") == nil, requestEnded,
+           pendingBody.isEmpty, head.method == .POST || head.method == .PUT || head.method == .PATCH {
+            headers.add(name: "Content-Length", value: "0")
+        }
+        var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: target.basePath + route.uri, headers: headers)
+        upstreamHead.headers.replaceOrAdd(name: "Connection", value: "keep-alive")
+        var actions: [Action] = [.sendUpstream(.head(upstreamHead))]
+        requestRecorder = try? HTTPBodyTransformer(
+            plan: HTTPResponsePlan(scan: HTTPResponsePlan.isScanned(contentType: head.headers.first(name: "content-type")),
+                                   coding: .identity, refusal: nil, hasBody: true),
+            choice: .unmasked, recordingEngine: session.recordingEngine, recordCap: configuration.recordCap, kind: .input,
+            record: { [weak session] in session?.record($0) })
+        for buffer in pendingBody {
+            if let requestRecorder { _ = try? requestRecorder.write(buffer) }
+            actions.append(.sendUpstream(.body(.byteBuffer(buffer))))
+        }
+        pendingBody = []
+        if requestEnded {
+            finishRequestRecord()
+            actions.append(.sendUpstream(.end(nil)))
+        } else {
+            actions.append(.readClient(true))
+        }
+        return actions
+    }
+
+    public mutating func upstreamFailed(_ reason: String) -> [Action] {
+        switch state {
+        case .awaitingUpstream:
+            return answer(.badGateway, code: "upstream_unreachable", "cannot reach \(route?.connection ?? "the upstream"): \(reason)")
+        case .forwarding where !responseStarted:
+            var actions: [Action] = [.releaseUpstream(reusable: false)]
+            actions += answer(.badGateway, code: "upstream_failed", "the upstream connection failed: \(reason)")
+            return actions
+        case .forwarding:
+            recordMarker(#"{"error":"upstream failed mid-response"}"#)
+            return fail("the upstream failed mid-response")
+        default:
+            return []
+        }
+    }
+
+    public mutating func responseHead(_ response: HTTPResponseHead) -> [Action] {
+        guard case .forwarding = state, let head, let session else { return [] }
+        if response.status.code < 200 {
+            // 100 Continue and other interim answers: the client asked for them (or ignores them).
+            return response.status == .continue ? [] : []
+        }
+        upstreamKeepAlive = response.isKeepAlive
+        let plan = HTTPResponsePlan.make(requestMethod: head.method, status: response.status, headers: response.headers)
+        if let refusal = plan.refusal {
+            // Fail closed: the body is never forwarded unscanned.
+            recordMarker(#"{"refused":"\#(JSONText.escaped(refusal))"}"#)
+            var actions: [Action] = [.releaseUpstream(reusable: false)]
+            actions += answer(.badGateway, code: "unscannable_response", refusal)
+            return actions
+        }
+        do {
+            transformer = try HTTPBodyTransformer(plan: plan, choice: session.masking(for: .stream), recordingEngine: session.recordingEngine,
+                                                  recordCap: configuration.recordCap, record: { [weak session] in session?.record($0) })
+        } catch {
+            var actions: [Action] = [.releaseUpstream(reusable: false)]
+            actions += answer(.badGateway, code: "masking_unavailable", "the response cannot be masked")
+            return actions
+        }
+        responseStatus = response.status
+        responseStarted = true
+        var out = HTTPResponseHead(version: head.version, status: response.status, headers: plan.clientHeaders(response.headers))
+        if let reviewID { out.headers.add(name: "Sluice-Review", value: reviewID) }
+        if !head.isKeepAlive || head.version.minor == 0 && plan.scan && plan.hasBody {
+            out.headers.replaceOrAdd(name: "Connection", value: "close")
+        }
+        return [.sendClient(.head(out))]
+    }
+
+    public mutating func responseBody(_ buffer: ByteBuffer) -> [Action] {
+        guard case .forwarding = state, let transformer else { return [] }
+        do {
+            guard let out = try transformer.write(buffer) else { return [] }
+            return [.sendClient(.body(.byteBuffer(out)))]
+        } catch {
+            return failResponse(error)
+        }
+    }
+
+    public mutating func responseEnd() -> [Action] {
+        guard case .forwarding = state, let head else { return [] }
+        var actions: [Action] = []
+        if let transformer {
+            do {
+                if let out = try transformer.finish() { actions.append(.sendClient(.body(.byteBuffer(out)))) }
+            } catch {
+                return failResponse(error)
+            }
+            session?.reportMasking(bytes: transformer.bytesIn, counts: transformer.counts, latency: .now - started)
+        }
+        recordExchangeEnd()
+        actions.append(.sendClient(.end(nil)))
+        actions.append(.releaseUpstream(reusable: upstreamKeepAlive && requestEnded))
+        state = .idle
+        if !head.isKeepAlive || (head.version.minor == 0 && transformer?.bytesOut != transformer?.bytesIn) {
+            actions.append(.closeClient(reason: "client asked to close"))
+            state = .closed
+        } else if !requestEnded {
+            // The response came before the request body ended: the connection cannot be reused.
+            actions.append(.closeClient(reason: "response before the request body ended"))
+            state = .closed
+        } else {
+            actions.append(.readClient(true))
+        }
+        return actions
+    }
+
+    /// The upstream connection closed (not at a response boundary).
+    public mutating func upstreamClosed() -> [Action] {
+        guard case .forwarding = state else { return [] }
+        return upstreamFailed("connection closed")
+    }
+
+    /// The head of a request did not arrive in time, or its body stalled.
+    public mutating func timedOut() -> [Action] {
+        switch state {
+        case .idle:
+            state = .closed
+            return [.closeClient(reason: "idle")]
+        case .forwarding where !responseStarted && !requestEnded:
+            var actions: [Action] = [.releaseUpstream(reusable: false)]
+            actions += answer(.requestTimeout, code: "request_timeout", "the request body stalled")
+            return actions
+        default:
+            return []
+        }
+    }
+
+    public mutating func clientClosed() -> [Action] {
+        let previous = state
+        state = .closed
+        var actions: [Action] = []
+        if case .forwarding = previous {
+            recordMarker(#"{"error":"client left mid-exchange"}"#)
+            actions.append(.releaseUpstream(reusable: false))
+        }
+        if let session { actions.append(.closeSession(session)) }
+        session = nil
+        return actions
+    }
+
+    // MARK: - Internals
+
+    private mutating func decide(_ session: any GovernedSession) -> [Action] {
+        guard let head, let route else { return [] }
+        session.record(SessionEvent(.input, text: "\(head.method.rawValue) \(route.uri)"))
+        switch session.decide(profile.command(head.method, route.uri)) {
+        case .allow:
+            return forward(session)
+        case .block(let message):
+            return answer(.forbidden, code: "blocked", message)
+        case .review(let ticket):
+            state = .awaitingReview
+            reviewID = ticket.id
+            return [.readClient(false), .awaitReview(ticket)]
+        }
+    }
+
+    private mutating func forward(_ session: any GovernedSession) -> [Action] {
+        guard let target = HTTPTarget(session.connection.target) else {
+            return answer(.badGateway, code: "bad_target", "the connection's target is not an http(s) URL")
+        }
+        self.target = target
+        state = .awaitingUpstream
+        return [.connectUpstream(session.connection, target)]
+    }
+
+    /// The gateway answers itself (an error): a complete response with a JSON body.
+    private mutating func answer(_ status: HTTPResponseStatus, code: String, _ message: String) -> [Action] {
+        recordMarker(#"{"status":\#(status.code),"error":"\#(JSONText.escaped(code))"}"#)
+        let (type, body) = profile.errorBody(status, code, message)
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: type)
+        headers.add(name: "Content-Length", value: String(body.count))
+        headers.add(name: "Cache-Control", value: "no-store")
+        if let reviewID { headers.add(name: "Sluice-Review", value: reviewID) }
+        let keepAlive = head?.isKeepAlive ?? false
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        let version = head?.version ?? .http1_1
+        var actions: [Action] = [
+            .sendClient(.head(HTTPResponseHead(version: version, status: status, headers: headers))),
+            .sendClient(.body(.byteBuffer(ByteBuffer(bytes: body)))),
+            .sendClient(.end(nil)),
+        ]
+        responseStarted = true
+        state = .answered
+        if !keepAlive || status == .requestTimeout || status == .notImplemented {
+            state = .closed
+            actions.append(.closeClient(reason: "answered \(status.code)"))
+            return actions
+        }
+        if requestEnded {
+            actions += finishLocalAnswer()
+        } else {
+            actions.append(.readClient(true))   // read and drop the rest of the body
+        }
+        return actions
+    }
+
+    private mutating func finishLocalAnswer() -> [Action] {
+        guard case .answered = state else { return [] }
+        state = .idle
+        return [.readClient(true)]
+    }
+
+    private mutating func failResponse(_ error: any Error) -> [Action] {
+        // Fail closed: what could not be masked is not sent; the client sees a cut response.
+        recordMarker(#"{"error":"response could not be masked","reason":"\#(JSONText.escaped(String(describing: error).prefix(120)))"}"#)
+        if !responseStarted {
+            var actions: [Action] = [.releaseUpstream(reusable: false)]
+            actions += answer(.badGateway, code: "masking_failed", "the response could not be masked")
+            return actions
+        }
+        return fail("the response could not be masked")
+    }
+
+    private mutating func fail(_ reason: String) -> [Action] {
+        state = .closed
+        return [.releaseUpstream(reusable: false), .closeClient(reason: reason)]
+    }
+
+    private mutating func finishRequestRecord() {
+        if let requestRecorder { _ = try? requestRecorder.finish() }
+    }
+
+    private func recordExchangeEnd() {
+        let status = responseStatus?.code ?? 0
+        let cut = (transformer?.recordCut ?? false) || (requestRecorder?.recordCut ?? false)
+        recordMarker(#"{"status":\#(status),"request_bytes":\#(requestBytes),"response_bytes":\#(transformer?.bytesOut ?? 0),"upstream_bytes":\#(transformer?.bytesIn ?? 0)\#(cut ? #","recorded":"cut""# : "")}"#)
+    }
+
+    private func recordMarker(_ text: String) {
+        session?.record(SessionEvent(.marker, text: text))
+    }
+}
+
+extension MaskingChoice {
+    var isMasked: Bool { if case .masked = self { true } else { false } }
+}

@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# The HTTP adapter against a real upstream HTTP server (Tests/IntegrationTests/http_upstream.py),
+# with the real curl: masking of JSON, chunked, gzip and deflate bodies; refusal of bodies it
+# cannot scan; credential injection; block and review rules; a 100 MB body in bounded memory;
+# slow and malformed clients.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+SLUICE=${SLUICE:-$ROOT/.build/debug/sluice}
+WORK=$(mktemp -d /tmp/sluice-http.XXXXXX)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  if [ -n "${SLUICE_IT_KEEP:-}" ]; then rm -rf /tmp/sluice-http.last && cp -r "$WORK" /tmp/sluice-http.last; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+source "$ROOT/Tests/IntegrationTests/lib.sh"
+
+echo "== upstream service"
+UP_PORT=$(free_port)
+python3 "$ROOT/Tests/IntegrationTests/http_upstream.py" --port "$UP_PORT" --log "$WORK/upstream.log" >"$WORK/upstream.out" 2>&1 &
+PIDS+=($!)
+wait_port "$UP_PORT" || { cat "$WORK/upstream.out"; exit 1; }
+
+ADMIN_PORT=$(free_port)
+HTTP_PORT=$(free_port)
+printf 'key-for-upstream-%s' "$RANDOM" >"$WORK/api-key"
+export API_TOKEN="upstream-bearer-$RANDOM$RANDOM"
+cat >"$WORK/sluice.yaml" <<YAML
+listen: { admin: 127.0.0.1:$ADMIN_PORT, postgres: off, ssh: off, http: 127.0.0.1:$HTTP_PORT, kubernetes: off }
+state_dir: $WORK/state
+detectors: [$ROOT/corpora]
+http: { header_timeout: 2s, host_suffix: gw.test }
+connections:
+  - name: api
+    type: http
+    target: http://127.0.0.1:$UP_PORT
+    credential: { token_env: API_TOKEN }
+    access: { groups: [eng, dpo] }
+    masking: { unmasked_groups: [dpo] }
+    guardrails:
+      - { match: '^DELETE ', action: block, message: "deletes go through the billing console" }
+      - { match: '^POST /refunds', action: review }
+    reviews: { approvers: [leads], timeout: 2m }
+  - name: keyed
+    type: http
+    target: http://127.0.0.1:$UP_PORT
+    credential: { header: X-Api-Key, token_file: $WORK/api-key }
+    access: { groups: [eng] }
+  - name: ops-only
+    type: http
+    target: http://127.0.0.1:$UP_PORT
+    access: { groups: [ops] }
+YAML
+"$SLUICE" serve --config "$WORK/sluice.yaml" >"$WORK/serve.log" 2>&1 &
+GATEWAY=$!
+PIDS+=("$GATEWAY")
+wait_port "$HTTP_PORT" || { cat "$WORK/serve.log"; exit 1; }
+ALICE=$("$SLUICE" token --config "$WORK/sluice.yaml" --user alice --groups eng)
+DPO=$("$SLUICE" token --config "$WORK/sluice.yaml" --user dora --groups dpo)
+LEAD=$("$SLUICE" token --config "$WORK/sluice.yaml" --user lena --groups leads)
+GW=http://127.0.0.1:$HTTP_PORT
+get() { curl -sS --max-time 20 -H "Authorization: Bearer $1" "${@:2}"; }
+
+echo "== masking"
+OUT=$(get "$ALICE" "$GW/api/customers")
+check "a JSON body is masked" bash -c "grep -q '\[EMAIL\]' <<<'$OUT' && ! grep -q 'jane.doe@example.com' <<<'$OUT' && ! grep -q '268-45-8731' <<<'$OUT'"
+check "decoys are kept" bash -c "grep -q 'order 4111111111111112' <<<'$OUT' && grep -q 'not-an-email' <<<'$OUT'"
+check "the masked body is still valid JSON" bash -c "python3 -c 'import json,sys; json.loads(sys.argv[1])' '$OUT'"
+OUT=$(get "$DPO" "$GW/api/customers")
+check "an unmasked group sees the data" bash -c "grep -q 'jane.doe@example.com' <<<'$OUT'"
+HEADERS=$(get "$ALICE" -D - -o /dev/null "$GW/api/customers")
+check "a Content-Length body whose length changes is re-framed as chunked" bash -c "grep -qi '^transfer-encoding: chunked' <<<'$HEADERS' && ! grep -qi '^content-length' <<<'$HEADERS'"
+check "validators of the original bytes are weakened" bash -c "grep -qi '^etag: W/' <<<'$HEADERS'"
+OUT=$(get "$ALICE" "$GW/api/stream")
+check "a chunked NDJSON body split inside values is masked" bash -c "test \$(grep -c '\[EMAIL\]' <<<'$OUT') = 2 && ! grep -q '@example' <<<'$OUT'"
+OUT=$(get "$ALICE" "$GW/api/gzip")
+check "a gzip body is decoded, masked and sent as identity" bash -c "grep -q '\[EMAIL\]' <<<'$OUT' && ! grep -q 'jane.doe' <<<'$OUT'"
+OUT=$(get "$ALICE" --compressed "$GW/api/deflate")
+check "a deflate body is decoded and masked" bash -c "grep -q '\[EMAIL\]' <<<'$OUT' && ! grep -q 'jane.doe' <<<'$OUT'"
+CODE=$(get "$ALICE" -o "$WORK/br.out" -w '%{http_code}' "$GW/api/brotli")
+check "a body in an encoding the gateway cannot scan is refused with 502" bash -c "test '$CODE' = 502 && grep -q unscannable '$WORK/br.out'"
+get "$ALICE" -o "$WORK/binary.out" "$GW/api/binary"
+curl -sS -o "$WORK/binary.direct" "http://127.0.0.1:$UP_PORT/binary"
+check "a binary body passes byte for byte" cmp -s "$WORK/binary.out" "$WORK/binary.direct"
+OUT=$(curl -sS --max-time 10 -H "Authorization: Bearer $ALICE" -H "Host: api.gw.test" "$GW/customers")
+check "Host-based routing reaches the connection" bash -c "grep -q '\[EMAIL\]' <<<'$OUT'"
+
+echo "== credentials"
+: >"$WORK/upstream.log"
+get "$ALICE" "$GW/api/whoami" >/dev/null
+EXPECTED=$(printf 'Bearer %s' "$API_TOKEN" | sha256sum | cut -c1-16)
+USER_SHA=$(printf 'Bearer %s' "$ALICE" | sha256sum | cut -c1-16)
+check "the upstream sees the connection's bearer token" grep -q "\"auth_sha256\": \"$EXPECTED\"" "$WORK/upstream.log"
+check "the upstream never sees the user's token" bash -c "! grep -q '$USER_SHA' '$WORK/upstream.log'"
+check "X-Forwarded-For and -Proto are set" bash -c "grep -q '\"x_forwarded_for\": \"127.0.0.1\"' '$WORK/upstream.log' && grep -q '\"x_forwarded_proto\": \"http\"' '$WORK/upstream.log'"
+: >"$WORK/upstream.log"
+get "$ALICE" "$GW/keyed/whoami" >/dev/null
+KEY_SHA=$(printf '%s' "$(cat "$WORK/api-key")" | sha256sum | cut -c1-16)
+check "a named-header credential is sent from its file" bash -c "grep -q '\"x_api_key_sha256\": \"$KEY_SHA\"' '$WORK/upstream.log' && grep -q '\"auth_scheme\": null' '$WORK/upstream.log'"
+check "hop-by-hop headers are not forwarded as sent" bash -c "! grep -qi '\"connection\": \"close\"' '$WORK/upstream.log'"
+
+echo "== authentication and routing errors"
+check "no token: 401" test "$(curl -sS -o /dev/null -w '%{http_code}' "$GW/api/customers")" = 401
+check "a bad token: 401" test "$(get not-a-token -o /dev/null -w '%{http_code}' "$GW/api/customers")" = 401
+check "no access to the connection: 403" test "$(get "$ALICE" -o /dev/null -w '%{http_code}' "$GW/ops-only/customers")" = 403
+check "an unknown connection: 404" test "$(get "$ALICE" -o /dev/null -w '%{http_code}' "$GW/nope/customers")" = 404
+
+echo "== guardrails"
+: >"$WORK/upstream.log"
+CODE=$(get "$ALICE" -X DELETE -o "$WORK/delete.out" -w '%{http_code}' "$GW/api/items/7")
+check "a blocked request gets 403 with a JSON reason" bash -c "test '$CODE' = 403 && grep -q 'deletes go through the billing console' '$WORK/delete.out'"
+check "a blocked request never reaches the upstream" bash -c "! grep -q DELETE '$WORK/upstream.log'"
+( get "$ALICE" -X POST -H 'Content-Type: application/json' -d '{"order": 7, "amount": 12}' -o "$WORK/review1.out" -w '%{http_code}' \
+    --max-time 60 "$GW/api/refunds" >"$WORK/review1.code"; echo $? >"$WORK/review1.rc" ) &
+PIDS+=($!)
+RID=$(pending_review "$WORK/sluice.yaml")
+check "a reviewed request is held" bash -c "test -n '$RID' && ! grep -q refunds '$WORK/upstream.log'"
+"$SLUICE" reviews approve "$RID" --config "$WORK/sluice.yaml" --token "$LEAD" >/dev/null
+wait_file "$WORK/review1.rc" || true
+check "it runs after approval, body intact" bash -c "test \"\$(cat '$WORK/review1.code')\" = 200 && grep -q '\"received\": 26' '$WORK/review1.out'"
+( get "$ALICE" -X POST -d 'x=1' -o "$WORK/review2.out" -w '%{http_code}' --max-time 60 "$GW/api/refunds" >"$WORK/review2.code"; echo $? >"$WORK/review2.rc" ) &
+PIDS+=($!)
+RID=$(pending_review "$WORK/sluice.yaml")
+"$SLUICE" reviews deny "$RID" --config "$WORK/sluice.yaml" --token "$LEAD" --reason "not today" >/dev/null
+wait_file "$WORK/review2.rc" || true
+check "it fails with 403 and the reason after a denial" bash -c "test \"\$(cat '$WORK/review2.code')\" = 403 && grep -q 'denied by lena: not today' '$WORK/review2.out'"
+
+echo "== keep-alive"
+: >"$WORK/upstream.log"
+curl -sS -v -H "Authorization: Bearer $ALICE" "$GW/api/customers" "$GW/api/stream" "$GW/api/whoami" -o /dev/null -o /dev/null -o /dev/null 2>"$WORK/keepalive.err"
+check "the client connection is reused" grep -q 'Re-using existing connection' "$WORK/keepalive.err"
+PORTS=$(python3 -c 'import json,sys; print(len({json.loads(l)["client_port"] for l in open(sys.argv[1])}))' "$WORK/upstream.log")
+check "the upstream connection is reused (3 requests, 1 connection)" test "$PORTS" = 1
+
+echo "== a 100 MB body"
+START=$(date +%s.%N)
+get "$ALICE" --max-time 300 "$GW/api/big?mb=100" -o "$WORK/big.out" &
+CURL=$!
+PEAK=0
+while kill -0 "$CURL" 2>/dev/null; do
+  RSS=$(awk '/VmRSS/ {print $2}' "/proc/$GATEWAY/status")
+  [ "$RSS" -gt "$PEAK" ] && PEAK=$RSS
+  sleep 0.2
+done
+wait "$CURL" && rc=0 || rc=$?
+END=$(date +%s.%N)
+LINES=$(wc -l <"$WORK/big.out")
+EXPECTED_LINES=$(( 100 * 1024 * 1024 / 110 ))   # http_upstream.py: 110-byte lines
+echo "      100 MB in $(python3 -c "print(round($END - $START, 1))") s; gateway peak RSS $((PEAK / 1024)) MiB"
+check "100 MB streamed complete and masked" bash -c "test $rc = 0 && test $LINES = $EXPECTED_LINES && ! grep -q -m1 'jane.doe' '$WORK/big.out'"
+check "the gateway's memory stays bounded (< 150 MiB RSS)" test "$PEAK" -lt $((150 * 1024))
+
+echo "== slow and malformed clients"
+python3 - "$HTTP_PORT" >"$WORK/slow.out" 2>&1 <<'PY' &
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /api/customers HTTP/1.1\r\nHost: x\r\n")
+time.sleep(4)
+try:
+    print(s.recv(4096).decode(errors="replace").split("\r\n")[0])
+except Exception as e:
+    print("error", e)
+PY
+SLOW=$!
+sleep 0.5
+START=$(date +%s.%N)
+OUT=$(get "$ALICE" -o /dev/null -w '%{http_code}' "$GW/api/customers")
+END=$(date +%s.%N)
+check "a slow client does not stall others" bash -c "test '$OUT' = 200 && python3 -c 'import sys; sys.exit(0 if $END - $START < 2 else 1)'"
+wait "$SLOW" || true
+check "a slow-loris header gets 408" grep -q '408' "$WORK/slow.out"
+OUT=$(python3 - "$HTTP_PORT" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"GET /api/customers HTTP/1.1\r\nHost: x\r\nContent-Length: banana\r\n\r\n")
+print(s.recv(4096).decode(errors="replace").split("\r\n")[0])
+PY
+)
+check "a malformed request gets 400" bash -c "grep -q ' 400 ' <<<'$OUT'"
+python3 - "$HTTP_PORT" <<'PY'
+import os, socket, sys
+for payload in [os.urandom(512), b"\x16\x03\x01\x02\x00" + os.urandom(100), b"GET / HTTP/1.1\r\n" + b"X: " + b"a" * 100000 + b"\r\n\r\n"]:
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+    try:
+        s.sendall(payload)
+        s.recv(100)
+    except Exception:
+        pass
+    s.close()
+PY
+check "garbage leaves the gateway serving" test "$(get "$ALICE" -o /dev/null -w '%{http_code}' "$GW/api/customers")" = 200
+
+echo "== the record"
+"$SLUICE" audit verify --config "$WORK/sluice.yaml" >"$WORK/verify.out" 2>&1 && rc=0 || rc=$?
+check "audit verify passes" test "$rc" = 0
+SID=$("$SLUICE" sessions list --config "$WORK/sluice.yaml" --json | python3 -c '
+import json, sys
+print(next((s["id"] for s in json.load(sys.stdin) if s["connection"] == "api" and s["user"] == "dora"), ""))')
+"$SLUICE" sessions show "$SID" --config "$WORK/sluice.yaml" >"$WORK/dora.json"
+check "requests are recorded with method, path and status" bash -c "grep -q 'GET /customers' '$WORK/dora.json' && grep -q 'status' '$WORK/dora.json'"
+check "an unmasked user's responses are recorded masked" bash -c "grep -q 'EMAIL' '$WORK/dora.json'"
+check "no raw PII in the store" bash -c "! grep -rqa 'jane.doe@example.com' '$WORK/state/'"
+check "no tokens in the gateway log" bash -c "! grep -q '$API_TOKEN' '$WORK/serve.log' && ! grep -qF '$ALICE' '$WORK/serve.log'"
+
+echo "http: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
