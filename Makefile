@@ -34,6 +34,7 @@ integration-test: build
 	bash Tests/IntegrationTests/postgres.sh
 	bash Tests/IntegrationTests/ssh.sh
 	bash Tests/IntegrationTests/http.sh
+	bash Tests/IntegrationTests/kubernetes.sh
 
 test: unit-test engine-check integration-test
 

@@ -335,3 +335,32 @@ struct Reload: ParsableCommand {
         print("sent SIGHUP to \(pid); a bad configuration is refused and logged, the running one stays")
     }
 }
+
+struct KubeconfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kubeconfig",
+        abstract: "Print a kubeconfig that points kubectl at a Kubernetes connection through the gateway.")
+
+    @OptionGroup var options: ConfigOption
+
+    @Argument(help: "The kubernetes connection.")
+    var connection: String
+
+    @Option(help: "The token kubectl sends (default: $SLUICE_TOKEN).")
+    var token: String?
+
+    @Option(help: "The gateway's base URL as users reach it (default: from listen.kubernetes).")
+    var server: String?
+
+    func run() throws {
+        let configuration = try options.load()
+        guard let token = token ?? ProcessInfo.processInfo.environment["SLUICE_TOKEN"], !token.isEmpty else {
+            fail("a token is needed: --token T or SLUICE_TOKEN (e.g. from `sluice token`)", code: 2)
+        }
+        do {
+            print(try Kubeconfig.render(configuration: configuration, connection: connection, token: token, server: server), terminator: "")
+        } catch {
+            fail("\(error)", code: 2)
+        }
+    }
+}

@@ -43,9 +43,30 @@ public struct HTTPTarget: Sendable, Equatable {
     }
 }
 
+/// A whole-document rewrite applied before the stream masker (Kubernetes Secrets: their values
+/// are base64, where no detector can see them). The body is buffered up to `maxBytes` — whole, or
+/// line by line for newline-delimited streams such as watch events.
+public struct HTTPDocumentFilter {
+    public var maxBytes: Int
+    public var lineDelimited: Bool
+    public var transform: ([UInt8]) throws -> [UInt8]
+
+    public init(maxBytes: Int, lineDelimited: Bool, transform: @escaping ([UInt8]) throws -> [UInt8]) {
+        self.maxBytes = maxBytes
+        self.lineDelimited = lineDelimited
+        self.transform = transform
+    }
+}
+
+public struct HTTPBodyError: Error, Sendable, CustomStringConvertible {
+    public var code: String
+    public var description: String { "body: \(code)" }
+}
+
 /// The body of one response on its way to the client: decoded (gzip/deflate) when it is scanned,
-/// masked per the user's profile, and recorded — masked — up to a cap. Fail closed: any error
-/// (corrupt coding, engine failure, oversize) throws and the caller ends the response.
+/// optionally rewritten as a document, masked per the user's profile, and recorded — masked — up
+/// to a cap. Fail closed: any error (corrupt coding, engine failure, oversize) throws and the
+/// caller ends the response.
 public final class HTTPBodyTransformer {
     private let inflater: Inflater?
     private let masker: StreamMasker?
@@ -58,14 +79,21 @@ public final class HTTPBodyTransformer {
     public private(set) var bytesIn = 0
     public private(set) var bytesOut = 0
     private let scanning: Bool
+    /// The document stage: what the client gets, and (for unmasked users) what the record gets.
+    private let clientFilter: HTTPDocumentFilter?
+    private let recordFilter: HTTPDocumentFilter?
+    private var document: [UInt8] = []
+    private var documentMode: Bool { clientFilter != nil || recordFilter != nil }
 
     /// - Parameters:
     ///   - plan: what the response head said about the body.
     ///   - choice: the user's masking; `.unmasked` passes bytes through.
     ///   - recordingEngine: masks the recorded copy for unmasked users (nil: record nothing then).
     ///   - kind: `.output` for responses, `.input` for request bodies.
+    ///   - documentFilter: a document rewrite made with an engine (the user's, or the recording one).
     public init(plan: HTTPResponsePlan, choice: MaskingChoice, recordingEngine: MaskingEngine?, recordCap: Int,
-                kind: SessionEvent.Kind = .output, record: @escaping (SessionEvent) -> Void) throws {
+                kind: SessionEvent.Kind = .output, documentFilter: ((MaskingEngine) -> HTTPDocumentFilter?)? = nil,
+                record: @escaping (SessionEvent) -> Void) throws {
         scanning = plan.scan
         switch plan.coding {
         case .identity: inflater = nil
@@ -75,9 +103,13 @@ public final class HTTPBodyTransformer {
         if plan.scan, case .masked(let engine, _) = choice {
             masker = try engine.makeStreamMasker()
             recordMasker = nil
+            clientFilter = documentFilter?(engine)
+            recordFilter = nil
         } else {
             masker = nil
             recordMasker = plan.scan ? try recordingEngine?.makeStreamMasker() : nil
+            clientFilter = nil
+            recordFilter = plan.scan ? recordingEngine.flatMap { engine in documentFilter?(engine) } : nil
         }
         self.recordCap = recordCap
         let eventKind = kind
@@ -95,9 +127,9 @@ public final class HTTPBodyTransformer {
         var out = ByteBuffer()
         try bytes.withUnsafeReadableBytes { raw in
             if let inflater {
-                try inflater.write(raw) { try self.scan($0, into: &out) }
+                try inflater.write(raw) { try self.stage($0, into: &out) }
             } else {
-                try scan(raw, into: &out)
+                try stage(raw, into: &out)
             }
         }
         return out.readableBytes > 0 ? out : nil
@@ -107,22 +139,65 @@ public final class HTTPBodyTransformer {
     public func finish() throws -> ByteBuffer? {
         try inflater?.finish()
         var out = ByteBuffer()
+        if documentMode, !document.isEmpty {
+            let rest = document
+            document = []
+            try emitDocument(rest, into: &out)
+        }
         if let masker {
-            try masker.finish { chunk in
-                out.writeBytes(chunk)
-                self.keep(chunk)
-            }
+            let before = out.readableBytes
+            try masker.finish { chunk in out.writeBytes(chunk) }
+            bytesOut += out.readableBytes - before
+            if out.readableBytes > before { keep(out.readableBytesView.suffix(out.readableBytes - before)) }
         } else if let recordMasker {
             try recordMasker.finish { self.keep($0) }
         }
-        bytesOut += out.readableBytes
         return out.readableBytes > 0 ? out : nil
     }
 
     /// Detector counts of the client masker (or the recording one), for metrics.
     public var counts: [String: Int] { masker?.counts ?? recordMasker?.counts ?? [:] }
 
-    private func scan(_ raw: UnsafeRawBufferPointer, into out: inout ByteBuffer) throws {
+    /// The document stage: buffer whole documents (or lines), rewrite, then scan.
+    private func stage(_ raw: UnsafeRawBufferPointer, into out: inout ByteBuffer) throws {
+        guard documentMode else {
+            try scan(raw, record: nil, into: &out)
+            return
+        }
+        let filter = (clientFilter ?? recordFilter)!
+        document.append(contentsOf: raw)
+        if filter.lineDelimited {
+            while let newline = document.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = Array(document[...newline])
+                document.removeFirst(newline + 1)
+                try emitDocument(line, into: &out)
+            }
+        }
+        guard document.count <= filter.maxBytes else { throw HTTPBodyError(code: "document_too_large") }
+    }
+
+    /// A whole document (or line): for masked users it is scanned first — so PII anywhere in it
+    /// is masked — and then rewritten (the rewrite fixes up what scanning cannot see, and leaves
+    /// the document well-formed); for unmasked users the client gets it as it is and the record
+    /// gets the rewritten copy, scanned.
+    private func emitDocument(_ bytes: [UInt8], into out: inout ByteBuffer) throws {
+        if let masker, let clientFilter {
+            var scanned: [UInt8] = []
+            try bytes.withUnsafeBytes { try masker.write($0) { scanned.append(contentsOf: $0) } }
+            try masker.flush { scanned.append(contentsOf: $0) }
+            let client = try clientFilter.transform(scanned)
+            out.writeBytes(client)
+            bytesOut += client.count
+            keep(client)
+            return
+        }
+        let recorded = try recordFilter?.transform(bytes) ?? bytes
+        try bytes.withUnsafeBytes { clientBytes in
+            try recorded.withUnsafeBytes { try scan(clientBytes, record: $0, into: &out) }
+        }
+    }
+
+    private func scan(_ raw: UnsafeRawBufferPointer, record override: UnsafeRawBufferPointer?, into out: inout ByteBuffer) throws {
         if let masker {
             let before = out.readableBytes
             try masker.write(raw) { chunk in out.writeBytes(chunk) }
@@ -132,7 +207,7 @@ public final class HTTPBodyTransformer {
         } else {
             out.writeBytes(raw)
             bytesOut += raw.count
-            try recordMasker?.write(raw) { self.keep($0) }
+            try recordMasker?.write(override ?? raw) { self.keep($0) }
         }
     }
 

@@ -3,29 +3,41 @@ import NIOHTTP1
 
 /// The HTTP reverse proxy: one ``HTTPFrontendHandler`` per client connection, behind NIO's HTTP/1
 /// server codec (with pipelining assistance and protocol-error handling).
+/// Takes over both connections after an accepted protocol upgrade: adds its handlers at the end
+/// of each pipeline (the HTTP handlers are removed right after, and bytes that arrived behind the
+/// `101` flow into the new handlers).
+public typealias HTTPUpgradeInstaller = @Sendable (_ client: any Channel, _ upstream: any Channel, _ request: HTTPRequestHead,
+                                                   _ response: HTTPResponseHead, _ uri: String, _ session: any GovernedSession) throws -> Void
+
 public struct HTTPAdapter: Sendable {
     public let governor: any Governor
     public let configuration: HTTPAdapterConfiguration
     public let profile: HTTPProxyProfile
     public let connector: UpstreamConnector
+    public let upgradeInstaller: HTTPUpgradeInstaller?
 
     public init(governor: any Governor, configuration: HTTPAdapterConfiguration, profile: HTTPProxyProfile = .http,
-                connector: @escaping UpstreamConnector) {
+                connector: @escaping UpstreamConnector, upgradeInstaller: HTTPUpgradeInstaller? = nil) {
         self.governor = governor
         self.configuration = configuration
         self.profile = profile
         self.connector = connector
+        self.upgradeInstaller = upgradeInstaller
     }
 
-    /// Adds the HTTP server codec and the proxy handler to a new client channel (reads are driven
-    /// by the handler: the channel should have `autoRead` on; the handler turns it off and on).
+    /// Adds the HTTP server codec (with pipelining assistance and protocol-error handling) and the
+    /// proxy handler to a new client channel. Reads are driven by the handler (`autoRead` toggled).
     public func configure(_ channel: any Channel) throws {
-        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
-        try channel.pipeline.syncOperations.addHandler(HTTPFrontendHandler(adapter: self))
+        let encoder = HTTPResponseEncoder()
+        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
+        let pipelining = HTTPServerPipelineHandler()
+        let errors = HTTPServerProtocolErrorHandler()
+        let handler = HTTPFrontendHandler(adapter: self, httpHandlers: [errors, pipelining, encoder, decoder])
+        try channel.pipeline.syncOperations.addHandlers([encoder, decoder, pipelining, errors, handler])
     }
 }
 
-public final class HTTPFrontendHandler: ChannelInboundHandler {
+public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelHandler {
     public typealias InboundIn = HTTPServerRequestPart
     public typealias OutboundOut = HTTPServerResponsePart
 
@@ -39,11 +51,18 @@ public final class HTTPFrontendHandler: ChannelInboundHandler {
     private var upstreamWritable = true
     private var timer: Scheduled<Void>?
     private var closed = false
+    /// The connection left HTTP (upgrade): the session now belongs to the upgraded protocol.
+    private var upgradedAway = false
     /// The last write to the client: the connection closes once it has gone out.
     private var lastWrite: EventLoopFuture<Void>?
 
-    init(adapter: HTTPAdapter) {
+    /// The HTTP codec handlers in front of this one, removed on a protocol upgrade (decoder last).
+    private let httpHandlers: [any RemovableChannelHandler]
+    private var upstreamHTTPHandlers: [any RemovableChannelHandler] = []
+
+    init(adapter: HTTPAdapter, httpHandlers: [any RemovableChannelHandler]) {
         self.adapter = adapter
+        self.httpHandlers = httpHandlers
         machine = HTTPProxyMachine(configuration: adapter.configuration, profile: adapter.profile)
     }
 
@@ -162,9 +181,52 @@ public final class HTTPFrontendHandler: ChannelInboundHandler {
                     channel.close(promise: nil)
                 }
                 shutdown()
+            case .upgrade(let response, let request, let uri, let session):
+                upgrade(response: response, request: request, uri: uri, session: session, context: context)
+                return
             }
         }
         if flush { context.flush() }
+    }
+
+    /// The upstream switched protocols: send the `101` on, then hand both connections to the
+    /// installer and take the HTTP handlers out (decoders last, so bytes that came behind the
+    /// `101` reach the new handlers).
+    private func upgrade(response: HTTPResponseHead, request: HTTPRequestHead, uri: String, session: any GovernedSession,
+                         context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        guard let upstream, let installer = adapter.upgradeInstaller else {
+            run([.closeClient(reason: "upgrade without an installer")])
+            return
+        }
+        let client = context.channel
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(.head(response))).whenComplete { result in
+            // Next tick: the upstream decoder may still be delivering the end of the 101.
+            client.eventLoop.execute {
+                let handler = bound.value
+                let upstreamHandlers = handler.upstreamHTTPHandlers
+                do {
+                    try result.get()
+                    try installer(client, upstream, request, response, uri, session)
+                    // This handler and the upstream's go first, so nothing HTTP reaches them again.
+                    handler.upstream = nil
+                    handler.closed = true
+                    handler.upgradedAway = true
+                    let clientPipeline = client.pipeline.syncOperations
+                    let upstreamPipeline = upstream.pipeline.syncOperations
+                    if let context = handler.context { clientPipeline.removeHandler(context: context, promise: nil) }
+                    for http in handler.httpHandlers { clientPipeline.removeHandler(http, promise: nil) }
+                    for http in upstreamHandlers { upstreamPipeline.removeHandler(http, promise: nil) }
+                } catch {
+                    session.record(SessionEvent(.marker, text: #"{"error":"upgrade failed"}"#))
+                    client.close(promise: nil)
+                    upstream.close(promise: nil)
+                    Task { await session.close(reason: "upgrade failed") }
+                }
+            }
+        }
     }
 
     private func updateReading() {
@@ -239,10 +301,14 @@ public final class HTTPFrontendHandler: ChannelInboundHandler {
         upstreamKey = nil
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let request = UpstreamRequest(target: connection, host: target.host, port: target.port, negotiateTLS: false, directTLS: target.tls)
+        let handlers = NIOLoopBoundBox([any RemovableChannelHandler](), eventLoop: context.eventLoop)
         adapter.connector(context.eventLoop, request) { channel in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                try channel.pipeline.syncOperations.addHandler(HTTPUpstreamHandler(frontend: bound))
+                let encoder = HTTPRequestEncoder()
+                let decoder = ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes))
+                let upstreamHandler = HTTPUpstreamHandler(frontend: bound)
+                try channel.pipeline.syncOperations.addHandlers([encoder, decoder, upstreamHandler])
+                handlers.value = [upstreamHandler, encoder, decoder]
             }
         }.whenComplete { result in
             let handler = bound.value
@@ -254,6 +320,7 @@ public final class HTTPFrontendHandler: ChannelInboundHandler {
                 }
                 handler.upstream = channel
                 handler.upstreamKey = key
+                handler.upstreamHTTPHandlers = handlers.value
                 handler.run(handler.machine.upstreamConnected())
             case .failure(let error):
                 handler.run(handler.machine.upstreamFailed(String(describing: error).prefix(160).description))
@@ -269,7 +336,7 @@ public final class HTTPFrontendHandler: ChannelInboundHandler {
     }
 
     private func shutdown() {
-        guard !closed else { return }
+        guard !closed, !upgradedAway else { return }
         closed = true
         timer?.cancel()
         timer = nil
@@ -280,7 +347,7 @@ public final class HTTPFrontendHandler: ChannelInboundHandler {
 }
 
 /// Forwards the upstream channel's events to the frontend handler (same event loop).
-final class HTTPUpstreamHandler: ChannelInboundHandler {
+final class HTTPUpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
 
     private let frontend: NIOLoopBound<HTTPFrontendHandler>

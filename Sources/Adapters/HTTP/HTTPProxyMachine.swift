@@ -1,31 +1,97 @@
+import Crypto
 import MaskEngine
+import Synchronization
 import NIOCore
 import NIOHTTP1
 
+/// A request the gateway answers itself, with why.
+public struct HTTPRefusal: Sendable, Equatable {
+    public var status: HTTPResponseStatus
+    public var code: String
+    public var message: String
+
+    public init(_ status: HTTPResponseStatus, code: String, _ message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+}
+
 /// What differs between the plain HTTP listener and the Kubernetes one: how a request is
-/// described to the guardrails, what is added upstream, and how the gateway's own errors look.
+/// described to the guardrails, what is refused before or after them, what is added upstream,
+/// which responses are rewritten as documents, and how the gateway's own errors look.
 public struct HTTPProxyProfile: Sendable {
     public var kind: ConnectionKind
-    /// The guardrail command of a request (`uri` is the upstream URI, prefix removed).
-    public var command: @Sendable (_ method: HTTPMethod, _ uri: String) -> Command
+    /// The guardrail commands of a request (`uri` is the upstream URI, prefix removed), decided in
+    /// order: the first that is not allowed decides.
+    public var commands: @Sendable (_ head: HTTPRequestHead, _ uri: String) -> [Command]
+    /// Refused before the guardrails (malformed requests, forbidden headers).
+    public var precheck: @Sendable (_ head: HTTPRequestHead, _ uri: String) -> HTTPRefusal? = { _, _ in nil }
+    /// Refused after the guardrails allowed it (what the gateway cannot proxy), so a blocked
+    /// request gets the rule's message whatever the transport.
+    public var postcheck: @Sendable (_ head: HTTPRequestHead, _ uri: String) -> HTTPRefusal? = { _, _ in nil }
+    /// Whether a request with `Upgrade` may be proxied (else 501).
+    public var allowsUpgrade: @Sendable (_ head: HTTPRequestHead, _ uri: String) -> Bool = { _, _ in false }
     /// Extra upstream headers for a session (Kubernetes: impersonation).
-    public var upstreamHeaders: @Sendable (_ headers: inout HTTPHeaders, _ session: any GovernedSession) -> Void
+    public var upstreamHeaders: @Sendable (_ headers: inout HTTPHeaders, _ session: any GovernedSession) -> Void = { _, _ in }
+    /// A document rewrite for responses to this request, made with a masking engine.
+    public var documentFilter: @Sendable (_ head: HTTPRequestHead, _ uri: String, _ session: any GovernedSession)
+        -> ((MaskingEngine) -> HTTPDocumentFilter?)? = { _, _, _ in nil }
     /// The body of an error the gateway answers itself: content type and bytes.
     public var errorBody: @Sendable (_ status: HTTPResponseStatus, _ code: String, _ message: String) -> (String, [UInt8])
 
     public init(kind: ConnectionKind,
-                command: @escaping @Sendable (HTTPMethod, String) -> Command,
-                upstreamHeaders: @escaping @Sendable (inout HTTPHeaders, any GovernedSession) -> Void = { _, _ in },
+                commands: @escaping @Sendable (HTTPRequestHead, String) -> [Command],
                 errorBody: @escaping @Sendable (HTTPResponseStatus, String, String) -> (String, [UInt8])) {
         self.kind = kind
-        self.command = command
-        self.upstreamHeaders = upstreamHeaders
+        self.commands = commands
         self.errorBody = errorBody
     }
 
     /// Plain HTTP: `METHOD /path?query`; errors as `{"error": CODE, "message": TEXT}`.
-    public static let http = HTTPProxyProfile(kind: .http, command: HTTPCommands.request) { _, code, message in
+    public static let http = HTTPProxyProfile(kind: .http, commands: { head, uri in [HTTPCommands.request(method: head.method, uri: uri)] }) { _, code, message in
         ("application/json", Array(#"{"error":"\#(JSONText.escaped(code))","message":"\#(JSONText.escaped(message))"}"#.utf8) + [10])
+    }
+}
+
+/// Refusals that came out of a review (denied, timed out), remembered briefly per token and
+/// request: kubectl retries a refused WebSocket exec at once over SPDY, and that retry must get
+/// the same answer rather than file a second review.
+public final class HTTPRefusalMemory: Sendable {
+    private struct Entry { var refusal: HTTPRefusal; var until: ContinuousClock.Instant }
+    private let entries = Mutex<[String: Entry]>([:])
+    public let lifetime: Duration
+    public static let maximumEntries = 10_000
+
+    public init(lifetime: Duration = .seconds(15)) {
+        self.lifetime = lifetime
+    }
+
+    func remember(_ key: String, _ refusal: HTTPRefusal, now: ContinuousClock.Instant = .now) {
+        entries.withLock { entries in
+            if entries.count >= Self.maximumEntries { entries = entries.filter { $0.value.until > now } }
+            guard entries.count < Self.maximumEntries else { return }
+            entries[key] = Entry(refusal: refusal, until: now + lifetime)
+        }
+    }
+
+    func recall(_ key: String, now: ContinuousClock.Instant = .now) -> HTTPRefusal? {
+        entries.withLock { entries in
+            guard let entry = entries[key] else { return nil }
+            guard entry.until > now else {
+                entries[key] = nil
+                return nil
+            }
+            return entry.refusal
+        }
+    }
+
+    /// The key: a hash of the token (never the token itself) and the request's commands.
+    static func key(token: String, commands: [Command]) -> String {
+        var hasher = SHA256()
+        hasher.update(data: Array(token.utf8))
+        for command in commands { hasher.update(data: Array(("\u{0}" + command.text).utf8)) }
+        return hasher.finalize().map { String($0, radix: 16) }.joined()
     }
 }
 
@@ -39,6 +105,8 @@ public struct HTTPAdapterConfiguration: Sendable {
     public var headerTimeout: TimeAmount = .seconds(15)
     /// A request body that stalls this long is abandoned (408 when no response has started).
     public var bodyIdleTimeout: TimeAmount = .seconds(30)
+    /// Shared by the listener's connections (see ``HTTPRefusalMemory``).
+    public var refusals = HTTPRefusalMemory()
 
     public init() {}
 }
@@ -62,6 +130,9 @@ public struct HTTPProxyMachine {
         case releaseUpstream(reusable: Bool)
         /// Close the client connection (after what was written).
         case closeClient(reason: String)
+        /// The upstream accepted a protocol upgrade (WebSocket): send `response` to the client,
+        /// then both connections leave HTTP and the handler hands them to the upgraded protocol.
+        case upgrade(response: HTTPResponseHead, request: HTTPRequestHead, uri: String, session: any GovernedSession)
     }
 
     enum State {
@@ -73,6 +144,7 @@ public struct HTTPProxyMachine {
         case forwarding
         /// The gateway answered itself; the rest of the request body is read and dropped.
         case answered
+        case upgraded
         case closed
     }
 
@@ -96,6 +168,7 @@ public struct HTTPProxyMachine {
     private var responseStarted = false
     private var transformer: HTTPBodyTransformer?
     private var upstreamKeepAlive = true
+    private var upgrading = false
     private var started = ContinuousClock.now
 
     public init(configuration: HTTPAdapterConfiguration, profile: HTTPProxyProfile) {
@@ -122,14 +195,21 @@ public struct HTTPProxyMachine {
         transformer = nil
         requestRecorder = nil
         upstreamKeepAlive = true
+        upgrading = false
         started = .now
-        if head.headers[canonicalForm: "upgrade"].isEmpty == false {
-            return answer(.notImplemented, code: "upgrade_unsupported", "protocol upgrades are not proxied on this listener")
-        }
         guard let route = HTTPRoute.resolve(uri: head.uri, host: head.headers.first(name: "host"), routing: configuration.routing) else {
             return answer(.notFound, code: "no_connection", "no connection in the request (use /CONNECTION/path)")
         }
         self.route = route
+        if head.headers[canonicalForm: "upgrade"].isEmpty == false {
+            guard profile.allowsUpgrade(head, route.uri) else {
+                return answer(.notImplemented, code: "upgrade_unsupported", "protocol upgrades are not proxied here")
+            }
+            upgrading = true
+        }
+        if let refusal = profile.precheck(head, route.uri) {
+            return answer(refusal.status, code: refusal.code, refusal.message)
+        }
         guard let token = HTTPHeaderRules.token(from: head.headers) else {
             var actions = answer(.unauthorized, code: "unauthenticated", "send your Sluice token as Authorization: Bearer TOKEN")
             if case .sendClient(.head(var response)) = actions.first {
@@ -159,7 +239,7 @@ public struct HTTPProxyMachine {
         case .awaitingSession, .awaitingReview, .awaitingUpstream:
             pendingBody.append(buffer)
             return [.readClient(false)]
-        case .answered, .idle, .closed:
+        case .answered, .idle, .closed, .upgraded:
             return []
         }
     }
@@ -205,12 +285,22 @@ public struct HTTPProxyMachine {
         guard case .awaitingReview = state, let session else { return [] }
         switch outcome {
         case .approved:
+            if let head, let route, let refusal = profile.postcheck(head, route.uri) {
+                return answer(refusal.status, code: refusal.code, refusal.message)
+            }
             return forward(session)
         case .denied(let by, let reason):
-            return answer(.forbidden, code: "review_denied", "denied by \(by)" + (reason.isEmpty ? "" : ": \(reason)"))
+            return refuseAfterReview(HTTPRefusal(.forbidden, code: "review_denied", "denied by \(by)" + (reason.isEmpty ? "" : ": \(reason)")))
         case .timedOut:
-            return answer(.forbidden, code: "review_timed_out", "the review timed out")
+            return refuseAfterReview(HTTPRefusal(.forbidden, code: "review_timed_out", "the review timed out"))
         }
+    }
+
+    private mutating func refuseAfterReview(_ refusal: HTTPRefusal) -> [Action] {
+        if let head, let route, let token = sessionToken {
+            configuration.refusals.remember(HTTPRefusalMemory.key(token: token, commands: profile.commands(head, route.uri)), refusal)
+        }
+        return answer(refusal.status, code: refusal.code, refusal.message)
     }
 
     // MARK: - Upstream events
@@ -228,7 +318,13 @@ public struct HTTPProxyMachine {
             headers.add(name: "Content-Length", value: "0")
         }
         var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: target.basePath + route.uri, headers: headers)
-        upstreamHead.headers.replaceOrAdd(name: "Connection", value: "keep-alive")
+        if upgrading {
+            // Upgrade and Connection are hop-by-hop: this hop asks for the same upgrade again.
+            upstreamHead.headers.replaceOrAdd(name: "Connection", value: "Upgrade")
+            for value in head.headers["upgrade"] { upstreamHead.headers.add(name: "Upgrade", value: value) }
+        } else {
+            upstreamHead.headers.replaceOrAdd(name: "Connection", value: "keep-alive")
+        }
         var actions: [Action] = [.sendUpstream(.head(upstreamHead))]
         requestRecorder = try? HTTPBodyTransformer(
             plan: HTTPResponsePlan(scan: HTTPResponsePlan.isScanned(contentType: head.headers.first(name: "content-type")),
@@ -267,9 +363,17 @@ public struct HTTPProxyMachine {
 
     public mutating func responseHead(_ response: HTTPResponseHead) -> [Action] {
         guard case .forwarding = state, let head, let session else { return [] }
+        if upgrading && response.status == .switchingProtocols {
+            state = .upgraded
+            var out = HTTPResponseHead(version: head.version, status: .switchingProtocols, headers: HTTPHeaderRules.removingHopByHop(response.headers))
+            out.headers.add(name: "Connection", value: "Upgrade")
+            for value in response.headers["upgrade"] { out.headers.add(name: "Upgrade", value: value) }
+            recordMarker(#"{"upgraded":"\#(JSONText.escaped(response.headers.first(name: "sec-websocket-protocol") ?? "?"))"}"#)
+            return [.upgrade(response: out, request: head, uri: route?.uri ?? head.uri, session: session)]
+        }
         if response.status.code < 200 {
-            // 100 Continue and other interim answers: the client asked for them (or ignores them).
-            return response.status == .continue ? [] : []
+            // 100 Continue and other interim answers are not relayed (the final answer follows).
+            return []
         }
         upstreamKeepAlive = response.isKeepAlive
         let plan = HTTPResponsePlan.make(requestMethod: head.method, status: response.status, headers: response.headers)
@@ -281,8 +385,10 @@ public struct HTTPProxyMachine {
             return actions
         }
         do {
+            let filter = profile.documentFilter(head, route?.uri ?? head.uri, session)
             transformer = try HTTPBodyTransformer(plan: plan, choice: session.masking(for: .stream), recordingEngine: session.recordingEngine,
-                                                  recordCap: configuration.recordCap, record: { [weak session] in session?.record($0) })
+                                                  recordCap: configuration.recordCap, documentFilter: filter,
+                                                  record: { [weak session] in session?.record($0) })
         } catch {
             var actions: [Action] = [.releaseUpstream(reusable: false)]
             actions += answer(.badGateway, code: "masking_unavailable", "the response cannot be masked")
@@ -375,8 +481,25 @@ public struct HTTPProxyMachine {
     private mutating func decide(_ session: any GovernedSession) -> [Action] {
         guard let head, let route else { return [] }
         session.record(SessionEvent(.input, text: "\(head.method.rawValue) \(route.uri)"))
-        switch session.decide(profile.command(head.method, route.uri)) {
+        let commands = profile.commands(head, route.uri)
+        // Only a retry over another transport (kubectl's SPDY after a refused WebSocket) reuses a
+        // refusal; asking again the same way files a new review.
+        let upgrade = head.headers[canonicalForm: "upgrade"]
+        if !upgrade.isEmpty, !upgrade.contains(where: { $0.lowercased().contains("websocket") }), let token = sessionToken,
+           let refusal = configuration.refusals.recall(HTTPRefusalMemory.key(token: token, commands: commands)) {
+            return answer(refusal.status, code: refusal.code, refusal.message)
+        }
+        var decision = Decision.allow
+        for command in commands {
+            decision = session.decide(command)
+            if case .allow = decision { continue }
+            break
+        }
+        switch decision {
         case .allow:
+            if let refusal = profile.postcheck(head, route.uri) {
+                return answer(refusal.status, code: refusal.code, refusal.message)
+            }
             return forward(session)
         case .block(let message):
             return answer(.forbidden, code: "blocked", message)

@@ -166,8 +166,14 @@ public struct HTTPResponsePlan: Sendable, Equatable {
 
     public static func make(requestMethod: HTTPMethod, status: HTTPResponseStatus, headers: HTTPHeaders) -> HTTPResponsePlan {
         let hasBody = requestMethod != .HEAD && status.code >= 200 && status != .noContent && status != .notModified
-        let scan = hasBody && isScanned(contentType: headers.first(name: "content-type"))
+        let contentType = headers.first(name: "content-type")
+        let scan = hasBody && isScanned(contentType: contentType)
         var plan = HTTPResponsePlan(scan: scan, coding: .identity, refusal: nil, hasBody: hasBody)
+        if hasBody, contentType?.lowercased().hasPrefix("application/vnd.kubernetes.protobuf") == true {
+            // Kubernetes objects in protobuf: structured data the stream masker cannot read.
+            plan.refusal = "the response is Kubernetes protobuf, which the gateway cannot scan (ask for JSON)"
+            return plan
+        }
         guard scan else { return plan }
         let codings = headers[canonicalForm: "content-encoding"].map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
             .filter { !$0.isEmpty && $0 != "identity" }

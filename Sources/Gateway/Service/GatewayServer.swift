@@ -68,6 +68,9 @@ public struct GatewayServer {
         if let http = HTTPListener.make(configuration: configuration, runtime: runtime, logger: logger) {
             services.append(http)
         }
+        if let kubernetes = try KubernetesListener.make(configuration: configuration, runtime: runtime, logger: logger) {
+            services.append(kubernetes)
+        }
         services.append(SessionCloser(runtime: runtime))
 
         runtime.control.append("gateway.started", actor: "sluice", ["connections": String(configuration.connections.count),
