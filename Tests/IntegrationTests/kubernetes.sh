@@ -118,6 +118,8 @@ k exec web-1 -- sh -c 'exit 3' >/dev/null 2>&1 && rc=0 || rc=$?
 check "kubectl exec returns the command's exit code (3)" test "$rc" = 3
 OUT=$(echo "hello jane.doe@example.com" | k exec -i web-1 -- cat 2>&1) && rc=0 || rc=$?
 check "stdin reaches the pod and the echo is masked" bash -c "test $rc = 0 && test '$OUT' = 'hello [EMAIL]'"
+OUT=$( (echo "attached jane.doe@example.com"; sleep 1) | k attach -i web-1 2>/dev/null) && rc=0 || rc=$?
+check "kubectl attach is bridged and masked too" bash -c "test $rc = 0 && test '$OUT' = 'attached [EMAIL]'"
 BYTES=$(k exec web-1 -- big 5000000 2>/dev/null | wc -c)
 check "5 MB of exec output arrives complete" test "$BYTES" = 5000000
 OUT=$(k exec web-1 -- rm -rf /data 2>&1) && rc=0 || rc=$?
