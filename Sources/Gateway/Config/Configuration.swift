@@ -20,6 +20,9 @@ public struct GatewayConfiguration: Sendable {
         public var groupsClaim = "groups"
         /// Where to fetch the discovery document; default `ISSUER/.well-known/openid-configuration`.
         public var discoveryURL: String?
+        /// The web console's OAuth client (default: `audience`) and its secret's environment variable.
+        public var clientID: String?
+        public var clientSecretEnv: String?
         public init(issuer: String, audience: String) {
             self.issuer = issuer
             self.audience = audience
@@ -251,7 +254,7 @@ extension GatewayConfiguration {
         if let value = map["dev_token_ttl"] { identity.devTokenTTL = try value.duration() }
         if let value = map["oidc"] {
             for element in try value.sequence() {
-                let entry = try element.mapping(allowed: ["issuer", "audience", "user_claim", "groups_claim", "discovery_url"])
+                let entry = try element.mapping(allowed: ["issuer", "audience", "user_claim", "groups_claim", "discovery_url", "client_id", "client_secret_env"])
                 guard let issuer = entry["issuer"] else { throw element.error("needs issuer") }
                 guard let audience = entry["audience"] else { throw element.error("needs audience") }
                 let issuerText = try issuer.nonEmptyString()
@@ -262,6 +265,8 @@ extension GatewayConfiguration {
                 if let claim = entry["user_claim"] { provider.userClaim = try claim.nonEmptyString() }
                 if let claim = entry["groups_claim"] { provider.groupsClaim = try claim.nonEmptyString() }
                 if let url = entry["discovery_url"] { provider.discoveryURL = try url.nonEmptyString() }
+                provider.clientID = try entry["client_id"]?.nonEmptyString()
+                provider.clientSecretEnv = try entry["client_secret_env"]?.nonEmptyString()
                 identity.oidc.append(provider)
             }
         }

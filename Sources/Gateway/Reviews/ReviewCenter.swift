@@ -295,13 +295,17 @@ public struct LoggingReviewNotifier: ReviewNotifier {
     let webhook: String?
     let publicURL: String
 
-    public init(logger: Logger, webhook: String?, publicURL: String) {
+    let hub: ConsoleHub?
+
+    public init(logger: Logger, webhook: String?, publicURL: String, hub: ConsoleHub? = nil) {
+        self.hub = hub
         self.logger = logger
         self.webhook = webhook
         self.publicURL = publicURL
     }
 
     public func reviewCreated(_ review: ReviewRecord) {
+        hub?.reviewCreated(review)
         logger.notice("review pending", metadata: [
             "review": "\(review.id)", "kind": "\(review.kind.rawValue)", "requester": "\(review.requester)",
             "connection": "\(review.connection)",

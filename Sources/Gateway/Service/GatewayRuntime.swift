@@ -23,6 +23,8 @@ public final class GatewayRuntime: Governor {
     public let clock: any GatewayClock
     public let signingKey: Curve25519.Signing.PrivateKey
     public let logger: Logger
+    /// Live feeds for the web console (new reviews, output of open sessions).
+    public let hub: ConsoleHub
     let fetch: HTTPFetcher
     private let snapshot: Mutex<Snapshot>
     private let openSessions = Mutex<[String: GatewaySession]>([:])
@@ -39,8 +41,11 @@ public final class GatewayRuntime: Governor {
         self.metrics = Metrics()
         self.control = try ControlLog(store: store, key: signingKey, clock: clock, logger: logger)
         let configuration = policy.configuration
+        let hub = ConsoleHub()
+        self.hub = hub
         let notifier = LoggingReviewNotifier(logger: logger, webhook: configuration.reviewWebhook,
-                                             publicURL: configuration.publicURL ?? "http://\(configuration.listen.admin?.description ?? "127.0.0.1:8080")")
+                                             publicURL: configuration.publicURL ?? "http://\(configuration.listen.admin?.description ?? "127.0.0.1:8080")",
+                                             hub: hub)
         self.reviews = ReviewCenter(store: store, control: control, clock: clock, notifier: notifier)
         let verifier = TokenVerifier(identity: configuration.identity, devKey: signingKey.publicKey, fetch: fetch,
                                      now: { Date(timeIntervalSince1970: Double(clock.nowMicros()) / 1_000_000) })
@@ -260,6 +265,7 @@ final class GatewaySession: GovernedSession {
 
     func record(_ event: SessionEvent) {
         recorder.append(event)
+        runtime.hub.recorded(event, session: id)
     }
 
     func reportMasking(bytes: Int, counts: [String: Int], latency: Duration) {
@@ -293,6 +299,7 @@ final class GatewaySession: GovernedSession {
         guard first else { return }
         recorder.seal(reason: reason)
         runtime.sessionClosed(id)
+        runtime.hub.sessionClosed(id)
         runtime.control.append("session.closed", actor: identity.user, ["session": id, "reason": String(reason.prefix(200))])
     }
 }

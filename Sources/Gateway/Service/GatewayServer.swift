@@ -50,8 +50,10 @@ public struct GatewayServer {
         if let admin = configuration.listen.admin {
             let api = AdminAPI(runtime: runtime, reloadSource: reloadSource)
             let logger = self.logger
+            let router = api.router()
+            try await Console(runtime: runtime).register(on: router)
             let application = Application(
-                router: api.router(),
+                router: router,
                 configuration: .init(address: .hostname(admin.host, port: admin.port), serverName: "sluice"),
                 onServerRunning: { channel in
                     logger.notice("admin listening", metadata: ["address": "\(channel.localAddress?.description ?? "?")"])

@@ -1,0 +1,637 @@
+import Adapters
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Mustache
+import NIOCore
+
+/// The web console, served by the admin listener under `/console`: server-rendered pages
+/// (Mustache templates), a little vanilla JavaScript, no inline scripts. Sign-in with the OIDC
+/// authorization-code flow (PKCE) or, in dev mode, a dev sign-in; a cookie session with a CSRF
+/// token on every form. Who sees what follows the admin API: `auditor` and `admin` see every
+/// session, others their own; reviews are decided by their approvers (never their requester).
+public struct Console: Sendable {
+    public let runtime: GatewayRuntime
+    public let logins: ConsoleLogins
+    let library: MustacheLibrary
+    let assets: [String: (type: String, bytes: ByteBuffer)]
+    /// Audit verification results (the last full run), shared by the audit page.
+    let audits: AuditResults
+
+    public init(runtime: GatewayRuntime, logins: ConsoleLogins = ConsoleLogins()) async throws {
+        self.runtime = runtime
+        self.logins = logins
+        guard let root = Bundle.module.url(forResource: "Resources", withExtension: nil) else {
+            throw ConfigurationError(file: nil, key: "console", reason: "the console's templates are missing from the build")
+        }
+        library = try await MustacheLibrary(directory: root.appendingPathComponent("templates").path)
+        var assets: [String: (String, ByteBuffer)] = [:]
+        for (name, type) in [("console.css", "text/css; charset=utf-8"), ("console.js", "text/javascript; charset=utf-8"),
+                             ("player.js", "text/javascript; charset=utf-8")] {
+            let data = try Data(contentsOf: root.appendingPathComponent("static").appendingPathComponent(name))
+            assets[name] = (type, ByteBuffer(bytes: data))
+        }
+        self.assets = assets
+        audits = AuditResults()
+    }
+
+    static let cookie = "sluice_console"
+    static let preCookie = "sluice_signin"
+
+    var secureCookies: Bool { runtime.policy.configuration.publicURL?.hasPrefix("https://") == true }
+
+    // MARK: - Responses
+
+    /// Security headers of every console response.
+    static func headers(_ type: String = "text/html; charset=utf-8") -> HTTPFields {
+        [
+            .contentType: type,
+            .cacheControl: "no-store",
+            .contentSecurityPolicy: "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                + "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
+            HTTPField.Name("X-Content-Type-Options")!: "nosniff",
+            HTTPField.Name("X-Frame-Options")!: "DENY",
+            HTTPField.Name("Referrer-Policy")!: "no-referrer",
+        ]
+    }
+
+    func page(_ template: String, _ context: [String: Any], login: ConsoleLogins.Login?, status: HTTPResponse.Status = .ok) -> Response {
+        var context = context
+        if let login {
+            context["me"] = ["user": login.identity.user, "groups": login.identity.groups.joined(separator: ", ")]
+            context["csrf"] = login.csrf
+            context["auditor"] = AdminAPI.isAuditor(login.identity)
+        }
+        context["nav_\(template)"] = true
+        let html = library.render(Self.pruned(context), withTemplate: template) ?? "template \(template) failed"
+        return Response(status: status, headers: Self.headers(), body: .init(byteBuffer: ByteBuffer(string: html)))
+    }
+
+    /// Empty strings are left out, so `{{#field}}…{{/field}}` shows only when there is something.
+    static func pruned(_ value: Any) -> Any {
+        if let dictionary = value as? [String: Any] {
+            var out: [String: Any] = [:]
+            for (key, item) in dictionary {
+                if let text = item as? String, text.isEmpty { continue }
+                out[key] = pruned(item)
+            }
+            return out
+        }
+        if let array = value as? [[String: Any]] { return array.map { pruned($0) } }
+        if let array = value as? [Any] { return array.map { pruned($0) } }
+        return value
+    }
+
+    func redirect(_ location: String, cookies: [String] = []) -> Response {
+        var headers = Self.headers()
+        headers[.location] = location
+        for cookie in cookies { headers.append(HTTPField(name: .setCookie, value: cookie)) }
+        return Response(status: .seeOther, headers: headers)
+    }
+
+    func error(_ status: HTTPResponse.Status, _ message: String, login: ConsoleLogins.Login?) -> Response {
+        page("error", ["status": Int(status.code), "message": message], login: login, status: status)
+    }
+
+    func cookie(_ name: String, _ value: String, maxAge: Int) -> String {
+        "\(name)=\(value); Path=/console; HttpOnly; SameSite=Strict; Max-Age=\(maxAge)" + (secureCookies ? "; Secure" : "")
+    }
+
+    // MARK: - Requests
+
+    static func cookies(_ request: Request) -> [String: String] {
+        var result: [String: String] = [:]
+        for header in request.headers[values: .cookie] {
+            for part in header.split(separator: ";") {
+                let pair = part.split(separator: "=", maxSplits: 1)
+                guard pair.count == 2 else { continue }
+                result[pair[0].trimmingCharacters(in: .whitespaces)] = pair[1].trimmingCharacters(in: .whitespaces)
+            }
+        }
+        return result
+    }
+
+    func login(_ request: Request) -> ConsoleLogins.Login? {
+        Self.cookies(request)[Self.cookie].flatMap { logins.lookup($0) }
+    }
+
+    func form(_ request: Request) async -> [String: String] {
+        guard let buffer = try? await request.body.collect(upTo: 64 * 1024) else { return [:] }
+        return FormData.parse(String(buffer: buffer))
+    }
+
+    /// A state-changing request: signed in, same origin, and the form's CSRF token matches.
+    func checked(_ request: Request, _ form: [String: String]) -> ConsoleLogins.Login? {
+        guard let login = login(request), ConsoleLogins.same(form["csrf"] ?? "", login.csrf) else { return nil }
+        if let origin = request.headers[.origin], let host = request.head.authority {
+            guard origin.hasSuffix("://" + host) else { return nil }
+        }
+        return login
+    }
+
+    // MARK: - Routes
+
+    public func register(on router: Router<BasicRequestContext>) {
+        let group = router.group("console")
+        router.get("console") { _, _ in self.redirect("/console/sessions") }
+        group.get("static/:file") { _, context in
+            guard let asset = self.assets[context.parameters.get("file") ?? ""] else {
+                return Response(status: .notFound, headers: Self.headers("text/plain"))
+            }
+            var headers = Self.headers(asset.type)
+            headers[.cacheControl] = "public, max-age=3600"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: asset.bytes))
+        }
+        registerSignIn(group)
+        registerSessions(group)
+        registerReviews(group)
+        registerAudit(group)
+        group.get("connections") { request, _ in
+            guard let login = self.login(request) else { return self.redirect("/console/signin") }
+            return self.page("connections", ["connections": self.connections(for: login.identity)], login: login)
+        }
+    }
+
+    // MARK: Sign-in
+
+    private func registerSignIn(_ group: RouterGroup<BasicRequestContext>) {
+        group.get("signin") { request, _ in
+            let configuration = self.runtime.policy.configuration
+            let nonce = ConsoleLogins.random()
+            var context: [String: Any] = ["nonce": nonce, "dev": configuration.identity.devIssuer]
+            if let provider = configuration.identity.oidc.first { context["oidc"] = ["issuer": provider.issuer] }
+            if let message = request.uri.queryParameters["error"] { context["error"] = String(message.prefix(200)) }
+            var response = self.page("signin", context, login: nil)
+            response.headers.append(HTTPField(name: .setCookie, value: self.cookie(Self.preCookie, nonce, maxAge: 600)))
+            return response
+        }
+        group.post("signin/dev") { request, _ in
+            let form = await self.form(request)
+            guard let nonce = Self.cookies(request)[Self.preCookie], ConsoleLogins.same(form["nonce"] ?? "", nonce) else {
+                return self.error(.forbidden, "the sign-in form expired; open it again", login: nil)
+            }
+            let configuration = self.runtime.policy.configuration
+            guard configuration.identity.devIssuer else { return self.error(.forbidden, "the dev sign-in is off", login: nil) }
+            let user = (form["user"] ?? "").trimmingCharacters(in: .whitespaces)
+            guard !user.isEmpty, user.count <= 64, user.allSatisfy({ $0.isLetter || $0.isNumber || "._-@".contains($0) }) else {
+                return self.error(.badRequest, "a user name of letters, digits, . _ - @", login: nil)
+            }
+            let groups = (form["groups"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            do {
+                let token = try DevIssuer.mint(user: user, groups: Array(groups.prefix(32)), ttl: .seconds(8 * 3600), key: self.runtime.signingKey)
+                let identity = try await self.runtime.authenticate(token: token, purpose: "console")
+                return self.signedIn(identity)
+            } catch {
+                return self.error(.unauthorized, "sign-in failed", login: nil)
+            }
+        }
+        group.get("signin/oidc") { request, _ in
+            guard let provider = self.runtime.policy.configuration.identity.oidc.first else {
+                return self.error(.notFound, "no OIDC provider is configured", login: nil)
+            }
+            let oidc = ConsoleOIDC(provider: provider, fetch: self.runtime.fetch)
+            do {
+                let endpoints = try await oidc.endpoints()
+                let (state, pending) = self.logins.beginOIDC(redirect: self.callbackURL(request))
+                return self.redirect(oidc.authorizationURL(endpoints, state: state, pending: pending))
+            } catch {
+                self.runtime.logger.warning("console sign-in: provider unavailable", metadata: ["error": "\(type(of: error))"])
+                return self.error(.badGateway, "the identity provider is unavailable", login: nil)
+            }
+        }
+        group.get("callback") { request, _ in
+            let query = request.uri.queryParameters
+            guard let provider = self.runtime.policy.configuration.identity.oidc.first,
+                  let state = query["state"], let code = query["code"],
+                  let pending = self.logins.finishOIDC(state: String(state)) else {
+                return self.redirect("/console/signin?error=" + FormData.encode("the sign-in expired or was not started here"))
+            }
+            let oidc = ConsoleOIDC(provider: provider, fetch: self.runtime.fetch)
+            do {
+                let endpoints = try await oidc.endpoints()
+                let idToken = try await oidc.exchange(code: String(code), pending: pending, endpoints: endpoints)
+                let identity = try await self.runtime.authenticate(token: idToken, purpose: "console")
+                return self.signedIn(identity)
+            } catch {
+                self.runtime.logger.info("console sign-in refused", metadata: ["error": "\(type(of: error))"])
+                return self.redirect("/console/signin?error=" + FormData.encode("sign-in failed"))
+            }
+        }
+        group.post("signout") { request, _ in
+            let form = await self.form(request)
+            if let login = self.checked(request, form) { self.logins.remove(login.id) }
+            return self.redirect("/console/signin", cookies: [self.cookie(Self.cookie, "", maxAge: 0)])
+        }
+    }
+
+    private func signedIn(_ identity: Identity) -> Response {
+        let login = logins.create(identity)
+        runtime.control.append("console.signin", actor: identity.user, [:])
+        return redirect("/console/sessions", cookies: [cookie(Self.cookie, login.id, maxAge: Int(ConsoleLogins.lifetime.components.seconds)),
+                                                       cookie(Self.preCookie, "", maxAge: 0)])
+    }
+
+    private func callbackURL(_ request: Request) -> String {
+        if let base = runtime.policy.configuration.publicURL {
+            return (base.hasSuffix("/") ? String(base.dropLast()) : base) + "/console/callback"
+        }
+        let host = request.head.authority ?? "127.0.0.1"
+        return "http://\(host)/console/callback"
+    }
+
+    // MARK: Sessions
+
+    private func registerSessions(_ group: RouterGroup<BasicRequestContext>) {
+        group.get("sessions") { request, _ in
+            guard let login = self.login(request) else { return self.redirect("/console/signin") }
+            return self.page("sessions", try self.sessionList(request, identity: login.identity), login: login)
+        }
+        group.get("sessions/:id") { request, context in
+            guard let login = self.login(request) else { return self.redirect("/console/signin") }
+            guard let session = try self.visibleSession(context.parameters.get("id") ?? "", login.identity) else {
+                return self.error(.notFound, "no such session, or not yours to see", login: login)
+            }
+            return self.page("session", try self.sessionDetail(session), login: login)
+        }
+        group.get("sessions/:id/cast") { request, context in
+            guard let login = self.login(request) else { return Response(status: .unauthorized, headers: Self.headers("text/plain")) }
+            guard let session = try self.visibleSession(context.parameters.get("id") ?? "", login.identity) else {
+                return Response(status: .notFound, headers: Self.headers("text/plain"))
+            }
+            let cast = try Asciicast.export(session: session, store: self.runtime.store)
+            return Response(status: .ok, headers: Self.headers("application/x-asciicast"), body: .init(byteBuffer: ByteBuffer(string: cast)))
+        }
+        group.get("sessions/:id/live") { request, context in
+            guard let login = self.login(request) else { return Response(status: .unauthorized, headers: Self.headers("text/plain")) }
+            guard let session = try self.visibleSession(context.parameters.get("id") ?? "", login.identity),
+                  session.endedAt == nil, let stream = self.runtime.hub.session(session.id) else {
+                return Response(status: .notFound, headers: Self.headers("text/plain"))
+            }
+            let terminal = session.kind == "ssh" || session.kind == "kubernetes"
+            return Response(status: .ok, headers: Self.headers("text/event-stream"), body: ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: ": watching \(session.id)\n\n"))
+                for await event in stream where event.kind == .output {
+                    let text = String(decoding: event.data, as: UTF8.self)
+                    let json = #"{"terminal":\#(terminal),"text":"\#(JSONText.escaped(text))"}"#
+                    try await writer.write(ByteBuffer(string: "event: output\ndata: \(json)\n\n"))
+                }
+                try await writer.write(ByteBuffer(string: "event: end\ndata: {}\n\n"))
+                try await writer.finish(nil)
+            })
+        }
+    }
+
+    func visibleSession(_ id: String, _ identity: Identity) throws -> SessionRecord? {
+        guard let session = try runtime.store.session(id: id) else { return nil }
+        return AdminAPI.isAuditor(identity) || session.user == identity.user ? session : nil
+    }
+
+    static let pageSize = 50
+
+    func sessionList(_ request: Request, identity: Identity) throws -> [String: Any] {
+        let query = request.uri.queryParameters
+        func value(_ key: String) -> String? {
+            guard let raw = query[Substring(key)] else { return nil }
+            let text = String(raw).trimmingCharacters(in: .whitespaces)
+            return text.isEmpty ? nil : String(text.prefix(200))
+        }
+        var filter = SessionFilter()
+        filter.user = AdminAPI.isAuditor(identity) ? value("user") : identity.user
+        filter.connection = value("connection")
+        filter.kind = value("protocol")
+        filter.since = value("from").flatMap(Self.day).map { $0 }
+        filter.until = value("to").flatMap(Self.day).map { $0 + 86_400_000_000 }
+        let outcome = value("outcome")
+        let page = max(1, value("page").flatMap { Int($0) } ?? 1)
+        // Outcome filters look at counters: fetch a window and filter it.
+        filter.limit = outcome == nil ? Self.pageSize + 1 : 1000
+        filter.offset = outcome == nil ? (page - 1) * Self.pageSize : 0
+        var sessions = try runtime.store.sessions(filter)
+        if let outcome {
+            sessions = sessions.filter { Self.outcomes($0).contains(outcome) }
+            sessions = Array(sessions.dropFirst((page - 1) * Self.pageSize))
+        }
+        let more = sessions.count > Self.pageSize
+        var pager: [String: Any] = [:]
+        var base = query.filter { $0.key != "page" }.map { "\($0.key)=\(FormData.encode(String($0.value)))" }
+        base.sort()
+        let prefix = "/console/sessions?" + (base.isEmpty ? "" : base.joined(separator: "&") + "&")
+        if page > 1 { pager["previous"] = prefix + "page=\(page - 1)" }
+        if more { pager["next"] = prefix + "page=\(page + 1)" }
+        return [
+            "sessions": sessions.prefix(Self.pageSize).map(Self.sessionRow),
+            "empty": sessions.isEmpty,
+            "filter": ["user": value("user") ?? "", "connection": value("connection") ?? "", "from": value("from") ?? "",
+                       "to": value("to") ?? ""] as [String: String],
+            "auditor": AdminAPI.isAuditor(identity),
+            "protocols": Self.options(["postgres", "ssh", "http", "kubernetes"], selected: value("protocol")),
+            "outcomes": Self.options(["open", "sealed", "unsealed", "blocked", "reviewed", "masked"], selected: outcome),
+            "pager": pager, "page": page,
+        ]
+    }
+
+    static func options(_ names: [String], selected: String?) -> [[String: Any]] {
+        names.map { name in
+            let chosen: Bool = selected.map { $0 == name } ?? false
+            return ["name": name, "selected": chosen]
+        }
+    }
+
+    /// `YYYY-MM-DD` (UTC) in microseconds.
+    static func day(_ text: String) -> Int64? {
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyy-MM-dd"
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        return formatter.date(from: text).map { Int64($0.timeIntervalSince1970 * 1_000_000) }
+    }
+
+    static func outcomes(_ session: SessionRecord) -> Set<String> {
+        var result: Set<String> = [session.endedAt == nil ? "open" : (session.seal != nil ? "sealed" : "unsealed")]
+        if (session.counters["blocked"] ?? 0) > 0 { result.insert("blocked") }
+        if (session.counters["reviewed"] ?? 0) > 0 { result.insert("reviewed") }
+        if session.counters.keys.contains(where: { $0.hasPrefix("masked:") }) { result.insert("masked") }
+        if session.endedAt != nil && session.seal == nil { result.insert("unsealed") }
+        return result
+    }
+
+    static func time(_ micros: Int64?) -> String {
+        guard let micros else { return "" }
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        return formatter.string(from: Date(timeIntervalSince1970: Double(micros) / 1_000_000)) + " UTC"
+    }
+
+    static func sessionRow(_ session: SessionRecord) -> [String: Any] {
+        let masked: Int = session.counters.filter { $0.key.hasPrefix("masked:") }.values.reduce(0, +)
+        var row: [String: Any] = ["id": session.id, "user": session.user, "connection": session.connection, "protocol": session.kind]
+        row["started"] = time(session.startedAt)
+        row["ended"] = time(session.endedAt)
+        row["open"] = session.endedAt == nil
+        row["sealed"] = session.seal != nil
+        row["blocked"] = session.counters["blocked"] ?? 0
+        row["reviewed"] = session.counters["reviewed"] ?? 0
+        row["masked"] = masked
+        row["events"] = session.eventCount
+        return row
+    }
+
+    func sessionDetail(_ session: SessionRecord) throws -> [String: Any] {
+        var report = AuditReport()
+        try AuditVerifier(store: runtime.store, publicKey: runtime.signingKey.publicKey).verifySession(id: session.id, into: &report)
+        let events = try runtime.store.events(session: session.id, after: -1, limit: 5000)
+        var decisions: [[String: Any]] = []
+        var statements: [[String: Any]] = []
+        var requests: [[String: Any]] = []
+        var lastInput: String?
+        for event in events {
+            let text = String(decoding: event.data, as: UTF8.self)
+            let at = String(format: "%.3f s", Double(event.offset) / 1_000_000)
+            switch event.kind {
+            case "i":
+                lastInput = String(text.prefix(2000))
+                if session.kind == "postgres" {
+                    statements.append(["at": at, "sql": lastInput ?? "", "preview": "", "markers": [String]()])
+                } else if session.kind == "http" || session.kind == "kubernetes", let line = lastInput, line.first?.isUppercase == true,
+                          line.contains(" /") {
+                    requests.append(["at": at, "request": line, "status": "", "sizes": ""])
+                }
+            case "o":
+                if session.kind == "postgres", var last = statements.popLast() {
+                    let preview = (last["preview"] as? String ?? "")
+                    if preview.count < 1500 { last["preview"] = preview + String(text.prefix(1500 - preview.count)) }
+                    statements.append(last)
+                }
+            case "m":
+                guard let marker = (try? JSONSerialization.jsonObject(with: Data(event.data))) as? [String: Any] else { continue }
+                if let decision = marker["decision"] as? String {
+                    let review: String = marker["review"] as? String ?? ""
+                    let rule: String = (marker["rule"]).map { "rule \($0)" } ?? ""
+                    decisions.append(["at": at, "decision": decision, "command": lastInput ?? "", "review": review, "rule": rule,
+                                      "blocked": decision == "block", "reviewed": decision == "review"])
+                } else if let outcome = marker["outcome"] as? String {
+                    let by = (marker["by"] as? String) ?? ((marker["by"] as? [String])?.joined(separator: ", ") ?? "")
+                    let review: String = marker["review"] as? String ?? ""
+                    decisions.append(["at": at, "decision": outcome, "command": "review " + review, "review": "",
+                                      "rule": by.isEmpty ? "" : "by \(by)", "blocked": outcome != "approved", "reviewed": false])
+                } else if let status = marker["status"] as? Int, var last = requests.popLast() {
+                    last["status"] = String(status)
+                    if let bytes = marker["response_bytes"] as? Int {
+                        last["sizes"] = "\(marker["request_bytes"] as? Int ?? 0) B in, \(bytes) B out"
+                    }
+                    requests.append(last)
+                } else if session.kind == "postgres", var last = statements.popLast() {
+                    var markers = last["markers"] as? [String] ?? []
+                    if markers.count < 5 { markers.append(text.prefix(300).description) }
+                    last["markers"] = markers
+                    statements.append(last)
+                }
+            default:
+                break
+            }
+        }
+        let counts = session.counters.filter { $0.key.hasPrefix("masked:") }.sorted { $0.key < $1.key }
+            .map { ["detector": String($0.key.dropFirst("masked:".count)), "count": $0.value] }
+        let terminal = session.kind == "ssh" || (session.kind == "kubernetes" && events.contains { $0.kind == "o" && $0.data.first != UInt8(ascii: "{") })
+        return [
+            "session": Self.sessionRow(session), "groups": session.groups.joined(separator: ", "), "peer": session.peer,
+            "end_reason": session.endReason ?? "", "verified": report.ok, "problems": report.problems.map(\.description),
+            "seal": session.seal != nil ? "signed" : (session.endedAt == nil ? "open: sealed when it ends" : "missing (the gateway stopped abruptly)"),
+            "decisions": decisions, "has_decisions": !decisions.isEmpty,
+            "counts": counts, "has_counts": !counts.isEmpty,
+            "player": terminal, "statements": statements, "has_statements": !statements.isEmpty,
+            "requests": requests, "has_requests": !requests.isEmpty, "live": session.endedAt == nil,
+            "truncated": events.count >= 5000,
+        ]
+    }
+
+    // MARK: Reviews
+
+    private func registerReviews(_ group: RouterGroup<BasicRequestContext>) {
+        group.get("reviews") { request, _ in
+            guard let login = self.login(request) else { return self.redirect("/console/signin") }
+            let reviews = try await self.runtime.reviews.list(status: nil, limit: 500).filter { AdminAPI.visible($0, to: login.identity) }
+            let sorted = reviews.filter { $0.status == .pending } + reviews.filter { $0.status != .pending }
+            return self.page("reviews", ["reviews": sorted.prefix(200).map(Self.reviewRow), "empty": sorted.isEmpty,
+                                         "pending": reviews.filter { $0.status == .pending }.count], login: login)
+        }
+        group.get("reviews/:id") { request, context in
+            guard let login = self.login(request) else { return self.redirect("/console/signin") }
+            guard let review = try await self.runtime.reviews.review(id: context.parameters.get("id") ?? ""),
+                  AdminAPI.visible(review, to: login.identity) else {
+                return self.error(.notFound, "no such review, or not yours to see", login: login)
+            }
+            var row = Self.reviewRow(review)
+            // The requester never decides their own review: no buttons (and the server refuses).
+            row["can_decide"] = review.status == .pending && review.requester != login.identity.user
+                && (login.identity.isMember(of: review.approvers) || login.identity.groups.contains("admin"))
+            row["own"] = review.requester == login.identity.user
+            let flash = request.uri.queryParameters["done"].map { String($0.prefix(100)) }
+            return self.page("review", ["review": row, "flash": flash ?? ""], login: login)
+        }
+        for action in ["approve", "deny"] {
+            group.post("reviews/:id/\(action)") { request, context in
+                let form = await self.form(request)
+                guard let login = self.checked(request, form) else {
+                    return self.error(.forbidden, "the form expired or came from elsewhere; reload and try again", login: self.login(request))
+                }
+                let id = context.parameters.get("id") ?? ""
+                do {
+                    if action == "approve" {
+                        _ = try await self.runtime.reviews.approve(id: id, by: login.identity)
+                    } else {
+                        _ = try await self.runtime.reviews.deny(id: id, by: login.identity, reason: String((form["reason"] ?? "").prefix(500)))
+                    }
+                    return self.redirect("/console/reviews/\(FormData.encode(id))?done=\(action == "approve" ? "approved" : "denied")")
+                } catch let error as ReviewError {
+                    let status: HTTPResponse.Status = switch error.code {
+                    case .notFound: .notFound
+                    case .selfApproval, .notApprover: .forbidden
+                    default: .conflict
+                    }
+                    return self.error(status, error.message, login: login)
+                }
+            }
+        }
+        group.get("events") { request, _ in
+            guard self.login(request) != nil, let stream = self.runtime.hub.reviews() else {
+                return Response(status: .unauthorized, headers: Self.headers("text/plain"))
+            }
+            let reviews = self.runtime.reviews
+            let identity = self.login(request)!.identity
+            return Response(status: .ok, headers: Self.headers("text/event-stream"), body: ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: ": reviews\n\n"))
+                for await review in stream where AdminAPI.visible(review, to: identity) {
+                    let pending = (try? await reviews.list(status: "pending", limit: 1000).count) ?? 0
+                    var row = Self.reviewRow(review)
+                    row["pending"] = pending
+                    let data = (try? JSONSerialization.data(withJSONObject: row.compactMapValues { $0 as? String ?? ($0 as? Int).map(String.init) })) ?? Data("{}".utf8)
+                    try await writer.write(ByteBuffer(string: "event: review\ndata: \(String(decoding: data, as: UTF8.self))\n\n"))
+                }
+                try await writer.finish(nil)
+            })
+        }
+    }
+
+    static func reviewRow(_ review: ReviewRecord) -> [String: Any] {
+        let view = Views.Review(review)
+        return [
+            "id": view.id, "kind": view.kind, "status": view.status, "requester": view.requester, "connection": view.connection,
+            "session": view.session ?? "", "command": view.command ?? "(access to \(view.connection))", "reason": view.reason,
+            "created_at": view.created_at, "deadline": view.deadline, "approvers": view.approvers.joined(separator: ", "),
+            "min_approvals": view.min_approvals, "approvals": view.approvals.joined(separator: ", "),
+            "denied_by": view.denied_by ?? "", "pending": view.status == "pending",
+        ]
+    }
+
+    // MARK: Audit and connections
+
+    private func registerAudit(_ group: RouterGroup<BasicRequestContext>) {
+        group.get("audit") { request, _ in
+            guard let login = self.login(request) else { return self.redirect("/console/signin") }
+            guard AdminAPI.isAuditor(login.identity) else { return self.error(.forbidden, "auditors only", login: login) }
+            let result = try await self.audits.latest(runtime: self.runtime, actor: login.identity.user)
+            return self.page("audit", result.context, login: login)
+        }
+        group.post("audit/verify") { request, _ in
+            let form = await self.form(request)
+            guard let login = self.checked(request, form), AdminAPI.isAuditor(login.identity) else {
+                return self.error(.forbidden, "auditors only", login: self.login(request))
+            }
+            _ = try await self.audits.run(runtime: self.runtime, actor: login.identity.user)
+            return self.redirect("/console/audit")
+        }
+    }
+
+    func connections(for identity: Identity) -> [[String: Any]] {
+        runtime.policy.configuration.connections
+            .filter { AdminAPI.isAuditor(identity) || identity.isMember(of: $0.accessGroups) || identity.isMember(of: $0.reviews.approvers) }
+            .map { connection in
+                [
+                    "name": connection.name, "type": connection.kind.rawValue, "target": connection.target,
+                    "groups": connection.accessGroups.joined(separator: ", "), "requires_grant": connection.requiresGrant,
+                    "profile": connection.masking.profile,
+                    "group_profiles": connection.masking.groups.sorted { $0.key < $1.key }.map { "\($0.key) → \($0.value)" }.joined(separator: ", "),
+                    "unmasked": connection.masking.unmaskedGroups.joined(separator: ", "),
+                    "columns": connection.masking.columns.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value.rawValue)" }.joined(separator: ", "),
+                    "has_rules": !connection.guardrails.isEmpty,
+                    "rules": connection.guardrails.enumerated().map { index, rule in
+                        ["index": index + 1, "action": rule.action.rawValue, "match": rule.match ?? "", "class": rule.commandClass ?? "",
+                         "message": rule.message ?? ""]
+                    },
+                    "approvers": connection.reviews.approvers.joined(separator: ", "),
+                ]
+            }
+    }
+}
+
+/// The last full audit verification, kept for the audit page; run on demand.
+actor AuditResults {
+    struct Day: Sendable {
+        var day: String
+        var sessions = 0
+        var ok = 0
+        var unsealed = 0
+        var problems: [String] = []
+    }
+
+    struct Summary: Sendable {
+        var ranAt: String
+        var ok: Bool
+        var sessions: Int
+        var events: Int
+        var controlEvents: Int
+        var problems: [String]
+        var days: [Day]
+
+        var context: [String: Any] {
+            [
+                "ran_at": ranAt, "ok": ok, "sessions": sessions, "events": events, "control_events": controlEvents,
+                "problems": problems, "has_problems": !problems.isEmpty,
+                "days": days.map { day -> [String: Any] in
+                    ["day": day.day, "sessions": day.sessions, "ok": day.ok, "unsealed": day.unsealed,
+                     "intact": day.ok == day.sessions, "problems": day.problems]
+                },
+            ]
+        }
+    }
+
+    private var last: Summary?
+
+    func latest(runtime: GatewayRuntime, actor: String) throws -> Summary {
+        if let last { return last }
+        return try run(runtime: runtime, actor: actor)
+    }
+
+    func run(runtime: GatewayRuntime, actor: String) throws -> Summary {
+        let verifier = AuditVerifier(store: runtime.store, publicKey: runtime.signingKey.publicKey)
+        var days: [String: Day] = [:]
+        var total = AuditReport()
+        for id in try runtime.store.allSessionIDs().suffix(20_000) {
+            guard let session = try runtime.store.session(id: id) else { continue }
+            var report = AuditReport()
+            try verifier.verifySession(id: id, into: &report)
+            let key = String(Console.time(session.startedAt).prefix(10))
+            var day = days[key] ?? Day(day: key)
+            day.sessions += 1
+            if report.ok { day.ok += 1 }
+            day.unsealed += report.unsealed.count
+            day.problems += report.problems.prefix(5).map(\.description)
+            days[key] = day
+            total.sessionsChecked += report.sessionsChecked
+            total.eventsChecked += report.eventsChecked
+            total.problems += report.problems
+        }
+        let control = try verifier.verify(sessionIDs: [])
+        total.problems += control.problems
+        runtime.control.append("audit.verified", actor: actor, ["ok": String(total.ok), "problems": String(total.problems.count)])
+        let summary = Summary(ranAt: Console.time(runtime.clock.nowMicros()), ok: total.ok, sessions: total.sessionsChecked,
+                              events: total.eventsChecked, controlEvents: control.controlEventsChecked,
+                              problems: total.problems.prefix(50).map(\.description),
+                              days: days.values.sorted { $0.day > $1.day })
+        last = summary
+        return summary
+    }
+}

@@ -1,0 +1,84 @@
+import Adapters
+import Synchronization
+
+/// Live feeds for the web console: new reviews, and the masked output of open sessions. Bounded:
+/// at most ``maximumSubscribers`` listeners, each with a bounded buffer (slow listeners lose the
+/// oldest events, never slow the gateway down).
+public final class ConsoleHub: Sendable {
+    public static let maximumSubscribers = 1000
+    static let bufferPerSubscriber = 256
+
+    private struct State {
+        var reviews: [Int: AsyncStream<ReviewRecord>.Continuation] = [:]
+        var sessions: [String: [Int: AsyncStream<SessionEvent>.Continuation]] = [:]
+        var next = 0
+        var count = 0
+    }
+
+    private let state = Mutex(State())
+    /// Read without the lock on every recorded event: most of the time nobody watches.
+    private let watchedSessions = Atomic<Int>(0)
+
+    public init() {}
+
+    /// A stream of new reviews; nil when there are too many listeners.
+    public func reviews() -> AsyncStream<ReviewRecord>? {
+        let (stream, continuation) = AsyncStream<ReviewRecord>.makeStream(bufferingPolicy: .bufferingNewest(Self.bufferPerSubscriber))
+        let key = state.withLock { state -> Int? in
+            guard state.count < Self.maximumSubscribers else { return nil }
+            state.next += 1
+            state.count += 1
+            state.reviews[state.next] = continuation
+            return state.next
+        }
+        guard let key else { return nil }
+        continuation.onTermination = { [weak self] _ in
+            self?.state.withLock { state in
+                if state.reviews.removeValue(forKey: key) != nil { state.count -= 1 }
+            }
+        }
+        return stream
+    }
+
+    /// A stream of one session's recorded output (already masked), finished when it closes.
+    public func session(_ id: String) -> AsyncStream<SessionEvent>? {
+        let (stream, continuation) = AsyncStream<SessionEvent>.makeStream(bufferingPolicy: .bufferingNewest(Self.bufferPerSubscriber))
+        let key = state.withLock { state -> Int? in
+            guard state.count < Self.maximumSubscribers else { return nil }
+            state.next += 1
+            state.count += 1
+            state.sessions[id, default: [:]][state.next] = continuation
+            return state.next
+        }
+        guard let key else { return nil }
+        watchedSessions.add(1, ordering: .relaxed)
+        continuation.onTermination = { [weak self] _ in
+            guard let self else { return }
+            let removed = self.state.withLock { state -> Bool in
+                guard state.sessions[id]?.removeValue(forKey: key) != nil else { return false }
+                if state.sessions[id]?.isEmpty == true { state.sessions[id] = nil }
+                state.count -= 1
+                return true
+            }
+            if removed { self.watchedSessions.subtract(1, ordering: .relaxed) }
+        }
+        return stream
+    }
+
+    func reviewCreated(_ review: ReviewRecord) {
+        let listeners = state.withLock { Array($0.reviews.values) }
+        for listener in listeners { listener.yield(review) }
+    }
+
+    func recorded(_ event: SessionEvent, session id: String) {
+        guard event.kind == .output || event.kind == .resize, watchedSessions.load(ordering: .relaxed) > 0 else { return }
+        let listeners = state.withLock { $0.sessions[id].map { Array($0.values) } ?? [] }
+        for listener in listeners { listener.yield(event) }
+    }
+
+    func sessionClosed(_ id: String) {
+        guard watchedSessions.load(ordering: .relaxed) > 0 else { return }
+        let listeners = state.withLock { $0.sessions[id].map { Array($0.values) } ?? [] }
+        for listener in listeners { listener.finish() }
+    }
+}
