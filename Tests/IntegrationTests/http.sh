@@ -134,6 +134,12 @@ check "the client connection is reused" grep -q 'Re-using existing connection' "
 PORTS=$(python3 -c 'import json,sys; print(len({json.loads(l)["client_port"] for l in open(sys.argv[1])}))' "$WORK/upstream.log")
 check "the upstream connection is reused (3 requests, 1 connection)" test "$PORTS" = 1
 
+START=$(date +%s.%N)
+OUT=$(curl -sS --max-time 5 -H "Authorization: Bearer $ALICE" "$GW/api/close" "$GW/api/customers" 2>&1 || true)
+END=$(date +%s.%N)
+check "an upstream that closes after its answer: answer at once, next request on a new upstream" \
+  bash -c "grep -q '\"bye\":\"\[EMAIL\]\"' <<<'$OUT' && grep -q customers <<<'$OUT' && python3 -c 'import sys; sys.exit(0 if $END - $START < 2 else 1)'"
+
 echo "== a 100 MB body"
 START=$(date +%s.%N)
 get "$ALICE" --max-time 300 "$GW/api/big?mb=100" -o "$WORK/big.out" &

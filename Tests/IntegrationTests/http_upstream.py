@@ -104,6 +104,16 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/binary":
             blob = bytes(range(256)) * 64 + b"jane.doe@example.com"
             self.send_body(blob, content_type="image/png")
+        elif path == "/close":
+            # The upstream ends its side of keep-alive after this answer.
+            body = b'{"bye":"jane.doe@example.com"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
         elif path == "/whoami":
             self.send_body(json.dumps({"saw_authorization": self.headers.get("Authorization") is not None}).encode())
         elif path == "/big":

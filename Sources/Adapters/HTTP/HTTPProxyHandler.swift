@@ -48,6 +48,8 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
     /// Which connection the idle upstream channel belongs to (reused for the next request to it).
     private var upstreamKey: String?
     private var wantsRead = true
+    private var inUpstreamRead = false
+    private var clientNeedsFlush = false
     private var upstreamWritable = true
     private var timer: Scheduled<Void>?
     private var closed = false
@@ -111,11 +113,20 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
     // MARK: Upstream events (same event loop)
 
     func upstreamRead(_ part: HTTPClientResponsePart) {
+        // Writes to the client are flushed once per upstream read, not once per part.
+        inUpstreamRead = true
+        defer { inUpstreamRead = false }
         switch part {
         case .head(let head): run(machine.responseHead(head))
         case .body(let buffer): run(machine.responseBody(buffer))
         case .end: run(machine.responseEnd())
         }
+    }
+
+    func upstreamReadComplete() {
+        guard clientNeedsFlush else { return }
+        clientNeedsFlush = false
+        context?.flush()
     }
 
     func upstreamClosed(_ channel: any Channel) {
@@ -125,7 +136,9 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
         run(machine.upstreamClosed())
     }
 
-    func upstreamWritabilityChanged(_ writable: Bool) {
+    func upstreamWritabilityChanged(_ channel: any Channel, _ writable: Bool) {
+        // A closing, replaced upstream must not stop the client's reads.
+        guard channel === upstream else { return }
         upstreamWritable = writable
         updateReading()
     }
@@ -141,8 +154,11 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
                 lastWrite = context.write(wrapOutboundOut(part))
                 flush = true
                 if case .end = part {
+                    // The end of a response goes out now (the upstream may be closed before its
+                    // read completes); head and body parts of the same read go with it.
                     context.flush()
                     flush = false
+                    clientNeedsFlush = false
                     if machine.isIdle { armTimer(adapter.configuration.headerTimeout) }
                 }
             case .sendUpstream(let part):
@@ -186,7 +202,13 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
                 return
             }
         }
-        if flush { context.flush() }
+        if flush {
+            if inUpstreamRead {
+                clientNeedsFlush = true
+            } else {
+                context.flush()
+            }
+        }
     }
 
     /// The upstream switched protocols: send the `101` on, then hand both connections to the
@@ -321,6 +343,7 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
                 handler.upstream = channel
                 handler.upstreamKey = key
                 handler.upstreamHTTPHandlers = handlers.value
+                handler.upstreamWritable = true
                 handler.run(handler.machine.upstreamConnected())
             case .failure(let error):
                 handler.run(handler.machine.upstreamFailed(String(describing: error).prefix(160).description))
@@ -369,8 +392,13 @@ final class HTTPUpstreamHandler: ChannelInboundHandler, RemovableChannelHandler 
         context.close(promise: nil)
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        frontend.value.upstreamReadComplete()
+        context.fireChannelReadComplete()
+    }
+
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        frontend.value.upstreamWritabilityChanged(context.channel.isWritable)
+        frontend.value.upstreamWritabilityChanged(context.channel, context.channel.isWritable)
         context.fireChannelWritabilityChanged()
     }
 }

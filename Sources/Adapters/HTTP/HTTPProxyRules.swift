@@ -92,6 +92,7 @@ public enum HTTPHeaderRules {
         var named = hopByHop
         for value in headers[canonicalForm: "connection"] { named.insert(value.lowercased()) }
         var out = HTTPHeaders()
+        out.reserveCapacity(headers.count)
         for (name, value) in headers where !named.contains(name.lowercased()) { out.add(name: name, value: value) }
         return out
     }
@@ -101,7 +102,7 @@ public enum HTTPHeaderRules {
         guard let value = headers.first(name: "authorization") else { return nil }
         let parts = value.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
         guard parts.count == 2 else { return nil }
-        let credentials = parts[1].trimmingCharacters(in: .whitespaces)
+        let credentials = ASCII.trimmed(parts[1])
         switch parts[0].lowercased() {
         case "bearer": return credentials.isEmpty ? nil : credentials
         case "basic":
@@ -129,7 +130,7 @@ public enum HTTPHeaderRules {
         if let originalHost { headers.replaceOrAdd(name: "X-Forwarded-Host", value: originalHost) }
         if scanning {
             let accepted = headers[canonicalForm: "accept-encoding"].compactMap { item -> String? in
-                let coding = item.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+                let coding = item.split(separator: ";").first.map { ASCII.trimmed($0).lowercased() } ?? ""
                 return ["gzip", "x-gzip", "deflate", "identity"].contains(coding) ? String(item) : nil
             }
             headers.remove(name: "accept-encoding")
@@ -154,7 +155,7 @@ public struct HTTPResponsePlan: Sendable, Equatable {
     /// Text-like types are scanned; so is a body without a type (it could be anything).
     public static func isScanned(contentType: String?) -> Bool {
         guard let contentType else { return true }
-        let type = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        let type = contentType.split(separator: ";").first.map { ASCII.trimmed($0).lowercased() } ?? ""
         if type.isEmpty || type.hasPrefix("text/") { return true }
         if type.hasSuffix("+json") || type.hasSuffix("+xml") { return true }
         return [
@@ -175,7 +176,7 @@ public struct HTTPResponsePlan: Sendable, Equatable {
             return plan
         }
         guard scan else { return plan }
-        let codings = headers[canonicalForm: "content-encoding"].map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        let codings = headers[canonicalForm: "content-encoding"].map { ASCII.trimmed($0).lowercased() }
             .filter { !$0.isEmpty && $0 != "identity" }
         if codings == ["gzip"] || codings == ["x-gzip"] {
             plan.coding = .gzip
@@ -213,5 +214,16 @@ public enum HTTPCommands {
         let name = method.rawValue
         let read = [HTTPMethod.GET, .HEAD, .OPTIONS].contains(method)
         return Command(text: "\(name) \(uri)", classes: [name.lowercased(), read ? "read" : "write"])
+    }
+}
+
+/// Header-value helpers that stay on bytes (Foundation's `trimmingCharacters` walks UTF-16 and
+/// showed up in profiles of small requests).
+enum ASCII {
+    static func trimmed<S: StringProtocol>(_ text: S) -> String {
+        let text = Substring(text)
+        guard let first = text.utf8.firstIndex(where: { $0 != 0x20 && $0 != 0x09 }),
+              let last = text.utf8.lastIndex(where: { $0 != 0x20 && $0 != 0x09 }) else { return "" }
+        return String(text[first...last])
     }
 }
