@@ -35,6 +35,7 @@ integration-test: build
 	bash Tests/IntegrationTests/ssh.sh
 	bash Tests/IntegrationTests/http.sh
 	bash Tests/IntegrationTests/kubernetes.sh
+	bash Tests/IntegrationTests/console.sh
 
 test: unit-test engine-check integration-test
 

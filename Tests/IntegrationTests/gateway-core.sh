@@ -55,7 +55,7 @@ detectors: [$ROOT/corpora]
 identity:
   dev_issuer: true
   oidc:
-    - { issuer: "$ISSUER", audience: sluice, user_claim: preferred_username, groups_claim: groups }
+    - { issuer: "$ISSUER", audience: sluice, user_claim: preferred_username, groups_claim: groups, client_secret_env: SLUICE_OIDC_SECRET }
 connections:
   - name: app-db
     type: postgres
@@ -66,6 +66,7 @@ EOF
 ADMIN=http://127.0.0.1:$ADMIN_PORT
 cd "$WORK"
 
+export SLUICE_OIDC_SECRET=test-secret
 start_gateway() {
   "$SLUICE" serve --config "$WORK/sluice.yaml" >>"$WORK/serve.log" 2>&1 &
   GATEWAY=$!
@@ -85,6 +86,8 @@ echo "== tokens from the real OIDC provider (oidc-provider-mock)"
 ALICE=$(python3 "$ROOT/Tests/IntegrationTests/oidc_token.py" "$ISSUER" sluice alice)
 BOB=$(python3 "$ROOT/Tests/IntegrationTests/oidc_token.py" "$ISSUER" sluice bob)
 check "OIDC token maps user and groups" bash -c "curl -fsS -H 'Authorization: Bearer $ALICE' $ADMIN/api/me | grep -q '\"groups\":\[\"eng\",\"auditor\"\],\"issuer\":\"$ISSUER\",\"user\":\"alice\"'"
+OUT=$(python3 "$ROOT/Tests/IntegrationTests/console_oidc.py" "$ADMIN" alice 2>&1 || true)
+check "the web console signs in through the provider (authorization code + PKCE)" test "$OUT" = "signed-in alice"
 OTHER_AUD=$(python3 "$ROOT/Tests/IntegrationTests/oidc_token.py" "$ISSUER" another-client alice)
 check "token for another audience refused with its code" bash -c "curl -s -H 'Authorization: Bearer $OTHER_AUD' $ADMIN/api/me | grep -q token_wrong_audience"
 TAMPERED=$(python3 - "$ALICE" <<'EOF'

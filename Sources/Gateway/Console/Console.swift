@@ -51,7 +51,8 @@ public struct Console: Sendable {
                 + "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
             HTTPField.Name("X-Content-Type-Options")!: "nosniff",
             HTTPField.Name("X-Frame-Options")!: "DENY",
-            HTTPField.Name("Referrer-Policy")!: "no-referrer",
+            // same-origin, not no-referrer: with no-referrer browsers send `Origin: null` on form posts.
+            HTTPField.Name("Referrer-Policy")!: "same-origin",
         ]
     }
 

@@ -152,6 +152,9 @@
         } else if (ch === "\r") {
           this.x = 0;
         } else if (ch === "\n") {
+          // Output without a terminal (exec) has bare line feeds: treat them as a terminal's
+          // onlcr would (CR LF); with a terminal the CR came first anyway.
+          this.x = 0;
           this.newline();
         } else if (ch === "\b") {
           this.x = Math.max(0, this.x - 1);
