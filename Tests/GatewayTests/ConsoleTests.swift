@@ -236,4 +236,55 @@ import Testing
             }
         }
     }
+
+    @Test func anOpenSessionCanBeWatchedLiveWithMaskedOutputOnly() async throws {
+        let session = try await gateway.runtime.openSession(token: try gateway.token("alice", ["eng"]), connection: "app-db",
+                                                            kind: .postgres, peer: "127.0.0.1")
+        try await app().test(.router) { client in
+            let alice = try await signIn(client, user: "alice", groups: "eng")
+            // The session produces output while the page watches, then ends.
+            let hub = gateway.runtime.hub
+            let producer = Task {
+                while hub.watchers(of: session.id) == 0 { try await Task.sleep(for: .milliseconds(20)) }
+                session.record(SessionEvent(.output, text: "row [EMAIL] 1\n"))
+                try await Task.sleep(for: .milliseconds(100))
+                await session.close(reason: "done")
+            }
+            try await client.execute(uri: "/console/sessions/\(session.id)/live", method: .get, headers: [.cookie: alice.cookie]) { response in
+                let body = String(buffer: response.body)
+                #expect(response.headers[.contentType] == "text/event-stream")
+                #expect(body.contains("event: output") && body.contains("row [EMAIL] 1"))
+                #expect(body.contains("event: end"))
+            }
+            try await producer.value
+            try await client.execute(uri: "/console/sessions/\(session.id)/live", method: .get, headers: [.cookie: alice.cookie]) { response in
+                #expect(response.status == .notFound)   // closed sessions are replayed, not watched
+            }
+        }
+    }
+
+    @Test func theOwnerGetsTheCastAndAuditorsCanVerifyAgain() async throws {
+        let id = try await session("alice", ["eng"], output: "cast-line")
+        try await app().test(.router) { client in
+            let alice = try await signIn(client, user: "alice", groups: "eng")
+            try await client.execute(uri: "/console/sessions/\(id)/cast", method: .get, headers: [.cookie: alice.cookie]) { response in
+                let body = String(buffer: response.body)
+                #expect(response.status == .ok && body.contains("\"version\"") && body.contains("cast-line"))
+            }
+            try await client.execute(uri: "/console/audit/verify", method: .post,
+                                     headers: [.cookie: alice.cookie, .contentType: "application/x-www-form-urlencoded"],
+                                     body: ByteBuffer(string: "csrf=\(alice.csrf)")) { response in
+                #expect(response.status == .forbidden)
+            }
+            let auditor = try await signIn(client, user: "aud", groups: "auditor")
+            try await client.execute(uri: "/console/audit/verify", method: .post,
+                                     headers: [.cookie: auditor.cookie, .contentType: "application/x-www-form-urlencoded"],
+                                     body: ByteBuffer(string: "csrf=\(auditor.csrf)")) { response in
+                #expect(response.status == .seeOther)
+            }
+            try await client.execute(uri: "/console/audit", method: .get, headers: [.cookie: auditor.cookie]) { response in
+                #expect(String(buffer: response.body).contains("data-days"))
+            }
+        }
+    }
 }

@@ -265,16 +265,21 @@ public struct Console: Sendable {
         group.get("sessions/:id/live") { request, context in
             guard let login = self.login(request) else { return Response(status: .unauthorized, headers: Self.headers("text/plain")) }
             guard let session = try self.visibleSession(context.parameters.get("id") ?? "", login.identity),
-                  session.endedAt == nil, let stream = self.runtime.hub.session(session.id) else {
+                  session.endedAt == nil, self.runtime.isOpen(session.id), let stream = self.runtime.hub.session(session.id) else {
                 return Response(status: .notFound, headers: Self.headers("text/plain"))
             }
+            // Subscribed first, then checked: a session that closed meanwhile ends the feed at once
+            // (one that closes later finishes the stream itself).
+            let open = self.runtime.isOpen(session.id)
             let terminal = session.kind == "ssh" || session.kind == "kubernetes"
             return Response(status: .ok, headers: Self.headers("text/event-stream"), body: ResponseBody { writer in
                 try await writer.write(ByteBuffer(string: ": watching \(session.id)\n\n"))
-                for await event in stream where event.kind == .output {
-                    let text = String(decoding: event.data, as: UTF8.self)
-                    let json = #"{"terminal":\#(terminal),"text":"\#(JSONText.escaped(text))"}"#
-                    try await writer.write(ByteBuffer(string: "event: output\ndata: \(json)\n\n"))
+                if open {
+                    for await event in stream where event.kind == .output {
+                        let text = String(decoding: event.data, as: UTF8.self)
+                        let json = #"{"terminal":\#(terminal),"text":"\#(JSONText.escaped(text))"}"#
+                        try await writer.write(ByteBuffer(string: "event: output\ndata: \(json)\n\n"))
+                    }
                 }
                 try await writer.write(ByteBuffer(string: "event: end\ndata: {}\n\n"))
                 try await writer.finish(nil)

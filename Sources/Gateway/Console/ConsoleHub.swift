@@ -65,6 +65,11 @@ public final class ConsoleHub: Sendable {
         return stream
     }
 
+    /// How many pages watch a session (tests wait on it).
+    func watchers(of id: String) -> Int {
+        state.withLock { $0.sessions[id]?.count ?? 0 }
+    }
+
     func reviewCreated(_ review: ReviewRecord) {
         let listeners = state.withLock { Array($0.reviews.values) }
         for listener in listeners { listener.yield(review) }

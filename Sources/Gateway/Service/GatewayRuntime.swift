@@ -144,6 +144,10 @@ public final class GatewayRuntime: Governor {
         return session
     }
 
+    func isOpen(_ id: String) -> Bool {
+        openSessions.withLock { $0[id] != nil }
+    }
+
     func sessionClosed(_ id: String) {
         openSessions.withLock { _ = $0.removeValue(forKey: id) }
         metrics.add("sluice_sessions_open", -1, labels: [:])
