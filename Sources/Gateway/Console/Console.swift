@@ -445,7 +445,7 @@ public struct Console: Sendable {
             "session": Self.sessionRow(session), "groups": session.groups.joined(separator: ", "), "peer": session.peer,
             "end_reason": session.endReason ?? "", "verified": report.ok, "problems": report.problems.map(\.description),
             "seal": session.seal != nil ? "signed" : (session.endedAt == nil ? "open: sealed when it ends" : "missing (the gateway stopped abruptly)"),
-            "decisions": decisions, "has_decisions": !decisions.isEmpty,
+            "decisions": decisions, "has_decisions": !decisions.isEmpty, "allowed": session.counters["allowed"] ?? 0,
             "counts": counts, "has_counts": !counts.isEmpty,
             "player": terminal, "statements": statements, "has_statements": !statements.isEmpty,
             "requests": requests, "has_requests": !requests.isEmpty, "live": session.endedAt == nil,
