@@ -27,3 +27,23 @@ public struct UpstreamRequest: Sendable {
 public typealias UpstreamConnector = @Sendable (
     _ eventLoop: any EventLoop, _ request: UpstreamRequest, _ initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
 ) -> EventLoopFuture<any Channel>
+
+extension Governor {
+    /// Opens a session off the event loop (token checks are async) and hands the outcome back on
+    /// `eventLoop`, where the adapter's handler lives. Errors other than ``GovernorError`` become
+    /// `unavailable`.
+    public func openSession(token: String, connection: String, kind: ConnectionKind, peer: String, on eventLoop: any EventLoop,
+                            _ completion: @escaping @Sendable (Result<any GovernedSession, GovernorError>) -> Void) {
+        Task {
+            let result: Result<any GovernedSession, GovernorError>
+            do {
+                result = .success(try await openSession(token: token, connection: connection, kind: kind, peer: peer))
+            } catch let error as GovernorError {
+                result = .failure(error)
+            } catch {
+                result = .failure(GovernorError(.unavailable, "login failed"))
+            }
+            eventLoop.execute { completion(result) }
+        }
+    }
+}

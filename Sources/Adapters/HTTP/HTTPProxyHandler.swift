@@ -287,27 +287,19 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
     private func openSession(token: String, connection: String, context: ChannelHandlerContext) {
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
-        let governor = adapter.governor
-        let kind = adapter.profile.kind
-        let peer = context.remoteAddress?.description ?? "?"
-        Task {
-            do {
-                let session = try await governor.openSession(token: token, connection: connection, kind: kind, peer: peer)
-                eventLoop.execute {
-                    let handler = bound.value
-                    session.onTermination { _ in
-                        eventLoop.execute { bound.value.terminate() }
-                    }
-                    if handler.closed {
-                        Task { await session.close(reason: "client left during login") }
-                        return
-                    }
-                    handler.run(handler.machine.sessionOpened(session))
+        adapter.governor.openSession(token: token, connection: connection, kind: adapter.profile.kind,
+                                     peer: context.remoteAddress?.description ?? "?", on: eventLoop) { result in
+            let handler = bound.value
+            switch result {
+            case .success(let session):
+                session.onTermination { _ in eventLoop.execute { bound.value.terminate() } }
+                if handler.closed {
+                    Task { await session.close(reason: "client left during login") }
+                    return
                 }
-            } catch let error as GovernorError {
-                eventLoop.execute { bound.value.run(bound.value.machine.sessionRefused(error)) }
-            } catch {
-                eventLoop.execute { bound.value.run(bound.value.machine.sessionRefused(GovernorError(.unavailable, "login failed"))) }
+                handler.run(handler.machine.sessionOpened(session))
+            case .failure(let error):
+                handler.run(handler.machine.sessionRefused(error))
             }
         }
     }

@@ -173,28 +173,19 @@ public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChan
     private func openSession(token: String, connection: String, context: ChannelHandlerContext) {
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
-        let governor = adapter.governor
-        let peer = context.remoteAddress?.description ?? "?"
-        Task {
-            do {
-                let session = try await governor.openSession(token: token, connection: connection, kind: .postgres, peer: peer)
-                eventLoop.execute {
-                    let handler = bound.value
-                    session.onTermination { reason in
-                        eventLoop.execute { bound.value.terminate(reason: reason) }
-                    }
-                    if handler.closed {
-                        Task { await session.close(reason: "client left during login") }
-                        return
-                    }
-                    handler.run(handler.machine.sessionOpened(session))
+        adapter.governor.openSession(token: token, connection: connection, kind: .postgres,
+                                     peer: context.remoteAddress?.description ?? "?", on: eventLoop) { result in
+            let handler = bound.value
+            switch result {
+            case .success(let session):
+                session.onTermination { reason in eventLoop.execute { bound.value.terminate(reason: reason) } }
+                if handler.closed {
+                    Task { await session.close(reason: "client left during login") }
+                    return
                 }
-            } catch let error as GovernorError {
-                eventLoop.execute { bound.value.run(bound.value.machine.sessionRefused(error)) }
-            } catch {
-                eventLoop.execute {
-                    bound.value.run(bound.value.machine.sessionRefused(GovernorError(.unavailable, "login failed")))
-                }
+                handler.run(handler.machine.sessionOpened(session))
+            case .failure(let error):
+                handler.run(handler.machine.sessionRefused(error))
             }
         }
     }
