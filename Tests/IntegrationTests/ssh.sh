@@ -246,8 +246,10 @@ GOT=$(head -c 200000000 /dev/zero | gssh_opts "$ALICE" box RekeyLimit=10M "sha25
 check "200 MB upload with the client re-keying every 10 MB is byte-identical" test "$GOT" = "$EXPECTED"
 GOT=$(gssh "$ALICE" old-rsa "head -c 200000000 /dev/zero" 2>/dev/null | sha256sum | cut -d' ' -f1 || true)
 check "200 MB download with the upstream re-keying every 10 MB is byte-identical" test "$GOT" = "$EXPECTED"
-GOT=$(head -c 200000000 /dev/zero | gssh "$ALICE" old-rsa "sha256sum" 2>/dev/null | cut -d' ' -f1 || true)
+GOT=$(head -c 200000000 /dev/zero | gssh "$ALICE" old-rsa "sha256sum" 2>"$WORK/upload-rekey.err" | cut -d' ' -f1 || true)
 check "200 MB upload with the upstream re-keying every 10 MB is byte-identical" test "$GOT" = "$EXPECTED"
+# On a failure, say what the client and the gateway saw (no payload: zeros and status lines).
+[ "$GOT" = "$EXPECTED" ] || { echo "      got '$GOT'"; sed 's/^/      ssh: /' "$WORK/upload-rekey.err" | head -5; grep -i 'ssh\|warn\|error' "$WORK/serve.log" | tail -5 | sed 's/^/      gateway: /'; tail -3 "$WORK/sshd-rsa.log" | sed 's/^/      sshd: /'; }
 
 echo "== interactive shell in tmux"
 tmux kill-session -t sluice-it 2>/dev/null || true
