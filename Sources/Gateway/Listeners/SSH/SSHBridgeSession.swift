@@ -660,6 +660,14 @@ final class SSHBridgeSession: @unchecked Sendable {
         return ssh_channel_poll(channel, 0) > 0 || ssh_channel_poll(channel, 1) > 0
     }
 
+    /// Client bytes not yet taken: in our backlog, or still in libssh's channel buffer (left
+    /// there while the upstream queue was full). The client's EOF can arrive before them.
+    private var clientHasBufferedData: Bool {
+        guard clientBacklog.isEmpty else { return true }
+        guard let channel = clientChannel else { return false }
+        return ssh_channel_poll(channel, 0) > 0
+    }
+
     private func pump() {
         pumpForwards()
         releaseHeldLine()
@@ -679,7 +687,9 @@ final class SSHBridgeSession: @unchecked Sendable {
                 guard written > 0 else { break }
                 toUpstream.removeFirst(Int(written))
             }
-            if clientEOF && toUpstream.isEmpty && !upstreamEOFSent {
+            // EOF goes upstream only after the last client byte: libssh reports the client's EOF
+            // even while bytes we could not take yet still wait in its buffer.
+            if clientEOF && toUpstream.isEmpty && !upstreamEOFSent && !clientHasBufferedData {
                 upstreamEOFSent = true
                 ssh_channel_send_eof(channel)
             }
