@@ -128,13 +128,14 @@ struct Harness {
     var other: [PostgresProxyMachine.Action] = []
 
     init(groups: [String] = ["eng"], configuration: PostgresAdapterConfiguration = PostgresAdapterConfiguration(),
-         reviewOutcome: ReviewOutcome = .approved(by: ["lead"])) async throws {
+         reviewOutcome: ReviewOutcome = .approved(by: ["lead"]),
+         rules extra: [@Sendable (Command) -> Decision?] = []) async throws {
         governor = InMemoryGovernor(
             tokens: ["tok-alice": Identity(user: "alice", groups: groups, issuer: "test")],
             connections: [ConnectionTarget(name: "db", kind: .postgres, target: "127.0.0.1:5432", database: "app",
                                            credential: Credential(username: "app", password: Secret("pw")))],
             engine: testEngine,
-            rules: [
+            rules: extra + [
                 { $0.classes.contains("drop") ? .block(message: "DROP is not allowed") : nil },
                 { $0.classes.contains("delete_without_where")
                     ? .review(ReviewTicket(id: "r-1", approveHint: "sluice reviews approve r-1") { .timedOut }) : nil },

@@ -134,7 +134,7 @@ import Testing
 
     @Test func semicolonInsideParenthesesDoesNotSplit() {
         let query = "create rule r as on insert to t do instead (insert into a values (1); insert into b values (2))"
-        #expect(classesOfOnlyStatement(query) == ["ddl", "create"])
+        #expect(classesOfOnlyStatement(query) == ["ddl", "create", "procedural"])
     }
 
     @Test func unbalancedParenthesisCannotHideAStatement() {
@@ -310,5 +310,83 @@ import Testing
         #expect(SQLStatements.split("select 1; DROP   TABLE\n x").map(\.code) == ["select 1", "DROP TABLE x"])
         #expect(SQLStatements.split("select a.b from pg_catalog.pg_authid -- c\n where x = 1").map(\.code)
                 == ["select a.b from pg_catalog.pg_authid where x = 1"])
+    }
+}
+
+/// Statements inside statements, code-running statements and server functions (security issue).
+@Suite struct SQLStatementNestingTests {
+    @Test func dataModifyingCTEReportsTheDeleteAsANestedStatement() {
+        let statement = SQLStatements.split("WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x")[0]
+        #expect(statement.classes.contains("delete_without_where"))
+        #expect(statement.nested.map(\.code) == ["DELETE FROM t RETURNING *", "SELECT * FROM x"])
+        #expect(statement.nested[0].classes == ["write", "delete_without_where"])
+    }
+
+    @Test func prepareReportsItsBodyAndItsName() {
+        let statement = SQLStatements.split("PREPARE \"Del\" (int) AS DELETE FROM t WHERE id = $1")[0]
+        #expect(statement.preparedRole == .prepare)
+        #expect(statement.preparedName == "Del")
+        #expect(statement.nested.map(\.code) == ["DELETE FROM t WHERE id = $1"])
+        let execute = SQLStatements.split("EXECUTE Del(1)")[0]
+        #expect(execute.preparedRole == .execute && execute.preparedName == "del")
+        #expect(SQLStatements.split("DEALLOCATE PREPARE ALL")[0].preparedName == "*")
+        #expect(SQLStatements.split("PREPARE TRANSACTION 'x'")[0].preparedRole == nil)
+    }
+
+    @Test func copyQueryExplainAnalyzeAndCursorBodiesAreNested() {
+        #expect(SQLStatements.split("COPY (DELETE FROM t RETURNING *) TO STDOUT")[0].nested.map(\.code) == ["DELETE FROM t RETURNING *"])
+        #expect(SQLStatements.split("EXPLAIN ANALYZE UPDATE t SET a = 1")[0].nested.map(\.code) == ["UPDATE t SET a = 1"])
+        #expect(SQLStatements.split("EXPLAIN UPDATE t SET a = 1")[0].nested.isEmpty, "plain EXPLAIN runs nothing")
+        #expect(SQLStatements.split("DECLARE c CURSOR FOR SELECT 1")[0].nested.map(\.code) == ["SELECT 1"])
+    }
+
+    @Test func codeRunningStatementsAreProcedural() {
+        for query in ["DO $$ BEGIN EXECUTE 'COPY t TO PROGRAM ''id'''; END $$", "CALL p()",
+                      "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'select 1'",
+                      "create or replace procedure p() language plpgsql as $$ begin end $$",
+                      "CREATE TRIGGER t AFTER INSERT ON x EXECUTE FUNCTION f()", "CREATE EVENT TRIGGER e ON ddl_command_start EXECUTE FUNCTION f()",
+                      "CREATE OR REPLACE RULE r AS ON INSERT TO t DO INSTEAD NOTHING", "CREATE TRUSTED LANGUAGE plx HANDLER h",
+                      "create constraint trigger c after insert on t for each row execute function f()"] {
+            #expect(SQLStatements.split(query)[0].classes.contains("procedural"), "\(query)")
+        }
+        for query in ["CREATE TABLE t (a int)", "CREATE TEMP TABLE t (a int)", "CREATE OR REPLACE VIEW v AS SELECT 1"] {
+            #expect(!SQLStatements.split(query)[0].classes.contains("procedural"), "\(query)")
+        }
+    }
+
+    @Test func alterSystemHasItsOwnClass() {
+        #expect(SQLStatements.split("ALTER SYSTEM SET archive_command = 'x'")[0].classes == ["ddl", "alter", "alter_system"])
+        #expect(SQLStatements.split("ALTER TABLE t ADD c int")[0].classes == ["ddl", "alter"])
+    }
+
+    @Test func serverFileAndAdminFunctionsAreFoundAnywhere() {
+        #expect(SQLStatements.split("select pg_read_file('/etc/passwd')")[0].classes.contains("file_access"))
+        #expect(SQLStatements.split("select * from (select pg_catalog.pg_ls_dir('.')) x")[0].classes.contains("file_access"))
+        #expect(SQLStatements.split("select \"pg_read_binary_file\"('x')")[0].classes.contains("file_access"))
+        #expect(SQLStatements.split("select lo_export(1, '/tmp/x')")[0].classes.contains("file_access"))
+        #expect(SQLStatements.split("select pg_terminate_backend(1)")[0].classes.contains("admin_function"))
+        #expect(SQLStatements.split("select U&\"\\0070g_read_file\"('x')")[0].classes.contains("file_access"))
+        #expect(!SQLStatements.split("select 'pg_read_file(1)'")[0].classes.contains("file_access"), "a string is not a call")
+        #expect(!SQLStatements.split("select pg_read_file from t")[0].classes.contains("file_access"), "a column is not a call")
+    }
+
+    @Test func setConfigOfTheRoleIsASetRole() {
+        #expect(SQLStatements.split("select set_config('role', 'admin', false)")[0].classes.contains("set_role"))
+        #expect(SQLStatements.split("select set_config(name, 'x', false) from t")[0].classes.contains("set_role"))
+        #expect(!SQLStatements.split("SELECT pg_catalog.set_config('search_path', '', false)")[0].classes.contains("set_role"))
+    }
+
+    @Test func standardConformingStringsOffMakesBackslashEscapeQuotes() {
+        let query = "select 'a\\' , $$' ; drop table x; -- $$"
+        #expect(SQLStatements.split(query, standardConformingStrings: true).count == 1)
+        let off = SQLStatements.split(query, standardConformingStrings: false)
+        #expect(off.count == 2)
+        #expect(off[1].classes.contains("drop"))
+        let national = "select N'a\\' ; drop table x; --'"
+        #expect(SQLStatements.split(national, standardConformingStrings: false).count == 1, "N'…' escapes like '…' when off")
+        #expect(SQLStatements.split(national, standardConformingStrings: true).count == 2)
+        let bits = "select B'1\\' ; select 2; --'"
+        #expect(SQLStatements.split(bits, standardConformingStrings: false).map(\.code)
+                == SQLStatements.split(bits, standardConformingStrings: true).map(\.code), "bit strings take no escapes")
     }
 }

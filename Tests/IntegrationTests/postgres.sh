@@ -58,6 +58,8 @@ INSERT INTO customers VALUES
  (3, 'Ann Poe', 'ann@example.net', '378282246310005', '536-22-1234', 'FR1420041010050500013M02606', 'ok');
 CREATE TABLE audit_keep (id int);
 GRANT ALL ON ALL TABLES IN SCHEMA public TO trust_user, md5_user, scram_user;
+SELECT lo_from_bytea(424242, convert_to('jane.doe@example.com 4111 1111 1111 1111', 'UTF8'));
+GRANT SELECT ON LARGE OBJECT 424242 TO scram_user;
 EOF
 
 ADMIN_PORT=$(free_port)
@@ -92,6 +94,34 @@ for method in trust md5 scram scram-wrong-ca; do
     reviews: { approvers: [dba-leads], min_approvals: 1, timeout: 2m }
 EOF
 done
+# The hardened rule set of examples/sluice.yaml (docs/postgres.md), on its own connection.
+cat >>"$WORK/sluice.yaml" <<EOF
+  - name: app-hard
+    type: postgres
+    target: localhost:$PGPORT_TEST
+    options: { sslmode: verify-full }
+    ca_file: $WORK/ca.crt
+    database: app
+    credential: { username: scram_user, password_env: APP_DB_PASSWORD }
+    access: { groups: [eng] }
+    masking: { profile: default }
+EOF
+python3 - "$ROOT/examples/sluice.yaml" >>"$WORK/sluice.yaml" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+start = next(i for i, l in enumerate(lines) if l.strip().startswith("- name: app-db"))
+inside = False
+for line in lines[start + 1:]:
+    if line.strip().startswith("guardrails:"):
+        inside = True
+        print("    guardrails:")
+        continue
+    if inside and not line.strip().startswith("- {"):
+        break
+    if inside:
+        print(line)
+print("    reviews: { approvers: [dba-leads], min_approvals: 1, timeout: 2m }")
+PY
 "$SLUICE" serve --config "$WORK/sluice.yaml" >"$WORK/serve.log" 2>&1 &
 GATEWAY=$!
 PIDS+=("$GATEWAY")
@@ -143,6 +173,68 @@ OUT=$(echo "select 1; drop table customers" | q app-scram "$ALICE" 2>&1 || true)
 check "select 1; drop table x is blocked" bash -c "echo '$OUT' | grep -q 'not allowed'"
 OUT=$(printf 'select 42 as answer\n\\g\ndrop table customers;\nselect 43 as again;\n' | psql "$(dsn app-scram "$ALICE")" -X -A -t 2>&1 || true)
 check "the session stays usable after a block" bash -c "echo '$OUT' | grep -q 43"
+
+echo "== every message type is governed (hand-made protocol messages)"
+"$VENV/bin/python" "$ROOT/Tests/IntegrationTests/pg_raw.py" "$PG_PORT" app-scram "$ALICE" >"$WORK/raw.out" 2>&1 && rc=0 || rc=$?
+sed 's/^/      /' "$WORK/raw.out"
+check "ParameterStatus, RowDescription, error fields, notifications, FunctionCall and unknown types are governed" test "$rc" = 0
+rm -f "$WORK/lo.out"
+OUT=$(psql "$(dsn app-scram "$ALICE")" -X -c "\\lo_export 424242 '$WORK/lo.out'" 2>&1 || true)
+check "psql \\lo_export (fast path) is refused with a pointer to SQL" bash -c "echo '$OUT' | grep -q 'fast-path function calls are not allowed'"
+check "no raw large-object bytes reach the user's file" bash -c "! grep -qs 'jane.doe@example.com' '$WORK/lo.out'"
+OUT=$(echo "select convert_from(lo_get(424242), 'UTF8')" | q app-scram "$ALICE" 2>&1)
+check "lo_get through SQL is masked" bash -c "echo '$OUT' | grep -q '\[EMAIL\]' && ! echo '$OUT' | grep -q 'jane.doe'"
+"$SLUICE" sessions list --config "$WORK/sluice.yaml" --json | python3 -c 'import json,sys; [print(s["id"]) for s in json.load(sys.stdin) if s["user"]=="alice"]' >"$WORK/alice-sessions"
+: >"$WORK/alice-records"
+while read -r id; do "$SLUICE" sessions show "$id" --config "$WORK/sluice.yaml" >>"$WORK/alice-records"; done <"$WORK/alice-sessions"
+check "the record holds the refused FunctionCall" grep -q 'function_call' "$WORK/alice-records"
+check "the record holds no raw value from these paths" bash -c "! grep -q 'jane.doe@example.com' '$WORK/alice-records'"
+
+echo "== hardened rules (examples/sluice.yaml) on app-hard"
+hard() { echo "$1" | psql "$(dsn app-hard "$ALICE")" -X -A -t 2>&1 || true; }
+OUT=$(hard 'DO $$ BEGIN EXECUTE '"'"'COPY (select 1) TO PROGRAM '"''"'id'"''"''"'"'; END $$')
+check "DO block is blocked (procedural)" bash -c "echo '$OUT' | grep -q 'run code the gateway cannot read'"
+OUT=$(hard 'create function f() returns int language plpgsql as $$ begin return 1; end $$')
+check "CREATE FUNCTION is blocked (procedural)" bash -c "echo '$OUT' | grep -q 'run code the gateway cannot read'"
+OUT=$(hard "copy (select 1) to program 'id'")
+check "COPY ... TO PROGRAM is blocked" bash -c "echo '$OUT' | grep -q 'runs a shell command'"
+OUT=$(hard "select length(pg_read_file('postgresql.conf'))")
+check "pg_read_file is blocked" bash -c "echo '$OUT' | grep -q 'server file functions'"
+OUT=$(hard "ALTER SYSTEM SET work_mem = '8MB'")
+check "ALTER SYSTEM is blocked" bash -c "echo '$OUT' | grep -q 'ALTER SYSTEM is not allowed'"
+cat >"$WORK/scs.sql" <<'SQL'
+SET standard_conforming_strings = off;
+select 'a\' , $$' ; drop table customers; -- $$;
+SQL
+psql "$(dsn app-hard "$ALICE")" -X -A -t -f "$WORK/scs.sql" >"$WORK/scs.out" 2>&1 || true
+check "a DROP hidden by standard_conforming_strings = off is blocked" grep -q 'DROP TABLE is not allowed here' "$WORK/scs.out"
+# The same text as one Query message (psql splits it itself): the gateway must read it as the server does.
+"$VENV/bin/python" "$ROOT/Tests/IntegrationTests/pg_raw.py" "$PG_PORT" app-hard "$ALICE" scs >"$WORK/scs-raw.out" 2>&1 && rc=0 || rc=$?
+sed 's/^/      /' "$WORK/scs-raw.out"
+check "the same DROP in one Query message is blocked too" test "$rc" = 0
+
+N=$(echo "select count(*) from customers" | q app-scram "$DPO")
+check "customers still there" test "$N" = 3
+OUT=$(hard "select email from customers where id = 1")
+check "plain reads still run, masked" test "$OUT" = "[EMAIL]"
+( hard "WITH x AS (DELETE FROM audit_keep RETURNING *) SELECT count(*) FROM x" >"$WORK/cte.out"; echo done >"$WORK/cte.rc" ) &
+PIDS+=($!)
+RID=$(pending_review "$WORK/sluice.yaml")
+check "a DELETE inside a CTE is held for review" test -n "$RID"
+[ -n "$RID" ] && "$SLUICE" reviews deny "$RID" --config "$WORK/sluice.yaml" --token "$LEAD" --reason "cte" >/dev/null
+wait_file "$WORK/cte.rc" || true
+check "the CTE was refused with the reason" grep -q 'denied by lena: cte' "$WORK/cte.out"
+( printf 'PREPARE p AS DELETE FROM audit_keep;\nEXECUTE p;\n' | psql "$(dsn app-hard "$ALICE")" -X -A -t >"$WORK/prep.out" 2>&1; echo done >"$WORK/prep.rc" ) &
+PIDS+=($!)
+RID=$(pending_review "$WORK/sluice.yaml")
+check "PREPARE ... AS DELETE without WHERE is held for review" test -n "$RID"
+[ -n "$RID" ] && "$SLUICE" reviews approve "$RID" --config "$WORK/sluice.yaml" --token "$LEAD" >/dev/null
+sleep 0.5
+RID=$(pending_review "$WORK/sluice.yaml")
+check "EXECUTE of it is held for review again" test -n "$RID"
+[ -n "$RID" ] && "$SLUICE" reviews deny "$RID" --config "$WORK/sluice.yaml" --token "$LEAD" --reason "exec" >/dev/null
+wait_file "$WORK/prep.rc" || true
+check "the EXECUTE was refused with the reason" grep -q 'denied by lena: exec' "$WORK/prep.out"
 
 echo "== review: DELETE without WHERE"
 ( echo "delete from audit_keep" | q app-scram "$ALICE" >"$WORK/review1.out" 2>&1; echo $? >"$WORK/review1.rc" ) &

@@ -97,6 +97,16 @@ struct PostgresProxyMachine {
     private var catalogColumns = 0
     private var upstreamKey: CancelKey?
     private var serverParameters: [(String, String)] = []
+    /// The server's `standard_conforming_strings`, from its ParameterStatus: how `'…'` is lexed.
+    private(set) var standardConformingStrings = true
+    /// Between the server's CopyInResponse and the end of that COPY: the client may send CopyData.
+    private var copyInActive = false
+    /// Named prepared statements (SQL PREPARE and protocol Parse) → the commands they run, so an
+    /// `EXECUTE name` is decided by what it executes.
+    private var prepared: [String: [Command]] = [:]
+    /// Set when the prepared map overflowed and was emptied: an unknown name is then `unknown`.
+    private var preparedForgotten = false
+    static let maximumPreparedStatements = 4096
     let clientKey: CancelKey
 
     init(configuration: PostgresAdapterConfiguration, clientKey: CancelKey) {
@@ -264,7 +274,7 @@ struct PostgresProxyMachine {
         case .upstreamStartup:
             return try upstreamStartupMessage(message, out: &out)
         case .loadingCatalog:
-            return catalogMessage(message, out: &out)
+            return try catalogMessage(message, out: &out)
         case .relaying:
             return try relayUpstream(message, out: &out)
         default:
@@ -322,7 +332,9 @@ struct PostgresProxyMachine {
             throw PostgresProtocolError(.upstreamAuthentication, "server refused the login (SQLSTATE \(fields["C"] ?? "?"))")
         case UInt8(ascii: "S"):
             if let name = body.readNullTerminatedString(), let value = body.readNullTerminatedString() {
+                guard serverParameters.count < 256 else { return [] }
                 serverParameters.append((name, value))
+                noteParameter(name, value)
             }
             return []
         case UInt8(ascii: "K"):
@@ -338,7 +350,7 @@ struct PostgresProxyMachine {
                 state = .loadingCatalog
                 return [.sendToUpstream(frame(PostgresMessages.query(Self.catalogQuery)))]
             }
-            return finishStartup(out: &out)
+            return try finishStartup(out: &out)
         default:
             throw PostgresProtocolError(.unexpectedMessage, "message \(message.type) during upstream startup")
         }
@@ -354,7 +366,7 @@ struct PostgresProxyMachine {
         WHERE c.relkind IN ('r','p','v','m','f') AND n.nspname NOT IN ('pg_catalog','information_schema') LIMIT 50000
         """
 
-    private mutating func catalogMessage(_ message: PostgresMessage, out: inout ByteBuffer) -> [Action] {
+    private mutating func catalogMessage(_ message: PostgresMessage, out: inout ByteBuffer) throws -> [Action] {
         switch message.type {
         case UInt8(ascii: "D"):
             var body = message.body
@@ -367,24 +379,32 @@ struct PostgresProxyMachine {
             catalog[oid] = name
         case UInt8(ascii: "Z"):
             if var body = Optional(message.body), let status = body.readInteger(as: UInt8.self) { transactionStatus = status }
-            return finishStartup(out: &out)
+            return try finishStartup(out: &out)
         default:
             break
         }
         return []
     }
 
-    private mutating func finishStartup(out: inout ByteBuffer) -> [Action] {
+    private mutating func finishStartup(out: inout ByteBuffer) throws -> [Action] {
         guard let session else { return [] }
-        masker = PostgresResultMasker(session: session, tableNames: catalog)
+        let masker = PostgresResultMasker(session: session, tableNames: catalog)
+        self.masker = masker
         state = .relaying
         PostgresMessages.authentication(0).write(into: &out)
-        for (name, value) in serverParameters { PostgresMessages.parameterStatus(name, value).write(into: &out) }
+        for (name, value) in serverParameters {
+            PostgresMessages.parameterStatus(name, try masker.maskString(value)).write(into: &out)
+        }
         PostgresMessages.backendKeyData(processID: clientKey.processID, secretKey: clientKey.secretKey).write(into: &out)
         PostgresMessages.readyForQuery(transactionStatus).write(into: &out)
         var actions: [Action] = []
         if let upstreamKey { actions.append(.registerCancelKey(client: clientKey, upstream: upstreamKey)) }
         return actions
+    }
+
+    /// Follows the server settings that change how the gateway reads queries.
+    private mutating func noteParameter(_ name: String, _ value: String) {
+        if name == "standard_conforming_strings" { standardConformingStrings = value != "off" }
     }
 
     private func frame(_ message: PostgresMessage) -> ByteBuffer {
@@ -397,19 +417,32 @@ struct PostgresProxyMachine {
 // MARK: - Relay: client side
 
 extension PostgresProxyMachine {
+    /// Frontend message types the relay accepts; any other type ends the session (fail closed).
+    private static let batchedTypes: Set<UInt8> = [UInt8(ascii: "P"), UInt8(ascii: "B"), UInt8(ascii: "D"),
+                                                   UInt8(ascii: "E"), UInt8(ascii: "C")]
+    private static let batchEndingTypes: Set<UInt8> = [UInt8(ascii: "Q"), UInt8(ascii: "S"), UInt8(ascii: "H")]
+
     private mutating func relayClient(_ message: PostgresMessage) -> [Action] {
         switch message.type {
         case UInt8(ascii: "X"):
             state = .closed
             return [.sendToUpstream(frame(message)), .close(reason: "client terminated")]
         case UInt8(ascii: "d"), UInt8(ascii: "c"), UInt8(ascii: "f"):
-            // COPY FROM STDIN data: recorded by size, forwarded as it comes.
+            // COPY FROM STDIN data: recorded by size, forwarded as it comes. Outside a COPY the
+            // server ignores these messages; the gateway drops them.
+            guard copyInActive else { return [] }
             if message.type == UInt8(ascii: "c") || message.type == UInt8(ascii: "f") {
+                copyInActive = false
                 session?.record(SessionEvent(.marker, text: #"{"copy_in":"\#(message.type == UInt8(ascii: "c") ? "done" : "failed")"}"#))
             }
             return [.sendToUpstream(frame(message))]
+        case UInt8(ascii: "F"):
+            return refuseFunctionCall(message)
         default:
-            break
+            guard Self.batchedTypes.contains(message.type) || Self.batchEndingTypes.contains(message.type) else {
+                return fail(sqlState: "08P01", message: "protocol violation: message type \(message.type) is not allowed through Sluice",
+                            reason: "client message type \(message.type) of \(message.body.readableBytes) bytes")
+            }
         }
         if discardUntilSync {
             if message.type == UInt8(ascii: "S") {
@@ -421,7 +454,7 @@ extension PostgresProxyMachine {
         batch.append(message)
         batchBytes += message.body.readableBytes
         switch message.type {
-        case UInt8(ascii: "Q"), UInt8(ascii: "S"), UInt8(ascii: "H"), UInt8(ascii: "F"):
+        case UInt8(ascii: "Q"), UInt8(ascii: "S"), UInt8(ascii: "H"):
             return completeBatch()
         default:
             if batchBytes > configuration.maximumMessageSize {
@@ -444,21 +477,23 @@ extension PostgresProxyMachine {
             var body = message.body
             switch message.type {
             case UInt8(ascii: "Q"):
-                guard let text = body.readNullTerminatedString() else { continue }
-                let statements = SQLStatements.split(text)
-                if statements.count > configuration.maximumStatements {
-                    return refuse(messages, message: "too many statements in one query (\(statements.count))")
+                guard let text = body.readNullTerminatedString() else {
+                    return fail(sqlState: "08P01", message: "protocol violation: malformed Query", reason: "unterminated query")
                 }
                 session.record(SessionEvent(.input, masker?.recordable(Array(text.utf8)) ?? []))
-                commands += statements.map { Command(text: $0.code, classes: $0.classes) }
+                guard let found = sqlCommands(text, statementName: nil) else {
+                    return refuse(messages, message: "too many statements in one query")
+                }
+                commands += found
             case UInt8(ascii: "P"):
-                _ = body.readNullTerminatedString()
-                guard let text = body.readNullTerminatedString() else { continue }
+                guard let name = body.readNullTerminatedString(), let text = body.readNullTerminatedString() else {
+                    return fail(sqlState: "08P01", message: "protocol violation: malformed Parse", reason: "unterminated Parse")
+                }
                 session.record(SessionEvent(.input, masker?.recordable(Array(text.utf8)) ?? []))
-                commands += SQLStatements.split(text).map { Command(text: $0.code, classes: $0.classes) }
-            case UInt8(ascii: "F"):
-                let oid = body.readInteger(as: UInt32.self) ?? 0
-                commands.append(Command(text: "FUNCTION CALL \(oid)", classes: ["function_call"]))
+                guard let found = sqlCommands(text, statementName: name.isEmpty ? nil : name) else {
+                    return refuse(messages, message: "too many statements in one query")
+                }
+                commands += found
             default:
                 continue
             }
@@ -480,6 +515,66 @@ extension PostgresProxyMachine {
             return [.sendToClient(notice), .awaitReview(review)]
         }
         return forward(messages)
+    }
+
+    /// The commands a query string runs, for the guardrails: each statement, each statement
+    /// inside it (CTE bodies, PREPARE bodies, …), what an `EXECUTE name` executes, and — when the
+    /// text has a backslash, so the two settings of `standard_conforming_strings` read it
+    /// differently — the statements of the other reading too (a pipelined `SET` may change the
+    /// setting before the server reads this text). Nil when there are too many statements.
+    private mutating func sqlCommands(_ text: String, statementName: String?) -> [Command]? {
+        var statements = SQLStatements.split(text, standardConformingStrings: standardConformingStrings)
+        if text.utf8.contains(UInt8(ascii: "\\")) {
+            let seen = Set(statements.map(\.code))
+            statements += SQLStatements.split(text, standardConformingStrings: !standardConformingStrings)
+                .filter { !seen.contains($0.code) }
+        }
+        guard statements.count <= configuration.maximumStatements else { return nil }
+        var commands: [Command] = []
+        for statement in statements {
+            var own = [Command(text: statement.code, classes: statement.classes)]
+            own += statement.nested.map { Command(text: $0.code, classes: $0.classes) }
+            switch (statement.preparedRole, statement.preparedName) {
+            case (.prepare?, let name?):
+                remember(prepared: name, Array(own.dropFirst()))
+            case (.execute?, let name?):
+                if let executed = prepared[name] {
+                    own += executed
+                } else if preparedForgotten {
+                    own.append(Command(text: "EXECUTE \(name.prefix(64))", classes: ["unknown"]))
+                }
+            case (.deallocate?, let name?):
+                if name == "*" { prepared.removeAll() } else { prepared[name] = nil }
+            default:
+                break
+            }
+            commands += own
+        }
+        if let statementName { remember(prepared: statementName, commands) }
+        return commands
+    }
+
+    private mutating func remember(prepared name: String, _ commands: [Command]) {
+        if prepared[name] == nil && prepared.count >= Self.maximumPreparedStatements {
+            prepared.removeAll()
+            preparedForgotten = true
+        }
+        prepared[name] = Array(commands.prefix(64))
+    }
+
+    /// FunctionCall (the fast path libpq uses for large objects) names a function by OID with
+    /// binary arguments: no guardrail can read it and its result bypasses result masking, so it
+    /// is refused, recorded, and the session goes on.
+    private mutating func refuseFunctionCall(_ message: PostgresMessage) -> [Action] {
+        var body = message.body
+        let oid = body.readInteger(as: UInt32.self) ?? 0
+        session?.record(SessionEvent(.input, Array("FUNCTION CALL \(oid)".utf8)))
+        session?.record(SessionEvent(.marker, text: #"{"refused":"function_call","oid":\#(oid)}"#))
+        let messages = batch + [message]
+        batch = []
+        batchBytes = 0
+        return refuse(messages, message: "fast-path function calls are not allowed through Sluice",
+                      hint: "use SQL instead: SELECT lo_get(oid) to read a large object, lo_from_bytea(0, data) to write one")
     }
 
     private mutating func forward(_ messages: [PostgresMessage]) -> [Action] {
@@ -531,9 +626,10 @@ extension PostgresProxyMachine {
 
     /// Refuses a batch: the error (and for Sync/Query batches ReadyForQuery) in order after the
     /// replies still due from upstream. The statements never reach the server.
-    private mutating func refuse(_ messages: [PostgresMessage], message: String) -> [Action] {
+    private mutating func refuse(_ messages: [PostgresMessage], message: String,
+                                 hint: String = "Sluice refused this statement") -> [Action] {
         var out = ByteBuffer()
-        PostgresMessages.error(sqlState: "42501", message: message, hint: "Sluice refused this statement").write(into: &out)
+        PostgresMessages.error(sqlState: "42501", message: message, hint: hint).write(into: &out)
         let last = messages.last?.type
         if last == UInt8(ascii: "Q") || last == UInt8(ascii: "S") || last == UInt8(ascii: "F") {
             PostgresMessages.readyForQuery(transactionStatus).write(into: &out)
@@ -594,6 +690,10 @@ extension PostgresProxyMachine {
             return []
         case UInt8(ascii: "T"):
             let columns = try ColumnDescription.parseRowDescription(message.body)
+            // Column names can carry data (`EXECUTE format('create table t(%I int)', email)`).
+            var shown = columns
+            for index in shown.indices { shown[index].name = try masker.maskString(shown[index].name) }
+            let rewritten = shown == columns ? message : ColumnDescription.rowDescription(shown)
             switch expectations.first {
             case .describeStatement(let name):
                 statements[name] = columns
@@ -605,11 +705,11 @@ extension PostgresProxyMachine {
                 currentPlan = masker.plan(columns)
             default:
                 currentPlan = masker.plan(columns)
-                startResult(columns)
+                startResult(shown)
             }
             if case .describeStatement = expectations.first { expectations.removeFirst() }
             else if case .describePortal = expectations.first { expectations.removeFirst() }
-            message.write(into: &out)
+            rewritten.write(into: &out)
             return []
         case UInt8(ascii: "n"):
             if case .describeStatement(let name) = expectations.first { statements[name] = []; expectations.removeFirst() }
@@ -617,6 +717,16 @@ extension PostgresProxyMachine {
             message.write(into: &out)
             return []
         case UInt8(ascii: "C"), UInt8(ascii: "I"), UInt8(ascii: "s"):
+            var message = message
+            if message.type == UInt8(ascii: "C") {
+                copyInActive = false
+                var body = message.body
+                guard let tag = body.readNullTerminatedString() else {
+                    throw PostgresProtocolError(.malformedMessage, "CommandComplete without a tag")
+                }
+                let shown = try masker.maskString(tag)
+                if shown != tag { message = PostgresMessages.make(message.type) { $0.writeNullTerminatedString(shown) } }
+            }
             finishResult(message)
             currentPlan = nil
             if case .execute = expectations.first { expectations.removeFirst() }
@@ -631,6 +741,7 @@ extension PostgresProxyMachine {
             if message.type == UInt8(ascii: "E") {
                 currentPlan = nil
                 copyOut = (false, false)
+                copyInActive = false
                 // In the extended protocol the server skips to the next Sync after an error.
                 while let first = expectations.first {
                     if case .sync = first { break }
@@ -650,15 +761,35 @@ extension PostgresProxyMachine {
                   let payload = body.readNullTerminatedString() else {
                 throw PostgresProtocolError(.malformedMessage, "NotificationResponse")
             }
-            if let masked = try masker.maskText(ByteBuffer(string: payload)) {
+            let shownChannel = try masker.maskString(channel)
+            let shownPayload = try masker.maskString(payload)
+            if shownChannel != channel || shownPayload != payload {
                 PostgresMessages.make(UInt8(ascii: "A")) { out in
                     out.writeInteger(pid)
-                    out.writeNullTerminatedString(channel)
-                    out.writeNullTerminatedString(String(decoding: masked.readableBytesView, as: UTF8.self))
+                    out.writeNullTerminatedString(shownChannel)
+                    out.writeNullTerminatedString(shownPayload)
                 }.write(into: &out)
             } else {
                 message.write(into: &out)
             }
+            return []
+        case UInt8(ascii: "S"):
+            // ParameterStatus: `set_config('application_name', <a value>, false)` reports the value.
+            var body = message.body
+            guard let name = body.readNullTerminatedString(), let value = body.readNullTerminatedString() else {
+                throw PostgresProtocolError(.malformedMessage, "ParameterStatus")
+            }
+            noteParameter(name, value)
+            let shown = try masker.maskString(value)
+            if shown == value { message.write(into: &out) } else { PostgresMessages.parameterStatus(name, shown).write(into: &out) }
+            return []
+        case UInt8(ascii: "G"):
+            copyInActive = true
+            message.write(into: &out)
+            return []
+        case UInt8(ascii: "1"), UInt8(ascii: "2"), UInt8(ascii: "3"), UInt8(ascii: "t"):
+            // ParseComplete, BindComplete, CloseComplete, ParameterDescription: no text.
+            message.write(into: &out)
             return []
         case UInt8(ascii: "H"), UInt8(ascii: "W"):
             var body = message.body
@@ -695,6 +826,7 @@ extension PostgresProxyMachine {
             if let status = body.readInteger(as: UInt8.self) { transactionStatus = status }
             currentPlan = nil
             copyOut = (false, false)
+            copyInActive = false
             if let first = expectations.first {
                 switch first {
                 case .sync, .simpleQuery: expectations.removeFirst()
@@ -711,8 +843,9 @@ extension PostgresProxyMachine {
             masker.refresh()
             return []
         default:
-            message.write(into: &out)
-            return []
+            // FunctionCallResponse (its call was refused), a second BackendKeyData or
+            // authentication request, or a type this gateway does not know: nothing unread leaves.
+            throw PostgresProtocolError(.unexpectedMessage, "server message type \(message.type) of \(message.body.readableBytes) bytes")
         }
     }
 

@@ -224,20 +224,31 @@ final class PostgresResultMasker {
         }
     }
 
-    /// Masks the human-readable fields of an ErrorResponse/NoticeResponse (message, detail, hint,
-    /// context, internal query); nil when unchanged.
+    /// Fields of ErrorResponse/NoticeResponse that are fixed vocabulary (severity and SQLSTATE);
+    /// every other field (message, detail, hint, context, query, schema, table, column, type and
+    /// constraint names, …) can carry data and is scanned.
+    private static let structuralFields: Set<UInt8> = [UInt8(ascii: "S"), UInt8(ascii: "V"), UInt8(ascii: "C")]
+
+    /// Masks every field of an ErrorResponse/NoticeResponse that can carry data; nil when unchanged.
     func maskFields(_ body: ByteBuffer, type: UInt8) throws -> PostgresMessage? {
         guard streamEngine != nil else { return nil }
         var fields = try PostgresMessages.parseFields(body)
         var changed = false
-        for index in fields.entries.indices where [UInt8(ascii: "M"), UInt8(ascii: "D"), UInt8(ascii: "H"), UInt8(ascii: "W"),
-                                                    UInt8(ascii: "q")].contains(fields.entries[index].0) {
+        for index in fields.entries.indices where !Self.structuralFields.contains(fields.entries[index].0) {
             if let masked = try maskText(ByteBuffer(string: fields.entries[index].1)) {
                 fields.entries[index].1 = String(decoding: masked.readableBytesView, as: UTF8.self)
                 changed = true
             }
         }
         return changed ? PostgresMessages.fields(type: type, fields) : nil
+    }
+
+    /// Masks a short text the server sends outside result rows (a column name, a parameter
+    /// value, a command tag, a channel name); the text itself when nothing is found.
+    func maskString(_ text: String) throws -> String {
+        guard streamEngine != nil, !text.isEmpty else { return text }
+        guard let masked = try maskText(ByteBuffer(string: text)) else { return text }
+        return String(decoding: masked.readableBytesView, as: UTF8.self)
     }
 
     /// What is recorded for a text that the user may have seen unmasked: masked with the

@@ -3,8 +3,9 @@
 // The lexer follows PostgreSQL's own lexical rules (scan.l) closely enough that text the server
 // reads as a string, quoted identifier or comment is never mistaken for a keyword, and a semicolon
 // the server would split at is never hidden inside something we think is a string. Where the
-// server's reading depends on settings we cannot see, the lexer assumes the defaults
-// (`standard_conforming_strings = on`, UTF-8 client encoding).
+// server's reading depends on `standard_conforming_strings`, the caller says which reading to
+// use (the Postgres adapter follows the server's ParameterStatus and decides the other reading
+// too when the two differ); the client encoding is assumed to be UTF-8.
 //
 // Everything works on the query's UTF-8 bytes, every loop is bounded by the input length, and
 // recursion (CTE bodies, EXPLAIN, COPY queries) is bounded by `SQLClassifier.maximumNesting`.
@@ -26,6 +27,21 @@ public struct SQLStatement: Sendable, Equatable {
     /// to one space. So `/* drop table x */ select 1` and `select 'drop table x'` never match a
     /// rule about dropping tables.
     public var code: String = ""
+    /// Statements inside this one that run as part of it, flattened: CTE bodies and the main
+    /// statement after `WITH`, the body of `PREPARE … AS`, the query of `COPY (…)`, `DECLARE …
+    /// CURSOR FOR` and `EXPLAIN ANALYZE`. Each carries its own text, code and classes, so a rule
+    /// written for `DELETE` also sees a `DELETE` inside `WITH x AS (DELETE …) SELECT …`.
+    public var nested: [SQLStatement] = []
+    /// For `PREPARE name AS …`: the statement's name as the server stores it (unquoted names
+    /// folded to lower case). For `EXECUTE name`: the name executed. For `DEALLOCATE`: the name
+    /// released (`*` for ALL).
+    public var preparedName: String?
+    public var preparedRole: PreparedRole?
+
+    /// What a statement does to the session's named prepared statements.
+    public enum PreparedRole: Sendable, Equatable {
+        case prepare, execute, deallocate
+    }
 
     /// Creates a statement from its parts.
     public init(text: String, keywords: [String], classes: [String]) {
@@ -40,7 +56,14 @@ public struct SQLStatement: Sendable, Equatable {
 /// Classes (in the order they are reported): `read`, `write`, `ddl`, `create`, `alter`, `drop`,
 /// `truncate`, `dcl`, `grant`, `revoke`, `delete_without_where`, `update_without_where`,
 /// `copy_in`, `copy_out`, `copy_program`, `copy_file`, `procedural`, `set`, `set_role`,
-/// `transaction`, `utility`, `unknown`.
+/// `transaction`, `utility`, `unknown`, `alter_system`, `file_access`, `admin_function`.
+///
+/// `procedural` is any statement that runs or installs code the gateway cannot read: `DO`,
+/// `CALL`, `CREATE [OR REPLACE] FUNCTION | PROCEDURE | TRIGGER | EVENT TRIGGER | RULE | LANGUAGE
+/// | TRANSFORM`. `file_access` and `admin_function` are calls anywhere in the statement of the
+/// server functions that read or write the server's files (`pg_read_file`, `pg_ls_dir`,
+/// `lo_import`, …) or act on the server or other sessions (`pg_terminate_backend`,
+/// `pg_reload_conf`, `dblink`, …); `set_config('role', …)` is `set_role`.
 public enum SQLStatements {
     /// The most statements one query is split into; anything beyond is folded into the last one,
     /// whose classes are then the union of the classes of everything folded into it.
@@ -48,9 +71,12 @@ public enum SQLStatements {
 
     /// Splits a query string into statements at top-level semicolons (not inside quotes, dollar quotes, comments or parentheses),
     /// dropping empty statements (only whitespace/comments).
-    public static func split(_ query: String) -> [SQLStatement] {
+    ///
+    /// - Parameter standardConformingStrings: the server's setting; when off, a backslash escapes
+    ///   the next byte inside `'…'` strings (as in `E'…'`).
+    public static func split(_ query: String, standardConformingStrings: Bool = true) -> [SQLStatement] {
         let bytes = Array(query.utf8)
-        let lexed = SQLLexer.tokenize(bytes)
+        let lexed = SQLLexer.tokenize(bytes, standardConformingStrings: standardConformingStrings)
         let segments = SQLSplitter.segments(
             of: lexed.tokens, byteCount: bytes.count, unbalancedAtEnd: lexed.openParentheses > 0)
         let classifier = SQLClassifier(bytes: bytes, tokens: lexed.tokens)
@@ -66,8 +92,10 @@ public enum SQLStatements {
         let rest = segments[(maximumStatements - 1)...]
         guard let first = rest.first, let last = rest.last else { return statements }
         var classes = SQLClassSet()
+        var ignored: [Range<Int>] = []
         for segment in rest {
-            classes.formUnion(classifier.classify(segment.tokens))
+            classes.formUnion(classifier.classify(segment.tokens, nested: &ignored))
+            classes.formUnion(classifier.functionClasses(segment.tokens))
         }
         let merged = SQLSegment(textStart: first.textStart, textEnd: last.textEnd, tokens: first.tokens)
         var folded = SQLStatement(
@@ -81,13 +109,32 @@ public enum SQLStatements {
 
     /// The statement for one non-empty segment.
     private static func statement(for segment: SQLSegment, classifier: SQLClassifier) -> SQLStatement {
+        var nestedRanges: [Range<Int>] = []
+        var classes = classifier.classify(segment.tokens, nested: &nestedRanges)
+        classes.formUnion(classifier.functionClasses(segment.tokens))
         var statement = SQLStatement(
             text: classifier.trimmedText(of: segment),
             keywords: classifier.leadingWords(of: segment),
-            classes: classifier.classify(segment.tokens).names)
+            classes: classes.names)
         statement.code = code(of: classifier.tokens[segment.tokens], bytes: classifier.bytes)
+        statement.nested = nestedRanges.prefix(maximumNested).map { range in
+            var ignored: [Range<Int>] = []
+            var inner = classifier.classify(range, nested: &ignored)
+            inner.formUnion(classifier.functionClasses(range))
+            var nested = SQLStatement(text: classifier.text(of: range), keywords: [], classes: inner.names)
+            nested.code = code(of: classifier.tokens[range], bytes: classifier.bytes)
+            return nested
+        }
+        if let (role, name) = classifier.preparedStatementName(segment.tokens) {
+            statement.preparedRole = role
+            statement.preparedName = name
+        }
         return statement
     }
+
+    /// The most nested statements reported for one statement (the classes of all of them are
+    /// in the outer statement's classes anyway).
+    static let maximumNested = 64
 
     /// Tokens with strings neutralised and gaps (whitespace, comments) collapsed to one space.
     static func code(of tokens: ArraySlice<SQLToken>, bytes: [UInt8]) -> String {
@@ -202,16 +249,20 @@ struct SQLToken: Sendable, Equatable {
 /// A tokenizer for PostgreSQL query text.
 struct SQLLexer {
     private let bytes: [UInt8]
+    /// When false, `'…'` and `N'…'` strings take backslash escapes (the server's
+    /// `standard_conforming_strings = off`).
+    private let standardConformingStrings: Bool
     private var tokens: [SQLToken] = []
     private var depth = 0
 
-    private init(bytes: [UInt8]) {
+    private init(bytes: [UInt8], standardConformingStrings: Bool) {
         self.bytes = bytes
+        self.standardConformingStrings = standardConformingStrings
     }
 
     /// The tokens of `bytes` and how many parentheses were left open at the end.
-    static func tokenize(_ bytes: [UInt8]) -> (tokens: [SQLToken], openParentheses: Int) {
-        var lexer = SQLLexer(bytes: bytes)
+    static func tokenize(_ bytes: [UInt8], standardConformingStrings: Bool = true) -> (tokens: [SQLToken], openParentheses: Int) {
+        var lexer = SQLLexer(bytes: bytes, standardConformingStrings: standardConformingStrings)
         lexer.run()
         return (lexer.tokens, lexer.depth)
     }
@@ -238,7 +289,7 @@ struct SQLLexer {
         if let end = prefixedLiteral(at: index) { return end }
         switch lead {
         case SQLByte.singleQuote:
-            return emit(.string, from: index, to: quotedEnd(openingAt: index, backslashEscapes: false))
+            return emit(.string, from: index, to: quotedEnd(openingAt: index, backslashEscapes: !standardConformingStrings))
         case SQLByte.doubleQuote:
             return emit(.quotedIdentifier, from: index, to: quotedEnd(openingAt: index, backslashEscapes: false))
         case SQLByte.dollar:
@@ -308,9 +359,13 @@ struct SQLLexer {
         switch SQLByte.lowercased(bytes[index]) {
         case UInt8(ascii: "e") where next == SQLByte.singleQuote:
             return emit(.string, from: index, to: escapeStringEnd(openingAt: index + 1))
-        case UInt8(ascii: "b"), UInt8(ascii: "x"), UInt8(ascii: "n"):
+        case UInt8(ascii: "b"), UInt8(ascii: "x"):
             guard next == SQLByte.singleQuote else { return nil }
             return emit(.string, from: index, to: quotedEnd(openingAt: index + 1, backslashEscapes: false))
+        case UInt8(ascii: "n"):
+            // N'…' is lexed like a plain string (scan.l's xnstart enters the xq state).
+            guard next == SQLByte.singleQuote else { return nil }
+            return emit(.string, from: index, to: quotedEnd(openingAt: index + 1, backslashEscapes: !standardConformingStrings))
         case UInt8(ascii: "u") where next == SQLByte.ampersand:
             let quote = byte(index + 2)
             if quote == SQLByte.singleQuote {
@@ -541,6 +596,7 @@ enum SQLStatementClass: Int, CaseIterable, Sendable {
     case deleteWithoutWhere, updateWithoutWhere
     case copyIn, copyOut, copyProgram, copyFile
     case procedural, set, setRole, transaction, utility, unknown
+    case alterSystem, fileAccess, adminFunction
 
     /// The class's name as the guardrails spell it.
     var name: String {
@@ -567,6 +623,9 @@ enum SQLStatementClass: Int, CaseIterable, Sendable {
         case .transaction: "transaction"
         case .utility: "utility"
         case .unknown: "unknown"
+        case .alterSystem: "alter_system"
+        case .fileAccess: "file_access"
+        case .adminFunction: "admin_function"
         }
     }
 }
@@ -633,8 +692,7 @@ struct SQLClassifier: Sendable {
     private static let fixedClasses: [String: SQLClassSet] = [
         "values": [.read], "table": [.read], "show": [.read], "fetch": [.read],
         "insert": [.write], "merge": [.write],
-        "create": [.ddl, .create], "import": [.ddl, .create],
-        "alter": [.ddl, .alter],
+        "import": [.ddl, .create],
         "drop": [.ddl, .drop],
         "truncate": [.write, .ddl, .truncate],
         "comment": [.ddl], "reindex": [.ddl], "security": [.ddl],
@@ -681,40 +739,57 @@ struct SQLClassifier: Sendable {
 
     /// The classes of the statement made of the tokens in `range`; never empty.
     func classify(_ range: Range<Int>, nesting: Int = 0) -> SQLClassSet {
+        var ignored: [Range<Int>] = []
+        return classify(range, nesting: nesting, nested: &ignored)
+    }
+
+    /// The classes of the statement in `range`; appends the token ranges of the statements it
+    /// runs inside itself (see ``SQLStatement/nested``) to `nested`.
+    func classify(_ range: Range<Int>, nesting: Int = 0, nested: inout [Range<Int>]) -> SQLClassSet {
         guard nesting <= Self.maximumNesting else { return [.unknown] }
         let end = min(range.upperBound, tokens.count)
         var start = max(0, range.lowerBound)
         while start < end && isPunctuation(start, SQLByte.openParenthesis) { start += 1 }
         guard start < end, tokens[start].kind == .word else { return [.unknown] }
         let span = SQLStatementSpan(start: start, end: end, base: tokens[start].depth)
-        let classes = classifyStatement(span, nesting: nesting)
+        let classes = classifyStatement(span, nesting: nesting, nested: &nested)
         return classes.isEmpty ? [.unknown] : classes
     }
 
+    /// Classifies a statement that runs inside another and reports its range as nested.
+    private func classifyInner(_ range: Range<Int>, nesting: Int, nested: inout [Range<Int>]) -> SQLClassSet {
+        if range.lowerBound < range.upperBound, nested.count < SQLStatements.maximumNested * 4 { nested.append(range) }
+        return classify(range, nesting: nesting, nested: &nested)
+    }
+
     /// Dispatches on the first keyword.
-    private func classifyStatement(_ span: SQLStatementSpan, nesting: Int) -> SQLClassSet {
+    private func classifyStatement(_ span: SQLStatementSpan, nesting: Int, nested: inout [Range<Int>]) -> SQLClassSet {
         let keyword = tokens[span.start].word
         switch keyword {
         case "select":
             return hasTopLevelWord("into", in: span) ? [.write, .ddl, .create] : [.read]
         case "with":
-            return classifyWith(span, nesting: nesting)
+            return classifyWith(span, nesting: nesting, nested: &nested)
+        case "create":
+            return classifyCreate(span)
+        case "alter":
+            return word(span.start + 1, span) == "system" ? [.ddl, .alter, .alterSystem] : [.ddl, .alter]
         case "update":
             return classifyModification(span, withoutWhere: .updateWithoutWhere)
         case "delete":
             return classifyModification(span, withoutWhere: .deleteWithoutWhere)
         case "explain":
-            return classifyExplain(span, nesting: nesting)
+            return classifyExplain(span, nesting: nesting, nested: &nested)
         case "copy":
-            return classifyCopy(span, nesting: nesting)
+            return classifyCopy(span, nesting: nesting, nested: &nested)
         case "set":
             return classifySet(span)
         case "reset":
             return classifyReset(span)
         case "prepare":
-            return classifyPrepare(span, nesting: nesting)
+            return classifyPrepare(span, nesting: nesting, nested: &nested)
         case "declare":
-            return classifyDeclare(span, nesting: nesting)
+            return classifyDeclare(span, nesting: nesting, nested: &nested)
         case "discard":
             return word(span.start + 1, span) == "all" ? [.utility, .setRole] : [.utility]
         default:
@@ -733,7 +808,7 @@ struct SQLClassifier: Sendable {
 
     /// `WITH [RECURSIVE] name [(columns)] AS [NOT] [MATERIALIZED] (body) [SEARCH…|CYCLE…], … main`:
     /// the main statement's classes plus those of every CTE body except `read`.
-    private func classifyWith(_ span: SQLStatementSpan, nesting: Int) -> SQLClassSet {
+    private func classifyWith(_ span: SQLStatementSpan, nesting: Int, nested: inout [Range<Int>]) -> SQLClassSet {
         var classes = SQLClassSet()
         var index = span.start + 1
         if word(index, span) == "recursive" { index += 1 }
@@ -746,13 +821,13 @@ struct SQLClassifier: Sendable {
             if word(index, span) == "materialized" { index += 1 }
             guard isPunctuation(index, SQLByte.openParenthesis, span) else { break }
             let close = groupEnd(index, span)
-            classes.formUnion(classify((index + 1)..<close, nesting: nesting + 1).removing(.read))
+            classes.formUnion(classifyInner((index + 1)..<close, nesting: nesting + 1, nested: &nested).removing(.read))
             index = skipSearchAndCycle(from: min(close + 1, span.end), span)
             guard isPunctuation(index, SQLByte.comma, span) else { break }
             index += 1
         }
         if let main = mainStatementStart(from: index, span) {
-            classes.formUnion(classify(main..<span.end, nesting: nesting + 1))
+            classes.formUnion(classifyInner(main..<span.end, nesting: nesting + 1, nested: &nested))
         } else {
             classes.insert(.unknown)
         }
@@ -784,7 +859,7 @@ struct SQLClassifier: Sendable {
 
     /// `EXPLAIN [ANALYZE] [VERBOSE] statement` or `EXPLAIN (options) statement`: a read, unless
     /// ANALYZE runs the statement, in which case the statement's own classes.
-    private func classifyExplain(_ span: SQLStatementSpan, nesting: Int) -> SQLClassSet {
+    private func classifyExplain(_ span: SQLStatementSpan, nesting: Int, nested: inout [Range<Int>]) -> SQLClassSet {
         var index = span.start + 1
         var analyze = false
         if isPunctuation(index, SQLByte.openParenthesis, span) {
@@ -798,7 +873,7 @@ struct SQLClassifier: Sendable {
             }
         }
         guard analyze, index < span.end else { return [.read] }
-        return classify(index..<span.end, nesting: nesting + 1)
+        return classifyInner(index..<span.end, nesting: nesting + 1, nested: &nested)
     }
 
     /// Whether an EXPLAIN option list turns ANALYZE on (any value but false, off or 0).
@@ -814,12 +889,12 @@ struct SQLClassifier: Sendable {
     }
 
     /// `COPY table|(query) FROM|TO STDIN|STDOUT|PROGRAM '…'|'file'`.
-    private func classifyCopy(_ span: SQLStatementSpan, nesting: Int) -> SQLClassSet {
+    private func classifyCopy(_ span: SQLStatementSpan, nesting: Int, nested: inout [Range<Int>]) -> SQLClassSet {
         var classes = SQLClassSet()
         var index = span.start + 1
         if isPunctuation(index, SQLByte.openParenthesis, span) {
             let close = groupEnd(index, span)
-            classes.formUnion(classify((index + 1)..<close, nesting: nesting + 1).removing(.read))
+            classes.formUnion(classifyInner((index + 1)..<close, nesting: nesting + 1, nested: &nested).removing(.read))
             index = min(close + 1, span.end)
         }
         guard let direction = firstTopLevelWord(in: ["from", "to"], from: index, span) else {
@@ -881,23 +956,148 @@ struct SQLClassifier: Sendable {
     }
 
     /// `PREPARE TRANSACTION` is a transaction; `PREPARE name AS statement` is a utility plus the statement's classes.
-    private func classifyPrepare(_ span: SQLStatementSpan, nesting: Int) -> SQLClassSet {
+    private func classifyPrepare(_ span: SQLStatementSpan, nesting: Int, nested: inout [Range<Int>]) -> SQLClassSet {
         if word(span.start + 1, span) == "transaction" { return [.transaction] }
         var classes: SQLClassSet = [.utility]
         if let keyword = firstTopLevelWord(in: ["as"], from: span.start + 1, span) {
-            classes.formUnion(classify((keyword + 1)..<span.end, nesting: nesting + 1))
+            classes.formUnion(classifyInner((keyword + 1)..<span.end, nesting: nesting + 1, nested: &nested))
         }
         return classes
     }
 
     /// `DECLARE name … CURSOR … FOR query`: a utility plus the query's classes.
-    private func classifyDeclare(_ span: SQLStatementSpan, nesting: Int) -> SQLClassSet {
+    private func classifyDeclare(_ span: SQLStatementSpan, nesting: Int, nested: inout [Range<Int>]) -> SQLClassSet {
         var classes: SQLClassSet = [.utility]
         if let cursor = firstTopLevelWord(in: ["cursor"], from: span.start + 1, span),
            let keyword = firstTopLevelWord(in: ["for"], from: cursor + 1, span) {
-            classes.formUnion(classify((keyword + 1)..<span.end, nesting: nesting + 1))
+            classes.formUnion(classifyInner((keyword + 1)..<span.end, nesting: nesting + 1, nested: &nested))
         }
         return classes
+    }
+
+    /// `CREATE …`: DDL; `procedural` when it installs code (functions, procedures, triggers,
+    /// rules, languages, transforms), whatever options come between CREATE and the object kind.
+    private func classifyCreate(_ span: SQLStatementSpan) -> SQLClassSet {
+        var classes: SQLClassSet = [.ddl, .create]
+        var index = span.start + 1
+        let modifiers: Set<String> = ["or", "replace", "constraint", "trusted", "procedural", "temp", "temporary", "event"]
+        while modifiers.contains(word(index, span)) { index += 1 }
+        let codeObjects: Set<String> = ["function", "procedure", "trigger", "rule", "language", "transform"]
+        if codeObjects.contains(word(index, span)) || word(span.start + 1, span) == "event" { classes.insert(.procedural) }
+        return classes
+    }
+
+    /// Server functions that read or write the server's files.
+    private static let fileFunctions: Set<String> = [
+        "pg_read_file", "pg_read_binary_file", "pg_stat_file", "pg_ls_dir", "pg_ls_logdir", "pg_ls_waldir",
+        "pg_ls_tmpdir", "pg_ls_archive_statusdir", "pg_ls_logicalsnapdir", "pg_ls_logicalmapdir",
+        "pg_ls_replslotdir", "lo_import", "lo_export", "pg_file_write", "pg_file_rename", "pg_file_unlink",
+        "pg_file_sync", "pg_logdir_ls", "pg_current_logfile",
+    ]
+
+    /// Server functions that act on the server, other sessions or other servers.
+    private static let adminFunctions: Set<String> = [
+        "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile", "pg_promote",
+        "pg_switch_wal", "pg_create_restore_point", "pg_backup_start", "pg_backup_stop", "pg_start_backup",
+        "pg_stop_backup", "pg_create_physical_replication_slot", "pg_create_logical_replication_slot",
+        "pg_drop_replication_slot", "pg_replication_origin_create", "pg_wal_replay_pause", "pg_wal_replay_resume",
+        "dblink", "dblink_exec", "dblink_connect", "dblink_connect_u", "dblink_send_query", "dblink_open",
+        "pg_file_settings", "pg_hba_file_rules", "pg_log_backend_memory_contexts", "pg_signal_backend",
+    ]
+
+    /// Classes from the functions the tokens call, at any depth: `file_access`, `admin_function`,
+    /// and `set_role` for `set_config('role' | 'session_authorization', …)` (or a setting name that
+    /// is not a plain string constant). A `U&"…"` name with escapes could be any of them.
+    func functionClasses(_ range: Range<Int>) -> SQLClassSet {
+        var classes = SQLClassSet()
+        let end = min(range.upperBound, tokens.count)
+        var index = max(0, range.lowerBound)
+        while index + 1 < end {
+            defer { index += 1 }
+            guard isPunctuation(index + 1, SQLByte.openParenthesis) else { continue }
+            let token = tokens[index]
+            let name: String
+            switch token.kind {
+            case .word:
+                name = token.word
+            case .quotedIdentifier:
+                if token.lead != SQLByte.doubleQuote {
+                    let raw = quotedIdentifierName(token)
+                    if raw.contains("\\") || (index + 2 < end && tokens[index + 2].word == "uescape") {
+                        classes.insert(.fileAccess)
+                        classes.insert(.adminFunction)
+                        classes.insert(.setRole)
+                        continue
+                    }
+                    name = raw
+                } else {
+                    name = quotedIdentifierName(token)
+                }
+            default:
+                continue
+            }
+            if Self.fileFunctions.contains(name) { classes.insert(.fileAccess) }
+            if Self.adminFunctions.contains(name) { classes.insert(.adminFunction) }
+            if name == "set_config" {
+                let argument = index + 2
+                let literal = argument < end && tokens[argument].kind == .string && tokens[argument].lead == SQLByte.singleQuote
+                    ? literalValue(argument) : nil
+                if literal == nil || ["role", "session_authorization"].contains(literal!) { classes.insert(.setRole) }
+            }
+        }
+        return classes
+    }
+
+    /// For `PREPARE name …`, `EXECUTE name …` and `DEALLOCATE [PREPARE] name | ALL`: the role and
+    /// the name as the server keys it (unquoted names lower-cased, quoted names as written).
+    func preparedStatementName(_ range: Range<Int>) -> (SQLStatement.PreparedRole, String)? {
+        let end = min(range.upperBound, tokens.count)
+        var index = max(0, range.lowerBound)
+        guard index < end, tokens[index].kind == .word else { return nil }
+        let role: SQLStatement.PreparedRole
+        switch tokens[index].word {
+        case "prepare": role = .prepare
+        case "execute": role = .execute
+        case "deallocate": role = .deallocate
+        default: return nil
+        }
+        index += 1
+        if role == .deallocate, index < end, tokens[index].word == "prepare" { index += 1 }
+        guard index < end else { return nil }
+        let token = tokens[index]
+        switch token.kind {
+        case .word:
+            if role == .prepare && token.word == "transaction" { return nil }
+            if role == .deallocate && token.word == "all" { return (role, "*") }
+            return (role, token.word)
+        case .quotedIdentifier where token.lead == SQLByte.doubleQuote:
+            return (role, quotedIdentifierText(token))
+        default:
+            return (role, "?")
+        }
+    }
+
+    /// The bytes of the tokens in `range`, from the first token's start to the last one's end.
+    func text(of range: Range<Int>) -> String {
+        let end = min(range.upperBound, tokens.count)
+        guard range.lowerBound < end else { return "" }
+        return String(decoding: bytes[tokens[range.lowerBound].start..<min(tokens[end - 1].end, bytes.count)], as: UTF8.self)
+    }
+
+    /// A double-quoted identifier's name exactly as the server keys it (`""` unescaped, case kept).
+    private func quotedIdentifierText(_ token: SQLToken) -> String {
+        var name: [UInt8] = []
+        var index = token.start + 1
+        while index < token.end {
+            let current = bytes[index]
+            if current == SQLByte.doubleQuote {
+                guard index + 1 < token.end && bytes[index + 1] == SQLByte.doubleQuote else { break }
+                index += 1
+            }
+            name.append(current)
+            index += 1
+        }
+        return String(decoding: name, as: UTF8.self)
     }
 
     // MARK: Token helpers

@@ -289,6 +289,18 @@ public struct ColumnDescription: Sendable, Equatable {
     /// 0 text, 1 binary.
     public var format: Int16
 
+    /// A RowDescription message for `columns`.
+    public static func rowDescription(_ columns: [ColumnDescription]) -> PostgresMessage {
+        PostgresMessages.make(UInt8(ascii: "T")) { body in
+            body.writeInteger(Int16(truncatingIfNeeded: columns.count))
+            for column in columns {
+                body.writeNullTerminatedString(column.name)
+                body.writeMultipleIntegers(column.tableOID, column.attributeNumber, column.typeOID, column.typeSize,
+                                           column.typeModifier, column.format)
+            }
+        }
+    }
+
     public static func parseRowDescription(_ body: ByteBuffer) throws -> [ColumnDescription] {
         var body = body
         guard let count = body.readInteger(as: Int16.self), count >= 0 else {
