@@ -246,3 +246,27 @@ final class CommandLog: Sendable {
     var texts: [String] { commands.withLock { $0.map(\.text) } }
     var classes: Set<String> { commands.withLock { Set($0.flatMap(\.classes)) } }
 }
+
+@Suite struct PostgresBindRecordTests {
+    @Test func bindParametersAreRecordedMasked() async throws {
+        var h = try await Harness()
+        let bind = Wire.message("B") { body in
+            body.writeNullTerminatedString("")
+            body.writeNullTerminatedString("s1")
+            body.writeInteger(Int16(2))
+            body.writeInteger(Int16(0))
+            body.writeInteger(Int16(1))
+            body.writeInteger(Int16(2))
+            body.writeInteger(Int32(20))
+            body.writeString("jane.doe@example.com")
+            body.writeInteger(Int32(8))
+            body.writeInteger(Int64(7))
+            body.writeInteger(Int16(0))
+        }
+        h.client(Wire.parse("s1", "select * from t where email = $1 and id = $2"), bind, Wire.execute(), Wire.sync)
+        #expect(try h.takeUpstream().count == 4)
+        let inputs = h.governor.events.filter { $0.event.kind == .input }.map { String(decoding: $0.event.data, as: UTF8.self) }
+        #expect(inputs.contains("BIND s1 ($1='[EMAIL]', $2=<binary 8 bytes>)"))
+        #expect(!inputs.contains { $0.contains("jane.doe") })
+    }
+}

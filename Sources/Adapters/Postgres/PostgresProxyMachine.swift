@@ -494,6 +494,10 @@ extension PostgresProxyMachine {
                     return refuse(messages, message: "too many statements in one query")
                 }
                 commands += found
+            case UInt8(ascii: "B"):
+                if let text = Self.bindRecord(message.body) {
+                    session.record(SessionEvent(.input, masker?.recordable(Array(text.utf8)) ?? []))
+                }
             default:
                 continue
             }
@@ -552,6 +556,38 @@ extension PostgresProxyMachine {
         }
         if let statementName { remember(prepared: statementName, commands) }
         return commands
+    }
+
+    /// What the record keeps of a Bind with parameters: the statement name and each value (text
+    /// values as sent, then masked for the record; binary ones by length), at most 4 KiB.
+    static func bindRecord(_ body: ByteBuffer) -> String? {
+        var body = body
+        guard body.readNullTerminatedString() != nil, let statement = body.readNullTerminatedString(),
+              let formatCount = body.readInteger(as: Int16.self), formatCount >= 0 else { return nil }
+        var formats: [Int16] = []
+        for _ in 0..<formatCount { formats.append(body.readInteger(as: Int16.self) ?? 0) }
+        guard let count = body.readInteger(as: Int16.self), count > 0 else { return nil }
+        var parts: [String] = []
+        var size = 0
+        for index in 0..<Int(count) {
+            guard let length = body.readInteger(as: Int32.self) else { break }
+            let format = formats.count == 1 ? formats[0] : (index < formats.count ? formats[index] : 0)
+            var part: String
+            if length < 0 {
+                part = "NULL"
+            } else if format != 0 {
+                part = "<binary \(length) bytes>"
+                body.moveReaderIndex(forwardBy: min(Int(length), body.readableBytes))
+            } else {
+                guard let value = body.readSlice(length: Int(length)) else { break }
+                part = "'" + String(decoding: value.readableBytesView.prefix(1024), as: UTF8.self) + "'"
+            }
+            part = "$\(index + 1)=" + part
+            size += part.utf8.count
+            if size > 4096 { parts.append("…"); break }
+            parts.append(part)
+        }
+        return "BIND \(statement.isEmpty ? "(unnamed)" : statement.prefix(64)) (" + parts.joined(separator: ", ") + ")"
     }
 
     private mutating func remember(prepared name: String, _ commands: [Command]) {
