@@ -304,7 +304,7 @@ extension GatewayConfiguration {
     private static func parseConnection(_ node: ConfigNode, profiles: [String: MaskingProfile]) throws -> Connection {
         let map = try node.mapping(allowed: [
             "name", "type", "target", "database", "credential", "host_key", "ca_file", "access", "masking",
-            "guardrails", "reviews", "options", "port_forwarding",
+            "guardrails", "reviews", "options", "port_forwarding", "http",
         ])
         guard let nameNode = map["name"] else { throw node.error("needs name") }
         let name = try nameNode.nonEmptyString()
@@ -413,6 +413,18 @@ extension GatewayConfiguration {
         }
         if let value = map["options"] {
             for (key, optionNode) in try value.entries() { connection.options[key] = try optionNode.string() }
+        }
+        if let value = map["http"] {
+            // HTTP adapter settings, handed to it as options (`http.KEY`).
+            guard kind == .http || kind == .kubernetes else { throw value.error("only http and kubernetes connections take http settings") }
+            let http = try value.mapping(allowed: ["pass_through_types"])
+            if let types = http["pass_through_types"] {
+                let list = try types.strings()
+                for type in list where type == "*/*" || !type.contains("/") || type.contains(",") {
+                    throw types.error("\(type.prefix(60)) is not a media type or TYPE/* (and */* would pass everything unscanned)")
+                }
+                connection.options["http.pass_through_types"] = list.joined(separator: ",")
+            }
         }
         return connection
     }

@@ -84,8 +84,13 @@ public final class GatewayRuntime: Governor {
 
     /// Verifies a bearer token (admin API and adapters alike). Failures go to the control chain by code.
     public func authenticate(token: String, purpose: String) async throws -> Identity {
+        try await authenticateWithExpiry(token: token, purpose: purpose).identity
+    }
+
+    /// ``authenticate(token:purpose:)``, also giving the Unix time the token stops being valid (skew included).
+    public func authenticateWithExpiry(token: String, purpose: String) async throws -> (identity: Identity, validUntil: Int64) {
         do {
-            return try await verifier.verify(token)
+            return try await verifier.verifyWithExpiry(token)
         } catch let error as TokenError {
             control.append("login.failed", actor: "-", ["code": error.code.rawValue, "purpose": purpose])
             metrics.increment("sluice_logins_failed_total", labels: ["code": error.code.rawValue])
@@ -95,8 +100,9 @@ public final class GatewayRuntime: Governor {
 
     public func openSession(token: String, connection name: String, kind: ConnectionKind, peer: String) async throws -> any GovernedSession {
         let identity: Identity
+        let validUntil: Int64
         do {
-            identity = try await authenticate(token: token, purpose: kind.rawValue)
+            (identity, validUntil) = try await authenticateWithExpiry(token: token, purpose: kind.rawValue)
         } catch let error as TokenError {
             throw GovernorError(.unauthenticated, "authentication failed (\(error.code.rawValue))")
         }
@@ -136,7 +142,7 @@ public final class GatewayRuntime: Governor {
             logger.error("session not recorded", metadata: ["error": "\(error)"])
             throw GovernorError(.unavailable, "recording is unavailable; sessions are refused until it is back")
         }
-        let session = GatewaySession(runtime: self, identity: identity, target: target, recorder: recorder)
+        let session = GatewaySession(runtime: self, identity: identity, target: target, recorder: recorder, expiresAt: validUntil)
         openSessions.withLock { $0[record.id] = session }
         metrics.add("sluice_sessions_open", 1, labels: [:])
         metrics.increment("sluice_sessions_total", labels: ["protocol": kind.rawValue])
@@ -175,12 +181,14 @@ final class GatewaySession: GovernedSession {
     let identity: Identity
     let connection: ConnectionTarget
     let recorder: SessionRecorder
+    let expiresAt: Int64?
     private let closed = Mutex(false)
     private let terminationHandler = Mutex<(@Sendable (String) -> Void)?>(nil)
 
     var id: String { recorder.id }
 
-    init(runtime: GatewayRuntime, identity: Identity, target: ConnectionTarget, recorder: SessionRecorder) {
+    init(runtime: GatewayRuntime, identity: Identity, target: ConnectionTarget, recorder: SessionRecorder, expiresAt: Int64? = nil) {
+        self.expiresAt = expiresAt
         self.runtime = runtime
         self.identity = identity
         self.connection = target
