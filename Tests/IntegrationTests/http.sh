@@ -58,6 +58,11 @@ connections:
     type: http
     target: http://127.0.0.1:$UP_PORT/reports
     access: { groups: [eng] }
+  - name: long
+    type: http
+    target: http://127.0.0.1:$UP_PORT
+    access: { groups: [eng] }
+    session: { end_on_token_expiry: false }
   - name: ops-only
     type: http
     target: http://127.0.0.1:$UP_PORT
@@ -150,17 +155,17 @@ check "no admin request reached the upstream" bash -c "! grep -q admin '$WORK/up
 get "$ALICE" --path-as-is -o /dev/null "$GW/reports/x/..//summary/%7Eq%20r"
 check "a normalised path goes upstream, inside the base path" grep -q '"path": "/reports/summary/~q%20r"' "$WORK/upstream.log"
 
-echo "== token expiry on a kept-alive connection"
-SHORT=$("$SLUICE" token --config "$WORK/sluice.yaml" --user alice --groups eng --ttl 1s)
-OUT=$(python3 - "$HTTP_PORT" "$SHORT" <<'PY'
+echo "== token expiry"
+cat >"$WORK/keepalive.py" <<'PY'
+# One kept-alive connection: a request, then (after exp + the 1 s skew) a second one, or just a read.
 import base64, json, socket, sys, time
-port, token = int(sys.argv[1]), sys.argv[2]
+port, token, path, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 payload = token.split(".")[1]
 exp = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["exp"]
 sock = socket.create_connection(("127.0.0.1", port), timeout=10)
 reader = sock.makefile("rb")
 def ask():
-    sock.sendall(b"GET /api/whoami HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + token.encode() + b"\r\n\r\n")
+    sock.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + token.encode() + b"\r\n\r\n")
     status = int(reader.readline().split()[1])
     headers = {}
     while True:
@@ -183,15 +188,32 @@ def ask():
     return status, headers, body.decode()
 status, _, _ = ask()
 print("first", status)
+if mode == "wait":
+    started = time.time()
+    print("closed-by-gateway", reader.read(1) == b"", "after", round(time.time() - started, 1))
+    sys.exit(0)
 time.sleep(max(0, exp + 1 + 1.2 - time.time()))   # past exp + the 1 s skew, on the same connection
 status, headers, body = ask()
 print("second", status, "token_expired" in body, headers.get("connection"))
 print("closed", reader.read(1) == b"")
 PY
-)
-check "the first request is served" grep -q 'first 200' <<<"$OUT"
-check "after exp + skew the same connection gets 401 token_expired and is closed" \
-  bash -c "grep -q 'second 401 True close' <<<'$OUT' && grep -q 'closed True' <<<'$OUT'"
+SHORT=$("$SLUICE" token --config "$WORK/sluice.yaml" --user alice --groups eng --ttl 1s)
+OUT=$(python3 "$WORK/keepalive.py" "$HTTP_PORT" "$SHORT" /long/whoami ask)
+check "kept alive past exp + skew (end_on_token_expiry: false): 401 token_expired, then closed" \
+  bash -c "grep -q 'first 200' <<<'$OUT' && grep -q 'second 401 True close' <<<'$OUT' && grep -q 'closed True' <<<'$OUT'"
+SHORT=$("$SLUICE" token --config "$WORK/sluice.yaml" --user alice --groups eng --ttl 1s)
+OUT=$(python3 "$WORK/keepalive.py" "$HTTP_PORT" "$SHORT" /api/whoami wait)
+check "kept alive past exp + skew (end_on_token_expiry default): the gateway closes the connection" \
+  bash -c "grep -q 'first 200' <<<'$OUT' && grep -q 'closed-by-gateway True' <<<'$OUT'"
+SHORT=$("$SLUICE" token --config "$WORK/sluice.yaml" --user alice --groups eng --ttl 1s)
+START=$(date +%s.%N)
+get "$SHORT" -o "$WORK/trickle.out" "$GW/api/trickle?seconds=8" 2>/dev/null && rc=0 || rc=$?
+END=$(date +%s.%N)
+check "a response still streaming when the token expires is ended (session.end_on_token_expiry)" \
+  bash -c "test $rc != 0 && python3 -c 'import sys; sys.exit(0 if $END - $START < 6 else 1)' && grep -q '\"t\"' '$WORK/trickle.out'"
+SHORT=$("$SLUICE" token --config "$WORK/sluice.yaml" --user alice --groups eng --ttl 1s)
+get "$SHORT" -o "$WORK/trickle-long.out" "$GW/long/trickle?seconds=5" && rc=0 || rc=$?
+check "with end_on_token_expiry: false the response runs to its end" bash -c "test $rc = 0 && test \$(wc -l <'$WORK/trickle-long.out') -ge 9"
 
 echo "== credentials"
 : >"$WORK/upstream.log"
@@ -307,11 +329,10 @@ check "garbage leaves the gateway serving" test "$(get "$ALICE" -o /dev/null -w 
 echo "== the record"
 "$SLUICE" audit verify --config "$WORK/sluice.yaml" >"$WORK/verify.out" 2>&1 && rc=0 || rc=$?
 check "audit verify passes" test "$rc" = 0
-sessions_of() {   # every session of user $1 on connection api, shown one after the other
+sessions_of() {   # every session of user $1 on connection ${3:-api}, shown one after the other
   : >"$2"
-  for sid in $("$SLUICE" sessions list --config "$WORK/sluice.yaml" --json | python3 -c '
-import json, sys
-print(" ".join(s["id"] for s in json.load(sys.stdin) if s["connection"] == "api" and s["user"] == sys.argv[1]))' "$1"); do
+  for sid in $("$SLUICE" sessions list --config "$WORK/sluice.yaml" --user "$1" --connection "${3:-api}" --limit 1000 --json |
+               python3 -c 'import json, sys; print(" ".join(s["id"] for s in json.load(sys.stdin)))'); do
     "$SLUICE" sessions show "$sid" --config "$WORK/sluice.yaml" >>"$2"
   done
 }
@@ -322,7 +343,9 @@ check "no raw PII in the store" bash -c "! grep -rqa 'jane.doe@example.com' '$WO
 sessions_of alice "$WORK/alice.json"
 check "rules saw and the record holds the normalised path" bash -c "grep -q 'GET /admin' '$WORK/alice.json' && ! grep -q '%61dmin' '$WORK/alice.json' && ! grep -q '/x/../admin' '$WORK/alice.json'"
 check "refused bodies are recorded with why" bash -c "grep -q 'pass-through' '$WORK/alice.json' && grep -q '206' '$WORK/alice.json' && grep -q 'charset' '$WORK/alice.json'"
-check "an expired token on a kept-alive connection is recorded" grep -q token_expired "$WORK/alice.json"
+sessions_of alice "$WORK/alice-long.json" long
+check "an expired token on a kept-alive connection is recorded" grep -q token_expired "$WORK/alice-long.json"
+check "a session ended at its token's expiry is recorded so" grep -q 'token expired' "$WORK/alice.json"
 check "the record holds no PII from headers, escapes or fullwidth forms" bash -c "! grep -q 'jane' '$WORK/alice.json' && ! grep -q '268-45-8731' '$WORK/alice.json'"
 check "no tokens in the gateway log" bash -c "! grep -q '$API_TOKEN' '$WORK/serve.log' && ! grep -qF '$ALICE' '$WORK/serve.log'"
 

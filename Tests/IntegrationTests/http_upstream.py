@@ -17,6 +17,7 @@ import gzip
 import hashlib
 import json
 import sys
+import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -181,6 +182,23 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_raw(piece, [("Content-Type", "application/json"), ("Content-Range", f"bytes {first}-{last}/{len(body)}")], status=206)
             else:
                 self.send_raw(body, [("Content-Type", "application/json"), ("Accept-Ranges", "bytes")])
+        elif path == "/trickle":
+            # A long response: one line every half second for ?seconds=N.
+            seconds = float(self.path.split("seconds=")[1]) if "seconds=" in self.path else 6
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-ndjson")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            started = time.time()
+            try:
+                while time.time() - started < seconds:
+                    line = b'{"t":%.1f,"pad":"%s"}\n' % (time.time() - started, b"x" * 300)   # past the masker's hold-back
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                    self.wfile.flush()
+                    time.sleep(0.5)
+                self.wfile.write(b"0\r\n\r\n")
+            except OSError:
+                pass
         elif path == "/always-partial":
             # An upstream that answers 206 even when no range was asked for.
             self.send_raw(PII_TEXT[:20], [("Content-Type", "application/json"), ("Content-Range", f"bytes 0-19/{len(PII_TEXT)}")], status=206)
