@@ -178,7 +178,11 @@ public final class TextNormaliser {
                 index += 1
                 continue
             }
-            append(scalar, to: &out)
+            switch mapping(scalar) {
+            case .keep: out.append(contentsOf: bytes[index..<(index + length)])
+            case .drop: break
+            case .ascii(let ascii): out.append(ascii)
+            }
             index += length
         }
         return count
@@ -193,6 +197,19 @@ public final class TextNormaliser {
         return value
     }
 
+    enum Mapping { case keep, drop, ascii(UInt8) }
+
+    /// What normalisation does with one non-ASCII scalar.
+    static func mapping(_ scalar: Unicode.Scalar) -> Mapping {
+        let value = scalar.value
+        if isInvisible(value) { return .drop }
+        if (0xFF01...0xFF5E).contains(value) { return .ascii(UInt8(value - 0xFEE0)) }
+        if scalar.properties.numericType == .decimal, let digit = scalar.properties.numericValue, digit >= 0, digit <= 9 {
+            return .ascii(UInt8(ascii: "0") + UInt8(digit))
+        }
+        return .keep
+    }
+
     /// One scalar, normalised, as UTF-8.
     static func append(_ scalar: Unicode.Scalar, to out: inout [UInt8]) {
         let value = scalar.value
@@ -200,16 +217,24 @@ public final class TextNormaliser {
             out.append(UInt8(value))
             return
         }
-        if isInvisible(value) { return }
-        if (0xFF01...0xFF5E).contains(value) {
-            out.append(UInt8(value - 0xFEE0))
-            return
+        switch mapping(scalar) {
+        case .drop: return
+        case .ascii(let ascii): out.append(ascii)
+        case .keep:
+            if value < 0x800 {
+                out.append(UInt8(0xC0 | value >> 6))
+                out.append(UInt8(0x80 | value & 0x3F))
+            } else if value < 0x10000 {
+                out.append(UInt8(0xE0 | value >> 12))
+                out.append(UInt8(0x80 | value >> 6 & 0x3F))
+                out.append(UInt8(0x80 | value & 0x3F))
+            } else {
+                out.append(UInt8(0xF0 | value >> 18))
+                out.append(UInt8(0x80 | value >> 12 & 0x3F))
+                out.append(UInt8(0x80 | value >> 6 & 0x3F))
+                out.append(UInt8(0x80 | value & 0x3F))
+            }
         }
-        if scalar.properties.numericType == .decimal, let digit = scalar.properties.numericValue, digit >= 0, digit <= 9 {
-            out.append(UInt8(ascii: "0") + UInt8(digit))
-            return
-        }
-        out.append(contentsOf: Array(String(scalar).utf8))
     }
 
     static func isInvisible(_ value: UInt32) -> Bool {
