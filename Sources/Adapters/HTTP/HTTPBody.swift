@@ -1,3 +1,4 @@
+import Foundation
 import MaskEngine
 import NIOCore
 
@@ -208,7 +209,7 @@ public final class HTTPBodyTransformer {
         }
         if masker != nil {
             // Text that turns binary later (a NUL byte: UTF-16 or a binary tail) is not scanned as text.
-            if raw.contains(0) { throw HTTPBodyError(code: "binary_body") }
+            if let base = raw.baseAddress, memchr(base, 0, raw.count) != nil { throw HTTPBodyError(code: "binary_body") }
             try normaliser.write(raw) { try self.stage($0, into: &out) }
         } else {
             try stage(raw, into: &out)
