@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Synchronization
 import Testing
 @testable import Adapters
 
@@ -80,14 +81,39 @@ import Testing
 }
 
 @Suite struct HTTPResponsePlanTests {
-    @Test func textLikeTypesAreScannedAndBinaryOnesPass() {
-        for type in ["application/json; charset=utf-8", "text/html", "application/vnd.api+json", "application/x-ndjson", "text/event-stream", "application/xml"] {
-            #expect(HTTPResponsePlan.isScanned(contentType: type), "\(type)")
+    @Test func everyBodyIsScannedUnlessItsTypeIsOnThePassThroughList() {
+        for type in ["application/json; charset=utf-8", "application/octet-stream", "application/x-json", "multipart/mixed; boundary=x",
+                     "text/x-sql", "application/toml", "application/json, application/octet-stream", "image/png"] {
+            let plan = HTTPResponsePlan.make(requestMethod: .GET, status: .ok, headers: ["Content-Type": type])
+            #expect(plan.scan && !plan.passThrough && plan.refusal == nil, "\(type)")
         }
-        #expect(HTTPResponsePlan.isScanned(contentType: nil))
-        for type in ["image/png", "application/octet-stream", "application/pdf", "video/mp4"] {
-            #expect(!HTTPResponsePlan.isScanned(contentType: type), "\(type)")
+        #expect(HTTPResponsePlan.make(requestMethod: .GET, status: .ok, headers: [:]).scan)
+        let list = ["image/*", "application/zip"]
+        for type in ["image/png", "IMAGE/jpeg; q=1", "application/zip"] {
+            #expect(HTTPResponsePlan.make(requestMethod: .GET, status: .ok, headers: ["Content-Type": type], passThrough: list).passThrough, "\(type)")
         }
+        for type in ["application/zip, text/plain", "application/zipx", "imagex/png", "text/plain"] {
+            #expect(!HTTPResponsePlan.make(requestMethod: .GET, status: .ok, headers: ["Content-Type": type], passThrough: list).passThrough, "\(type)")
+        }
+        #expect(!HTTPResponsePlan.isPassThrough("image/png", list: ["*/*"]))
+    }
+
+    @Test func charsetsThatHideASCIIAreRefused() {
+        for type in ["text/plain; charset=utf-16", "application/json;charset=\"UTF-16LE\"", "text/csv; charset=utf-32", "text/plain; charset=shift_jis"] {
+            #expect(HTTPResponsePlan.make(requestMethod: .GET, status: .ok, headers: ["Content-Type": type]).refusal != nil, "\(type)")
+        }
+        for type in ["text/plain; charset=utf-8", "application/json; charset=ISO-8859-1", "text/html;charset=us-ascii"] {
+            #expect(HTTPResponsePlan.make(requestMethod: .GET, status: .ok, headers: ["Content-Type": type]).refusal == nil, "\(type)")
+        }
+    }
+
+    @Test func binarySniffingFindsNULsByteOrderMarksAndControls() {
+        func binary(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBytes { HTTPBodyTransformer.looksBinary($0) } }
+        #expect(binary([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D]))
+        #expect(binary([0xFF, 0xFE, 0x7B, 0x00]) && binary([0xFE, 0xFF, 0x00, 0x7B]))
+        #expect(binary(Array("{\"a\":1}".utf8) + [0]))
+        #expect(binary([1, 2, 3, 4, 5, 65, 66]))
+        #expect(!binary(Array("{\"email\":\"jane@example.com\"}\r\n\tok".utf8)) && !binary(Array("caf\u{e9} \u{FF11}".utf8)))
     }
 
     @Test func codingsTheGatewayCannotDecodeAreRefused() {
@@ -97,8 +123,11 @@ import Testing
         #expect(brotli.refusal != nil)
         let stacked = HTTPResponsePlan.make(requestMethod: .GET, status: .ok, headers: ["Content-Encoding": "gzip, gzip"])
         #expect(stacked.refusal != nil)
-        let binary = HTTPResponsePlan.make(requestMethod: .GET, status: .ok, headers: ["Content-Type": "image/png", "Content-Encoding": "br"])
+        let binary = HTTPResponsePlan.make(requestMethod: .GET, status: .ok, headers: ["Content-Type": "image/png", "Content-Encoding": "br"],
+                                           passThrough: ["image/*"])
         #expect(binary.refusal == nil && !binary.scan)
+        let unlisted = HTTPResponsePlan.make(requestMethod: .GET, status: .ok, headers: ["Content-Type": "image/png", "Content-Encoding": "br"])
+        #expect(unlisted.refusal != nil)
     }
 
     @Test func headAndNoContentResponsesHaveNoBody() {
@@ -114,6 +143,95 @@ import Testing
         #expect(headers["content-length"].isEmpty && headers["content-encoding"].isEmpty && headers["accept-ranges"].isEmpty)
         #expect(headers["transfer-encoding"].isEmpty)
         #expect(headers["etag"] == ["W/\"abc\""] && headers["cache-control"] == ["no-cache"])
+    }
+}
+
+@Suite struct HTTPPathTests {
+    func normalised(_ uri: String) -> String? {
+        if case .success(let path) = HTTPPath.normalise(uri) { return path }
+        return nil
+    }
+
+    func refusal(_ uri: String) -> HTTPRefusal? {
+        if case .failure(let refusal) = HTTPPath.normalise(uri) { return refusal }
+        return nil
+    }
+
+    @Test func everySpellingOfAPathNormalisesToOne() {
+        for uri in ["/admin", "//admin", "/./admin", "/%61dmin", "/x/../admin", "/x/./y/../../admin", "/%61%64%6D%69%6E"] {
+            #expect(normalised(uri) == "/admin", "\(uri)")
+        }
+        #expect(normalised("/a/b/") == "/a/b/")
+        #expect(normalised("/a/.") == "/a/")
+        #expect(normalised("/a/%7e%20b%3f") == "/a/~%20b%3F")
+        #expect(normalised("/a?next=../../x//y") == "/a?next=../../x//y")
+        #expect(normalised("/") == "/")
+    }
+
+    @Test func escapesThatChangeTheStructureAreRefused() {
+        for uri in ["/%2e%2e/admin", "/x/%2E./admin", "/..%2fadmin", "/a%2Fb", "/a%5cb", "/a\\b", "/a%zz", "/a%4", "/a#frag", "/a\u{1}b"] {
+            #expect(refusal(uri)?.status == .badRequest, "\(uri)")
+        }
+    }
+
+    @Test func climbingAboveTheBaseIsForbidden() {
+        for uri in ["/../admin", "/x/../../admin", "/..", "/./../admin"] {
+            #expect(refusal(uri)?.code == "path_escapes", "\(uri)")
+        }
+    }
+
+    @Test func headIsDecidedLikeGetToo() {
+        #expect(HTTPCommands.requests(method: .HEAD, uri: "/admin").map(\.text) == ["HEAD /admin", "GET /admin"])
+        #expect(HTTPCommands.requests(method: .GET, uri: "/admin").map(\.text) == ["GET /admin"])
+    }
+}
+
+@Suite struct TextNormaliserTests {
+    func normalise(_ text: String, split: Int) -> String {
+        let normaliser = TextNormaliser()
+        let bytes = Array(text.utf8)
+        var out: [UInt8] = []
+        var index = 0
+        while index < bytes.count {
+            let end = min(index + split, bytes.count)
+            bytes[index..<end].withUnsafeBytes { normaliser.write($0) { out += $0 } }
+            index = end
+        }
+        normaliser.finish { out += $0 }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    @Test func jsonEscapesAreDecodedButStructuralOnesStay() {
+        let cases: [(String, String)] = [
+            (#"{"e":"jane.doe\u0040example.com"}"#, #"{"e":"jane.doe@example.com"}"#),
+            (#""\u006a\u0061ne""#, #""jane""#),
+            (#""a\/b""#, #""a/b""#),
+            (#""\ud83d\ude00""#, "\"\u{1F600}\""),
+            (#""caf\u00e9 \u65e5 \uff10""#, "\"caf\u{E9} \u{65E5} 0\""),
+            (#""q\u0022\u005c\u000a""#, #""q\u0022\u005c\u000a""#),
+            (#""\\u0040""#, #""\\u0040""#),
+            (#""\ud83d x""#, #""\ud83d x""#),
+            (#""\u00zz""#, #""\u00zz""#),
+            (#"tail \u00"#, #"tail \u00"#),
+        ]
+        for (input, expected) in cases {
+            for split in [1, 2, 3, 5, 7, 1000] {
+                #expect(normalise(input, split: split) == expected, "\(input) split \(split)")
+            }
+        }
+    }
+
+    @Test func fullwidthFormsDigitsAndInvisibleCharactersNormalise() {
+        for split in [1, 2, 4, 1000] {
+            #expect(normalise("\u{FF12}\u{FF16}\u{FF18}-45-8731", split: split) == "268-45-8731")
+            #expect(normalise("jane.doe\u{FF20}example\u{FF0E}com", split: split) == "jane.doe@example.com")
+            #expect(normalise("jane\u{200B}.doe@exa\u{2060}mple.\u{FEFF}com\u{200D}", split: split) == "jane.doe@example.com")
+            #expect(normalise("\u{0662}\u{0666}\u{0668} \u{1D7D0}", split: split) == "268 2")
+            #expect(normalise("caf\u{E9} \u{65E5}\u{672C}", split: split) == "caf\u{E9} \u{65E5}\u{672C}")
+        }
+        // Bytes that are not UTF-8 pass unchanged.
+        let latin1: [UInt8] = [0x63, 0x61, 0x66, 0xE9, 0x21]
+        #expect(TextNormaliser.normalise(latin1) == latin1)
     }
 }
 
@@ -286,5 +404,194 @@ import Testing
         let actions = machine.responseBody(ByteBuffer(bytes: [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff, 0xff]))
         #expect(actions.contains { if case .closeClient = $0 { true } else { false } })
         #expect(body(actions).isEmpty)
+    }
+
+    /// Runs a GET to the point where the response head arrives; returns the head's actions.
+    func respond(_ machine: inout HTTPProxyMachine, _ governor: InMemoryGovernor, token: String = "tok-alice", uri: String = "/api/x",
+                 method: HTTPMethod = .GET, status: HTTPResponseStatus = .ok, headers: HTTPHeaders) async throws -> [HTTPProxyMachine.Action] {
+        _ = try await open(&machine, governor, head(method, uri, token: token))
+        _ = machine.upstreamConnected()
+        _ = machine.requestEnd()
+        return machine.responseHead(HTTPResponseHead(version: .http1_1, status: status, headers: headers))
+    }
+
+    func headers(_ actions: [HTTPProxyMachine.Action]) -> HTTPHeaders? {
+        for case .sendClient(.head(let head)) in actions { return head.headers }
+        return nil
+    }
+
+    func exchange(_ machine: inout HTTPProxyMachine, _ governor: InMemoryGovernor, contentType: String?, body: [UInt8],
+                  connection: ConnectionTarget? = nil, token: String = "tok-alice") async throws -> (HTTPResponseStatus?, HTTPHeaders?, [UInt8]) {
+        var response: HTTPHeaders = ["Content-Length": String(body.count)]
+        if let contentType { response.add(name: "Content-Type", value: contentType) }
+        var actions = try await respond(&machine, governor, token: token, headers: response)
+        actions += machine.responseBody(ByteBuffer(bytes: body))
+        actions += machine.responseEnd()
+        var out: [UInt8] = []
+        for case .sendClient(.body(.byteBuffer(let buffer))) in actions { out += Array(buffer.readableBytesView) }
+        return (status(actions), headers(actions), out)
+    }
+
+    @Test func bodiesOfUnlistedTypesAreScannedAsText() async throws {
+        let pii = #"{"email":"jane.doe@example.com"}"#
+        for type in ["application/octet-stream", "application/x-json", "multipart/mixed; boundary=b", "text/x-sql", "application/toml",
+                     "application/json, application/octet-stream", nil] as [String?] {
+            var machine = HTTPProxyMachine(configuration: HTTPAdapterConfiguration(), profile: .http)
+            let (status, _, out) = try await exchange(&machine, governor(), contentType: type, body: Array(pii.utf8))
+            #expect(status == .ok && String(decoding: out, as: UTF8.self) == #"{"email":"[EMAIL]"}"#, "\(type ?? "none")")
+        }
+    }
+
+    @Test func encodedValuesAreNormalisedAndMasked() async throws {
+        for text in [#"{"e":"jane.doe\u0040example.com"}"#, "{\"e\":\"jane\u{200B}.doe@example.com\"}", "{\"e\":\"jane.doe\u{FF20}example.com\"}",
+                     "{\"ssn\":\"\u{FF12}\u{FF16}\u{FF18}-\u{FF14}\u{FF15}-\u{FF18}\u{FF17}\u{FF13}\u{FF11}\"}"] {
+            var machine = HTTPProxyMachine(configuration: HTTPAdapterConfiguration(), profile: .http)
+            let governor = governor()
+            let (_, _, out) = try await exchange(&machine, governor, contentType: "application/json", body: Array(text.utf8))
+            let shown = String(decoding: out, as: UTF8.self)
+            #expect(!shown.contains("jane") && !shown.contains("268-45") && shown.contains("["), "\(text) -> \(shown)")
+            let recorded = governor.events.map { String(decoding: $0.event.data, as: UTF8.self) }.joined()
+            #expect(!recorded.contains("jane") && !recorded.contains("268-45"))
+        }
+    }
+
+    @Test func binaryBodiesAreRefusedUnlessTheirTypePassesThrough() async throws {
+        let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D] + Array("jane.doe@example.com".utf8)
+        var machine = HTTPProxyMachine(configuration: HTTPAdapterConfiguration(), profile: .http)
+        let (refused, _, refusedBody) = try await exchange(&machine, governor(), contentType: "application/octet-stream", body: png)
+        #expect(refused == .badGateway && String(decoding: refusedBody, as: UTF8.self).contains("pass-through"))
+
+        var listed = Self.target
+        listed.options["http.pass_through_types"] = "image/*,application/zip"
+        let passing = InMemoryGovernor(tokens: ["tok-alice": Identity(user: "alice", groups: ["eng"], issuer: "test")], connections: [listed],
+                                       engine: testEngine)
+        machine = HTTPProxyMachine(configuration: HTTPAdapterConfiguration(), profile: .http)
+        let (passed, passedHeaders, out) = try await exchange(&machine, passing, contentType: "image/png", body: png)
+        #expect(passed == .ok && out == png && passedHeaders?["content-length"] == [String(png.count)])
+
+        // Text under a pass-through type (SVG under image/*) is scanned all the same.
+        machine = HTTPProxyMachine(configuration: HTTPAdapterConfiguration(), profile: .http)
+        let (_, _, svg) = try await exchange(&machine, passing, contentType: "image/svg+xml", body: Array("<svg>jane.doe@example.com</svg>".utf8))
+        #expect(String(decoding: svg, as: UTF8.self) == "<svg>[EMAIL]</svg>")
+
+        // UTF-16 (BOM, or NULs between ASCII) is not text the detectors can read: refused when the
+        // head is still held (a generic type), cut when it went out (a known text type).
+        let utf16: [UInt8] = [0xFF, 0xFE] + Array("jane.doe@example.com".utf16).flatMap { unit -> [UInt8] in [UInt8(unit & 0xff), UInt8(unit >> 8)] }
+        machine = HTTPProxyMachine(configuration: HTTPAdapterConfiguration(), profile: .http)
+        #expect(try await exchange(&machine, governor(), contentType: nil, body: utf16).0 == .badGateway)
+        machine = HTTPProxyMachine(configuration: HTTPAdapterConfiguration(), profile: .http)
+        let jsonHead = try await respond(&machine, governor(), headers: ["Content-Type": "application/json"])
+        #expect(status(jsonHead) == .ok)
+        let cut = machine.responseBody(ByteBuffer(bytes: utf16))
+        #expect(cut.contains { if case .closeClient = $0 { true } else { false } } && body(cut).isEmpty)
+    }
+
+    @Test func aNULAfterTheFirstBytesCutsTheResponse() async throws {
+        var machine = HTTPProxyMachine(configuration: HTTPAdapterConfiguration(), profile: .http)
+        let head = try await respond(&machine, governor(), headers: ["Content-Type": "application/octet-stream"])
+        #expect(head.isEmpty)   // held until the first bytes say text or binary
+        let first = machine.responseBody(ByteBuffer(string: "hello "))
+        #expect(status(first) == .ok)
+        let second = machine.responseBody(ByteBuffer(bytes: Array("j\0a\0n\0e\0".utf8)))
+        #expect(second.contains { if case .closeClient = $0 { true } else { false } })
+        #expect(body(second).isEmpty)
+    }
+
+    @Test func responseHeadersAreMaskedOnEveryStatus() async throws {
+        for status in [HTTPResponseStatus.ok, .found, .notModified] {
+            var machine = HTTPProxyMachine(configuration: HTTPAdapterConfiguration(), profile: .http)
+            let actions = try await respond(&machine, governor(), status: status, headers: [
+                "Content-Type": "application/json", "X-Customer-Email": "jane.doe@example.com", "Location": "/users/jane.doe%40example.com",
+                "Set-Cookie": "who=jane.doe@example.com; Path=/", "X-Ssn": "\u{FF12}68-45-8731", "ETag": "\"v1\"", "Content-Length": "0",
+            ])
+            let sent: HTTPHeaders?
+            if let direct = headers(actions) { sent = direct } else { sent = headers(machine.responseEnd()) }
+            let all = sent.map { $0.map { "\($0.name): \($0.value)" }.joined(separator: "\n") } ?? ""
+            #expect(!all.contains("jane") && !all.contains("268-45") && all.contains("[EMAIL]"), "\(status.code): \(all)")
+            #expect(sent?["content-type"] == ["application/json"])
+        }
+        // An unmasked user sees the headers as they are.
+        var machine = HTTPProxyMachine(configuration: HTTPAdapterConfiguration(), profile: .http)
+        let actions = try await respond(&machine, governor(), token: "tok-dora", status: .notModified, headers: ["X-Customer-Email": "jane.doe@example.com"])
+        #expect(headers(actions)?["x-customer-email"] == ["jane.doe@example.com"])
+    }
+
+    @Test func rangesAreStrippedAndPartialAnswersRefusedWhenMasked() async throws {
+        var request = head(.GET, "/api/file")
+        request.headers.add(name: "Range", value: "bytes=0-3")
+        request.headers.add(name: "If-Range", value: "\"v1\"")
+        var machine = HTTPProxyMachine(configuration: HTTPAdapterConfiguration(), profile: .http)
+        _ = try await open(&machine, governor(), request)
+        var upstream: HTTPRequestHead?
+        for case .sendUpstream(.head(let sent)) in machine.upstreamConnected() { upstream = sent }
+        #expect(upstream?.headers["range"].isEmpty == true && upstream?.headers["if-range"].isEmpty == true)
+        _ = machine.requestEnd()
+        let partial = machine.responseHead(HTTPResponseHead(version: .http1_1, status: .partialContent, headers: ["Content-Type": "text/plain"]))
+        #expect(status(partial) == .badGateway)
+
+        var dora = head(.GET, "/api/file", token: "tok-dora")
+        dora.headers.add(name: "Range", value: "bytes=0-3")
+        machine = HTTPProxyMachine(configuration: HTTPAdapterConfiguration(), profile: .http)
+        _ = try await open(&machine, governor(), dora)
+        upstream = nil
+        for case .sendUpstream(.head(let sent)) in machine.upstreamConnected() { upstream = sent }
+        #expect(upstream?.headers["range"] == ["bytes=0-3"])
+    }
+
+    @Test func blockRulesHoldForEverySpellingOfThePathAndForHead() async throws {
+        let rules: [@Sendable (Command) -> Decision?] = [{ $0.text.hasPrefix("GET /admin") ? .block(message: "no admin") : nil }]
+        for (method, uri) in [(HTTPMethod.GET, "/api//admin"), (.GET, "/api/./admin"), (.GET, "/api/%61dmin"), (.GET, "/api/x/../admin"),
+                              (.HEAD, "/api/admin"), (.GET, "/api/admin/")] {
+            var machine = HTTPProxyMachine(configuration: HTTPAdapterConfiguration(), profile: .http)
+            let actions = try await open(&machine, governor(rules: rules), head(method, uri))
+            #expect(status(actions) == .forbidden, "\(method) \(uri)")
+            #expect(!actions.contains { if case .connectUpstream = $0 { true } else { false } })
+        }
+        for uri in ["/api/../admin", "/api/%2e%2e/admin", "/api/..%2fadmin"] {
+            var machine = HTTPProxyMachine(configuration: HTTPAdapterConfiguration(), profile: .http)
+            let actions = machine.requestHead(head(.GET, uri), clientAddress: nil)
+            #expect(status(actions) == .badRequest || status(actions) == .forbidden, "\(uri)")
+            #expect(!actions.contains { if case .openSession = $0 { true } else { false } })
+        }
+    }
+
+    @Test func theNormalisedPathIsRecordedAndForwardedInsideTheBase() async throws {
+        let governor = governor()
+        var machine = HTTPProxyMachine(configuration: HTTPAdapterConfiguration(), profile: .http)
+        _ = try await open(&machine, governor, head(.GET, "/api/x/..//v1/%75sers?q=%41"))
+        var upstream: HTTPRequestHead?
+        for case .sendUpstream(.head(let sent)) in machine.upstreamConnected() { upstream = sent }
+        #expect(upstream?.uri == "/base/v1/users?q=%41")
+        let inputs = governor.events.filter { $0.event.kind == .input }.map { String(decoding: $0.event.data, as: UTF8.self) }
+        #expect(inputs == ["GET /v1/users?q=%41"])
+    }
+
+    @Test func anExpiredTokenIsRefusedOnAKeptAliveConnection() async throws {
+        let clock = Mutex<Int64>(1_000)
+        var configuration = HTTPAdapterConfiguration()
+        configuration.now = { clock.withLock { $0 } }
+        let governor = InMemoryGovernor(tokens: ["tok-alice": Identity(user: "alice", groups: ["eng"], issuer: "test")],
+                                        connections: [Self.target], engine: testEngine, expiries: ["tok-alice": 1_060])
+        var machine = HTTPProxyMachine(configuration: configuration, profile: .http)
+        _ = try await open(&machine, governor, head(.GET, "/api/x"))
+        _ = machine.upstreamConnected()
+        _ = machine.requestEnd()
+        _ = machine.responseHead(HTTPResponseHead(version: .http1_1, status: .noContent, headers: [:]))
+        _ = machine.responseEnd()
+        #expect(machine.isIdle)
+        // Still valid at its expiry (which includes the skew): served on the same session.
+        clock.withLock { $0 = 1_060 }
+        let again = machine.requestHead(head(.GET, "/api/y"), clientAddress: nil)
+        #expect(again.contains { if case .connectUpstream = $0 { true } else { false } })
+        _ = machine.upstreamConnected()
+        _ = machine.requestEnd()
+        _ = machine.responseHead(HTTPResponseHead(version: .http1_1, status: .noContent, headers: [:]))
+        _ = machine.responseEnd()
+        clock.withLock { $0 = 1_061 }
+        let expired = machine.requestHead(head(.GET, "/api/z"), clientAddress: nil)
+        #expect(status(expired) == .unauthorized && body(expired).contains("token_expired"))
+        #expect(expired.contains { if case .closeClient = $0 { true } else { false } })
+        #expect(expired.contains { if case .closeSession = $0 { true } else { false } })
+        #expect(!expired.contains { if case .connectUpstream = $0 { true } else { false } })
     }
 }

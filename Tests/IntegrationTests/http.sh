@@ -2,7 +2,10 @@
 # The HTTP adapter against a real upstream HTTP server (Tests/IntegrationTests/http_upstream.py),
 # with the real curl: masking of JSON, chunked, gzip and deflate bodies; refusal of bodies it
 # cannot scan; credential injection; block and review rules; a 100 MB body in bounded memory;
-# slow and malformed clients.
+# slow and malformed clients. And the attacks of the security review: personal data in response
+# headers, under unlisted content types, in UTF-16, behind JSON escapes, fullwidth digits and
+# zero-width characters, in 206 byte ranges; paths that climb out of the connection or dodge a
+# rule (`//admin`, `%61dmin`, `..`, HEAD); a token that expires on a kept-alive connection.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -31,7 +34,8 @@ cat >"$WORK/sluice.yaml" <<YAML
 listen: { admin: 127.0.0.1:$ADMIN_PORT, postgres: off, ssh: off, http: 127.0.0.1:$HTTP_PORT, kubernetes: off }
 state_dir: $WORK/state
 detectors: [$ROOT/corpora]
-http: { header_timeout: 2s, host_suffix: gw.test }
+identity: { clock_skew: 1s }
+http: { header_timeout: 4s, host_suffix: gw.test }
 connections:
   - name: api
     type: http
@@ -39,8 +43,10 @@ connections:
     credential: { token_env: API_TOKEN }
     access: { groups: [eng, dpo] }
     masking: { unmasked_groups: [dpo] }
+    http: { pass_through_types: [image/*, application/zip] }
     guardrails:
       - { match: '^DELETE ', action: block, message: "deletes go through the billing console" }
+      - { match: '^GET /admin', action: block, message: "admin is off limits" }
       - { match: '^POST /refunds', action: review }
     reviews: { approvers: [leads], timeout: 2m }
   - name: keyed
@@ -48,6 +54,15 @@ connections:
     target: http://127.0.0.1:$UP_PORT
     credential: { header: X-Api-Key, token_file: $WORK/api-key }
     access: { groups: [eng] }
+  - name: reports
+    type: http
+    target: http://127.0.0.1:$UP_PORT/reports
+    access: { groups: [eng] }
+  - name: long
+    type: http
+    target: http://127.0.0.1:$UP_PORT
+    access: { groups: [eng] }
+    session: { end_on_token_expiry: false }
   - name: ops-only
     type: http
     target: http://127.0.0.1:$UP_PORT
@@ -86,6 +101,119 @@ curl -sS -o "$WORK/binary.direct" "http://127.0.0.1:$UP_PORT/binary"
 check "a binary body passes byte for byte" cmp -s "$WORK/binary.out" "$WORK/binary.direct"
 OUT=$(curl -sS --max-time 10 -H "Authorization: Bearer $ALICE" -H "Host: api.gw.test" "$GW/customers")
 check "Host-based routing reaches the connection" bash -c "grep -q '\[EMAIL\]' <<<'$OUT'"
+
+echo "== personal data outside the body"
+HEADERS=$(get "$ALICE" -D - -o /dev/null "$GW/api/pii-headers")
+check "a custom header and a cookie are masked" bash -c "grep -qi '^x-customer-email: \[EMAIL\]' <<<'$HEADERS' && grep -qi '^set-cookie: who=\[EMAIL\]' <<<'$HEADERS' && ! grep -q jane <<<'$HEADERS'"
+HEADERS=$(get "$ALICE" -D - -o /dev/null "$GW/api/redirect")
+check "a redirect's Location (percent-encoded) is masked" bash -c "grep -q '^HTTP/1.1 302' <<<'$HEADERS' && grep -qi '^location: /users/\[EMAIL\]' <<<'$HEADERS' && ! grep -qi jane <<<'$HEADERS'"
+HEADERS=$(get "$ALICE" -D - -o /dev/null "$GW/api/not-modified")
+check "a 304's headers are masked" bash -c "grep -q '^HTTP/1.1 304' <<<'$HEADERS' && grep -qi '^x-customer-email: \[EMAIL\]' <<<'$HEADERS' && ! grep -q jane <<<'$HEADERS'"
+HEADERS=$(get "$DPO" -D - -o /dev/null "$GW/api/pii-headers")
+check "an unmasked group sees the headers as they are" bash -c "grep -qi '^x-customer-email: jane.doe@example.com' <<<'$HEADERS'"
+for path in octet xjson jsonp toml sql xtext typelist notype multipart; do
+  OUT=$(get "$ALICE" "$GW/api/$path")
+  check "a body served as /$path (type off the text lists) is scanned" \
+    bash -c "grep -q '\[EMAIL\]' <<<'$OUT' && ! grep -q jane <<<'$OUT' && ! grep -q '268-45-8731' <<<'$OUT'"
+done
+OUT=$(get "$ALICE" "$GW/api/escaped")
+check "JSON escapes (\\u0040, \\/) are decoded before scanning; the body stays JSON" \
+  bash -c "test \$(grep -o '\[EMAIL\]' <<<'$OUT' | wc -l) = 2 && ! grep -q jane <<<'$OUT' && python3 -c 'import json,sys; json.loads(sys.argv[1])' '$OUT'"
+OUT=$(get "$ALICE" "$GW/api/fullwidth")
+check "fullwidth digits and zero-width characters are normalised and masked" \
+  bash -c "grep -q '\[EMAIL\]' <<<'$OUT' && ! grep -q jane <<<'$OUT' && ! grep -q '268-45-8731' <<<'$OUT' && ! grep -q \$(printf '\\xef\\xbc\\x92') <<<'$OUT'"
+for path in utf16 utf16-bom octet-binary; do
+  CODE=$(get "$ALICE" -o "$WORK/refused.out" -w '%{http_code}' "$GW/api/$path")
+  check "/$path (UTF-16 or binary, not on the pass-through list) is refused with 502" \
+    bash -c "test '$CODE' = 502 && grep -q unscannable_response '$WORK/refused.out' && ! grep -qa 'j.\?a.\?n.\?e' '$WORK/refused.out'"
+done
+get "$ALICE" -o "$WORK/u16json.out" "$GW/api/utf16-json" 2>/dev/null && rc=0 || rc=$?
+check "UTF-16 under a JSON type cuts the response, nothing of it sent" bash -c "test $rc != 0 && ! test -s '$WORK/u16json.out'"
+: >"$WORK/upstream.log"
+CODE=$(get "$ALICE" -r 0-20 -o "$WORK/range.out" -w '%{http_code}' "$GW/api/range")
+check "a Range request on a masked connection gets the whole body, masked" \
+  bash -c "test '$CODE' = 200 && grep -q '\[EMAIL\]' '$WORK/range.out' && ! grep -q jane '$WORK/range.out'"
+check "Range and If-Range never reach the upstream for a masked user" bash -c "grep -q '\"range\": null' '$WORK/upstream.log' && ! grep -q 'bytes=' '$WORK/upstream.log'"
+CODE=$(get "$ALICE" -o "$WORK/partial.out" -w '%{http_code}' "$GW/api/always-partial")
+check "a 206 answer on a masked connection is refused with 502" bash -c "test '$CODE' = 502 && ! grep -q jane '$WORK/partial.out'"
+CODE=$(get "$DPO" -r 0-20 -o "$WORK/range-dpo.out" -w '%{http_code}' "$GW/api/range")
+check "an unmasked user keeps byte ranges" bash -c "test '$CODE' = 206 && test \$(wc -c <'$WORK/range-dpo.out') = 21"
+
+echo "== paths"
+: >"$WORK/upstream.log"
+for path in /admin //admin /./admin /%61dmin /x/../admin /admin/; do
+  CODE=$(get "$ALICE" --path-as-is -o "$WORK/path.out" -w '%{http_code}' "$GW/api$path")
+  check "GET /api$path is blocked by the rule on /admin" bash -c "test '$CODE' = 403 && grep -q 'admin is off limits' '$WORK/path.out'"
+done
+CODE=$(get "$ALICE" -I -o /dev/null -w '%{http_code}' "$GW/api/admin")
+check "HEAD /admin is blocked by the GET rule" test "$CODE" = 403
+for path in /../admin /%2e%2e/admin /..%2fadmin /x/..%2F..%2Fadmin /a%5c..%5cadmin /.%2e/admin; do
+  CODE=$(get "$ALICE" --path-as-is -o /dev/null -w '%{http_code}' "$GW/reports$path")
+  check "/reports$path is refused (400 or 403)" bash -c "test '$CODE' = 400 || test '$CODE' = 403"
+done
+check "no admin request reached the upstream" bash -c "! grep -q admin '$WORK/upstream.log'"
+get "$ALICE" --path-as-is -o /dev/null "$GW/reports/x/..//summary/%7Eq%20r"
+check "a normalised path goes upstream, inside the base path" grep -q '"path": "/reports/summary/~q%20r"' "$WORK/upstream.log"
+
+echo "== token expiry"
+cat >"$WORK/keepalive.py" <<'PY'
+# One kept-alive connection: a request, then (after exp + the 1 s skew) a second one, or just a read.
+import base64, json, socket, sys, time
+port, token, path, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+payload = token.split(".")[1]
+exp = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["exp"]
+sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+reader = sock.makefile("rb")
+def ask():
+    sock.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + token.encode() + b"\r\n\r\n")
+    status = int(reader.readline().split()[1])
+    headers = {}
+    while True:
+        line = reader.readline().decode().strip()
+        if not line:
+            break
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if "content-length" in headers:
+        body = reader.read(int(headers["content-length"]))
+    else:   # chunked
+        body = b""
+        while True:
+            size = int(reader.readline().strip(), 16)
+            if size == 0:
+                reader.readline()
+                break
+            body += reader.read(size)
+            reader.readline()
+    return status, headers, body.decode()
+status, _, _ = ask()
+print("first", status)
+if mode == "wait":
+    started = time.time()
+    print("closed-by-gateway", reader.read(1) == b"", "after", round(time.time() - started, 1))
+    sys.exit(0)
+time.sleep(max(0, exp + 1 + 1.2 - time.time()))   # past exp + the 1 s skew, on the same connection
+status, headers, body = ask()
+print("second", status, "token_expired" in body, headers.get("connection"))
+print("closed", reader.read(1) == b"")
+PY
+SHORT=$("$SLUICE" token --config "$WORK/sluice.yaml" --user alice --groups eng --ttl 1s)
+OUT=$(python3 "$WORK/keepalive.py" "$HTTP_PORT" "$SHORT" /long/whoami ask)
+check "kept alive past exp + skew (end_on_token_expiry: false): 401 token_expired, then closed" \
+  bash -c "grep -q 'first 200' <<<'$OUT' && grep -q 'second 401 True close' <<<'$OUT' && grep -q 'closed True' <<<'$OUT'"
+SHORT=$("$SLUICE" token --config "$WORK/sluice.yaml" --user alice --groups eng --ttl 1s)
+OUT=$(python3 "$WORK/keepalive.py" "$HTTP_PORT" "$SHORT" /api/whoami wait)
+check "kept alive past exp + skew (end_on_token_expiry default): the gateway closes the connection" \
+  bash -c "grep -q 'first 200' <<<'$OUT' && grep -q 'closed-by-gateway True' <<<'$OUT'"
+SHORT=$("$SLUICE" token --config "$WORK/sluice.yaml" --user alice --groups eng --ttl 1s)
+START=$(date +%s.%N)
+get "$SHORT" -o "$WORK/trickle.out" "$GW/api/trickle?seconds=8" 2>/dev/null && rc=0 || rc=$?
+END=$(date +%s.%N)
+check "a response still streaming when the token expires is ended (session.end_on_token_expiry)" \
+  bash -c "test $rc != 0 && python3 -c 'import sys; sys.exit(0 if $END - $START < 6 else 1)' && grep -q '\"t\"' '$WORK/trickle.out'"
+SHORT=$("$SLUICE" token --config "$WORK/sluice.yaml" --user alice --groups eng --ttl 1s)
+get "$SHORT" -o "$WORK/trickle-long.out" "$GW/long/trickle?seconds=5" && rc=0 || rc=$?
+check "with end_on_token_expiry: false the response runs to its end" bash -c "test $rc = 0 && test \$(wc -l <'$WORK/trickle-long.out') -ge 9"
 
 echo "== credentials"
 : >"$WORK/upstream.log"
@@ -163,7 +291,7 @@ python3 - "$HTTP_PORT" >"$WORK/slow.out" 2>&1 <<'PY' &
 import socket, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.sendall(b"GET /api/customers HTTP/1.1\r\nHost: x\r\n")
-time.sleep(4)
+time.sleep(6)
 try:
     print(s.recv(4096).decode(errors="replace").split("\r\n")[0])
 except Exception as e:
@@ -201,13 +329,24 @@ check "garbage leaves the gateway serving" test "$(get "$ALICE" -o /dev/null -w 
 echo "== the record"
 "$SLUICE" audit verify --config "$WORK/sluice.yaml" >"$WORK/verify.out" 2>&1 && rc=0 || rc=$?
 check "audit verify passes" test "$rc" = 0
-SID=$("$SLUICE" sessions list --config "$WORK/sluice.yaml" --json | python3 -c '
-import json, sys
-print(next((s["id"] for s in json.load(sys.stdin) if s["connection"] == "api" and s["user"] == "dora"), ""))')
-"$SLUICE" sessions show "$SID" --config "$WORK/sluice.yaml" >"$WORK/dora.json"
+sessions_of() {   # every session of user $1 on connection ${3:-api}, shown one after the other
+  : >"$2"
+  for sid in $("$SLUICE" sessions list --config "$WORK/sluice.yaml" --user "$1" --connection "${3:-api}" --limit 1000 --json |
+               python3 -c 'import json, sys; print(" ".join(s["id"] for s in json.load(sys.stdin)))'); do
+    "$SLUICE" sessions show "$sid" --config "$WORK/sluice.yaml" >>"$2"
+  done
+}
+sessions_of dora "$WORK/dora.json"
 check "requests are recorded with method, path and status" bash -c "grep -q 'GET /customers' '$WORK/dora.json' && grep -q 'status' '$WORK/dora.json'"
 check "an unmasked user's responses are recorded masked" bash -c "grep -q 'EMAIL' '$WORK/dora.json'"
 check "no raw PII in the store" bash -c "! grep -rqa 'jane.doe@example.com' '$WORK/state/'"
+sessions_of alice "$WORK/alice.json"
+check "rules saw and the record holds the normalised path" bash -c "grep -q 'GET /admin' '$WORK/alice.json' && ! grep -q '%61dmin' '$WORK/alice.json' && ! grep -q '/x/../admin' '$WORK/alice.json'"
+check "refused bodies are recorded with why" bash -c "grep -q 'pass-through' '$WORK/alice.json' && grep -q '206' '$WORK/alice.json' && grep -q 'charset' '$WORK/alice.json'"
+sessions_of alice "$WORK/alice-long.json" long
+check "an expired token on a kept-alive connection is recorded" grep -q token_expired "$WORK/alice-long.json"
+check "a session ended at its token's expiry is recorded so" grep -q 'token expired' "$WORK/alice.json"
+check "the record holds no PII from headers, escapes or fullwidth forms" bash -c "! grep -q 'jane' '$WORK/alice.json' && ! grep -q '268-45-8731' '$WORK/alice.json'"
 check "no tokens in the gateway log" bash -c "! grep -q '$API_TOKEN' '$WORK/serve.log' && ! grep -qF '$ALICE' '$WORK/serve.log'"
 
 echo "http: $pass passed, $fail failed"

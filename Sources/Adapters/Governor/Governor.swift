@@ -43,6 +43,15 @@ public protocol GovernedSession: AnyObject, Sendable {
     /// Called once if the gateway ends the session itself (shutdown, revoked access): the adapter
     /// tells the user `reason` in its protocol and closes the connection.
     func onTermination(_ handler: @escaping @Sendable (_ reason: String) -> Void)
+
+    /// Unix time (seconds) after which the session's token is no longer valid: its `exp` plus the
+    /// allowed clock skew. nil when unknown. Adapters that serve many requests on one session
+    /// (HTTP keep-alive) check it per request.
+    var expiresAt: Int64? { get }
+}
+
+extension GovernedSession {
+    public var expiresAt: Int64? { nil }
 }
 
 /// The protocols Sluice speaks.

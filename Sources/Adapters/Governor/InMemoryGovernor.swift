@@ -17,11 +17,14 @@ public final class InMemoryGovernor: Governor {
     public let rules: [@Sendable (Command) -> Decision?]
     public let reviewOutcome: ReviewOutcome
     public let unmaskedGroups: [String]
+    /// Per token: the Unix time its sessions expire (``GovernedSession/expiresAt``).
+    public let expiries: [String: Int64]
     private let state = Mutex<(events: [Recorded], closed: [String], counter: Int)>(([], [], 0))
 
     public init(tokens: [String: Identity], connections: [ConnectionTarget], engine: MaskingEngine?,
                 rules: [@Sendable (Command) -> Decision?] = [], reviewOutcome: ReviewOutcome = .approved(by: ["approver"]),
-                unmaskedGroups: [String] = []) {
+                unmaskedGroups: [String] = [], expiries: [String: Int64] = [:]) {
+        self.expiries = expiries
         self.tokens = tokens
         self.connections = Dictionary(uniqueKeysWithValues: connections.map { ($0.name, $0) })
         self.engine = engine
@@ -41,7 +44,7 @@ public final class InMemoryGovernor: Governor {
             state.counter += 1
             return "mem-\(state.counter)"
         }
-        return Session(id: id, identity: identity, connection: target, governor: self)
+        return Session(id: id, identity: identity, connection: target, governor: self, expiresAt: expiries[token])
     }
 
     fileprivate func append(_ event: SessionEvent, session: String) {
@@ -57,8 +60,10 @@ public final class InMemoryGovernor: Governor {
         let identity: Identity
         let connection: ConnectionTarget
         let governor: InMemoryGovernor
+        let expiresAt: Int64?
 
-        init(id: String, identity: Identity, connection: ConnectionTarget, governor: InMemoryGovernor) {
+        init(id: String, identity: Identity, connection: ConnectionTarget, governor: InMemoryGovernor, expiresAt: Int64? = nil) {
+            self.expiresAt = expiresAt
             self.id = id
             self.identity = identity
             self.connection = connection

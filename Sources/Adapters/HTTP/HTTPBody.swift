@@ -1,3 +1,4 @@
+import Foundation
 import MaskEngine
 import NIOCore
 
@@ -85,6 +86,24 @@ public final class HTTPBodyTransformer {
     private var document: [UInt8] = []
     private var documentMode: Bool { clientFilter != nil || recordFilter != nil }
 
+    /// What the body turned out to be, decided on its first bytes.
+    public enum Mode: Sendable, Equatable {
+        /// Nothing seen yet (the caller holds the response head until this changes).
+        case pending
+        /// Scanned: normalised, masked, recorded masked.
+        case text
+        /// Passed byte for byte, recorded by size (a binary body of a pass-through type, or one
+        /// an unmasked user sees).
+        case raw
+    }
+    public private(set) var mode: Mode
+    private let passThrough: Bool
+    /// Normalises what is scanned (the client's copy when masked; else only the record's).
+    private let normaliser = TextNormaliser()
+    private let recordNormaliser = TextNormaliser()
+    /// The most bytes sniffed to decide text or binary.
+    public static let sniffBytes = 1024
+
     /// - Parameters:
     ///   - plan: what the response head said about the body.
     ///   - choice: the user's masking; `.unmasked` passes bytes through.
@@ -95,6 +114,8 @@ public final class HTTPBodyTransformer {
                 kind: SessionEvent.Kind = .output, documentFilter: ((MaskingEngine) -> HTTPDocumentFilter?)? = nil,
                 record: @escaping (SessionEvent) -> Void) throws {
         scanning = plan.scan
+        passThrough = plan.passThrough
+        mode = plan.scan ? .pending : .raw
         switch plan.coding {
         case .identity: inflater = nil
         case .gzip: inflater = Inflater(format: .gzip)
@@ -120,16 +141,16 @@ public final class HTTPBodyTransformer {
     /// what could still be part of a match).
     public func write(_ bytes: ByteBuffer) throws -> ByteBuffer? {
         bytesIn += bytes.readableBytes
-        guard scanning else {
+        if mode == .raw {
             bytesOut += bytes.readableBytes
             return bytes
         }
         var out = ByteBuffer()
         try bytes.withUnsafeReadableBytes { raw in
             if let inflater {
-                try inflater.write(raw) { try self.stage($0, into: &out) }
+                try inflater.write(raw) { try self.ingest($0, into: &out) }
             } else {
-                try stage(raw, into: &out)
+                try ingest(raw, into: &out)
             }
         }
         return out.readableBytes > 0 ? out : nil
@@ -139,10 +160,18 @@ public final class HTTPBodyTransformer {
     public func finish() throws -> ByteBuffer? {
         try inflater?.finish()
         var out = ByteBuffer()
+        if mode == .pending { mode = .text }   // an empty body
+        guard mode == .text else { return nil }
+        if masker != nil {
+            try normaliser.finish { try self.stage($0, into: &out) }
+        }
         if documentMode, !document.isEmpty {
             let rest = document
             document = []
             try emitDocument(rest, into: &out)
+        }
+        if masker == nil, let recordMasker {
+            try recordNormaliser.finish { tail in try recordMasker.write(tail) { self.keep($0) } }
         }
         if let masker {
             let before = out.readableBytes
@@ -157,6 +186,49 @@ public final class HTTPBodyTransformer {
 
     /// Detector counts of the client masker (or the recording one), for metrics.
     public var counts: [String: Int] { masker?.counts ?? recordMasker?.counts ?? [:] }
+
+    /// Decoded body bytes: sniffed (first bytes), checked, normalised, then staged.
+    private func ingest(_ raw: UnsafeRawBufferPointer, into out: inout ByteBuffer) throws {
+        guard !raw.isEmpty else { return }
+        if mode == .pending {
+            let binary = Self.looksBinary(UnsafeRawBufferPointer(rebasing: raw.prefix(Self.sniffBytes)))
+            if binary && (passThrough || masker == nil) {
+                // Pass-through types (identity coding only) and unmasked users: bytes as they came.
+                mode = .raw
+                out.writeBytes(raw)
+                bytesOut += raw.count
+                return
+            }
+            if binary { throw HTTPBodyError(code: "binary_body") }   // masked users: 502 (or a cut, when the head went out)
+            mode = .text
+        }
+        if mode == .raw {
+            out.writeBytes(raw)
+            bytesOut += raw.count
+            return
+        }
+        if masker != nil {
+            // Text that turns binary later (a NUL byte: UTF-16 or a binary tail) is not scanned as text.
+            if let base = raw.baseAddress, memchr(base, 0, raw.count) != nil { throw HTTPBodyError(code: "binary_body") }
+            try normaliser.write(raw) { try self.stage($0, into: &out) }
+        } else {
+            try stage(raw, into: &out)
+        }
+    }
+
+    /// Binary, for the gateway's purpose: a UTF-16/UTF-32 byte-order mark, a NUL byte, or more
+    /// than a tenth of control bytes other than tab, line feed, form feed, carriage return and escape.
+    public static func looksBinary(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard !bytes.isEmpty else { return false }
+        if bytes.count >= 2, (bytes[0] == 0xFF && bytes[1] == 0xFE) || (bytes[0] == 0xFE && bytes[1] == 0xFF) { return true }
+        var controls = 0
+        for byte in bytes {
+            if byte == 0 { return true }
+            if byte < 0x20, byte != 9, byte != 10, byte != 12, byte != 13, byte != 27 { controls += 1 }
+            if byte == 0x7f { controls += 1 }
+        }
+        return controls * 10 > bytes.count
+    }
 
     /// The document stage: buffer whole documents (or lines), rewrite, then scan.
     private func stage(_ raw: UnsafeRawBufferPointer, into out: inout ByteBuffer) throws {
@@ -207,13 +279,15 @@ public final class HTTPBodyTransformer {
         } else {
             out.writeBytes(raw)
             bytesOut += raw.count
-            try recordMasker?.write(override ?? raw) { self.keep($0) }
+            if let recordMasker {
+                try recordNormaliser.write(override ?? raw) { normalised in try recordMasker.write(normalised) { self.keep($0) } }
+            }
         }
     }
 
     /// Records masked bytes up to the cap (binary bodies are recorded by size only).
     private func keep<C: Collection>(_ bytes: C) where C.Element == UInt8 {
-        guard scanning, !bytes.isEmpty else { return }
+        guard scanning, mode == .text, !bytes.isEmpty else { return }
         guard recorded < recordCap else {
             recordCut = true
             return

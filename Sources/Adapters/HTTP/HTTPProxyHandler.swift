@@ -55,6 +55,8 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
     private var closed = false
     /// The connection left HTTP (upgrade): the session now belongs to the upgraded protocol.
     private var upgradedAway = false
+    /// The client channel after an upgrade: closed if the gateway ends the session (token expiry).
+    private var upgradedClient: (any Channel)?
     /// The last write to the client: the connection closes once it has gone out.
     private var lastWrite: EventLoopFuture<Void>?
 
@@ -236,6 +238,7 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
                     handler.upstream = nil
                     handler.closed = true
                     handler.upgradedAway = true
+                    handler.upgradedClient = client
                     let clientPipeline = client.pipeline.syncOperations
                     let upstreamPipeline = upstream.pipeline.syncOperations
                     if let context = handler.context { clientPipeline.removeHandler(context: context, promise: nil) }
@@ -345,6 +348,12 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
 
     /// The gateway ends the session (shutdown, revoked access).
     private func terminate() {
+        if upgradedAway {
+            // An exec/attach stream: closing the client ends the upgraded bridge and its upstream.
+            upgradedClient?.close(promise: nil)
+            upgradedClient = nil
+            return
+        }
         guard let context, !closed else { return }
         context.close(promise: nil)
         shutdown()

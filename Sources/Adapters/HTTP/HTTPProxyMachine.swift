@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 import MaskEngine
 import Synchronization
 import NIOCore
@@ -49,7 +50,7 @@ public struct HTTPProxyProfile: Sendable {
     }
 
     /// Plain HTTP: `METHOD /path?query`; errors as `{"error": CODE, "message": TEXT}`.
-    public static let http = HTTPProxyProfile(kind: .http, commands: { head, uri in [HTTPCommands.request(method: head.method, uri: uri)] }) { _, code, message in
+    public static let http = HTTPProxyProfile(kind: .http, commands: { head, uri in HTTPCommands.requests(method: head.method, uri: uri) }) { _, code, message in
         ("application/json", Array(#"{"error":"\#(JSONText.escaped(code))","message":"\#(JSONText.escaped(message))"}"#.utf8) + [10])
     }
 }
@@ -107,6 +108,8 @@ public struct HTTPAdapterConfiguration: Sendable {
     public var bodyIdleTimeout: TimeAmount = .seconds(30)
     /// Shared by the listener's connections (see ``HTTPRefusalMemory``).
     public var refusals = HTTPRefusalMemory()
+    /// Unix time in seconds, compared with ``GovernedSession/expiresAt`` on every request.
+    public var now: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
 
     public init() {}
 }
@@ -170,6 +173,9 @@ public struct HTTPProxyMachine {
     private var upstreamKeepAlive = true
     private var upgrading = false
     private var started = ContinuousClock.now
+    /// A response head kept back until the body's first bytes say whether it is text or binary.
+    private var heldHead: HTTPResponseHead?
+    private var heldPlan: HTTPResponsePlan?
 
     public init(configuration: HTTPAdapterConfiguration, profile: HTTPProxyProfile) {
         self.configuration = configuration
@@ -193,12 +199,19 @@ public struct HTTPProxyMachine {
         responseStatus = nil
         responseStarted = false
         transformer = nil
+        heldHead = nil
+        heldPlan = nil
         requestRecorder = nil
         upstreamKeepAlive = true
         upgrading = false
         started = .now
-        guard let route = HTTPRoute.resolve(uri: head.uri, host: head.headers.first(name: "host"), routing: configuration.routing) else {
+        guard var route = HTTPRoute.resolve(uri: head.uri, host: head.headers.first(name: "host"), routing: configuration.routing) else {
             return answer(.notFound, code: "no_connection", "no connection in the request (use /CONNECTION/path)")
+        }
+        // One normalised path: what the rules match, what is recorded, what goes upstream.
+        switch HTTPPath.normalise(route.uri) {
+        case .success(let uri): route.uri = uri
+        case .failure(let refusal): return answer(refusal.status, code: refusal.code, refusal.message)
         }
         self.route = route
         if head.headers[canonicalForm: "upgrade"].isEmpty == false {
@@ -219,6 +232,14 @@ public struct HTTPProxyMachine {
             return actions
         }
         if let session, sessionToken == token, session.connection.name == route.connection {
+            if let expiry = session.expiresAt, configuration.now() > expiry {
+                // Keep-alive must not outlive the token: 401, and the connection closes.
+                var actions = answer(.unauthorized, code: "token_expired", "your Sluice token expired; get a new one", close: true)
+                actions.append(.closeSession(session))
+                self.session = nil
+                sessionToken = nil
+                return actions
+            }
             return decide(session)
         }
         var actions: [Action] = [.readClient(false)]
@@ -312,6 +333,11 @@ public struct HTTPProxyMachine {
         var headers = HTTPHeaderRules.upstreamHeaders(head.headers, clientAddress: clientAddress, clientScheme: configuration.clientScheme,
                                                       upstreamHost: target.hostHeader, credential: HTTPCredential(session.connection.credential),
                                                       scanning: scanning)
+        if session.masking(for: .stream).isMasked {
+            // A masked body is a rewritten body: byte ranges of it would let pieces be rebuilt.
+            headers.remove(name: "range")
+            headers.remove(name: "if-range")
+        }
         profile.upstreamHeaders(&headers, session)
         if head.headers.first(name: "content-length") == nil, head.headers.first(name: "transfer-encoding") == nil, requestEnded,
            pendingBody.isEmpty, head.method == .POST || head.method == .PUT || head.method == .PATCH {
@@ -327,8 +353,7 @@ public struct HTTPProxyMachine {
         }
         var actions: [Action] = [.sendUpstream(.head(upstreamHead))]
         requestRecorder = try? HTTPBodyTransformer(
-            plan: HTTPResponsePlan(scan: HTTPResponsePlan.isScanned(contentType: head.headers.first(name: "content-type")),
-                                   coding: .identity, refusal: nil, hasBody: true),
+            plan: HTTPResponsePlan(scan: true, coding: .identity, refusal: nil, hasBody: true),
             choice: .unmasked, recordingEngine: session.recordingEngine, recordCap: configuration.recordCap, kind: .input,
             record: { [weak session] in session?.record($0) })
         for buffer in pendingBody {
@@ -376,7 +401,15 @@ public struct HTTPProxyMachine {
             return []
         }
         upstreamKeepAlive = response.isKeepAlive
-        let plan = HTTPResponsePlan.make(requestMethod: head.method, status: response.status, headers: response.headers)
+        let choice = session.masking(for: .stream)
+        if choice.isMasked, response.status == .partialContent {
+            recordMarker(#"{"refused":"206 partial content on a masked connection"}"#)
+            var actions: [Action] = [.releaseUpstream(reusable: false)]
+            actions += answer(.badGateway, code: "unscannable_response", "partial content (206) is not served on a masked connection")
+            return actions
+        }
+        let passThrough = session.connection.options["http.pass_through_types"].map { $0.split(separator: ",").map(String.init) } ?? []
+        let plan = HTTPResponsePlan.make(requestMethod: head.method, status: response.status, headers: response.headers, passThrough: passThrough)
         if let refusal = plan.refusal {
             // Fail closed: the body is never forwarded unscanned.
             recordMarker(#"{"refused":"\#(JSONText.escaped(refusal))"}"#)
@@ -386,7 +419,7 @@ public struct HTTPProxyMachine {
         }
         do {
             let filter = profile.documentFilter(head, route?.uri ?? head.uri, session)
-            transformer = try HTTPBodyTransformer(plan: plan, choice: session.masking(for: .stream), recordingEngine: session.recordingEngine,
+            transformer = try HTTPBodyTransformer(plan: plan, choice: choice, recordingEngine: session.recordingEngine,
                                                   recordCap: configuration.recordCap, documentFilter: filter,
                                                   record: { [weak session] in session?.record($0) })
         } catch {
@@ -394,21 +427,58 @@ public struct HTTPProxyMachine {
             actions += answer(.badGateway, code: "masking_unavailable", "the response cannot be masked")
             return actions
         }
+        var headers = response.headers
+        if case .masked(let engine, _) = choice {
+            // Headers leak like bodies (Location, Set-Cookie, custom fields): masked on every status.
+            do {
+                headers = try HTTPHeaderMasking.mask(headers, with: engine.makeValueMasker())
+            } catch {
+                var actions: [Action] = [.releaseUpstream(reusable: false)]
+                actions += answer(.badGateway, code: "masking_failed", "the response headers could not be masked")
+                return actions
+            }
+        }
         responseStatus = response.status
-        responseStarted = true
-        var out = HTTPResponseHead(version: head.version, status: response.status, headers: plan.clientHeaders(response.headers))
+        var out = HTTPResponseHead(version: head.version, status: response.status, headers: headers)
         if let reviewID { out.headers.add(name: "Sluice-Review", value: reviewID) }
-        if !head.isKeepAlive || head.version.minor == 0 && plan.scan && plan.hasBody {
+        if plan.hasBody, !plan.knownText, transformer?.mode == .pending {
+            // Text or binary is decided on the first body bytes; until then the head waits.
+            heldHead = out
+            heldPlan = plan
+            return []
+        }
+        return [sendHead(out, plan: plan)]
+    }
+
+    /// The response head as it goes to the client, once the body's mode is known.
+    private mutating func sendHead(_ response: HTTPResponseHead, plan: HTTPResponsePlan) -> Action {
+        guard let head else { return .sendClient(.head(response)) }
+        responseStarted = true
+        let raw = transformer?.mode == .raw
+        var out = response
+        out.headers = plan.clientHeaders(response.headers, raw: raw)
+        if !head.isKeepAlive || head.version.minor == 0 && plan.scan && !raw && plan.hasBody {
             out.headers.replaceOrAdd(name: "Connection", value: "close")
         }
-        return [.sendClient(.head(out))]
+        return .sendClient(.head(out))
+    }
+
+    /// Sends the held head once the transformer decided (or the body ended).
+    private mutating func releaseHeldHead(into actions: inout [Action]) {
+        guard let held = heldHead, let plan = heldPlan, transformer?.mode != .pending else { return }
+        heldHead = nil
+        heldPlan = nil
+        actions.append(sendHead(held, plan: plan))
     }
 
     public mutating func responseBody(_ buffer: ByteBuffer) -> [Action] {
         guard case .forwarding = state, let transformer else { return [] }
         do {
-            guard let out = try transformer.write(buffer) else { return [] }
-            return [.sendClient(.body(.byteBuffer(out)))]
+            let out = try transformer.write(buffer)
+            var actions: [Action] = []
+            releaseHeldHead(into: &actions)
+            if let out { actions.append(.sendClient(.body(.byteBuffer(out)))) }
+            return actions
         } catch {
             return failResponse(error)
         }
@@ -419,7 +489,9 @@ public struct HTTPProxyMachine {
         var actions: [Action] = []
         if let transformer {
             do {
-                if let out = try transformer.finish() { actions.append(.sendClient(.body(.byteBuffer(out)))) }
+                let out = try transformer.finish()
+                releaseHeldHead(into: &actions)
+                if let out { actions.append(.sendClient(.body(.byteBuffer(out)))) }
             } catch {
                 return failResponse(error)
             }
@@ -429,7 +501,7 @@ public struct HTTPProxyMachine {
         actions.append(.sendClient(.end(nil)))
         actions.append(.releaseUpstream(reusable: upstreamKeepAlive && requestEnded))
         state = .idle
-        if !head.isKeepAlive || (head.version.minor == 0 && transformer?.bytesOut != transformer?.bytesIn) {
+        if !head.isKeepAlive || (head.version.minor == 0 && transformer.map { $0.mode != .raw && $0.bytesOut != $0.bytesIn } ?? false) {
             actions.append(.closeClient(reason: "client asked to close"))
             state = .closed
         } else if !requestEnded {
@@ -520,7 +592,7 @@ public struct HTTPProxyMachine {
     }
 
     /// The gateway answers itself (an error): a complete response with a JSON body.
-    private mutating func answer(_ status: HTTPResponseStatus, code: String, _ message: String) -> [Action] {
+    private mutating func answer(_ status: HTTPResponseStatus, code: String, _ message: String, close: Bool = false) -> [Action] {
         recordMarker(#"{"status":\#(status.code),"error":"\#(JSONText.escaped(code))"}"#)
         let (type, body) = profile.errorBody(status, code, message)
         var headers = HTTPHeaders()
@@ -528,7 +600,7 @@ public struct HTTPProxyMachine {
         headers.add(name: "Content-Length", value: String(body.count))
         headers.add(name: "Cache-Control", value: "no-store")
         if let reviewID { headers.add(name: "Sluice-Review", value: reviewID) }
-        let keepAlive = head?.isKeepAlive ?? false
+        let keepAlive = (head?.isKeepAlive ?? false) && !close
         if !keepAlive { headers.add(name: "Connection", value: "close") }
         let version = head?.version ?? .http1_1
         var actions: [Action] = [
@@ -561,8 +633,16 @@ public struct HTTPProxyMachine {
         // Fail closed: what could not be masked is not sent; the client sees a cut response.
         recordMarker(#"{"error":"response could not be masked","reason":"\#(JSONText.escaped(String(describing: error).prefix(120)))"}"#)
         if !responseStarted {
+            heldHead = nil
+            heldPlan = nil
             var actions: [Action] = [.releaseUpstream(reusable: false)]
-            actions += answer(.badGateway, code: "masking_failed", "the response could not be masked")
+            if (error as? HTTPBodyError)?.code == "binary_body" {
+                recordMarker(#"{"refused":"binary body of a type not on the pass-through list"}"#)
+                actions += answer(.badGateway, code: "unscannable_response",
+                                  "the response is binary and its type is not on the connection's pass-through list")
+            } else {
+                actions += answer(.badGateway, code: "masking_failed", "the response could not be masked")
+            }
             return actions
         }
         return fail("the response could not be masked")

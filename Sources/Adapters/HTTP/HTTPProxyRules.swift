@@ -1,4 +1,5 @@
 import Foundation
+import MaskEngine
 import NIOHTTP1
 
 /// How the HTTP listener finds the connection of a request.
@@ -144,20 +145,62 @@ public enum HTTPHeaderRules {
 /// What the gateway does with a response body.
 public struct HTTPResponsePlan: Sendable, Equatable {
     public enum Coding: Sendable, Equatable { case identity, gzip, deflate }
-    /// Scan (and mask) the body; false for binary types, which pass as they are.
+    /// The body goes through the scanning path: sniffed on its first bytes, normalised, masked.
+    /// False only for bodies without one, and pass-through types in a coding the gateway does not decode.
     public var scan: Bool
+    /// The type is on the connection's pass-through list: if its first bytes look binary it passes
+    /// byte for byte (recorded by size); if they look like text it is scanned all the same.
+    public var passThrough = false
+    /// A type known to be text (JSON, XML, `text/*`…): the head goes out at once (streams such as
+    /// watches and server-sent events are not held back); other bodies' heads wait for the sniff.
+    public var knownText = false
     /// The body's content coding, decoded before scanning.
     public var coding: Coding
-    /// Set when the body cannot be scanned (an unknown coding): answer 502, never forward it.
+    /// Set when the body cannot be scanned (an unknown coding or charset): answer 502, never forward it.
     public var refusal: String?
     public var hasBody: Bool
 
-    /// Text-like types are scanned; so is a body without a type (it could be anything).
-    public static func isScanned(contentType: String?) -> Bool {
-        guard let contentType else { return true }
-        let type = contentType.split(separator: ";").first.map { ASCII.trimmed($0).lowercased() } ?? ""
-        if type.isEmpty || type.hasPrefix("text/") { return true }
-        if type.hasSuffix("+json") || type.hasSuffix("+xml") { return true }
+    public init(scan: Bool, passThrough: Bool = false, coding: Coding, refusal: String?, hasBody: Bool) {
+        self.scan = scan
+        self.passThrough = passThrough
+        self.coding = coding
+        self.refusal = refusal
+        self.hasBody = hasBody
+    }
+
+    /// The media type of a `Content-Type` value, lower case, when it is well-formed
+    /// (`type/subtype` made of token characters); nil for anything else (lists, garbage).
+    public static func mediaType(_ contentType: String?) -> String? {
+        guard let contentType else { return nil }
+        let type = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first.map { ASCII.trimmed($0).lowercased() } ?? ""
+        let parts = type.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty,
+              type.utf8.allSatisfy({ $0 == UInt8(ascii: "/") || isTokenByte($0) }) else { return nil }
+        return type
+    }
+
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+        default: Array("!#$%&'*+-.^_`|~".utf8).contains(byte)
+        }
+    }
+
+    /// Whether a media type is on a pass-through list (`image/png`, `image/*`; `*/*` is not accepted).
+    public static func isPassThrough(_ contentType: String?, list: [String]) -> Bool {
+        guard let type = mediaType(contentType) else { return false }
+        let major = type.split(separator: "/")[0]
+        return list.contains { pattern in
+            let pattern = ASCII.trimmed(pattern).lowercased()
+            if pattern.hasSuffix("/*") { return pattern != "*/*" && major == pattern.dropLast(2) }
+            return pattern == type
+        }
+    }
+
+    /// Types known to be text: their heads are not held for sniffing (they are scanned either way).
+    public static func isKnownText(_ contentType: String?) -> Bool {
+        guard let type = mediaType(contentType) else { return false }
+        if type.hasPrefix("text/") || type.hasSuffix("+json") || type.hasSuffix("+xml") { return true }
         return [
             "application/json", "application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-seq",
             "application/xml", "application/javascript", "application/x-www-form-urlencoded", "application/yaml",
@@ -165,19 +208,50 @@ public struct HTTPResponsePlan: Sendable, Equatable {
         ].contains(type)
     }
 
-    public static func make(requestMethod: HTTPMethod, status: HTTPResponseStatus, headers: HTTPHeaders) -> HTTPResponsePlan {
+    /// Charsets whose ASCII range is ASCII (what the detectors read), so scanning sees the text.
+    static let scannableCharsets: Set<String> = ["utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "latin1", "iso-8859-15", "windows-1252"]
+
+    /// The `charset` parameter of a `Content-Type`, lower case, unquoted.
+    public static func charset(_ contentType: String?) -> String? {
+        guard let contentType else { return nil }
+        for parameter in contentType.split(separator: ";").dropFirst() {
+            let pair = parameter.split(separator: "=", maxSplits: 1)
+            guard pair.count == 2, ASCII.trimmed(pair[0]).lowercased() == "charset" else { continue }
+            var value = ASCII.trimmed(pair[1]).lowercased()
+            if value.hasPrefix("\""), value.hasSuffix("\""), value.count >= 2 { value = String(value.dropFirst().dropLast()) }
+            return value
+        }
+        return nil
+    }
+
+    /// Fail closed: every body is scanned except binary bodies of the connection's pass-through
+    /// types. Codings other than gzip/deflate and charsets other than ASCII-compatible ones are refused.
+    public static func make(requestMethod: HTTPMethod, status: HTTPResponseStatus, headers: HTTPHeaders,
+                            passThrough: [String] = []) -> HTTPResponsePlan {
         let hasBody = requestMethod != .HEAD && status.code >= 200 && status != .noContent && status != .notModified
-        let contentType = headers.first(name: "content-type")
-        let scan = hasBody && isScanned(contentType: contentType)
-        var plan = HTTPResponsePlan(scan: scan, coding: .identity, refusal: nil, hasBody: hasBody)
-        if hasBody, contentType?.lowercased().hasPrefix("application/vnd.kubernetes.protobuf") == true {
+        // Several Content-Type fields are one malformed type (never a pass-through one).
+        let contentTypes = headers["content-type"]
+        let contentType: String? = contentTypes.isEmpty ? nil : contentTypes.joined(separator: ",")
+        var plan = HTTPResponsePlan(scan: hasBody, coding: .identity, refusal: nil, hasBody: hasBody)
+        guard hasBody else { return plan }
+        if contentType?.lowercased().hasPrefix("application/vnd.kubernetes.protobuf") == true {
             // Kubernetes objects in protobuf: structured data the stream masker cannot read.
             plan.refusal = "the response is Kubernetes protobuf, which the gateway cannot scan (ask for JSON)"
             return plan
         }
-        guard scan else { return plan }
         let codings = headers[canonicalForm: "content-encoding"].map { ASCII.trimmed($0).lowercased() }
             .filter { !$0.isEmpty && $0 != "identity" }
+        if isPassThrough(contentType, list: passThrough) {
+            plan.passThrough = true
+            // Only an identity body can be sniffed and still sent as it came.
+            if !codings.isEmpty { plan.scan = false }
+            return plan
+        }
+        plan.knownText = isKnownText(contentType)
+        if let charset = charset(contentType), !scannableCharsets.contains(charset) {
+            plan.refusal = "the response is in charset \(charset.prefix(40)), which the gateway does not scan"
+            return plan
+        }
         if codings == ["gzip"] || codings == ["x-gzip"] {
             plan.coding = .gzip
         } else if codings == ["deflate"] {
@@ -188,12 +262,12 @@ public struct HTTPResponsePlan: Sendable, Equatable {
         return plan
     }
 
-    /// The head sent to the client: hop-by-hop fields removed; when the body is rewritten, its
-    /// length and coding go (the body is re-framed, chunked for HTTP/1.1 clients) and validators
-    /// that describe the original bytes are dropped.
-    public func clientHeaders(_ upstream: HTTPHeaders) -> HTTPHeaders {
+    /// The head sent to the client: hop-by-hop fields removed; when the body is rewritten (`raw`
+    /// false), its length and coding go (the body is re-framed, chunked for HTTP/1.1 clients) and
+    /// validators that describe the original bytes are dropped.
+    public func clientHeaders(_ upstream: HTTPHeaders, raw: Bool = false) -> HTTPHeaders {
         var headers = HTTPHeaderRules.removingHopByHop(upstream)
-        if scan {
+        if scan && !raw {
             headers.remove(name: "content-length")
             headers.remove(name: "content-encoding")
             headers.remove(name: "content-md5")
@@ -207,6 +281,159 @@ public struct HTTPResponsePlan: Sendable, Equatable {
     }
 }
 
+extension HTTPRefusal: Error {}
+
+/// Response header masking: every header is masked except the structural ones below, on every
+/// status (redirects, 304). The scanned view of a value is percent-decoded and normalised (see
+/// ``TextNormaliser``); when something matches, the masked view replaces the value.
+public enum HTTPHeaderMasking {
+    /// Headers that carry protocol structure, not data: passed as they are.
+    public static let structural: Set<String> = [
+        "content-type", "content-length", "content-encoding", "content-language", "transfer-encoding", "connection",
+        "keep-alive", "date", "cache-control", "expires", "last-modified", "age", "pragma", "etag", "vary", "server",
+        "accept-ranges", "upgrade", "sec-websocket-accept", "sec-websocket-protocol", "sec-websocket-extensions",
+        "strict-transport-security", "x-content-type-options", "retry-after",
+    ]
+
+    public static func mask(_ headers: HTTPHeaders, with masker: ValueMasker) throws -> HTTPHeaders {
+        var out = HTTPHeaders()
+        for (name, value) in headers {
+            if structural.contains(name.lowercased()) {
+                out.add(name: name, value: value)
+            } else {
+                out.add(name: name, value: try maskValue(value, with: masker))
+            }
+        }
+        return out
+    }
+
+    /// One header value: the original when nothing matches in its scanned view, else the masked view.
+    public static func maskValue(_ value: String, with masker: ValueMasker) throws -> String {
+        let view = TextNormaliser.normalise(percentDecoded(Array(value.utf8)))
+        switch try masker.mask(view) {
+        case .unchanged: return value
+        case .null: return "[REDACTED]"
+        case .masked(let bytes):
+            // Controls (a decoded %0D%0A) never go into a header line.
+            var out: [UInt8] = []
+            for byte in bytes {
+                if byte < 0x20 || byte == 0x7f {
+                    out.append(contentsOf: Array(String(format: "%%%02X", byte).utf8))
+                } else {
+                    out.append(byte)
+                }
+            }
+            return String(decoding: out, as: UTF8.self)
+        }
+    }
+
+    static func percentDecoded(_ bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var index = 0
+        while index < bytes.count {
+            if bytes[index] == UInt8(ascii: "%"), index + 2 < bytes.count, let high = HTTPPath.hexValue(bytes[index + 1]),
+               let low = HTTPPath.hexValue(bytes[index + 2]) {
+                out.append(high << 4 | low)
+                index += 3
+            } else {
+                out.append(bytes[index])
+                index += 1
+            }
+        }
+        return out
+    }
+}
+
+/// The request target, normalised once: what the rules see, what is recorded and what goes
+/// upstream (RFC 3986 §6.2.2: unreserved percent-escapes decoded, other escapes upper-cased,
+/// `//` collapsed, dot segments removed). Refused: an encoded `/` (`%2F`) or backslash (`%5C`, or a
+/// raw one), encoded dots inside a dot segment, a `..` that would climb above the
+/// connection's base path, fragments, control bytes and malformed escapes.
+public enum HTTPPath {
+    public static func normalise(_ uri: String) -> Result<String, HTTPRefusal> {
+        func refuse(_ message: String) -> Result<String, HTTPRefusal> { .failure(HTTPRefusal(.badRequest, code: "bad_path", message)) }
+        let bytes = Array(uri.utf8)
+        let queryStart = bytes.firstIndex(of: UInt8(ascii: "?")) ?? bytes.count
+        let path = bytes[..<queryStart]
+        let query = bytes[queryStart...]
+        if bytes.contains(UInt8(ascii: "#")) { return refuse("fragments are not sent to servers") }
+        if bytes.contains(where: { $0 < 0x20 || $0 == 0x7f }) { return refuse("control characters in the request target") }
+        guard path.first == UInt8(ascii: "/") else { return refuse("the path must start with /") }
+        // Segments with their escapes resolved.
+        var segments: [[UInt8]] = []
+        for raw in path.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
+            var segment: [UInt8] = []
+            var encodedDot = false
+            var index = raw.startIndex
+            while index < raw.endIndex {
+                let byte = raw[index]
+                if byte == UInt8(ascii: "\\") { return refuse("backslashes are not accepted in paths") }
+                guard byte == UInt8(ascii: "%") else {
+                    segment.append(byte)
+                    index += 1
+                    continue
+                }
+                guard raw.distance(from: index, to: raw.endIndex) >= 3,
+                      let high = hexValue(raw[index + 1]), let low = hexValue(raw[index + 2]) else {
+                    return refuse("a malformed percent-escape")
+                }
+                let value = high << 4 | low
+                if value == UInt8(ascii: "/") || value == UInt8(ascii: "\\") { return refuse("encoded / or \\ is not accepted in paths") }
+                if isUnreserved(value) {
+                    if value == UInt8(ascii: ".") { encodedDot = true }
+                    segment.append(value)
+                } else {
+                    segment.append(contentsOf: Array(String(format: "%%%02X", value).utf8))
+                }
+                index += 3
+            }
+            let isDot = segment == [UInt8(ascii: ".")] || segment == [UInt8(ascii: "."), UInt8(ascii: ".")]
+            if isDot && encodedDot { return refuse("encoded dots in a dot segment") }
+            segments.append(segment)
+        }
+        var output: [[UInt8]] = []
+        for (position, segment) in segments.enumerated() {
+            let last = position == segments.count - 1
+            if segment == [UInt8(ascii: ".")] {
+                if last { output.append([]) }
+            } else if segment == [UInt8(ascii: "."), UInt8(ascii: ".")] {
+                guard !output.isEmpty else { return .failure(HTTPRefusal(.forbidden, code: "path_escapes", "the path climbs above the connection's base path")) }
+                output.removeLast()
+                if last { output.append([]) }
+            } else if segment.isEmpty && !last {
+                continue   // `//` collapsed
+            } else {
+                output.append(segment)
+            }
+        }
+        var result: [UInt8] = [UInt8(ascii: "/")]
+        for (index, segment) in output.enumerated() {
+            if index > 0 { result.append(UInt8(ascii: "/")) }
+            result.append(contentsOf: segment)
+        }
+        result.append(contentsOf: query)
+        return .success(String(decoding: result, as: UTF8.self))
+    }
+
+    static func isUnreserved(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"): true
+        default: false
+        }
+    }
+
+    static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}
+
 /// How an HTTP request is described to the guardrails: `METHOD /path?query` (prefix removed),
 /// classes: the method in lower case and `read` (GET, HEAD, OPTIONS) or `write`.
 public enum HTTPCommands {
@@ -214,6 +441,15 @@ public enum HTTPCommands {
         let name = method.rawValue
         let read = [HTTPMethod.GET, .HEAD, .OPTIONS].contains(method)
         return Command(text: "\(name) \(uri)", classes: [name.lowercased(), read ? "read" : "write"])
+    }
+
+    /// The commands a request is decided as, in order (the first not allowed decides). `HEAD`
+    /// reads what `GET` reads, so it is decided as `HEAD /p` and then as `GET /p`: rules that
+    /// name HEAD apply, and so do rules on GET.
+    public static func requests(method: HTTPMethod, uri: String) -> [Command] {
+        let command = request(method: method, uri: uri)
+        guard method == .HEAD else { return [command] }
+        return [command, request(method: .GET, uri: uri)]
     }
 }
 

@@ -104,6 +104,9 @@ public struct GatewayConfiguration: Sendable {
         public var options: [String: String] = [:]
         /// SSH: `HOST:PORT` patterns users may forward to (`ssh -L`/`-D`); empty refuses all.
         public var portForwarding = ForwardPermission()
+        /// `session.end_on_token_expiry`: the gateway ends an open session when its token expires
+        /// (its `exp` plus `identity.clock_skew`). Default on.
+        public var endOnTokenExpiry = true
     }
 
     public var file: String?
@@ -304,7 +307,7 @@ extension GatewayConfiguration {
     private static func parseConnection(_ node: ConfigNode, profiles: [String: MaskingProfile]) throws -> Connection {
         let map = try node.mapping(allowed: [
             "name", "type", "target", "database", "credential", "host_key", "ca_file", "access", "masking",
-            "guardrails", "reviews", "options", "port_forwarding",
+            "guardrails", "reviews", "options", "port_forwarding", "http", "session",
         ])
         guard let nameNode = map["name"] else { throw node.error("needs name") }
         let name = try nameNode.nonEmptyString()
@@ -413,6 +416,22 @@ extension GatewayConfiguration {
         }
         if let value = map["options"] {
             for (key, optionNode) in try value.entries() { connection.options[key] = try optionNode.string() }
+        }
+        if let value = map["session"] {
+            let session = try value.mapping(allowed: ["end_on_token_expiry"])
+            if let end = session["end_on_token_expiry"] { connection.endOnTokenExpiry = try end.bool() }
+        }
+        if let value = map["http"] {
+            // HTTP adapter settings, handed to it as options (`http.KEY`).
+            guard kind == .http || kind == .kubernetes else { throw value.error("only http and kubernetes connections take http settings") }
+            let http = try value.mapping(allowed: ["pass_through_types"])
+            if let types = http["pass_through_types"] {
+                let list = try types.strings()
+                for type in list where type == "*/*" || !type.contains("/") || type.contains(",") {
+                    throw types.error("\(type.prefix(60)) is not a media type or TYPE/* (and */* would pass everything unscanned)")
+                }
+                connection.options["http.pass_through_types"] = list.joined(separator: ",")
+            }
         }
         return connection
     }

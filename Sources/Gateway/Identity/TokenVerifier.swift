@@ -162,6 +162,11 @@ public final class TokenVerifier: Sendable {
 
     /// Verifies `token` and maps its claims to an identity.
     public func verify(_ token: String) async throws -> Identity {
+        try await verifyWithExpiry(token).identity
+    }
+
+    /// Verifies `token`; also says until when it stays valid (Unix seconds: `exp` plus the skew).
+    public func verifyWithExpiry(_ token: String) async throws -> (identity: Identity, validUntil: Int64) {
         let jwt = try ParsedJWT(token)
         try jwt.checkAlgorithmIsAsymmetric()
         guard let issuerName = jwt.claims["iss"] as? String else { throw TokenError(.missingClaim, "token has no iss") }
@@ -195,7 +200,7 @@ public final class TokenVerifier: Sendable {
         case let single as String: groups = single.split(separator: " ").map(String.init)
         default: groups = []
         }
-        return Identity(user: user, groups: Array(groups.prefix(256)), issuer: issuer.name)
+        return (Identity(user: user, groups: Array(groups.prefix(256)), issuer: issuer.name), exp + skew)
     }
 
     static func number(_ value: Any?) -> Int64? {

@@ -84,8 +84,13 @@ public final class GatewayRuntime: Governor {
 
     /// Verifies a bearer token (admin API and adapters alike). Failures go to the control chain by code.
     public func authenticate(token: String, purpose: String) async throws -> Identity {
+        try await authenticateWithExpiry(token: token, purpose: purpose).identity
+    }
+
+    /// ``authenticate(token:purpose:)``, also giving the Unix time the token stops being valid (skew included).
+    public func authenticateWithExpiry(token: String, purpose: String) async throws -> (identity: Identity, validUntil: Int64) {
         do {
-            return try await verifier.verify(token)
+            return try await verifier.verifyWithExpiry(token)
         } catch let error as TokenError {
             control.append("login.failed", actor: "-", ["code": error.code.rawValue, "purpose": purpose])
             metrics.increment("sluice_logins_failed_total", labels: ["code": error.code.rawValue])
@@ -95,8 +100,9 @@ public final class GatewayRuntime: Governor {
 
     public func openSession(token: String, connection name: String, kind: ConnectionKind, peer: String) async throws -> any GovernedSession {
         let identity: Identity
+        let validUntil: Int64
         do {
-            identity = try await authenticate(token: token, purpose: kind.rawValue)
+            (identity, validUntil) = try await authenticateWithExpiry(token: token, purpose: kind.rawValue)
         } catch let error as TokenError {
             throw GovernorError(.unauthenticated, "authentication failed (\(error.code.rawValue))")
         }
@@ -136,8 +142,9 @@ public final class GatewayRuntime: Governor {
             logger.error("session not recorded", metadata: ["error": "\(error)"])
             throw GovernorError(.unavailable, "recording is unavailable; sessions are refused until it is back")
         }
-        let session = GatewaySession(runtime: self, identity: identity, target: target, recorder: recorder)
+        let session = GatewaySession(runtime: self, identity: identity, target: target, recorder: recorder, expiresAt: validUntil)
         openSessions.withLock { $0[record.id] = session }
+        if connection.config.endOnTokenExpiry { session.endAtExpiry(validUntil) }
         metrics.add("sluice_sessions_open", 1, labels: [:])
         metrics.increment("sluice_sessions_total", labels: ["protocol": kind.rawValue])
         control.append("session.opened", actor: identity.user, ["session": record.id, "connection": name, "protocol": kind.rawValue])
@@ -175,12 +182,17 @@ final class GatewaySession: GovernedSession {
     let identity: Identity
     let connection: ConnectionTarget
     let recorder: SessionRecorder
+    let expiresAt: Int64?
     private let closed = Mutex(false)
-    private let terminationHandler = Mutex<(@Sendable (String) -> Void)?>(nil)
+    /// The adapter's termination handler, and the reason once the gateway ended the session (a
+    /// handler registered after that is called at once).
+    private let termination = Mutex<(handler: (@Sendable (String) -> Void)?, reason: String?)>((nil, nil))
+    private let expiryWatch = Mutex<Task<Void, Never>?>(nil)
 
     var id: String { recorder.id }
 
-    init(runtime: GatewayRuntime, identity: Identity, target: ConnectionTarget, recorder: SessionRecorder) {
+    init(runtime: GatewayRuntime, identity: Identity, target: ConnectionTarget, recorder: SessionRecorder, expiresAt: Int64? = nil) {
+        self.expiresAt = expiresAt
         self.runtime = runtime
         self.identity = identity
         self.connection = target
@@ -282,17 +294,42 @@ final class GatewaySession: GovernedSession {
     }
 
     func onTermination(_ handler: @escaping @Sendable (String) -> Void) {
-        terminationHandler.withLock { $0 = handler }
+        let ended = termination.withLock { state -> String? in
+            if let reason = state.reason { return reason }
+            state.handler = handler
+            return nil
+        }
+        if let ended { handler(ended) }
     }
 
     /// The gateway ends the session: the adapter is told first, then the record is sealed.
     func terminate(reason: String) async {
-        let handler = terminationHandler.withLock { handler -> (@Sendable (String) -> Void)? in
-            defer { handler = nil }
-            return handler
+        let handler = termination.withLock { state -> (@Sendable (String) -> Void)? in
+            if state.reason == nil { state.reason = reason }
+            defer { state.handler = nil }
+            return state.handler
         }
         handler?(reason)
         await close(reason: reason)
+    }
+
+    /// Ends the session once the gateway's clock passes `validUntil` (Unix seconds: the token's
+    /// `exp` plus the skew). Sleeps at most 5 minutes at a time and checks the clock again.
+    func endAtExpiry(_ validUntil: Int64) {
+        let clock = runtime.clock
+        let task = Task { [weak self] in
+            while !Task.isCancelled {
+                // Valid through the second `validUntil`, as the verifier counts.
+                let left = (validUntil + 1) * 1_000_000 - clock.nowMicros()
+                if left <= 0 {
+                    self?.recorder.append(SessionEvent(.marker, text: #"{"ended":"token expired"}"#))
+                    await self?.terminate(reason: "your token expired; sign in again")
+                    return
+                }
+                try? await Task.sleep(for: .microseconds(min(left, 300_000_000)))
+            }
+        }
+        expiryWatch.withLock { $0 = task }
     }
 
     func close(reason: String) async {
@@ -301,6 +338,10 @@ final class GatewaySession: GovernedSession {
             return !closed
         }
         guard first else { return }
+        expiryWatch.withLock { task in
+            task?.cancel()
+            task = nil
+        }
         recorder.seal(reason: reason)
         runtime.sessionClosed(id)
         runtime.hub.sessionClosed(id)
