@@ -7,7 +7,7 @@ import NIOCore
 
 /// The web console, served by the admin listener under `/console`: server-rendered pages
 /// (Mustache templates), a little vanilla JavaScript, no inline scripts. Sign-in with the OIDC
-/// authorization-code flow (PKCE) or, in dev mode, a dev sign-in; a cookie session with a CSRF
+/// authorization-code flow (PKCE) or, in dev mode, by pasting a token minted by `sluice token`; a cookie session with a CSRF
 /// token on every form. Who sees what follows the admin API: `auditor` and `admin` see every
 /// session, others their own; reviews are decided by their approvers (never their requester).
 public struct Console: Sendable {
@@ -173,17 +173,17 @@ public struct Console: Sendable {
             }
             let configuration = self.runtime.policy.configuration
             guard configuration.identity.devIssuer else { return self.error(.forbidden, "the dev sign-in is off", login: nil) }
-            let user = (form["user"] ?? "").trimmingCharacters(in: .whitespaces)
-            guard !user.isEmpty, user.count <= 64, user.allSatisfy({ $0.isLetter || $0.isNumber || "._-@".contains($0) }) else {
-                return self.error(.badRequest, "a user name of letters, digits, . _ - @", login: nil)
+            // A token is the proof: minting one needs the gateway's signing key (`sluice token`), so
+            // reaching the admin port is not enough to pick a name and groups.
+            let token = (form["token"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !token.isEmpty, token.utf8.count <= 16 * 1024 else {
+                return self.error(.badRequest, "paste a token from `sluice token --user NAME --groups G1,G2`", login: nil)
             }
-            let groups = (form["groups"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             do {
-                let token = try DevIssuer.mint(user: user, groups: Array(groups.prefix(32)), ttl: .seconds(8 * 3600), key: self.runtime.signingKey)
                 let identity = try await self.runtime.authenticate(token: token, purpose: "console")
                 return self.signedIn(identity)
             } catch {
-                return self.error(.unauthorized, "sign-in failed", login: nil)
+                return self.error(.unauthorized, "sign-in failed: the token was not accepted", login: nil)
             }
         }
         group.get("signin/oidc") { request, _ in
