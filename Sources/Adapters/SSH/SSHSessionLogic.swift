@@ -106,17 +106,21 @@ public struct TypedLine: Sendable {
 /// How an SSH request is described to the guardrails.
 public enum SSHCommands {
     /// An `exec` request: the command line, class `exec` (plus `scp` or `sftp` when it is one).
+    /// Rules match the raw text and the canonical forms of its shell-word parse; the parse adds
+    /// the classes `dynamic` and `expansion` (see ``ShellCommandLine``).
     public static func exec(_ command: String) -> Command {
         var classes = ["exec"]
         let trimmed = command.drop { $0 == " " }
         if trimmed.hasPrefix("scp ") { classes.append("scp") }
         if trimmed.hasPrefix("rsync ") { classes.append("rsync") }
-        return Command(text: command, classes: classes)
+        let parsed = ShellCommandLine.parse(command)
+        return Command(text: command, classes: classes + parsed.classes, forms: parsed.forms)
     }
 
-    /// A line typed in an interactive shell.
+    /// A line typed in an interactive shell, parsed like an exec command.
     public static func shellLine(_ line: String) -> Command {
-        Command(text: line, classes: ["shell"])
+        let parsed = ShellCommandLine.parse(line)
+        return Command(text: line, classes: ["shell"] + parsed.classes, forms: parsed.forms)
     }
 
     public static func subsystem(_ name: String) -> Command {

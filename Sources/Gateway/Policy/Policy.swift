@@ -21,7 +21,7 @@ struct CompiledRule: @unchecked Sendable {
         if let commandClass = rule.commandClass, !command.classes.contains(commandClass) { return false }
         if let matched { return matched }
         if let regex {
-            guard (try? regex.firstMatch(in: command.text)) != nil else { return false }
+            guard ([command.text] + command.forms).contains(where: { (try? regex.firstMatch(in: $0)) != nil }) else { return false }
         }
         return true
     }
@@ -61,7 +61,15 @@ public struct CompiledConnection: Sendable {
 
     /// Rules are tried in order; the first that applies decides; none means allow.
     public func decide(_ command: Command, for identity: Identity) -> PolicyDecision {
-        let matched = patterns.count == 0 ? [] : ((try? patterns.matches(command.text)) ?? [])
+        var matched = patterns.count == 0 ? [] : ((try? patterns.matches(command.text)) ?? [])
+        if patterns.count > 0 {
+            // A rule matches when it finds the text or any of the adapter's canonical forms.
+            for form in command.forms {
+                // A failed scan falls back to Swift Regex over every text, below.
+                guard let more = try? patterns.matches(form), more.count == matched.count else { matched = []; break }
+                matched = zip(matched, more).map { $0 || $1 }
+            }
+        }
         for rule in rules {
             var hit: Bool?
             if let position = patternIndex[rule.index], position < matched.count, !patterns.unsupported.contains(position) {
