@@ -203,6 +203,22 @@ import Testing
         }
     }
 
+    @Test func hugePageNumbersAndDatesAreAnsweredNotTrapped() async throws {
+        _ = try await session("alice", ["eng"], output: "x")
+        try await app().test(.router) { client in
+            let alice = try await signIn(client, user: "alice", groups: "eng")
+            for query in ["page=9223372036854775807", "page=-9223372036854775808", "page=99999999999999999999",
+                          "outcome=sealed&page=9223372036854775807", "from=99999999-01-01", "to=292277026596-12-04",
+                          "from=-0001-01-01&to=9999-12-31"] {
+                try await client.execute(uri: "/console/sessions?\(query)", method: .get, headers: [.cookie: alice.cookie]) { response in
+                    #expect(response.status == .ok, "\(query)")
+                }
+            }
+        }
+        #expect(Console.day("9999-12-31") == 253_402_214_400_000_000)
+        #expect(Console.day("99999999-01-01") == nil)
+    }
+
     @Test func approversDecideReviewsAndRequestersCannot() async throws {
         let identity = Identity(user: "alice", groups: ["eng"], issuer: "sluice-dev")
         let connection = try #require(gateway.runtime.policy.configuration.connection(named: "app-db"))

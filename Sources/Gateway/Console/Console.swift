@@ -308,7 +308,8 @@ public struct Console: Sendable {
         filter.since = value("from").flatMap(Self.day).map { $0 }
         filter.until = value("to").flatMap(Self.day).map { $0 + 86_400_000_000 }
         let outcome = value("outcome")
-        let page = max(1, value("page").flatMap { Int($0) } ?? 1)
+        // Bounded, so (page - 1) * pageSize and page + 1 cannot overflow whatever the query says.
+        let page = min(max(1, value("page").flatMap { Int($0) } ?? 1), Self.maximumPage)
         // Outcome filters look at counters: fetch a window and filter it.
         filter.limit = outcome == nil ? Self.pageSize + 1 : 1000
         filter.offset = outcome == nil ? (page - 1) * Self.pageSize : 0
@@ -343,13 +344,20 @@ public struct Console: Sendable {
         }
     }
 
-    /// `YYYY-MM-DD` (UTC) in microseconds.
+    /// The last page the sessions list offers.
+    static let maximumPage = 100_000
+
+    /// `YYYY-MM-DD` (UTC) in microseconds, for years 1970 through 9999 (nil otherwise: no trap on
+    /// `99999999-01-01`).
     static func day(_ text: String) -> Int64? {
         let formatter = DateFormatter()
         formatter.dateFormat = "yyyy-MM-dd"
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.locale = Locale(identifier: "en_US_POSIX")
-        return formatter.date(from: text).map { Int64($0.timeIntervalSince1970 * 1_000_000) }
+        guard text.utf8.count == 10, let date = formatter.date(from: text) else { return nil }
+        let seconds = date.timeIntervalSince1970
+        guard seconds.isFinite, seconds >= 0, seconds <= 253_402_214_400 else { return nil }
+        return Int64(seconds) * 1_000_000
     }
 
     static func outcomes(_ session: SessionRecord) -> Set<String> {
