@@ -296,6 +296,10 @@ tmux send-keys -t sluice-it "cat $WORK/fixture.txt" Enter
 sleep 1.5
 tmux send-keys -t sluice-it "rm -rf $WORK/nothing; touch $WORK/marker2" Enter
 sleep 1.5
+tmux send-keys -t sluice-it "r''m -r -f $WORK/victim; touch $WORK/marker4" Enter
+sleep 1.5
+tmux send-keys -t sluice-it "printf 'tty%s 4111\\033[31m1111\\033[0m11111111 end\\n' X" Enter
+sleep 1.5
 tmux send-keys -t sluice-it "sudo -n true 2>/dev/null; touch $WORK/marker3; echo reviewed-line-ran" Enter
 RID=$(pending_review "$WORK/sluice.yaml")
 sleep 0.5
@@ -307,6 +311,8 @@ SCREEN=$(tmux capture-pane -p -t sluice-it)
 echo "$SCREEN" | tail -12 | sed 's/^/      | /'
 check "the shell screen shows masked output" bash -c "echo '$SCREEN' | grep -q '\[EMAIL\]' && ! echo '$SCREEN' | grep -q 'jane.doe@example.com'"
 check "a blocked line in the shell is refused and never runs" bash -c "echo '$SCREEN' | grep -q 'rm -rf is not allowed here' && test ! -e '$WORK/marker2'"
+check "a typed r''m -r -f line is refused too (shell-word parse)" bash -c "test ! -e '$WORK/marker4' && test -e '$WORK/victim/keep'"
+check "a coloured card number on the shell screen is masked" bash -c "echo '$SCREEN' | grep -q 'ttyX \*\*\*\*' && ! echo '$SCREEN' | grep -q 'ttyX 4111'"
 tmux send-keys -t sluice-it "exit" Enter
 sleep 1
 tmux kill-session -t sluice-it 2>/dev/null || true
