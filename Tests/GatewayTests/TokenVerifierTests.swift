@@ -196,6 +196,14 @@ final class TestProvider: Sendable {
         }
     }
 
+    @Test func deeplyNestedClaimsAreRefusedWithoutCrashing() async throws {
+        let depth = 5_800
+        let nested = #"{"a":"# + String(repeating: "[", count: depth) + String(repeating: "]", count: depth) + "}"
+        let token = Base64URL.encode(Array(#"{"alg":"EdDSA"}"#.utf8)) + "." + Base64URL.encode(Array(nested.utf8)) + ".AAAA"
+        #expect(token.utf8.count <= ParsedJWT.maximumLength)
+        #expect(await code(token) != nil)
+    }
+
     @Test func fractionalAndLargestAcceptedTimesVerify() async throws {
         let now = Int64(Date().timeIntervalSince1970)
         let base = #""iss":"https://idp.test","aud":"sluice","preferred_username":"alice""#
