@@ -1,5 +1,5 @@
 import Adapters
-import Gateway
+@testable import Gateway
 import Testing
 
 @Suite struct ConfigurationTests {
@@ -126,6 +126,13 @@ import Testing
         #expect(try Self.reviewTimeout("315360000").connections[0].reviews.timeout == .seconds(315_360_000))
         #expect(try Self.reviewTimeout("1h30m").connections[0].reviews.timeout == .seconds(5400))
         #expect(GatewayConfiguration.parseDurationText("99999999999999999h") == nil)
+    }
+
+    @Test func listenerTimeoutsCannotOverflowTheirNanosecondConversion() throws {
+        // 9999999999 s was accepted and trapped at start when converted to nanoseconds.
+        #expect(throws: ConfigurationError.self) { try GatewayConfiguration.parse(text: "http: { header_timeout: 9999999999 }") }
+        let longest = try GatewayConfiguration.parse(text: "http: { header_timeout: 3650d, body_idle_timeout: 3650d }")
+        #expect(longest.http.headerTimeout.nanoseconds == 315_360_000 * 1_000_000_000)
     }
 
     @Test func aClockSkewOverADayIsRefused() throws {
