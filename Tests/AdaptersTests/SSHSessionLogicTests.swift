@@ -79,6 +79,24 @@ import Testing
         #expect(try masker.finish().isEmpty)
     }
 
+    @Test func aValueWhollyInOneStreamIsMaskedWhateverTheOtherStreamDoes() throws {
+        let stdout = try SSHOutputMasker(choice: .masked(engine: testEngine, forced: nil))
+        let stderr = try SSHOutputMasker(choice: .masked(engine: testEngine, forced: nil))
+        var out: [UInt8] = []
+        var err: [UInt8] = []
+        let outParts = ["card 4111 \u{1b}[1m1111", " 1111 ", "1111\u{1b}[0m ok jane.", "doe@example.com\n"]
+        let errParts = ["warning: 4111", " 1111\n", "mail bob@", "example.org\n"]
+        for (o, e) in zip(outParts, errParts) {
+            out += try Array(o.utf8).withUnsafeBytes { try stdout.write($0) }
+            err += try Array(e.utf8).withUnsafeBytes { try stderr.write($0) }
+        }
+        out += try stdout.finish()
+        err += try stderr.finish()
+        let outText = String(decoding: out, as: UTF8.self), errText = String(decoding: err, as: UTF8.self)
+        #expect(!outText.contains("4111") && outText.contains("[EMAIL]") && !outText.contains("jane"), "\(outText.debugDescription)")
+        #expect(errText.contains("[EMAIL]") && !errText.contains("bob@"), "\(errText.debugDescription)")
+    }
+
     @Test func unmaskedUsersGetBytesAsTheyCome() throws {
         let masker = try SSHOutputMasker(choice: .unmasked)
         let out = try Array("jane.doe@example.com".utf8).withUnsafeBytes { try masker.write($0) }

@@ -1,5 +1,5 @@
 import Adapters
-import Gateway
+@testable import Gateway
 import Testing
 
 @Suite struct ConfigurationTests {
@@ -103,5 +103,60 @@ import Testing
         #expect(connection.guardrails[1].commandClass == "delete_without_where")
         #expect(connection.reviews.minApprovals == 2)
         #expect(connection.reviews.timeout == .seconds(600))
+    }
+}
+
+@Suite struct ConfigurationLimitTests {
+    static func reviewTimeout(_ text: String) throws -> GatewayConfiguration {
+        try GatewayConfiguration.parse(text: """
+        connections:
+          - { name: db, type: postgres, target: 127.0.0.1:5432, reviews: { timeout: "\(text)" } }
+        """)
+    }
+
+    @Test(arguments: ["99999999999999999h", "9223372036854775807", "9223372036854775808", "99999999999999999999999999s",
+                      "106751991167300d", "3000000000d", "1h99999999999999999m", "315360001", "3650d1s", "-5s", "", "1x", "١٢s"])
+    func hugeOrMalformedDurationsAreRefusedCleanly(text: String) throws {
+        let error = #expect(throws: ConfigurationError.self) { try Self.reviewTimeout(text) }
+        #expect(error?.key == "connections[0].reviews.timeout")
+    }
+
+    @Test func durationsUpToTenYearsAreAccepted() throws {
+        #expect(try Self.reviewTimeout("3650d").connections[0].reviews.timeout == .seconds(315_360_000))
+        #expect(try Self.reviewTimeout("315360000").connections[0].reviews.timeout == .seconds(315_360_000))
+        #expect(try Self.reviewTimeout("1h30m").connections[0].reviews.timeout == .seconds(5400))
+        #expect(GatewayConfiguration.parseDurationText("99999999999999999h") == nil)
+    }
+
+    @Test func listenerTimeoutsCannotOverflowTheirNanosecondConversion() throws {
+        // 9999999999 s was accepted and trapped at start when converted to nanoseconds.
+        #expect(throws: ConfigurationError.self) { try GatewayConfiguration.parse(text: "http: { header_timeout: 9999999999 }") }
+        let longest = try GatewayConfiguration.parse(text: "http: { header_timeout: 3650d, body_idle_timeout: 3650d }")
+        #expect(longest.http.headerTimeout.nanoseconds == 315_360_000 * 1_000_000_000)
+    }
+
+    @Test func aClockSkewOverADayIsRefused() throws {
+        #expect(throws: ConfigurationError.self) { try GatewayConfiguration.parse(text: "identity: { clock_skew: 2d }") }
+        #expect(try GatewayConfiguration.parse(text: "identity: { clock_skew: 5m }").identity.clockSkew == .seconds(300))
+    }
+
+    @Test(arguments: ["99999999999999999999", "-1", "1e3", "1073741825"])
+    func outOfRangeNumbersAreRefusedCleanly(text: String) throws {
+        #expect(throws: ConfigurationError.self) { try GatewayConfiguration.parse(text: "recording: { output_cap_bytes: \(text) }") }
+    }
+
+    @Test func theDevIssuerRefusesToFaceTheNetworkUnlessToldExplicitly() throws {
+        let loopback = try GatewayConfiguration.parse(text: "listen: { admin: 127.0.0.1:9000, ssh: '[::1]:2222', postgres: localhost:5433 }")
+        #expect(try loopback.checkDevIssuerExposure().isEmpty)
+        for address in ["0.0.0.0:9000", "'[::]:9000'", "10.1.2.3:9000", "gateway.example.com:9000", "127.0.0.1.evil.test:9000"] {
+            let exposed = try GatewayConfiguration.parse(text: "listen: { admin: 127.0.0.1:9000, postgres: \(address) }")
+            let error = #expect(throws: ConfigurationError.self) { try exposed.checkDevIssuerExposure() }
+            #expect(error?.key == "identity.dev_issuer", "\(address)")
+            #expect(error?.reason.contains("postgres") == true)
+        }
+        let allowed = try GatewayConfiguration.parse(text: "listen: { admin: 0.0.0.0:9000 }\nidentity: { dev_issuer_public: true }")
+        #expect(try allowed.checkDevIssuerExposure() == ["admin 0.0.0.0:9000"])
+        let off = try GatewayConfiguration.parse(text: "listen: { admin: 0.0.0.0:9000 }\nidentity: { dev_issuer: false }")
+        #expect(try off.checkDevIssuerExposure().isEmpty)
     }
 }

@@ -1,4 +1,5 @@
 import Adapters
+import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -37,18 +38,26 @@ import Testing
         }.first
     }
 
-    /// The dev sign-in, as a browser does it: the form, its nonce cookie, the POST.
-    func signIn(_ client: some TestClientProtocol, user: String, groups: String) async throws -> Browser {
+    /// The sign-in form's nonce and its cookie, as a browser gets them.
+    func signInForm(_ client: some TestClientProtocol) async throws -> (nonce: String, cookie: String) {
         var nonce = ""
         var preCookie = ""
         try await client.execute(uri: "/console/signin", method: .get) { response in
             nonce = Self.value(String(buffer: response.body), after: #"name="nonce" value=""#) ?? ""
             preCookie = Self.cookie(response, "sluice_signin") ?? ""
         }
+        return (nonce, "sluice_signin=\(preCookie)")
+    }
+
+    /// The dev sign-in, as a browser does it: the form, its nonce cookie, the POST of a token
+    /// minted with the gateway's signing key (what `sluice token` prints).
+    func signIn(_ client: some TestClientProtocol, user: String, groups: String) async throws -> Browser {
+        let form = try await signInForm(client)
+        let token = try gateway.token(user, groups.split(separator: ",").map(String.init))
         var session = ""
         try await client.execute(uri: "/console/signin/dev", method: .post,
-                                 headers: [.contentType: "application/x-www-form-urlencoded", .cookie: "sluice_signin=\(preCookie)"],
-                                 body: ByteBuffer(string: "nonce=\(nonce)&user=\(user)&groups=\(FormData.encode(groups))")) { response in
+                                 headers: [.contentType: "application/x-www-form-urlencoded", .cookie: form.cookie],
+                                 body: ByteBuffer(string: "nonce=\(form.nonce)&token=\(FormData.encode(token))")) { response in
             #expect(response.status == .seeOther)
             session = Self.cookie(response, "sluice_console") ?? ""
             let header = response.headers[values: .setCookie].first { $0.hasPrefix("sluice_console=") } ?? ""
@@ -107,6 +116,44 @@ import Testing
         }
     }
 
+    @Test func theDevSignInRefusesAChosenNameAndGroupsWithoutAToken() async throws {
+        try await app().test(.router) { client in
+            let form = try await signInForm(client)
+            try await client.execute(uri: "/console/signin/dev", method: .post,
+                                     headers: [.contentType: "application/x-www-form-urlencoded", .cookie: form.cookie],
+                                     body: ByteBuffer(string: "nonce=\(form.nonce)&user=lena&groups=dba-leads%2Cadmin")) { response in
+                #expect(response.status == .badRequest)
+                #expect(Self.cookie(response, "sluice_console") == nil)
+            }
+        }
+    }
+
+    @Test func theDevSignInRefusesATokenNotSignedByTheGatewayKey() async throws {
+        let forged = try DevIssuer.mint(user: "lena", groups: ["dba-leads", "admin"], ttl: .seconds(3600),
+                                        key: Curve25519.Signing.PrivateKey())
+        let unsigned = try gateway.token("lena", ["dba-leads"]).split(separator: ".").prefix(2).joined(separator: ".") + "."
+        try await app().test(.router) { client in
+            for token in [forged, unsigned, "lena"] {
+                let form = try await signInForm(client)
+                try await client.execute(uri: "/console/signin/dev", method: .post,
+                                         headers: [.contentType: "application/x-www-form-urlencoded", .cookie: form.cookie],
+                                         body: ByteBuffer(string: "nonce=\(form.nonce)&token=\(FormData.encode(token))")) { response in
+                    #expect(response.status == .unauthorized)
+                    #expect(Self.cookie(response, "sluice_console") == nil)
+                }
+            }
+        }
+    }
+
+    @Test func theDevSignInWithAMintedTokenSignsInAsItsSubject() async throws {
+        try await app().test(.router) { client in
+            let lena = try await signIn(client, user: "lena", groups: "dba-leads")
+            try await client.execute(uri: "/console/sessions", method: .get, headers: [.cookie: lena.cookie]) { response in
+                #expect(String(buffer: response.body).contains("lena"))
+            }
+        }
+    }
+
     @Test func usersSeeTheirOwnSessionsAndAuditorsSeeEveryone() async throws {
         let alices = try await session("alice", ["eng"], output: "alice-row")
         let bobs = try await session("bob", ["eng"], output: "bob-row")
@@ -154,6 +201,22 @@ import Testing
                 }
             }
         }
+    }
+
+    @Test func hugePageNumbersAndDatesAreAnsweredNotTrapped() async throws {
+        _ = try await session("alice", ["eng"], output: "x")
+        try await app().test(.router) { client in
+            let alice = try await signIn(client, user: "alice", groups: "eng")
+            for query in ["page=9223372036854775807", "page=-9223372036854775808", "page=99999999999999999999",
+                          "outcome=sealed&page=9223372036854775807", "from=99999999-01-01", "to=292277026596-12-04",
+                          "from=-0001-01-01&to=9999-12-31"] {
+                try await client.execute(uri: "/console/sessions?\(query)", method: .get, headers: [.cookie: alice.cookie]) { response in
+                    #expect(response.status == .ok, "\(query)")
+                }
+            }
+        }
+        #expect(Console.day("9999-12-31") == 253_402_214_400_000_000)
+        #expect(Console.day("99999999-01-01") == nil)
     }
 
     @Test func approversDecideReviewsAndRequestersCannot() async throws {

@@ -64,6 +64,31 @@ import Testing
 }
 
 @Suite struct PatternSetTests {
+    @Test func blockAndReviewRulesMatchCanonicalFormsButAllowRulesOnlyTheText() throws {
+        let configuration = try GatewayConfiguration.parse(text: """
+        connections:
+          - name: box
+            type: ssh
+            target: 127.0.0.1:22
+            guardrails:
+              - { match: '^git\\b', action: allow }
+              - { match: '\\brm\\s+-rf\\b', action: block, message: "rm -rf" }
+              - { match: '(\\w+) \\1 sudo', action: review, message: "odd" }
+              - { match: 'rm', action: review, message: "any rm" }
+        """)
+        let connection = try CompiledConnection(configuration.connections[0])
+        #expect(connection.patterns.unsupported == [2])
+        let eng = Identity(user: "a", groups: [], issuer: "t")
+        // A spelling only a canonical form reveals is blocked.
+        #expect(connection.decide(SSHCommands.exec("r''m -r -f /tmp/x"), for: eng).message == "rm -rf")
+        // The form `git status` of the second command does not allow the line: the rm rules decide.
+        #expect(connection.decide(SSHCommands.exec("rm -fr /; git status"), for: eng).message == "rm -rf")
+        #expect(connection.decide(SSHCommands.exec("r''m x; git status"), for: eng).message == "any rm")
+        #expect(connection.decide(SSHCommands.exec("git status"), for: eng).action == .allow)
+        // The Swift Regex fallback looks at the forms too.
+        #expect(connection.decide(Command(text: "x", forms: ["a a sudo"]), for: eng).message == "odd")
+    }
+
     @Test func rulesHyperscanCannotCompileFallBackToSwiftRegex() throws {
         let configuration = try GatewayConfiguration.parse(text: """
         connections:

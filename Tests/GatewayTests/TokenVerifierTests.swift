@@ -171,6 +171,66 @@ final class TestProvider: Sendable {
         #expect(await code(expired, verifier: verifier) == .expired)
     }
 
+    /// Signs a token whose claims are given as raw JSON text, so any number can be written.
+    func signRaw(_ claimsJSON: String) -> String {
+        let header = Base64URL.encode(Array(#"{"alg":"EdDSA","kid":"ed-1","typ":"JWT"}"#.utf8))
+        let input = header + "." + Base64URL.encode(Array(claimsJSON.utf8))
+        return input + "." + Base64URL.encode(Array(try! provider.ed.signature(for: Array(input.utf8))))
+    }
+
+    @Test func outOfRangeTimeClaimsAreRejectedWithoutTrapping() async throws {
+        let now = Int64(Date().timeIntervalSince1970)
+        let base = #""iss":"https://idp.test","aud":"sluice","preferred_username":"alice""#
+        let extremes = ["9223372036854775807", "-9223372036854775808", "9223372036854775808", "1e300", "-1e300",
+                        "1.7976931348623157e308", "253402300800", "-1", "\"soon\"", "true", "[1]", "{}"]
+        for value in extremes {
+            for claim in ["exp", "nbf", "iat"] {
+                var fields = ["exp": "\(now + 300)", "nbf": "\(now)", "iat": "\(now)"]
+                fields[claim] = value
+                let json = "{" + base + fields.map { ",\"\($0.key)\":\($0.value)" }.joined() + "}"
+                let result = await code(signRaw(json))
+                // `true` may be read as the number 1 (a date in 1970): then it is simply too old or fine.
+                if value == "true" { #expect(result != nil || claim != "exp", "\(claim)=\(value)"); continue }
+                #expect(result == .invalidClaim, "\(claim)=\(value)")
+            }
+        }
+    }
+
+    @Test func deeplyNestedClaimsAreRefusedWithoutCrashing() async throws {
+        let depth = 5_800
+        let nested = #"{"a":"# + String(repeating: "[", count: depth) + String(repeating: "]", count: depth) + "}"
+        let token = Base64URL.encode(Array(#"{"alg":"EdDSA"}"#.utf8)) + "." + Base64URL.encode(Array(nested.utf8)) + ".AAAA"
+        #expect(token.utf8.count <= ParsedJWT.maximumLength)
+        #expect(await code(token) != nil)
+    }
+
+    @Test func fractionalAndLargestAcceptedTimesVerify() async throws {
+        let now = Int64(Date().timeIntervalSince1970)
+        let base = #""iss":"https://idp.test","aud":"sluice","preferred_username":"alice""#
+        #expect(await code(signRaw("{" + base + ",\"exp\":253402300799,\"iat\":\(now).5,\"nbf\":\(now).25}")) == nil)
+        #expect(await code(signRaw("{" + base + ",\"exp\":\(now - 3600).9}")) == .expired)
+    }
+
+    @Test func aHugeConfiguredSkewIsBoundedAndCannotOverflow() async throws {
+        var identity = GatewayConfiguration.Identity()
+        identity.devIssuer = false
+        identity.clockSkew = .seconds(Int64.max)
+        identity.oidc = [GatewayConfiguration.OIDCProvider(issuer: TestProvider.issuer, audience: "sluice")]
+        let verifier = TokenVerifier(identity: identity, devKey: nil, fetch: provider.fetcher)
+        let base = #""iss":"https://idp.test","aud":"sluice","preferred_username":"alice""#
+        #expect(await code(signRaw("{" + base + ",\"exp\":253402300799,\"nbf\":253402300799}"), verifier: verifier) == .notYetValid)
+        #expect(await code(signRaw("{" + base + ",\"exp\":1}"), verifier: verifier) == .expired)
+    }
+
+    @Test func devTokensWithAHugeLifetimeDoNotTrap() async throws {
+        let key = Curve25519.Signing.PrivateKey()
+        var identity = GatewayConfiguration.Identity()
+        identity.devIssuer = true
+        let verifier = TokenVerifier(identity: identity, devKey: key.publicKey, fetch: provider.fetcher)
+        let token = try DevIssuer.mint(user: "bob", groups: [], ttl: .seconds(Int64.max), key: key)
+        #expect(await code(token, verifier: verifier) == .invalidClaim)
+    }
+
     @Test func errorsNeverContainTheToken() async throws {
         let token = provider.sign(alg: "RS256", kid: "rsa-1", TestProvider.claims(["aud": "other"]))
         do {

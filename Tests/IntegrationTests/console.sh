@@ -86,6 +86,29 @@ wait_http "http://127.0.0.1:$ADMIN_PORT/healthz" || { cat "$WORK/serve.log"; exi
 wait_port "$SSH_PORT"
 ALICE=$("$SLUICE" token --config "$WORK/sluice.yaml" --user alice --groups eng)
 
+echo "== the dev sign-in needs a token, not a chosen name"
+SIGNIN=$(curl -fsS -c "$WORK/jar" "http://127.0.0.1:$ADMIN_PORT/console/signin")
+NONCE=$(echo "$SIGNIN" | sed -n 's/.*name="nonce" value="\([^"]*\)".*/\1/p')
+code=$(curl -s -o "$WORK/forged.html" -w '%{http_code}' -b "$WORK/jar" -c "$WORK/jar2" \
+  --data-urlencode "nonce=$NONCE" --data-urlencode "user=lena" --data-urlencode "groups=dba-leads,admin" \
+  "http://127.0.0.1:$ADMIN_PORT/console/signin/dev")
+check "a free-form user/groups post is refused (400)" test "$code" = 400
+check "and sets no console session cookie" bash -c "! grep -q sluice_console '$WORK/jar2'"
+FORGED=$(python3 - <<'PY'
+import base64, json
+b = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
+print(b({"alg": "EdDSA", "typ": "JWT"}) + "." + b({"iss": "sluice-dev", "aud": "sluice", "preferred_username": "lena",
+      "groups": ["dba-leads", "admin"], "exp": 4102444800}) + "." + "A" * 86)
+PY
+)
+code=$(curl -s -o /dev/null -w '%{http_code}' -b "$WORK/jar" -c "$WORK/jar3" --data-urlencode "nonce=$NONCE" \
+  --data-urlencode "token=$FORGED" "http://127.0.0.1:$ADMIN_PORT/console/signin/dev")
+check "a token not signed with the gateway's key is refused (401)" test "$code" = 401
+LENA=$("$SLUICE" token --config "$WORK/sluice.yaml" --user lena --groups dba-leads)
+code=$(curl -s -o /dev/null -w '%{http_code}' -b "$WORK/jar" -c "$WORK/jar4" --data-urlencode "nonce=$NONCE" \
+  --data-urlencode "token=$LENA" "http://127.0.0.1:$ADMIN_PORT/console/signin/dev")
+check "a token from sluice token signs in (303 and a session cookie)" bash -c "test '$code' = 303 && grep -q sluice_console '$WORK/jar4'"
+
 echo "== sessions to look at"
 printf '#!/bin/sh\nprintf "%%s\\n" "$SLUICE_TOKEN"\n' >"$WORK/askpass"
 chmod +x "$WORK/askpass"
@@ -102,6 +125,8 @@ echo "select name, email, ssn from customers" | psql "$dsn" -X -A -t >/dev/null
 PIDS+=($!)
 
 echo "== the browser"
+TOKEN_ALICE=$ALICE TOKEN_AUDREY=$("$SLUICE" token --config "$WORK/sluice.yaml" --user audrey --groups auditor,dba-leads) \
+TOKEN_AUDREY_AUDITOR=$("$SLUICE" token --config "$WORK/sluice.yaml" --user audrey --groups auditor) \
 REVIEW_TRIGGER=$WORK/trigger "$VENV/bin/python" "$ROOT/Tests/IntegrationTests/console_browser.py" \
   "http://127.0.0.1:$ADMIN_PORT" "$WORK/shots" >"$WORK/browser.out" 2>&1 && rc=0 || rc=$?
 sed 's/^/      /' "$WORK/browser.out"

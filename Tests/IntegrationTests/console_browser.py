@@ -4,7 +4,9 @@ without a reload, approves it, and saves screenshots of each page.
 
 usage: console_browser.py BASE_URL SCREENSHOT_DIR   (env: HELD_STARTED = a file that appears when
        the test may expect the review; REVIEW_TRIGGER = a file this script creates when the
-       reviews page is open, so the held statement starts only then)
+       reviews page is open, so the held statement starts only then; TOKEN_ALICE (eng),
+       TOKEN_AUDREY (auditor, dba-leads), TOKEN_AUDREY_AUDITOR (auditor) = tokens from
+       `sluice token`, pasted into the dev sign-in form)
 Prints one line per check: "ok NAME" or "FAIL NAME: why"; exits 1 when a check failed.
 """
 import os
@@ -52,10 +54,12 @@ def shot(driver, name):
     driver.save_screenshot(os.path.join(shots, name + ".png"))
 
 
-def sign_in(driver, user, groups):
+def sign_in(driver, token):
+    """The dev sign-in: paste a token minted by `sluice token` (the form has no name or group fields)."""
     driver.get(base + "/console/signin")
-    driver.find_element(By.NAME, "user").send_keys(user)
-    driver.find_element(By.NAME, "groups").send_keys(groups)
+    check("the dev sign-in form asks for a token, not a name", not driver.find_elements(By.NAME, "user")
+          and not driver.find_elements(By.NAME, "groups"))
+    driver.find_element(By.NAME, "token").send_keys(token)
     driver.find_element(By.CSS_SELECTOR, "[data-signin-dev] button").click()
     WebDriverWait(driver, 10).until(EC.presence_of_element_located((By.CSS_SELECTOR, "[data-sessions]")))
 
@@ -64,11 +68,11 @@ wait = None
 driver = browser()
 requester = browser()
 try:
-    sign_in(requester, "alice", "eng")
+    sign_in(requester, os.environ["TOKEN_ALICE"])
     wait = WebDriverWait(driver, 20)
     driver.get(base + "/console/signin")
     shot(driver, "signin")
-    sign_in(driver, "audrey", "auditor,dba-leads")
+    sign_in(driver, os.environ["TOKEN_AUDREY"])
     check("sign in with the dev sign-in", driver.find_element(By.CSS_SELECTOR, "[data-user]").text == "audrey")
     logs = [entry for entry in driver.get_log("browser") if "Content Security Policy" in entry.get("message", "")]
     check("no Content-Security-Policy violations", not logs, str(logs[:2]))
@@ -134,7 +138,7 @@ finally:
 # A phone-width screen and the dark theme.
 phone = browser(390, 844, dark=True)
 try:
-    sign_in(phone, "audrey", "auditor")
+    sign_in(phone, os.environ["TOKEN_AUDREY_AUDITOR"])
     width = phone.execute_script("return document.documentElement.scrollWidth")
     check("the sessions page fits a phone-width screen", width <= 400, f"scrollWidth {width}")
     background = phone.execute_script("return getComputedStyle(document.body).backgroundColor")

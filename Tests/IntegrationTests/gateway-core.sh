@@ -179,5 +179,26 @@ set -e
 check "broken config exits 2" test "$rc" = 2
 check "error names file, line and key" bash -c "echo '$ERR' | grep -q 'broken.yaml:2: listen.admin'"
 
+echo "== the dev issuer on a public address"
+PUB_PORT=$(free_port)
+printf 'listen: { admin: 0.0.0.0:%s, postgres: off, ssh: off, http: off, kubernetes: off }\nstate_dir: %s\ndetectors: [%s]\n' \
+  "$PUB_PORT" "$WORK/state-public" "$ROOT/corpora" >"$WORK/public.yaml"
+set +e
+ERR=$(timeout 20 "$SLUICE" serve --config "$WORK/public.yaml" 2>&1); rc=$?
+set -e
+check "serve refuses the dev issuer on 0.0.0.0 (exit 2)" test "$rc" = 2
+check "the refusal names identity.dev_issuer and the listener" bash -c "echo '$ERR' | grep -q 'identity.dev_issuer: the dev issuer is on and admin 0.0.0.0:$PUB_PORT'"
+printf 'identity: { dev_issuer_public: true }\n' >>"$WORK/public.yaml"
+"$SLUICE" serve --config "$WORK/public.yaml" >"$WORK/public.out" 2>"$WORK/public.err" &
+PUBLIC_PID=$!
+PIDS+=($PUBLIC_PID)
+check "with identity.dev_issuer_public: true it starts" wait_http "http://127.0.0.1:$PUB_PORT/healthz"
+check "and warns loudly on stderr" grep -q 'WARNING: the dev issuer is on and listeners face the network (admin 0.0.0.0' "$WORK/public.err"
+kill -TERM "$PUBLIC_PID"; wait "$PUBLIC_PID" 2>/dev/null || true
+check "and records a gateway.dev_issuer_public control event" python3 -c '
+import sqlite3, sys
+kinds = [row[0] for row in sqlite3.connect(sys.argv[1]).execute("select kind from control_events")]
+sys.exit(0 if "gateway.dev_issuer_public" in kinds else 1)' "$WORK/state-public/sluice.db"
+
 echo "gateway-core: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -104,6 +104,14 @@ connections:
       - { match: '(?i)\\brm\\s+-rf\\b', action: block, message: "rm -rf is not allowed here" }
       - { match: '^sudo\\b', action: review }
     reviews: { approvers: [sre-leads], timeout: 2m }
+  - name: box-dyn
+    type: ssh
+    target: 127.0.0.1:$SSHD_PORT
+    host_key: "$HOST_KEY"
+    credential: { username: $TARGET_USER, private_key_file: $WORK/gateway_key }
+    access: { groups: [eng] }
+    guardrails:
+      - { class: dynamic, action: block, message: "dynamic shell is not allowed here" }
   - name: box-noscp
     type: ssh
     target: 127.0.0.1:$SSHD_PORT
@@ -205,6 +213,34 @@ check "the reviewed command has not run yet" test ! -e "$WORK/reviewed"
 wait_file "$WORK/review.rc" || true
 check "the reviewed command runs after approval" bash -c "test -e '$WORK/reviewed' && grep -q ran '$WORK/review.out'"
 
+echo "== guardrails see through shell quoting (shell-word parse)"
+mkdir -p "$WORK/victim" && touch "$WORK/victim/keep"
+V=$WORK/victim
+for variant in "r''m -rf $V" "rm -r -f $V" "rm -fr $V" "rm --recursive --force $V" "x=rm;\$x -rf $V" \
+               "rm\${IFS}-rf\${IFS}$V" "\\rm -R -f $V" "sudo -n rm -fr $V" "bash -c 'rm -fr $V'" "ls | xargs rm -fr $V"; do
+  OUT=$(gssh "$ALICE" box "$variant" 2>&1) && rc=0 || rc=$?
+  check "blocked by the rm -rf rule: $variant" bash -c "echo '$OUT' | grep -q 'rm -rf is not allowed here' && test $rc = 126 && test -e '$V/keep'"
+done
+OUT=$(gssh "$ALICE" box-dyn "x=rm;\$x -rf $V" 2>&1) && rc=0 || rc=$?
+check "a dynamic rule blocks x=rm;\$x -rf" bash -c "echo '$OUT' | grep -q 'dynamic shell is not allowed here' && test $rc = 126 && test -e '$V/keep'"
+OUT=$(gssh "$ALICE" box-dyn "echo cm0gLXJmIC90bXAveAo= | base64 -d | sh" 2>&1) && rc=0 || rc=$?
+check "a dynamic rule blocks base64 -d | sh" bash -c "echo '$OUT' | grep -q 'dynamic shell is not allowed here' && test $rc = 126"
+OUT=$(gssh "$ALICE" box-dyn "echo harmless; ls $V" 2>&1) && rc=0 || rc=$?
+check "a harmless command still runs under the dynamic rule" bash -c "test $rc = 0 && echo '$OUT' | grep -q harmless && echo '$OUT' | grep -q keep"
+
+echo "== masking across terminal escapes"
+# Masked: no 4111 anywhere in the raw bytes (before the fix the raw output kept "4111<ESC>[31m1111…").
+card_masked() { ! grep -q 4111 "$1" && grep -q '\*\*\*\*' "$1"; }
+gssh "$ALICE" box "printf 'card 4111\\033[31m1111\\033[0m11111111 end\\n'" >"$WORK/esc-card.out" 2>&1 || true
+check "a colour code inside a card number: the card is masked" card_masked "$WORK/esc-card.out"
+check "and the colour codes are kept" grep -q $'\033\\[31m' "$WORK/esc-card.out"
+gssh "$ALICE" box "printf 'mail jane.\\033[1mdoe\\033[0m@example.com end\\n'" >"$WORK/esc-mail.out" 2>&1 || true
+check "a colour code inside an email: the email is masked" bash -c \
+  "grep -q '\[EMAIL\]' '$WORK/esc-mail.out' && ! grep -q 'jane' '$WORK/esc-mail.out' && ! grep -q 'doe' '$WORK/esc-mail.out'"
+SLUICE_TOKEN=$ALICE ssh -tt "${SSH_OPTS[@]}" box@127.0.0.1 "printf 'tty 4111\\033[31m1111\\033[0m11111111 jane.\\033[1mdoe\\033[0m@example.com\\n'" \
+  >"$WORK/esc-tty.out" 2>&1 </dev/null || true
+check "with a pty (ssh -tt) too" bash -c "grep -q '\[EMAIL\]' '$WORK/esc-tty.out' && ! grep -q 'jane' '$WORK/esc-tty.out' && ! grep -q '4111' '$WORK/esc-tty.out'"
+
 echo "== identity and host keys"
 gssh "not-a-token" box true >/dev/null 2>&1 && rc=0 || rc=$?
 check "a wrong token is refused" test "$rc" = 255
@@ -260,6 +296,10 @@ tmux send-keys -t sluice-it "cat $WORK/fixture.txt" Enter
 sleep 1.5
 tmux send-keys -t sluice-it "rm -rf $WORK/nothing; touch $WORK/marker2" Enter
 sleep 1.5
+tmux send-keys -t sluice-it "r''m -r -f $WORK/victim; touch $WORK/marker4" Enter
+sleep 1.5
+tmux send-keys -t sluice-it "printf 'tty%s 4111\\033[31m1111\\033[0m11111111 end\\n' X" Enter
+sleep 1.5
 tmux send-keys -t sluice-it "sudo -n true 2>/dev/null; touch $WORK/marker3; echo reviewed-line-ran" Enter
 RID=$(pending_review "$WORK/sluice.yaml")
 sleep 0.5
@@ -271,6 +311,8 @@ SCREEN=$(tmux capture-pane -p -t sluice-it)
 echo "$SCREEN" | tail -12 | sed 's/^/      | /'
 check "the shell screen shows masked output" bash -c "echo '$SCREEN' | grep -q '\[EMAIL\]' && ! echo '$SCREEN' | grep -q 'jane.doe@example.com'"
 check "a blocked line in the shell is refused and never runs" bash -c "echo '$SCREEN' | grep -q 'rm -rf is not allowed here' && test ! -e '$WORK/marker2'"
+check "a typed r''m -r -f line is refused too (shell-word parse)" bash -c "test ! -e '$WORK/marker4' && test -e '$WORK/victim/keep'"
+check "a coloured card number on the shell screen is masked" bash -c "echo '$SCREEN' | grep -q 'ttyX \*\*\*\*' && ! echo '$SCREEN' | grep -q 'ttyX 4111'"
 tmux send-keys -t sluice-it "exit" Enter
 sleep 1
 tmux kill-session -t sluice-it 2>/dev/null || true

@@ -152,10 +152,14 @@ public struct Command: Sendable, Equatable {
     public var text: String
     /// Classes the adapter derived (`drop`, `delete_without_where`, `read`, `exec`, …).
     public var classes: [String]
+    /// Other texts rules' `match` patterns also run over (a rule matches when it finds any of
+    /// `text` and these): the canonical forms of a parsed shell line (see `ShellCommandLine`).
+    public var forms: [String]
 
-    public init(text: String, classes: [String] = []) {
+    public init(text: String, classes: [String] = [], forms: [String] = []) {
         self.text = text
         self.classes = classes
+        self.forms = forms
     }
 }
 

@@ -1,9 +1,12 @@
 import MaskEngine
 
 /// Masks one output stream of an SSH channel (stdout or stderr) as it flows: exact across
-/// packets, with an idle flush for interactive sessions, and fail-closed on engine errors.
+/// packets and across terminal escape sequences (see ``TerminalMasker``), with an idle flush for
+/// interactive sessions, and fail-closed on engine errors. Each stream is masked on its own: a
+/// value wholly in one stream is always masked; a value split between stdout and stderr is not
+/// seen (with a pty both are one stream).
 public final class SSHOutputMasker {
-    private let masker: StreamMasker?
+    private let masker: TerminalMasker?
     /// Held bytes are released after this long without new output (interactive latency bound).
     public let idleFlush: Duration
     private var lastWrite: ContinuousClock.Instant?
@@ -12,7 +15,7 @@ public final class SSHOutputMasker {
     public init(choice: MaskingChoice, idleFlush: Duration = .milliseconds(50)) throws {
         switch choice {
         case .unmasked: masker = nil
-        case .masked(let engine, _): masker = try engine.makeStreamMasker()
+        case .masked(let engine, _): masker = try TerminalMasker(engine: engine)
         }
         self.idleFlush = idleFlush
     }
@@ -35,7 +38,12 @@ public final class SSHOutputMasker {
     public func idleBytes(now: ContinuousClock.Instant = .now) throws -> [UInt8] {
         guard let masker, let lastWrite, masker.heldBack > 0, now - lastWrite >= idleFlush else { return [] }
         var out: [UInt8] = []
-        try masker.flush { out.append(contentsOf: $0) }
+        do {
+            try masker.flush { out.append(contentsOf: $0) }
+        } catch {
+            failed = true
+            throw error
+        }
         self.lastWrite = nil
         return out
     }
@@ -106,17 +114,21 @@ public struct TypedLine: Sendable {
 /// How an SSH request is described to the guardrails.
 public enum SSHCommands {
     /// An `exec` request: the command line, class `exec` (plus `scp` or `sftp` when it is one).
+    /// Rules match the raw text and the canonical forms of its shell-word parse; the parse adds
+    /// the classes `dynamic` and `expansion` (see ``ShellCommandLine``).
     public static func exec(_ command: String) -> Command {
         var classes = ["exec"]
         let trimmed = command.drop { $0 == " " }
         if trimmed.hasPrefix("scp ") { classes.append("scp") }
         if trimmed.hasPrefix("rsync ") { classes.append("rsync") }
-        return Command(text: command, classes: classes)
+        let parsed = ShellCommandLine.parse(command)
+        return Command(text: command, classes: classes + parsed.classes, forms: parsed.forms)
     }
 
-    /// A line typed in an interactive shell.
+    /// A line typed in an interactive shell, parsed like an exec command.
     public static func shellLine(_ line: String) -> Command {
-        Command(text: line, classes: ["shell"])
+        let parsed = ShellCommandLine.parse(line)
+        return Command(text: line, classes: ["shell"] + parsed.classes, forms: parsed.forms)
     }
 
     public static func subsystem(_ name: String) -> Command {

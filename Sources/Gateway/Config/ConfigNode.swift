@@ -126,29 +126,45 @@ struct ConfigNode {
         return try sequence().map { try $0.string() }
     }
 
-    /// A duration such as `90s`, `10m`, `1h`, `1h30m` or a number of seconds.
+    /// The longest duration a configuration may give: ten years. Longer is a typo, and keeping every
+    /// duration this small means no timer or deadline derived from one can overflow.
+    static let maximumDurationSeconds = 10 * 365 * 86_400
+
+    /// A duration such as `90s`, `10m`, `1h`, `1h30m` or a number of seconds, up to ten years.
     func duration() throws -> Duration {
         let text = try string()
         guard let seconds = ConfigNode.parseDuration(text) else {
-            throw error("expected a duration such as 30s, 10m or 1h")
+            throw error("expected a duration such as 30s, 10m or 1h (at most 10 years)")
         }
         return .seconds(seconds)
     }
 
+    /// Seconds in `0...maximumDurationSeconds` (a bare number may be 0; `1h30m` forms must be > 0),
+    /// or nil for anything else, including numbers too large for any integer. Never traps.
     static func parseDuration(_ text: String) -> Int? {
-        if let seconds = Int(text), seconds >= 0 { return seconds }
+        let limit = maximumDurationSeconds
+        guard !text.isEmpty, text.utf8.count <= 64 else { return nil }
+        if text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+            guard let seconds = Int(text), seconds <= limit else { return nil }
+            return seconds
+        }
         var total = 0
         var number = ""
         for character in text {
-            if character.isNumber { number.append(character); continue }
+            if character.isASCII && character.isNumber { number.append(character); continue }
             guard let value = Int(number) else { return nil }
+            let unit: Int
             switch character {
-            case "s": total += value
-            case "m": total += value * 60
-            case "h": total += value * 3600
-            case "d": total += value * 86400
+            case "s": unit = 1
+            case "m": unit = 60
+            case "h": unit = 3600
+            case "d": unit = 86400
             default: return nil
             }
+            let (product, overflowed) = value.multipliedReportingOverflow(by: unit)
+            guard !overflowed, product <= limit else { return nil }
+            total += product // both terms are at most `limit`: no overflow
+            guard total <= limit else { return nil }
             number = ""
         }
         return number.isEmpty && total > 0 ? total : nil

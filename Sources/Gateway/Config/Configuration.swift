@@ -31,6 +31,9 @@ public struct GatewayConfiguration: Sendable {
 
     public struct Identity: Sendable, Equatable {
         public var devIssuer = true
+        /// Lets the gateway start with the dev issuer on while a listener binds a non-loopback
+        /// address (`identity.dev_issuer_public`); it then warns at every start.
+        public var devIssuerPublic = false
         public var oidc: [OIDCProvider] = []
         /// Allowed clock skew for `exp`, `nbf` and `iat`.
         public var clockSkew: Duration = .seconds(60)
@@ -251,9 +254,13 @@ extension GatewayConfiguration {
 
     private static func parseIdentity(_ node: ConfigNode) throws -> Identity {
         var identity = Identity()
-        let map = try node.mapping(allowed: ["dev_issuer", "oidc", "clock_skew", "dev_token_ttl"])
+        let map = try node.mapping(allowed: ["dev_issuer", "dev_issuer_public", "oidc", "clock_skew", "dev_token_ttl"])
         if let value = map["dev_issuer"] { identity.devIssuer = try value.bool() }
-        if let value = map["clock_skew"] { identity.clockSkew = try value.duration() }
+        if let value = map["dev_issuer_public"] { identity.devIssuerPublic = try value.bool() }
+        if let value = map["clock_skew"] {
+            identity.clockSkew = try value.duration()
+            guard identity.clockSkew <= .seconds(86_400) else { throw value.error("must be at most 1d") }
+        }
         if let value = map["dev_token_ttl"] { identity.devTokenTTL = try value.duration() }
         if let value = map["oidc"] {
             for element in try value.sequence() {
@@ -454,5 +461,39 @@ public enum ProjectFiles {
 
 extension GatewayConfiguration {
     /// Seconds in a duration such as `90s`, `10m`, `1h30m` (nil when malformed).
+    /// The listeners bound to a non-loopback address (`name HOST:PORT`).
+    public var publicListeners: [String] {
+        [("admin", listen.admin), ("postgres", listen.postgres), ("ssh", listen.ssh), ("http", listen.http),
+         ("kubernetes", listen.kubernetes)].compactMap { name, address in
+            guard let address, !Self.isLoopback(address.host) else { return nil }
+            return "\(name) \(address)"
+        }
+    }
+
+    /// `127.0.0.0/8`, `::1` and `localhost`; anything else (`0.0.0.0`, `::`, names, addresses) may be reachable.
+    public static func isLoopback(_ host: String) -> Bool {
+        let host = host.lowercased()
+        if host == "localhost" || host == "::1" || host == "0:0:0:0:0:0:0:1" { return true }
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { part in UInt8(part).map { _ in true } ?? false }
+    }
+
+    /// The dev issuer mints any identity for whoever holds the state dir's key, and its tokens are
+    /// only as safe as that; a gateway with it on must not face a network unless the operator says so.
+    /// Throws when the dev issuer is on, a listener is public and `identity.dev_issuer_public` is not set;
+    /// returns the public listeners (to warn about) when it is set.
+    @discardableResult
+    public func checkDevIssuerExposure() throws -> [String] {
+        guard identity.devIssuer else { return [] }
+        let exposed = publicListeners
+        guard !exposed.isEmpty else { return [] }
+        guard identity.devIssuerPublic else {
+            throw ConfigurationError(file: file, key: "identity.dev_issuer",
+                                     reason: "the dev issuer is on and \(exposed.joined(separator: ", ")) is not a loopback address; "
+                                         + "turn it off (identity.dev_issuer: false) or, knowingly, set identity.dev_issuer_public: true")
+        }
+        return exposed
+    }
+
     public static func parseDurationText(_ text: String) -> Int? { ConfigNode.parseDuration(text) }
 }

@@ -7,7 +7,7 @@ import NIOCore
 
 /// The web console, served by the admin listener under `/console`: server-rendered pages
 /// (Mustache templates), a little vanilla JavaScript, no inline scripts. Sign-in with the OIDC
-/// authorization-code flow (PKCE) or, in dev mode, a dev sign-in; a cookie session with a CSRF
+/// authorization-code flow (PKCE) or, in dev mode, by pasting a token minted by `sluice token`; a cookie session with a CSRF
 /// token on every form. Who sees what follows the admin API: `auditor` and `admin` see every
 /// session, others their own; reviews are decided by their approvers (never their requester).
 public struct Console: Sendable {
@@ -173,17 +173,17 @@ public struct Console: Sendable {
             }
             let configuration = self.runtime.policy.configuration
             guard configuration.identity.devIssuer else { return self.error(.forbidden, "the dev sign-in is off", login: nil) }
-            let user = (form["user"] ?? "").trimmingCharacters(in: .whitespaces)
-            guard !user.isEmpty, user.count <= 64, user.allSatisfy({ $0.isLetter || $0.isNumber || "._-@".contains($0) }) else {
-                return self.error(.badRequest, "a user name of letters, digits, . _ - @", login: nil)
+            // A token is the proof: minting one needs the gateway's signing key (`sluice token`), so
+            // reaching the admin port is not enough to pick a name and groups.
+            let token = (form["token"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !token.isEmpty, token.utf8.count <= 16 * 1024 else {
+                return self.error(.badRequest, "paste a token from `sluice token --user NAME --groups G1,G2`", login: nil)
             }
-            let groups = (form["groups"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             do {
-                let token = try DevIssuer.mint(user: user, groups: Array(groups.prefix(32)), ttl: .seconds(8 * 3600), key: self.runtime.signingKey)
                 let identity = try await self.runtime.authenticate(token: token, purpose: "console")
                 return self.signedIn(identity)
             } catch {
-                return self.error(.unauthorized, "sign-in failed", login: nil)
+                return self.error(.unauthorized, "sign-in failed: the token was not accepted", login: nil)
             }
         }
         group.get("signin/oidc") { request, _ in
@@ -308,7 +308,8 @@ public struct Console: Sendable {
         filter.since = value("from").flatMap(Self.day).map { $0 }
         filter.until = value("to").flatMap(Self.day).map { $0 + 86_400_000_000 }
         let outcome = value("outcome")
-        let page = max(1, value("page").flatMap { Int($0) } ?? 1)
+        // Bounded, so (page - 1) * pageSize and page + 1 cannot overflow whatever the query says.
+        let page = min(max(1, value("page").flatMap { Int($0) } ?? 1), Self.maximumPage)
         // Outcome filters look at counters: fetch a window and filter it.
         filter.limit = outcome == nil ? Self.pageSize + 1 : 1000
         filter.offset = outcome == nil ? (page - 1) * Self.pageSize : 0
@@ -343,13 +344,20 @@ public struct Console: Sendable {
         }
     }
 
-    /// `YYYY-MM-DD` (UTC) in microseconds.
+    /// The last page the sessions list offers.
+    static let maximumPage = 100_000
+
+    /// `YYYY-MM-DD` (UTC) in microseconds, for years 1970 through 9999 (nil otherwise: no trap on
+    /// `99999999-01-01`).
     static func day(_ text: String) -> Int64? {
         let formatter = DateFormatter()
         formatter.dateFormat = "yyyy-MM-dd"
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.locale = Locale(identifier: "en_US_POSIX")
-        return formatter.date(from: text).map { Int64($0.timeIntervalSince1970 * 1_000_000) }
+        guard text.utf8.count == 10, let date = formatter.date(from: text) else { return nil }
+        let seconds = date.timeIntervalSince1970
+        guard seconds.isFinite, seconds >= 0, seconds <= 253_402_214_400 else { return nil }
+        return Int64(seconds) * 1_000_000
     }
 
     static func outcomes(_ session: SessionRecord) -> Set<String> {

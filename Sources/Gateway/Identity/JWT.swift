@@ -22,6 +22,8 @@ public struct TokenError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let wrongIssuer = Code(rawValue: "token_wrong_issuer")
         public static let wrongAudience = Code(rawValue: "token_wrong_audience")
         public static let missingClaim = Code(rawValue: "token_missing_claim")
+        /// A claim of the wrong type or out of range (e.g. `exp` not a date between 1970 and 9999).
+        public static let invalidClaim = Code(rawValue: "token_invalid_claim")
         public static let providerUnavailable = Code(rawValue: "idp_unavailable")
         public static let devIssuerDisabled = Code(rawValue: "dev_issuer_disabled")
     }

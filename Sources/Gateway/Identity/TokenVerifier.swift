@@ -137,7 +137,8 @@ public final class TokenVerifier: Sendable {
         var map: [String: Issuer] = [:]
         for issuer in issuers { map[issuer.name.trimmingSuffix("/")] = issuer }
         self.issuers = map
-        self.skew = skew.components.seconds
+        // At most a day: a larger allowance is a misconfiguration, and bounding it keeps the arithmetic safe.
+        self.skew = min(max(skew.components.seconds, 0), 86_400)
         self.now = now
     }
 
@@ -177,11 +178,19 @@ public final class TokenVerifier: Sendable {
         let key = try await issuer.keys.key(id: jwt.keyID, algorithm: jwt.algorithm)
         try key.verify(jwt)
 
-        let current = Int64(now().timeIntervalSince1970)
-        guard let exp = Self.number(jwt.claims["exp"]) else { throw TokenError(.missingClaim, "token has no exp") }
-        if current > exp + skew { throw TokenError(.expired, "token expired") }
-        if let nbf = Self.number(jwt.claims["nbf"]), current + skew < nbf { throw TokenError(.notYetValid, "token not valid yet (nbf)") }
-        if let iat = Self.number(jwt.claims["iat"]), iat > current + skew { throw TokenError(.issuedInFuture, "token issued in the future (iat)") }
+        // Time claims are checked for range before any arithmetic: a signed token is still input.
+        let current = Self.seconds(now().timeIntervalSince1970) ?? 0
+        guard let expClaim = jwt.claims["exp"], !(expClaim is NSNull) else { throw TokenError(.missingClaim, "token has no exp") }
+        guard let exp = Self.time(expClaim) else { throw TokenError(.invalidClaim, "exp is not a date between 1970 and 9999") }
+        if current > exp.addingClamped(skew) { throw TokenError(.expired, "token expired") }
+        if let nbfClaim = jwt.claims["nbf"], !(nbfClaim is NSNull) {
+            guard let nbf = Self.time(nbfClaim) else { throw TokenError(.invalidClaim, "nbf is not a date between 1970 and 9999") }
+            if current.addingClamped(skew) < nbf { throw TokenError(.notYetValid, "token not valid yet (nbf)") }
+        }
+        if let iatClaim = jwt.claims["iat"], !(iatClaim is NSNull) {
+            guard let iat = Self.time(iatClaim) else { throw TokenError(.invalidClaim, "iat is not a date between 1970 and 9999") }
+            if iat > current.addingClamped(skew) { throw TokenError(.issuedInFuture, "token issued in the future (iat)") }
+        }
 
         let audiences: [String]
         switch jwt.claims["aud"] {
@@ -203,13 +212,31 @@ public final class TokenVerifier: Sendable {
         return (Identity(user: user, groups: Array(groups.prefix(256)), issuer: issuer.name), exp + skew)
     }
 
+    /// The latest NumericDate accepted: 9999-12-31T23:59:59Z. Far enough for any real token, and
+    /// small enough that adding any skew cannot overflow.
+    static let latestTime: Int64 = 253_402_300_799
+
+    /// A NumericDate claim (RFC 7519: seconds, fractions allowed) in `0...latestTime`, else nil.
+    /// Never traps: huge, negative, fractional, NaN and non-numeric values are all just nil.
+    static func time(_ value: Any?) -> Int64? {
+        guard let seconds = number(value), (0...latestTime).contains(seconds) else { return nil }
+        return seconds
+    }
+
+    /// A JSON number as whole seconds (rounded down), or nil when it is not a finite number in Int64's range.
     static func number(_ value: Any?) -> Int64? {
         switch value {
-        case let number as NSNumber: return number.int64Value
-        case let integer as Int: return Int64(integer)
-        case let double as Double: return Int64(double)
+        case let integer as Int: return Int64(exactly: integer)
+        case let integer as Int64: return integer
+        case let double as Double: return seconds(double)
+        case let number as NSNumber: return seconds(number.doubleValue)
         default: return nil
         }
+    }
+
+    static func seconds(_ double: Double) -> Int64? {
+        guard double.isFinite else { return nil }
+        return Int64(exactly: double.rounded(.down))
     }
 
     /// A claim by dotted path (`realm_access.roles`); a literal key with dots wins.
@@ -234,11 +261,11 @@ public enum DevIssuer {
 
     public static func mint(user: String, groups: [String], ttl: Duration, key: Curve25519.Signing.PrivateKey,
                             now: Date = Date()) throws -> String {
-        let issued = Int64(now.timeIntervalSince1970)
+        let issued = TokenVerifier.seconds(now.timeIntervalSince1970) ?? 0
         let header: [String: Any] = ["alg": "EdDSA", "typ": "JWT", "kid": keyID(key.publicKey)]
         let claims: [String: Any] = [
             "iss": issuer, "aud": audience, "sub": user, "preferred_username": user, "groups": groups,
-            "iat": issued, "nbf": issued, "exp": issued + ttl.components.seconds,
+            "iat": issued, "nbf": issued, "exp": issued.addingClamped(ttl.components.seconds),
             "jti": UUID().uuidString.lowercased(),
         ]
         let headerPart = Base64URL.encode(try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]))
@@ -246,5 +273,14 @@ public enum DevIssuer {
         let input = Array((headerPart + "." + claimPart).utf8)
         let signature = try key.signature(for: input)
         return headerPart + "." + claimPart + "." + Base64URL.encode(signature)
+    }
+}
+
+extension Int64 {
+    /// `self + other`, saturating at the bounds instead of trapping.
+    func addingClamped(_ other: Int64) -> Int64 {
+        let (sum, overflow) = addingReportingOverflow(other)
+        guard overflow else { return sum }
+        return other > 0 ? .max : .min
     }
 }

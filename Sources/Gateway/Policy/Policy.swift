@@ -21,7 +21,8 @@ struct CompiledRule: @unchecked Sendable {
         if let commandClass = rule.commandClass, !command.classes.contains(commandClass) { return false }
         if let matched { return matched }
         if let regex {
-            guard (try? regex.firstMatch(in: command.text)) != nil else { return false }
+            let texts = rule.action == .allow ? [command.text] : [command.text] + command.forms
+            guard texts.contains(where: { (try? regex.firstMatch(in: $0)) != nil }) else { return false }
         }
         return true
     }
@@ -61,9 +62,21 @@ public struct CompiledConnection: Sendable {
 
     /// Rules are tried in order; the first that applies decides; none means allow.
     public func decide(_ command: Command, for identity: Identity) -> PolicyDecision {
-        let matched = patterns.count == 0 ? [] : ((try? patterns.matches(command.text)) ?? [])
+        let raw = patterns.count == 0 ? [] : ((try? patterns.matches(command.text)) ?? [])
+        // `block` and `review` rules match the text or any of the adapter's canonical forms (a
+        // shell line's simple commands); `allow` rules only the text, so a form of one command
+        // in a line can never allow the whole line.
+        var any = raw
+        if patterns.count > 0 {
+            for form in command.forms {
+                // A failed scan falls back to Swift Regex over every text, below.
+                guard let more = try? patterns.matches(form), more.count == any.count else { any = []; break }
+                any = zip(any, more).map { $0 || $1 }
+            }
+        }
         for rule in rules {
             var hit: Bool?
+            let matched = rule.rule.action == .allow ? raw : any
             if let position = patternIndex[rule.index], position < matched.count, !patterns.unsupported.contains(position) {
                 hit = matched[position]
             }

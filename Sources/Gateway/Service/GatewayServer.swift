@@ -33,11 +33,21 @@ public struct GatewayServer {
     }
 
     public func run() async throws {
+        let exposed = try configuration.checkDevIssuerExposure()
         let runtime = try Self.makeRuntime(configuration, logger: logger)
         try await runtime.reviews.restore()
+        if !exposed.isEmpty {
+            let warning = "sluice: WARNING: the dev issuer is on and listeners face the network (\(exposed.joined(separator: ", "))): "
+                + "anyone with the state directory's signing key can mint any identity. Never do this in production.\n"
+            FileHandle.standardError.write(Data(warning.utf8))
+            logger.warning("the dev issuer is on with public listeners", metadata: ["listeners": "\(exposed.joined(separator: ", "))"])
+            runtime.control.append("gateway.dev_issuer_public", actor: "sluice", ["listeners": exposed.joined(separator: ", ")])
+        }
         let path = configurationPath
         let reloadSource: @Sendable () throws -> GatewayConfiguration = {
-            try GatewayConfiguration.load(path: path)
+            let configuration = try GatewayConfiguration.load(path: path)
+            try configuration.checkDevIssuerExposure()
+            return configuration
         }
         let pidFile = (configuration.stateDir as NSString).appendingPathComponent("sluice.pid")
         try? "\(getpid())\n".write(toFile: pidFile, atomically: true, encoding: .utf8)
