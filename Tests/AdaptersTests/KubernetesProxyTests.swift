@@ -29,6 +29,15 @@ private func request(_ method: HTTPMethod = .GET, _ uri: String, _ extra: HTTPHe
         #expect(profile.commands(request(.DELETE, "/api/v1/namespaces/prod"), "/api/v1/namespaces/prod").map(\.text) == ["delete namespaces prod"])
     }
 
+    @Test func execCommandsCarryTheShellWordFormsSoRespelledCommandsMeetTheRules() {
+        let uri = "/api/v1/namespaces/prod/pods/db-0/exec?command=sh&command=-c&command=r%27%27m%20-r%20-f%20%2Fdata"
+        let exec = profile.commands(request(.GET, uri), uri)[1]
+        let rule = try! Regex(#"\brm\s+-rf\b"#)
+        #expect(exec.forms.contains { $0.contains(rule) }, "forms: \(exec.forms)")
+        let dynamic = "/api/v1/namespaces/prod/pods/db-0/exec?command=sh&command=-c&command=x%3Drm%3B%24x%20-rf%20%2F"
+        #expect(profile.commands(request(.GET, dynamic), dynamic)[1].classes.contains("dynamic"))
+    }
+
     @Test func clientImpersonationMalformedPathsAndUnreadableSubprotocolsAreRefused() {
         #expect(profile.precheck(request(.GET, "/api/v1/pods", ["Impersonate-User": "bob"]), "/api/v1/pods")?.code == "impersonation_refused")
         #expect(profile.precheck(request(.GET, "/api/v1/namespaces/a/pods/%2e%2e"), "/api/v1/namespaces/a/pods/%2e%2e")?.code == "malformed_path")

@@ -125,6 +125,9 @@ check "5 MB of exec output arrives complete" test "$BYTES" = 5000000
 OUT=$(k exec web-1 -- rm -rf /data 2>&1) && rc=0 || rc=$?
 check "a blocked exec command is refused with the rule's message" bash -c "test $rc != 0 && grep -q 'rm is not allowed in pods' <<<'$OUT'"
 check "the blocked command never ran" bash -c "! grep -q '\"exec\": \[\"rm\"' '$WORK/api.log'"
+OUT=$(k exec web-1 -- sh -c "r''m -r -f /data" 2>&1) && rc=0 || rc=$?
+check "a re-spelled rm inside sh -c meets the same rule (shell-word forms)" bash -c "test $rc != 0 && grep -q 'rm is not allowed in pods' <<<'$OUT'"
+check "the re-spelled command never ran" bash -c "! grep -q 'm -r -f /data' '$WORK/api.log'"
 # (set -e is on in the subshells too: the exit code is written either way)
 ( k exec -n prod db-0 -- cat /data/customers.txt >"$WORK/review.out" 2>&1 && echo 0 >"$WORK/review.rc" || echo $? >"$WORK/review.rc" ) &
 PIDS+=($!)

@@ -22,8 +22,7 @@ extension HTTPProxyProfile {
             let request = KubernetesProxyRules.parse(head.method, uri)
             var commands = [request.command]
             if request.resource == "pods", request.subresource == "exec" {
-                let line = request.execCommand.map(KubernetesProxyRules.shellQuoted).joined(separator: " ")
-                commands.append(Command(text: line, classes: ["exec", "kubernetes_exec"]))
+                commands.append(KubernetesProxyRules.execCommand(request.execCommand))
             }
             return commands
         }, errorBody: { status, code, message in
@@ -120,6 +119,15 @@ enum KubernetesProxyRules {
         case .badGateway, .serviceUnavailable: "ServiceUnavailable"
         default: code == "blocked" ? "Forbidden" : "InternalError"
         }
+    }
+
+    /// The command of `kubectl exec`, for the guardrails: the arguments as one quoted line, plus the
+    /// canonical forms of its shell-word parse (so `sh -c "r''m -r -f /"` meets an `rm -rf` rule
+    /// as an SSH command does) and the classes `dynamic` and `expansion` it finds.
+    static func execCommand(_ arguments: [String]) -> Command {
+        let line = arguments.map(shellQuoted).joined(separator: " ")
+        let parsed = ShellCommandLine.parse(line)
+        return Command(text: line, classes: ["exec", "kubernetes_exec"] + parsed.classes, forms: parsed.forms)
     }
 
     /// An exec command line as the guardrails see it: arguments joined, quoted when needed.
