@@ -59,11 +59,12 @@ public final class Inflater {
             var outputFull = false
             let status: Int32 = output.withUnsafeMutableBytes { out in
                 stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress!.advanced(by: offset).assumingMemoryBound(to: Bytef.self))
-                stream.avail_in = UInt32(input.count - offset)
+                // At most 1 GiB per call (chunks are far smaller): never a trapping conversion.
+                stream.avail_in = UInt32(min(input.count - offset, 1 << 30))
                 stream.next_out = out.baseAddress!.assumingMemoryBound(to: Bytef.self)
                 stream.avail_out = UInt32(out.count)
                 let status = inflate(&stream, Z_NO_FLUSH)
-                offset = input.count - Int(stream.avail_in)
+                offset += min(input.count - offset, 1 << 30) - Int(stream.avail_in)
                 outputFull = stream.avail_out == 0
                 return status
             }

@@ -167,6 +167,9 @@ final class PostgresResultMasker {
         }
     }
 
+    /// The largest masked DataRow body sent (well under `Int32.max`, the protocol's length word).
+    static let maximumMaskedRow = 1 << 30
+
     /// Masks a DataRow body; nil when nothing changed (the original bytes go out).
     func maskDataRow(_ body: ByteBuffer, plan: RowPlan) throws -> ByteBuffer? {
         if plan.allPass { return nil }
@@ -197,6 +200,12 @@ final class PostgresResultMasker {
         }
         if changed.isEmpty { return nil }
         for (index, value) in changed { values[index] = value }
+        // Masking can make a value longer (`tok_…` for a short value); a row that would not fit
+        // a protocol length word fails closed instead of trapping.
+        let total = values.reduce(2) { $0 + 4 + ($1?.readableBytes ?? 0) }
+        guard total < Self.maximumMaskedRow else {
+            throw PostgresProtocolError(.messageTooLarge, "masked DataRow of \(total) bytes")
+        }
         var out = ByteBuffer()
         out.reserveCapacity(body.readableBytes + 16)
         out.writeInteger(count)
