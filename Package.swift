@@ -29,10 +29,14 @@ let package = Package(
             pkgConfig: "libhs",
             providers: [.apt(["libhyperscan-dev"])]
         ),
+        // The classification kernel of the masking engine: C with run-time dispatch between
+        // AVX-512BW, AVX2, SSE4.2 and a portable version (docs/masking-engine.md).
+        .target(name: "CMaskKernel"),
         .target(
             name: "MaskEngine",
             dependencies: [
                 "CHyperscan",
+                "CMaskKernel",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
             ]

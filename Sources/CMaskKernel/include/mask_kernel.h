@@ -1,0 +1,90 @@
+#ifndef SLUICE_MASK_KERNEL_H
+#define SLUICE_MASK_KERNEL_H
+
+// The classification pass of the masking engine: one pass over the bytes that turns every
+// 64-byte block into bitmasks (bit i describes byte i of the block) and, from them, the
+// candidate anchors of the numeric and '@'-anchored detectors. No allocation, no I/O; every
+// output array has a capacity given by the caller.
+//
+// Implementations: AVX-512BW, AVX2, SSE4.2 and a portable one, chosen once at run time
+// (mk_kernel_name says which). They produce identical results; the tests check that.
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// The classes of one 64-byte block.
+typedef struct {
+    uint64_t digit;      ///< 0-9
+    uint64_t separator;  ///< bytes that may sit inside a number: space - . ( ) / +
+    uint64_t at;         ///< '@'
+    uint64_t colon;      ///< ':'
+    uint64_t upper;      ///< A-Z
+    uint64_t hex;        ///< 0-9 a-f A-F
+    uint64_t word;       ///< A-Z a-z 0-9 _
+} mk_block_masks;
+
+/// Classifies `blocks` whole 64-byte blocks of `data` into `out[0..<blocks]`.
+void mk_classify(const uint8_t *data, size_t blocks, mk_block_masks *out);
+
+/// A run of digits and separators that starts and ends with a digit and holds at least
+/// `min_digits` digits; two separators in a row end a run. Offsets are absolute.
+typedef struct {
+    uint64_t start;
+    uint64_t end;
+    uint32_t digits;
+    uint32_t reserved;
+} mk_run;
+
+/// What the finder carries from one call to the next, so its output does not depend on how the
+/// stream was cut into calls. Zero it (mk_finder_reset) at the start of a stream.
+typedef struct {
+    uint64_t offset;          ///< absolute offset of the next byte
+    uint64_t run_start;       ///< first digit of the open run
+    uint64_t run_last_digit;  ///< one past the last digit of the open run
+    uint32_t run_digits;      ///< digits in the open run
+    uint32_t in_run;          ///< a run is open
+    uint32_t separators;      ///< separators since the run's last digit
+    uint32_t reserved;
+} mk_finder_state;
+
+/// Where the anchors of one call go. Counts are set by the call; when a capacity is reached the
+/// call stops early and returns the number of bytes it consumed (the caller drains and calls
+/// again with the rest).
+typedef struct {
+    mk_run *runs;
+    size_t runs_capacity;
+    size_t runs_count;
+    uint64_t *ats;            ///< absolute offsets of '@'
+    size_t ats_capacity;
+    size_t ats_count;
+    uint64_t *colons;         ///< absolute offsets of ':' next to a hex digit or another ':'
+    size_t colons_capacity;
+    size_t colons_count;
+} mk_anchors;
+
+void mk_finder_reset(mk_finder_state *state);
+
+/// Scans `length` bytes of the stream (absolute offset `state->offset`). Returns the number of
+/// bytes consumed: `length` unless an anchor array filled up. `min_digits` is at least 1.
+size_t mk_find(mk_finder_state *state, const uint8_t *data, size_t length, uint32_t min_digits, mk_anchors *anchors);
+
+/// Closes the open run at the end of the stream (or at an idle flush); returns 1 when a run was
+/// reported into `anchors`, 0 otherwise (or when the array is full: call again after draining).
+int mk_finder_finish(mk_finder_state *state, uint32_t min_digits, mk_anchors *anchors);
+
+/// "avx512bw", "avx2", "sse4.2" or "portable": the implementation mk_classify uses.
+const char *mk_kernel_name(void);
+
+/// Forces an implementation for tests and benchmarks ("portable", "sse4.2", "avx2", "avx512bw");
+/// returns 0 when this CPU cannot run it. Not thread-safe: call before any scan.
+int mk_force_kernel(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
