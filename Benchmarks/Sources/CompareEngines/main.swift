@@ -132,6 +132,24 @@ let baselineSeconds = try measure(options.runs) {
 }
 rows.append(("baseline: one SOM database, 16 KiB writes, no validation", mib / baselineSeconds, "\(baselineMatches) raw matches"))
 
+// Stage 1 of engine v2 alone: the classification pass and anchor finder (no masking yet).
+var anchors = 0
+let stageOne = measure(options.runs) {
+    var probe = ClassificationPassProbe()
+    anchors = 0
+    text.withUnsafeBytes { raw in
+        var offset = 0
+        while offset < raw.count {
+            let end = min(raw.count, offset + 16384)
+            anchors += probe.scan(UnsafeRawBufferPointer(rebasing: raw[offset..<end]))
+            offset = end
+        }
+    }
+    anchors += probe.finish()
+}
+rows.append(("v2 stage 1: classification pass + anchors (\(ClassificationPassProbe.kernelName)), 16 KiB writes", mib / stageOne,
+             "\(anchors) anchors"))
+
 var maskedMatches = 0
 let stream16K = try measure(options.runs) { maskedMatches = try streamMask(writeSize: 16384) }
 rows.append(("stream masker, 16 KiB writes", mib / stream16K, "\(maskedMatches) values masked"))

@@ -118,3 +118,31 @@ enum ClassificationKernel {
     @discardableResult
     static func force(_ name: String) -> Bool { mk_force_kernel(name) != 0 }
 }
+
+/// Stage 1 alone, for benchmarks: the classification pass and anchor finder over a stream,
+/// counting anchors (runs, `@`, `:`), so its cost can be set beside memcpy and Hyperscan.
+public struct ClassificationPassProbe {
+    private var finder: AnchorFinder
+
+    public init(minDigits: Int = 7) {
+        finder = AnchorFinder(minDigits: minDigits)
+    }
+
+    /// The implementation this CPU runs ("avx512bw", "avx2", "sse4.2" or "portable").
+    public static var kernelName: String { AnchorFinder.kernelName }
+
+    /// Scans the next bytes of the stream; returns how many anchors they produced.
+    public mutating func scan(_ bytes: UnsafeRawBufferPointer) -> Int {
+        var count = 0
+        finder.scan(bytes) { runs, ats, colons in count += runs.count + ats.count + colons.count }
+        return count
+    }
+
+    /// Ends the stream; returns the anchors the end produced.
+    public mutating func finish() -> Int {
+        var count = 0
+        finder.finish { runs, ats, colons in count += runs.count + ats.count + colons.count }
+        finder.reset()
+        return count
+    }
+}
