@@ -70,13 +70,15 @@ final class TestProvider: Sendable {
         return input + "." + Base64URL.encode(signature)
     }
 
-    func verifier(now: Date = Date(), refetch: Duration = .seconds(30)) -> TokenVerifier {
+    /// A verifier for this provider; its clock is the real one unless `now` fixes it (a fixed
+    /// clock made tokens signed more than the skew later look not yet valid on a loaded machine).
+    func verifier(now: Date? = nil, refetch: Duration = .seconds(30)) -> TokenVerifier {
         var identity = GatewayConfiguration.Identity()
         identity.devIssuer = false
         var provider = GatewayConfiguration.OIDCProvider(issuer: Self.issuer, audience: "sluice")
         provider.groupsClaim = "realm.groups"
         identity.oidc = [provider]
-        return TokenVerifier(identity: identity, devKey: nil, fetch: fetcher, now: { now }, jwksRefetchInterval: refetch)
+        return TokenVerifier(identity: identity, devKey: nil, fetch: fetcher, now: { now ?? Date() }, jwksRefetchInterval: refetch)
     }
 }
 
