@@ -10,6 +10,12 @@ public struct CandidateView {
     public var before: (UInt8?, UInt8?)
     /// `after.0` is the byte just after the match, `after.1` the one after that.
     public var after: (UInt8?, UInt8?)
+    /// Up to ``CandidateView/precedingLimit`` bytes before the match, the nearest in the low byte;
+    /// `precedingCount` of them are present (fewer at the start of the stream or value).
+    public var preceding: UInt64 = 0
+    public var precedingCount = 0
+    /// How many bytes before a match a validator may look at.
+    public static let precedingLimit = 8
 
     public init(bytes: UnsafeRawBufferPointer, secret: Range<Int>? = nil, before: (UInt8?, UInt8?) = (nil, nil),
                 after: (UInt8?, UInt8?) = (nil, nil)) {
@@ -17,6 +23,19 @@ public struct CandidateView {
         self.secret = secret ?? 0..<bytes.count
         self.before = before
         self.after = after
+        if let b0 = before.0 {
+            preceding = UInt64(b0)
+            precedingCount = 1
+            if let b1 = before.1 {
+                preceding |= UInt64(b1) << 8
+                precedingCount = 2
+            }
+        }
+    }
+
+    /// The byte `index` places before the match (0: the byte just before it), if present.
+    public func precedingByte(_ index: Int) -> UInt8? {
+        index < precedingCount ? UInt8(truncatingIfNeeded: preceding >> UInt64(8 * index)) : nil
     }
 
     var secretBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[secret]) }
