@@ -76,6 +76,12 @@ import Testing
         #expect(try maskChunked(input, sizes: [1]) == expected)
     }
 
+    @Test func theLayoutDetectorsDoNotGrowTheHoldback() {
+        // Triggered detectors hold back twice their width: kept at 255 so the JWT header's 512
+        // still sets the stream's holdback (docs/masking-engine.md).
+        #expect(Fixtures.engine.holdback == 515)
+    }
+
     @Test func aSpanMatchLeavesTheBytesAroundItsSecretToOtherDetectors() throws {
         // The .netrc match starts at `login`; the address after it is still an email.
         let output = text(try maskOneShot(Array("login ana.smith@example.com password Xy12!abcQ\n".utf8)))
