@@ -25,13 +25,16 @@ import Testing
         return found
     }
 
-    @Test(arguments: ["api_json.txt", "psql.txt", "app_log.txt", "shell.txt"])
+    @Test(arguments: ["api_json.txt", "psql.txt", "app_log.txt", "shell.txt", "csv.txt", "html.txt", "xml.txt", "config.txt", "email.txt", "traceback.txt"])
     func everyPlantedValueIsMaskedAndEveryDecoyKept(_ file: String) throws {
         let labelsText = try String(contentsOfFile: Fixtures.samples + "/labels.jsonl", encoding: .utf8)
         let labels = try labelsText.split(separator: "\n").map { try JSONDecoder().decode(Label.self, from: Data($0.utf8)) }.filter { $0.file == file }
         #expect(labels.count > 50)
         let input = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Fixtures.samples + "/" + file)))
         let output = try maskOneShot(input)
+        // A multi-line value (a PEM block) becomes one label; no other replacement joins or splits lines.
+        let plantedLines = labels.filter(\.positive).reduce(0) { $0 + $1.value.filter { $0 == "\n" }.count }
+        #expect(output.filter { $0 == 10 }.count == input.filter { $0 == 10 }.count - plantedLines, "a replacement changed the lines of \(file)")
         var planted: [String: Int] = [:]
         for label in labels where label.positive { planted[label.value, default: 0] += 1 }
         for label in labels {

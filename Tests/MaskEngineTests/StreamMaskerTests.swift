@@ -37,7 +37,7 @@ import Testing
 
     @Test func randomSplitsOfTheSampleCorpusGiveTheOneShotOutput() throws {
         var generator = SeededGenerator(state: 42)
-        for name in ["api_json.txt", "app_log.txt", "psql.txt", "shell.txt"] {
+        for name in ["api_json.txt", "app_log.txt", "psql.txt", "shell.txt", "csv.txt", "html.txt", "xml.txt", "config.txt", "email.txt", "traceback.txt"] {
             let input = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Fixtures.samples + "/" + name)))
             let expected = try maskOneShot(input)
             for _ in 0..<4 {

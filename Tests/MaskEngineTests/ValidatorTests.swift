@@ -15,8 +15,24 @@ import Testing
     @Test(arguments: ["4111111111111112", "4111-1111 1111-1111", "0000000000000000", "1234"])
     func luhnRejectsInvalidCardNumbers(_ number: String) { #expect(!check("luhn", number)) }
 
+    /// Validates `value` as it appears after `preceding` and before `following`.
+    func check(_ name: String, _ value: String, in preceding: String, _ following: String = "") -> Bool {
+        let left = Array(preceding.utf8.suffix(CandidateView.precedingLimit).reversed())
+        let right = Array(following.utf8)
+        return Array(value.utf8).withUnsafeBytes { raw in
+            var view = CandidateView(bytes: raw, before: (left.first, left.dropFirst().first), after: (right.first, right.dropFirst().first))
+            for (index, byte) in left.enumerated().dropFirst(2) {
+                view.preceding |= UInt64(byte) << UInt64(8 * index)
+                view.precedingCount = index + 1
+            }
+            return Validators.validate(ValidatorSpec(name: name), view)
+        }
+    }
+
     @Test func luhnRejectsAGroupOfALongerDigitRun() {
-        #expect(!check("luhn", "5204 1029 3084 5760", before: (UInt8(ascii: " "), UInt8(ascii: "0"))))
+        #expect(!check("luhn", "5204 1029 3084 5760", in: "iban GB82 1234 "))
+        #expect(!check("luhn", "4111 1111 1111 1111", in: "\"DE89 "))
+        #expect(!check("luhn", "4111-1111-1111-1111", in: "9090-", "-1234"))
     }
 
     @Test(arguments: ["DE89370400440532013000", "GB82 WEST 1234 5698 7654 32", "FR1420041010050500013M02606", "NL91ABNA0417164300", "BE68539007547034"])
@@ -84,6 +100,61 @@ import Testing
         #expect(check("date", "12/04/1987"))
         #expect(!check("date", "1987-13-45"))
         #expect(!check("date", "1850-01-01"))
+    }
+
+    static let space = UInt8(ascii: " ")
+    static func byte(_ c: Character) -> UInt8 { c.asciiValue! }
+
+    @Test func luhnAcceptsACardNextToOtherNumbers() {
+        #expect(check("luhn", "4111111111111111", in: "2024-01-05 "))
+        #expect(check("luhn", "4111111111111111", in: "card ", " 12/27 123"))
+        #expect(check("luhn", "4111 1111 1111 1111", in: "2024-01-05 "))
+        #expect(check("luhn", "4111 1111 1111 1111", in: "at 12:00:00 ", " 12/27 123"))
+        #expect(check("luhn", "4111 1111 1111 1111", in: "ssn 078-05-1121 "))
+        #expect(check("luhn", "4111 1111 1111 1111", in: "Card "))
+        #expect(check("luhn", "4111-1111-1111-1111", in: "2024-01-05 ", "-12/27"))
+    }
+
+    @Test func ipv4RejectsVersionsAfterAProductToken() {
+        #expect(!check("ipv4", "1.9.1.20", before: (Self.byte(":"), Self.byte("v"))))
+        #expect(!check("ipv4", "1.0.2.3", before: (Self.byte("/"), Self.byte("x"))))
+        #expect(!check("ipv4", "11.0.2.9", before: (Self.byte("-"), Self.byte("k"))))
+        #expect(check("ipv4", "10.0.0.1", before: (Self.byte(":"), Self.byte("p"))))
+        #expect(check("ipv4", "10.0.0.1", before: (Self.byte("/"), Self.byte("/"))))
+    }
+
+    @Test func ipv6AcceptsAnAddressAfterALabelButNotInsideALongerAddress() {
+        #expect(check("ipv6", "fe80::a00:27ff:fe4e:66a1", before: (Self.byte(":"), Self.byte("r"))))
+        #expect(check("ipv6", "2001:db8::1", before: (Self.byte("["), Self.byte(" "))))
+        #expect(!check("ipv6", "2001:db8::1", before: (Self.byte(":"), Self.byte("f"))))
+        #expect(!check("ipv6", "2001:db8::1", before: (Self.byte(":"), Self.byte(":"))))
+    }
+
+    @Test func phoneAcceptsNationalNumbersWithATrunkZero() {
+        #expect(check("phone", "020 3705 5931"))
+        #expect(check("phone", "0152 1675 4327"))
+        #expect(check("phone", "(020) 3705 5931"))
+        // A group of an IBAN or an account number is not a phone number.
+        #expect(!check("phone", "0512 3456 7890", before: (Self.space, Self.byte("3"))))
+        #expect(!check("phone", "0512 3456 7890", after: (Self.space, Self.byte("1"))))
+    }
+
+    @Test func entropyTreatsReferencesAndVariablesAsPlaceholders() {
+        let parameters: [String: Double] = ["min_entropy": 1, "min_length": 4, "min_classes": 1]
+        for value in ["var.db_password", "local.creds.pw", "process.env.DB_PASSWORD", "os.environ[\"PW\"]", "$DB_PASSWORD", "[REDACTED]"] {
+            #expect(!check("entropy", value, parameters: parameters), "\(value)")
+        }
+        for value in ["variable.Xy12!", "$ecretPa55", "[Ab1]x"] {
+            #expect(check("entropy", value, parameters: parameters), "\(value)")
+        }
+    }
+
+    @Test func base64CanRequireShortValuesToDecodeToText() {
+        #expect(check("base64", "6379"))
+        #expect(!check("base64", "6379", parameters: ["text_below": 24]))
+        #expect(!check("base64", "postgres", parameters: ["text_below": 24]))
+        #expect(check("base64", "YWRtaW4=", parameters: ["text_below": 24]))
+        #expect(check("base64", "c2VjcmV0LXdpdGgtbG9uZ2VyLXRleHQ=", parameters: ["text_below": 24]))
     }
 
     @Test func crc32MatchesTheIEEEReferenceValue() {

@@ -10,6 +10,12 @@ public struct CandidateView {
     public var before: (UInt8?, UInt8?)
     /// `after.0` is the byte just after the match, `after.1` the one after that.
     public var after: (UInt8?, UInt8?)
+    /// Up to ``CandidateView/precedingLimit`` bytes before the match, the nearest in the low byte;
+    /// `precedingCount` of them are present (fewer at the start of the stream or value).
+    public var preceding: UInt64 = 0
+    public var precedingCount = 0
+    /// How many bytes before a match a validator may look at.
+    public static let precedingLimit = 8
 
     public init(bytes: UnsafeRawBufferPointer, secret: Range<Int>? = nil, before: (UInt8?, UInt8?) = (nil, nil),
                 after: (UInt8?, UInt8?) = (nil, nil)) {
@@ -17,6 +23,19 @@ public struct CandidateView {
         self.secret = secret ?? 0..<bytes.count
         self.before = before
         self.after = after
+        if let b0 = before.0 {
+            preceding = UInt64(b0)
+            precedingCount = 1
+            if let b1 = before.1 {
+                preceding |= UInt64(b1) << 8
+                precedingCount = 2
+            }
+        }
+    }
+
+    /// The byte `index` places before the match (0: the byte just before it), if present.
+    public func precedingByte(_ index: Int) -> UInt8? {
+        index < precedingCount ? UInt8(truncatingIfNeeded: preceding >> UInt64(8 * index)) : nil
     }
 
     var secretBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[secret]) }
@@ -55,11 +74,15 @@ public enum Validators {
 
     /// Luhn over the digits (separators ignored), 13–19 digits, not one repeated digit, and the
     /// same separator used throughout.
+    ///
+    /// A number may sit next to other numbers (a date or an SSN before it, an expiry and a CVV
+    /// after it), but a grouped number (`4111 1111 …`) must not continue a run of groups in its own
+    /// layout: when its separator is preceded by a group of four (`1234`, `DE89`: alphanumerics
+    /// ending in two digits) that stands alone, it is a group of an IBAN or an account number.
     static func luhn(_ candidate: CandidateView) -> Bool {
-        // Not one group of a longer run of digit groups (an IBAN, a tracking number).
-        if let b = candidate.before.0, b == UInt8(ascii: " ") || b == UInt8(ascii: "-"), let c = candidate.before.1, isAlnum(c) && isDigit(c) { return false }
-        if let a = candidate.after.0, a == UInt8(ascii: " ") || a == UInt8(ascii: "-"), let c = candidate.after.1, isDigit(c) { return false }
         let bytes = candidate.secretBytes
+        let own = bytes.first(where: { !isDigit($0) }) ?? 0
+        if own != 0, candidate.precedingByte(0) == own, groupOfFourBefore(candidate, separator: own) { return false }
         var sum = 0
         var count = 0
         var separator: UInt8 = 0
@@ -80,6 +103,17 @@ public enum Validators {
             }
         }
         return (13...19).contains(count) && sum % 10 == 0 && !allSame
+    }
+
+    /// Bytes 1–4 before the match are a group (alphanumerics, the two nearest digits) and byte 5
+    /// is absent, the same separator, or a delimiter that is not part of a date or time.
+    static func groupOfFourBefore(_ candidate: CandidateView, separator: UInt8) -> Bool {
+        for index in 1...4 {
+            guard let byte = candidate.precedingByte(index), isAlnum(byte), index > 2 || isDigit(byte) else { return false }
+        }
+        guard let fifth = candidate.precedingByte(5) else { return true }
+        if fifth == separator { return true }
+        return !isAlnum(fifth) && !"-/.:".utf8.contains(fifth)
     }
 
     // MARK: IBAN
@@ -247,14 +281,33 @@ public enum Validators {
         return shannonEntropy(bytes) >= minEntropy && characterClasses(bytes) >= minClasses
     }
 
-    /// Template placeholders such as `${TOKEN}`, `{{ .Values.x }}`, `<password>`, `%(pw)s`, `****`.
+    /// Template placeholders such as `${TOKEN}`, `{{ .Values.x }}`, `<password>`, `%(pw)s`, `****`,
+    /// `[REDACTED]`, `$DB_PASSWORD`, and references to a value kept elsewhere (`var.db_password`,
+    /// `process.env.DB_PASSWORD`, `os.environ["PW"]`).
     static func isPlaceholder(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard let first = bytes.first else { return true }
+        guard let first = bytes.first, let last = bytes.last else { return true }
         if bytes.starts(with: "${".utf8) || bytes.starts(with: "{{".utf8) || bytes.starts(with: "%(".utf8) { return true }
-        if first == UInt8(ascii: "<"), bytes.last == UInt8(ascii: ">") { return true }
+        if first == UInt8(ascii: "<"), last == UInt8(ascii: ">") { return true }
+        let identifier: (UInt8) -> Bool = { isAlnum($0) || $0 == UInt8(ascii: "_") }
+        if first == UInt8(ascii: "["), last == UInt8(ascii: "]"), bytes.count > 2,
+           bytes[1..<(bytes.count - 1)].allSatisfy({ isAlpha($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: " ") }) { return true }
         if bytes.allSatisfy({ $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: "x") || $0 == UInt8(ascii: "X") }) { return true }
+        // `$DB_PASSWORD`: a shell or compose variable.
+        if first == UInt8(ascii: "$"), bytes.count > 1,
+           bytes.dropFirst().allSatisfy({ isDigit($0) || $0 &- 65 < 26 || $0 == UInt8(ascii: "_") }) { return true }
+        // References: a known root, then identifiers, dots, brackets and quotes only.
+        for root in referenceRoots where bytes.starts(with: root) && bytes.count > root.count {
+            let rest = bytes[root.count...]
+            if rest.allSatisfy({ identifier($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "[") || $0 == UInt8(ascii: "]")
+                || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "'") || $0 == UInt8(ascii: "(") || $0 == UInt8(ascii: ")") }) {
+                return true
+            }
+        }
         return false
     }
+
+    private static let referenceRoots: [[UInt8]] = ["var.", "local.", "module.", "data.", "each.", "random_password.", "process.env.", "os.environ",
+                                                     "os.getenv(", "ENV[", "ENV.fetch(", "System.getenv(", "env("].map { Array($0.utf8) }
 
     static func shannonEntropy(_ bytes: UnsafeRawBufferPointer) -> Double {
         guard !bytes.isEmpty else { return 0 }
@@ -285,6 +338,11 @@ public enum Validators {
     /// (a version such as `1.2.3.4.5`).
     static func ipv4(_ candidate: CandidateView) -> Bool {
         if let b = candidate.before.0, b == UInt8(ascii: "."), let c = candidate.before.1, isDigit(c) { return false }
+        // A version after a product token: Gecko's `rv:1.9.1.20`, `Firefox/1.0.2.3`, `jdk-11.0.2.9`.
+        if let b = candidate.before.0, let c = candidate.before.1, isAlpha(c) {
+            if b == UInt8(ascii: ":") && (c | 0x20) == UInt8(ascii: "v") { return false }
+            if b == UInt8(ascii: "/") || b == UInt8(ascii: "-") { return false }
+        }
         if let a = candidate.after.0, a == UInt8(ascii: "."), let c = candidate.after.1, isDigit(c) { return false }
         let bytes = candidate.secretBytes
         var octets = 0
@@ -313,7 +371,10 @@ public enum Validators {
     /// dotted IPv4; at least two colons; not a time like `12:30:45` (all-decimal groups without `::`).
     static func ipv6(_ candidate: CandidateView) -> Bool {
         if let a = candidate.after.0, isHex(a) || a == UInt8(ascii: ":") { return false }
-        if let b = candidate.before.0, isHex(b) || b == UInt8(ascii: ":") { return false }
+        if let b = candidate.before.0, isHex(b) { return false }
+        // A colon before the address is the end of a label (`addr:fe80::1`), not of a longer
+        // address, when no hex digit or colon comes before it (`IPv6:` is matched with its prefix).
+        if candidate.before.0 == UInt8(ascii: ":"), let c = candidate.before.1, isHex(c) || c == UInt8(ascii: ":") { return false }
         let bytes = Array(candidate.secretBytes)
         guard bytes.count >= 4 else { return false }
         var groups = 0
@@ -387,7 +448,11 @@ public enum Validators {
         if bytes.first == UInt8(ascii: "+") {
             return (8...15).contains(digits)
         }
-        if bytes.first == UInt8(ascii: "0") {
+        // National numbers start with a trunk 0, possibly inside a parenthesised area code.
+        if bytes.first == UInt8(ascii: "0") || bytes.starts(with: "(0".utf8) {
+            // Not groups of a longer run of digit groups (an IBAN, a card, an account number).
+            if candidate.before.0 == UInt8(ascii: " "), candidate.before.1.map(isDigit) == true { return false }
+            if candidate.after.0 == UInt8(ascii: " "), candidate.after.1.map(isDigit) == true { return false }
             return (9...12).contains(digits)
         }
         return digits == 10 || digits == 11 && bytes.first == UInt8(ascii: "1")
@@ -396,11 +461,18 @@ public enum Validators {
     // MARK: base64 values
 
     /// Standard base64 with correct padding that decodes, at least `min_length` characters
-    /// (default 4).
+    /// (default 4). With `text_below: N`, a value shorter than N characters must decode to text
+    /// (UTF-8 without control characters other than tab, CR and LF): a short secret is a password
+    /// or a name, while `6379` or `postgres` decode to noise.
     static func base64(_ bytes: UnsafeRawBufferPointer, parameters: [String: Double]) -> Bool {
         let minLength = Int(parameters["min_length"] ?? 4)
         guard bytes.count >= minLength, bytes.count % 4 == 0 else { return false }
-        return Data(base64Encoded: Data(bytes)) != nil
+        guard let decoded = Data(base64Encoded: Data(bytes)) else { return false }
+        if bytes.count < Int(parameters["text_below"] ?? 0) {
+            guard String(data: decoded, encoding: .utf8) != nil,
+                  decoded.allSatisfy({ $0 >= 32 && $0 != 127 || $0 == 9 || $0 == 10 || $0 == 13 }) else { return false }
+        }
+        return true
     }
 
     // MARK: Dates

@@ -68,6 +68,10 @@ struct PendingMatch {
     /// The end of a match that is longer than `max_width`, reported one byte after a previous
     /// end of the same detector: it widens that match if that match was masked.
     var continuation = false
+    /// Already accepted and cut down to its secret span: bytes of the match outside the span are
+    /// output like any others (other detectors still see them, and a newline the pattern took as
+    /// a terminator is kept).
+    var narrowed = false
 }
 
 /// An error from masking: the data could not be scanned, so it must not be forwarded.
@@ -236,11 +240,7 @@ struct Resolver {
     }
 
     mutating func sortPending() {
-        pending.sort { a, b in
-            if a.start != b.start { return a.start < b.start }
-            if a.end != b.end { return a.end > b.end }
-            return a.detector < b.detector
-        }
+        pending.sort(by: Self.precedes)
     }
 
     /// Searches the digit-run detectors in every run window whose bytes are complete: one scan of
@@ -465,13 +465,16 @@ struct Resolver {
                     let detector = engine.detectors[candidate.detector]
                     if lastMaskEnd == cursor, extending == nil,
                        detector.extendClass != nil || detector.extendUntilMax != nil,
-                       accept(candidate, bytes: bytes, base: base, limit: limit) {
+                       candidate.narrowed || accept(candidate, bytes: bytes, base: base, limit: limit) {
                         openExtension(after: candidate, bytes: bytes, base: base)
                         if extending != nil { break }
                     }
                     continue
                 }
-                if !accept(candidate, bytes: bytes, base: base, limit: limit) { continue }
+                if !candidate.narrowed {
+                    if !accept(candidate, bytes: bytes, base: base, limit: limit) { continue }
+                    if narrow(candidate, bytes: bytes, base: base, after: consumed) { continue }
+                }
                 next = candidate
                 break
             }
@@ -501,6 +504,27 @@ struct Resolver {
                 extending = (match.detector, match.start + (detector.extendUntilMax ?? 0))
             }
         }
+    }
+
+    /// An accepted match whose secret span is shorter than the match is put back into `pending`
+    /// (from index `after`, in order) as its span alone, so the bytes around the secret are emitted
+    /// like any others. Returns false when the secret is the whole match.
+    private mutating func narrow(_ match: PendingMatch, bytes: UnsafeRawBufferPointer, base: Int, after: Int) -> Bool {
+        guard let span = engine.detectors[match.detector].definition.span else { return false }
+        let secret = SpanFinder.secret(in: slice(bytes, base: base, from: match.start, to: match.end), span: span)
+        guard secret.count < match.end - match.start else { return false }
+        let cut = PendingMatch(start: match.start + secret.lowerBound, end: match.start + secret.upperBound,
+                               detector: match.detector, narrowed: true)
+        var index = after
+        while index < pending.count, Self.precedes(pending[index], cut) { index += 1 }
+        pending.insert(cut, at: index)
+        return true
+    }
+
+    static func precedes(_ a: PendingMatch, _ b: PendingMatch) -> Bool {
+        if a.start != b.start { return a.start < b.start }
+        if a.end != b.end { return a.end > b.end }
+        return a.detector < b.detector
     }
 
     /// Opens the extension of a match that lies inside the masked region ending at `cursor`, if
@@ -585,14 +609,21 @@ struct Resolver {
         }
         let detector = engine.detectors[match.detector]
         let secret = detector.definition.span.map { SpanFinder.secret(in: value, span: $0) } ?? 0..<value.count
-        return CandidateView(bytes: value, secret: secret, before: (byte(match.start - 1), byte(match.start - 2)),
-                             after: (byte(match.end), byte(match.end + 1)))
+        var view = CandidateView(bytes: value, secret: secret, before: (byte(match.start - 1), byte(match.start - 2)),
+                                 after: (byte(match.end), byte(match.end + 1)))
+        // Wider left context (the stream keeps `precedingLimit` bytes before every undecided match).
+        while view.precedingCount < CandidateView.precedingLimit, let next = byte(match.start - 1 - view.precedingCount) {
+            view.preceding |= UInt64(next) << UInt64(8 * view.precedingCount)
+            view.precedingCount += 1
+        }
+        return view
     }
 
     private mutating func writeReplacement(_ match: PendingMatch, detector: CompiledDetector, bytes: UnsafeRawBufferPointer,
                                            base: Int, _ sink: (UnsafeRawBufferPointer) -> Void) {
         let value = slice(bytes, base: base, from: match.start, to: match.end)
-        let secret = detector.definition.span.map { SpanFinder.secret(in: value, span: $0) } ?? 0..<value.count
+        let secret = match.narrowed ? 0..<value.count
+            : detector.definition.span.map { SpanFinder.secret(in: value, span: $0) } ?? 0..<value.count
         if secret.lowerBound > 0 { sink(UnsafeRawBufferPointer(rebasing: value[0..<secret.lowerBound])) }
         scratchReplacement.removeAll(keepingCapacity: true)
         engine.replacement(for: detector, value: UnsafeRawBufferPointer(rebasing: value[secret]), into: &scratchReplacement)

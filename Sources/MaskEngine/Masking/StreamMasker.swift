@@ -108,13 +108,14 @@ public final class StreamMasker {
             }
         }
         resolver.prune()
-        // Keep two bytes of left context before the release point for the next confirm windows,
-        // and every byte of matches still pending (an open extension can leave some behind).
+        // Keep the left context validators see (`CandidateView.precedingLimit` bytes, which also
+        // covers the two bytes `\b` needs in confirm windows) before the release point, and every
+        // byte of matches still pending (an open extension can leave some behind).
         let earliestPending = resolver.pending.first.map { $0.start } ?? Int.max
         // After an idle flush, matches can start before the released bytes: keep a match width of
         // them so the rest of such a match is still found.
         let history = flushedAt.map { resolver.cursor < $0 + engine.maxMatchWidth ? engine.maxMatchWidth : 0 } ?? 0
-        let keepFrom = max(base, min(resolver.cursor, max(upTo, 0), earliestPending) - 2 - history)
+        let keepFrom = max(base, min(resolver.cursor, max(upTo, 0), earliestPending) - CandidateView.precedingLimit - history)
         if keepFrom > base {
             buffer.removeSubrange(0..<(keepFrom - base))
             self.base = keepFrom
