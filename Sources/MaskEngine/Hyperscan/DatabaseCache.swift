@@ -181,7 +181,8 @@ public final class HyperscanDatabaseCache: Sendable {
         if !isDirectory(directory) {
             let parent = (directory as NSString).deletingLastPathComponent
             if !parent.isEmpty, !isDirectory(parent) {
-                try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+                try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true,
+                                                         attributes: [.posixPermissions: 0o700])
             }
             if mkdir(directory, 0o700) != 0, errno != EEXIST { return false }
         }
