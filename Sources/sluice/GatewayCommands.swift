@@ -41,7 +41,7 @@ func pad(_ text: String, _ width: Int) -> String {
 }
 
 struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the gateway (no config: embedded defaults, dev issuer, loopback ports).")
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the gateway (no config: embedded defaults, dev issuer, loopback ports).")
 
     @OptionGroup var options: ConfigOption
 
@@ -61,7 +61,7 @@ struct Serve: AsyncParsableCommand {
 }
 
 struct Token: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Mint a token from the built-in dev issuer (dev mode only).")
+    static let configuration = CommandConfiguration(commandName: "token", abstract: "Mint a token from the built-in dev issuer (dev mode only).")
 
     @OptionGroup var options: ConfigOption
 
@@ -109,11 +109,12 @@ struct ClientOptions: ParsableArguments {
 
 struct Reviews: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "reviews",
         abstract: "List, show, approve and deny reviews.",
         subcommands: [List.self, Show.self, Approve.self, Deny.self])
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List reviews, pending first (reads the store).")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List reviews, pending first (reads the store).")
         @OptionGroup var options: ConfigOption
         @Option(help: "Only this status: pending, approved, denied, timed_out, expired.") var status: String?
         @Flag(help: "Print JSON.") var json = false
@@ -132,7 +133,7 @@ struct Reviews: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show one review as JSON (reads the store).")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show one review as JSON (reads the store).")
         @OptionGroup var options: ConfigOption
         @Argument var id: String
 
@@ -144,7 +145,7 @@ struct Reviews: ParsableCommand {
     }
 
     struct Approve: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Approve a review (through the running gateway).")
+        static let configuration = CommandConfiguration(commandName: "approve", abstract: "Approve a review (through the running gateway).")
         @OptionGroup var options: ConfigOption
         @OptionGroup var client: ClientOptions
         @Argument var id: String
@@ -157,7 +158,7 @@ struct Reviews: ParsableCommand {
     }
 
     struct Deny: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Deny a review (through the running gateway).")
+        static let configuration = CommandConfiguration(commandName: "deny", abstract: "Deny a review (through the running gateway).")
         @OptionGroup var options: ConfigOption
         @OptionGroup var client: ClientOptions
         @Argument var id: String
@@ -172,10 +173,10 @@ struct Reviews: ParsableCommand {
 }
 
 struct Access: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Just-in-time access.", subcommands: [Request.self])
+    static let configuration = CommandConfiguration(commandName: "access", abstract: "Just-in-time access.", subcommands: [Request.self])
 
     struct Request: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Request access to a connection for a while; it starts when approved.")
+        static let configuration = CommandConfiguration(commandName: "request", abstract: "Request access to a connection for a while; it starts when approved.")
         @OptionGroup var options: ConfigOption
         @OptionGroup var client: ClientOptions
         @Argument var connection: String
@@ -193,11 +194,12 @@ struct Access: ParsableCommand {
 
 struct Sessions: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "sessions",
         abstract: "Recorded sessions (reads the store).",
         subcommands: [List.self, Show.self, Replay.self, Export.self])
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List sessions, newest first.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List sessions, newest first.")
         @OptionGroup var options: ConfigOption
         @Option var user: String?
         @Option var connection: String?
@@ -221,7 +223,7 @@ struct Sessions: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "A session's metadata and events as JSON.")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "A session's metadata and events as JSON.")
         @OptionGroup var options: ConfigOption
         @Argument var id: String
 
@@ -237,7 +239,7 @@ struct Sessions: ParsableCommand {
     }
 
     struct Replay: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Replay a session's (masked) output to this terminal with its timing.")
+        static let configuration = CommandConfiguration(commandName: "replay", abstract: "Replay a session's (masked) output to this terminal with its timing.")
         @OptionGroup var options: ConfigOption
         @Argument var id: String
         @Option(help: "Playback speed factor.") var speed = 1.0
@@ -268,7 +270,7 @@ struct Sessions: ParsableCommand {
     }
 
     struct Export: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Export a session (asciicast v2 plays in any asciinema player).")
+        static let configuration = CommandConfiguration(commandName: "export", abstract: "Export a session (asciicast v2 plays in any asciinema player).")
         @OptionGroup var options: ConfigOption
         @Argument var id: String
         @Option(help: "asciicast or json.") var format = "asciicast"
@@ -286,10 +288,11 @@ struct Sessions: ParsableCommand {
 }
 
 struct Audit: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Check the audit record.", subcommands: [Verify.self])
+    static let configuration = CommandConfiguration(commandName: "audit", abstract: "Check the audit record.", subcommands: [Verify.self])
 
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "verify",
             abstract: "Recompute every hash chain and signature offline; name the first broken record.")
         @OptionGroup var options: ConfigOption
         @Option(help: "Store URL (default: the configuration's store), e.g. sqlite:.sluice/sluice.db.") var store: String?
@@ -321,7 +324,7 @@ struct Audit: ParsableCommand {
 }
 
 struct Reload: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Tell the running gateway to reload its configuration (SIGHUP).")
+    static let configuration = CommandConfiguration(commandName: "reload", abstract: "Tell the running gateway to reload its configuration (SIGHUP).")
     @OptionGroup var options: ConfigOption
 
     func run() throws {

@@ -14,6 +14,7 @@ struct Sluice: AsyncParsableCommand {
 
 struct Mask: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "mask",
         abstract: "Mask stdin to stdout as it streams (the engine as a Unix filter).")
 
     @Option(help: "Masking profile: default, redact, partial, hash.")
@@ -112,11 +113,13 @@ final class OutputBuffer {
 
 struct Detectors: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "detectors",
         abstract: "Work with detector corpora.",
         subcommands: [Test.self])
 
     struct Test: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "test",
             abstract: "Run every detector's examples; exit non-zero on any failure.")
 
         @Argument(help: "Folder of detector YAML files. Default: the project's corpora/.")

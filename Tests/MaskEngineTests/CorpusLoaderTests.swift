@@ -22,6 +22,26 @@ import Testing
         }
     }
 
+    /// Corpora parse with Yams' basic resolver; the loader reads YAML 1.1 booleans itself.
+    @Test(arguments: [("true", true), ("True", true), ("yes", true), ("on", true),
+                      ("false", false), ("FALSE", false), ("no", false), ("off", false)])
+    func caselessTakesPlainYAMLBooleans(_ text: String, _ value: Bool) throws {
+        let yaml = "detectors:\n  - id: x\n    category: pii\n    pattern: 'a'\n    caseless: \(text)\n    max_width: 7\n\(examples)\n"
+        let detectors = try CorpusLoader.parse(yaml: yaml, file: "bool.yaml")
+        #expect(detectors.first?.caseless == value)
+        #expect(detectors.first?.maxWidth == 7)
+    }
+
+    @Test(arguments: ["'true'", "\"yes\"", "tRue", "1", "maybe"])
+    func caselessRefusesWhatIsNotAPlainBoolean(_ text: String) {
+        let yaml = "detectors:\n  - id: x\n    category: pii\n    pattern: 'a'\n    caseless: \(text)\n\(examples)\n"
+        #expect {
+            try CorpusLoader.parse(yaml: yaml, file: "bool.yaml")
+        } throws: { error in
+            (error as? CorpusError)?.reason.contains("'caseless' must be true or false") == true
+        }
+    }
+
     @Test func aSyntaxErrorNamesFileAndLine() {
         let yaml = "detectors:\n  - id: x\n    pattern: [unclosed\n"
         #expect {

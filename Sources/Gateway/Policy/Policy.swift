@@ -45,7 +45,7 @@ public struct CompiledConnection: Sendable {
     /// Rule index → index in `patterns`.
     let patternIndex: [Int: Int]
 
-    init(_ config: GatewayConfiguration.Connection) throws {
+    init(_ config: GatewayConfiguration.Connection, cache: HyperscanDatabaseCache? = HyperscanDatabaseCache.default) throws {
         self.config = config
         self.rules = try config.guardrails.enumerated().map { try CompiledRule($1, index: $0) }
         var index: [Int: Int] = [:]
@@ -56,7 +56,7 @@ public struct CompiledConnection: Sendable {
                 texts.append(match)
             }
         }
-        self.patterns = PatternSet(patterns: texts)
+        self.patterns = PatternSet(patterns: texts, cache: cache)
         self.patternIndex = index
     }
 
@@ -126,10 +126,12 @@ public final class CompiledPolicy: Sendable {
 
     public init(configuration: GatewayConfiguration) throws {
         self.configuration = configuration
+        // Compiled Hyperscan databases are kept in STATE_DIR/cache/hs (or $SLUICE_CACHE_DIR).
+        let cache = HyperscanDatabaseCache.fromEnvironment(stateDirectory: configuration.stateDir)
         var connections: [String: CompiledConnection] = [:]
         for connection in configuration.connections {
             do {
-                connections[connection.name] = try CompiledConnection(connection)
+                connections[connection.name] = try CompiledConnection(connection, cache: cache)
             } catch {
                 throw ConfigurationError(file: configuration.file, key: "connections.\(connection.name).guardrails",
                                          reason: "invalid regular expression")
@@ -157,7 +159,7 @@ public final class CompiledPolicy: Sendable {
                 throw ConfigurationError(file: configuration.file, key: "masking.profiles", reason: "unknown profile '\(name)'")
             }
             do {
-                engines[name] = try MaskingEngine(detectors: detectors, profile: profile, hashKey: key)
+                engines[name] = try MaskingEngine(detectors: detectors, profile: profile, hashKey: key, cache: cache)
             } catch {
                 throw ConfigurationError(file: configuration.file, key: "masking.profiles.\(name)", reason: "\(error)")
             }

@@ -57,7 +57,10 @@ public enum CorpusLoader {
     public static func parse(yaml: String, file: String) throws -> [Detector] {
         let root: Node?
         do {
-            root = try Yams.compose(yaml: yaml)
+            // The basic resolver tags every plain scalar as a string: the default one matches
+            // each scalar against ICU regular expressions, which cost more than the rest of the
+            // load. `Reader` reads integers, numbers and booleans from plain scalars itself.
+            root = try Yams.compose(yaml: yaml, .basic)
         } catch let error as YamlError {
             throw CorpusError(file: file, line: yamlErrorLine(error), reason: "YAML syntax: \(yamlProblem(error))")
         }
@@ -135,6 +138,16 @@ private struct Reader {
         return value
     }
 
+    /// A plain (unquoted) YAML 1.1 boolean, as Yams' default resolver reads one.
+    func bool(_ node: Node) -> Bool? {
+        guard case .scalar(let scalar) = node, scalar.style == .plain || scalar.style == .any else { return nil }
+        switch scalar.string {
+        case "true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON": return true
+        case "false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF": return false
+        default: return nil
+        }
+    }
+
     func strings(_ node: Node, _ what: String) throws -> [String] {
         switch node {
         case .scalar: return [try string(node, what)]
@@ -181,7 +194,7 @@ private struct Reader {
             detector.triggerBefore = try int(b, "trigger_before", range: 0...1024)
         }
         if let caseless = map["caseless"] {
-            guard let value = caseless.bool else { throw fail(caseless, "'caseless' must be true or false") }
+            guard let value = bool(caseless) else { throw fail(caseless, "'caseless' must be true or false") }
             detector.caseless = value
         }
         if let style = map["style"] {

@@ -80,7 +80,7 @@ struct HyperscanExpression {
 }
 
 /// Facts about one expression that Hyperscan derives without compiling a database.
-struct ExpressionInfo {
+struct ExpressionInfo: Equatable {
     var minWidth: Int
     /// `nil` when the pattern is unbounded.
     var maxWidth: Int?
@@ -91,10 +91,22 @@ struct ExpressionInfo {
 final class HyperscanDatabase: @unchecked Sendable {
     let raw: OpaquePointer
     let mode: UInt32
+    /// Whether the database was loaded from `cache` instead of compiled.
+    let fromCache: Bool
 
-    init(expressions: [HyperscanExpression], mode: UInt32) throws {
+    /// Compiles `expressions`, or loads the same database from `cache` when it holds one (and
+    /// files a freshly compiled one there). The cache is keyed by everything that determines
+    /// the database, so a loaded database is the one compiling would give.
+    init(expressions: [HyperscanExpression], mode: UInt32,
+         cache: HyperscanDatabaseCache? = HyperscanDatabaseCache.default) throws {
         precondition(!expressions.isEmpty, "a database needs at least one expression")
         self.mode = mode
+        let key = cache.map { _ in HyperscanDatabaseCache.key(expressions: expressions, mode: mode) }
+        if let cache, let key, let loaded = cache.load(key: key) {
+            self.raw = loaded
+            self.fromCache = true
+            return
+        }
         var db: OpaquePointer?
         var compileError: UnsafeMutablePointer<hs_compile_error_t>?
         let cStrings = expressions.map { strdup($0.pattern) }
@@ -117,6 +129,8 @@ final class HyperscanDatabase: @unchecked Sendable {
             throw HyperscanError(code: .compileFailed, detector: owner, reason: reason, status: status)
         }
         self.raw = db
+        self.fromCache = false
+        if let cache, let key { cache.store(key: key, database: db) }
     }
 
     deinit { hs_free_database(raw) }
@@ -135,7 +149,12 @@ final class HyperscanDatabase: @unchecked Sendable {
         return size
     }
 
-    static func info(pattern: String, flags: UInt32, owner: String) throws -> ExpressionInfo {
+    /// What Hyperscan derives about one pattern (widths, end-of-data matches), from `cache` when
+    /// it holds the answer (`hs_expression_info` costs nearly a compile).
+    static func info(pattern: String, flags: UInt32, owner: String,
+                     cache: HyperscanDatabaseCache? = HyperscanDatabaseCache.default) throws -> ExpressionInfo {
+        let key = cache.map { _ in HyperscanDatabaseCache.infoKey(pattern: pattern, flags: flags) }
+        if let cache, let key, let known = cache.loadInfo(key: key) { return known }
         var info: UnsafeMutablePointer<hs_expr_info_t>?
         var compileError: UnsafeMutablePointer<hs_compile_error_t>?
         let status = hs_expression_info(pattern, flags, &info, &compileError)
@@ -149,8 +168,10 @@ final class HyperscanDatabase: @unchecked Sendable {
         }
         defer { free(info) }
         let maxWidth = info.pointee.max_width == UInt32.max ? nil : Int(info.pointee.max_width)
-        return ExpressionInfo(minWidth: Int(info.pointee.min_width), maxWidth: maxWidth,
-                              matchesAtEOD: info.pointee.matches_at_eod != 0)
+        let result = ExpressionInfo(minWidth: Int(info.pointee.min_width), maxWidth: maxWidth,
+                                    matchesAtEOD: info.pointee.matches_at_eod != 0)
+        if let cache, let key { cache.storeInfo(key: key, info: result) }
+        return result
     }
 }
 

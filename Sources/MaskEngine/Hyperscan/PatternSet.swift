@@ -12,7 +12,8 @@ public final class PatternSet: Sendable {
     /// Indices of patterns that are not in the database.
     public let unsupported: Set<Int>
 
-    public init(patterns: [String]) {
+    /// - Parameter cache: where compiled databases are kept between runs (nil: always compile).
+    public init(patterns: [String], cache: HyperscanDatabaseCache? = HyperscanDatabaseCache.default) {
         count = patterns.count
         var excluded = Set<Int>()
         var database: HyperscanDatabase?
@@ -23,7 +24,7 @@ public final class PatternSet: Sendable {
             }
             if expressions.isEmpty { break }
             do {
-                database = try HyperscanDatabase(expressions: expressions, mode: HS.modeBlock)
+                database = try HyperscanDatabase(expressions: expressions, mode: HS.modeBlock, cache: cache)
                 break
             } catch let error as HyperscanError {
                 guard let owner = error.detector, let index = Int(owner), !excluded.contains(index) else {

@@ -76,8 +76,9 @@ public final class MaskingEngine: Sendable {
     ///   - profile: which detectors run and with what style.
     ///   - hashKey: the key of the `hash` style. Without one, a random per-process key is used,
     ///     so tokens are stable only within one process.
+    ///   - cache: where compiled databases are kept between runs (nil: always compile).
     public init(detectors all: [Detector], profile: MaskingProfile = MaskingProfile(name: "default"),
-                hashKey: [UInt8]? = nil) throws {
+                hashKey: [UInt8]? = nil, cache: HyperscanDatabaseCache? = HyperscanDatabaseCache.default) throws {
         try HS.checkPlatform()
         self.profile = profile
         self.hashKey = hashKey.map { SymmetricKey(data: $0) } ?? SymmetricKey(size: .bits256)
@@ -93,7 +94,7 @@ public final class MaskingEngine: Sendable {
             let flags = baseFlags | (detector.caseless ? HS.caseless : 0)
             var widest = 0
             for pattern in detector.patterns {
-                let info = try HyperscanDatabase.info(pattern: pattern, flags: flags, owner: detector.id)
+                let info = try HyperscanDatabase.info(pattern: pattern, flags: flags, owner: detector.id, cache: cache)
                 if let max = info.maxWidth {
                     widest = Swift.max(widest, Swift.min(max, detector.maxWidth ?? max))
                 } else if let declared = detector.maxWidth {
@@ -114,7 +115,7 @@ public final class MaskingEngine: Sendable {
             let confirmExpressions = detector.patterns.enumerated().map { offset, pattern in
                 HyperscanExpression(pattern: pattern, flags: flags | HS.somLeftmost, id: UInt32(offset), owner: detector.id)
             }
-            confirm.append(try HyperscanDatabase(expressions: confirmExpressions, mode: HS.modeBlock))
+            confirm.append(try HyperscanDatabase(expressions: confirmExpressions, mode: HS.modeBlock, cache: cache))
             guard detector.context.count <= 16 else {
                 throw HyperscanError(code: .compileFailed, detector: detector.id, reason: "at most 16 context rules")
             }
@@ -161,14 +162,14 @@ public final class MaskingEngine: Sendable {
             runDetectors.append(detector.index)
         }
         self.digitRunDetectors = runDetectors
-        self.digitRunDatabase = runExpressions.isEmpty ? nil : try HyperscanDatabase(expressions: runExpressions, mode: HS.modeBlock)
+        self.digitRunDatabase = runExpressions.isEmpty ? nil : try HyperscanDatabase(expressions: runExpressions, mode: HS.modeBlock, cache: cache)
         self.digitRunWidth = runDetectors.map { compiled[$0].maxWidth }.max() ?? 0
         if prefilter.isEmpty {
             // Every detector uses a finder: the prefilter still needs one expression.
             prefilter.append(HyperscanExpression(pattern: "\\x00\\xff\\x00\\xff", flags: 0, id: EventKind.id(.terminator, detector: 0xFFFF), owner: "none"))
         }
-        self.streamDatabase = try HyperscanDatabase(expressions: prefilter, mode: HS.modeStream)
-        self.blockDatabase = try HyperscanDatabase(expressions: prefilter, mode: HS.modeBlock)
+        self.streamDatabase = try HyperscanDatabase(expressions: prefilter, mode: HS.modeStream, cache: cache)
+        self.blockDatabase = try HyperscanDatabase(expressions: prefilter, mode: HS.modeBlock, cache: cache)
         self.confirmDatabases = confirm
         self.scratch = try ScratchPool(databases: [streamDatabase, blockDatabase] + confirm + (digitRunDatabase.map { [$0] } ?? []))
         // A triggered detector's matches end up to max_width after the trigger and start up to
