@@ -298,11 +298,7 @@ struct ShellLexer {
         // A process substitution is a word; everything else is a redirection operator.
         if peek(1) == UInt8(ascii: "(") {
             index += 1
-            let inner = balanced(open: UInt8(ascii: "("), close: UInt8(ascii: ")"))
-            reasons.insert("process_substitution")
-            nested.append(inner)
-            word.substitution = true
-            word.appendOpaque("<(…)")
+            substitution(balanced(open: UInt8(ascii: "("), close: UInt8(ascii: ")")), reason: "process_substitution", shown: "<(…)")
             return
         }
         // `2>` and `2>&1`: an all-digit word right before the operator is its file descriptor.
@@ -381,10 +377,16 @@ struct ShellLexer {
             inner.append(byte)
         }
         if !closed { reasons.insert("unterminated_substitution") }
-        reasons.insert("command_substitution")
+        substitution(inner, reason: "command_substitution", shown: "`…`")
+    }
+
+    /// Records a substitution: its text is parsed as a nested line, the word it sits in can no
+    /// longer be known statically (`reason`), and the word shows `shown` in its place.
+    private mutating func substitution(_ inner: [UInt8], reason: String, shown: String) {
+        reasons.insert(reason)
         nested.append(inner)
         word.substitution = true
-        word.appendOpaque("`…`")
+        word.appendOpaque(shown)
     }
 
     private mutating func doubleQuoted() {
@@ -429,11 +431,7 @@ struct ShellLexer {
         }
         if next == UInt8(ascii: "(") {
             index += 1
-            let inner = balanced(open: UInt8(ascii: "("), close: UInt8(ascii: ")"))
-            reasons.insert("command_substitution")
-            nested.append(inner)
-            word.substitution = true
-            word.appendOpaque("$(…)")
+            substitution(balanced(open: UInt8(ascii: "("), close: UInt8(ascii: ")")), reason: "command_substitution", shown: "$(…)")
             return
         }
         var name: [UInt8]
