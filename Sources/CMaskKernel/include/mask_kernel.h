@@ -83,6 +83,51 @@ const char *mk_kernel_name(void);
 /// returns 0 when this CPU cannot run it. Not thread-safe: call before any scan.
 int mk_force_kernel(const char *name);
 
+
+// MARK: - Software confirmers of built-in detectors (confirmers.c)
+
+/// The built-in patterns the software confirmers know, by their expression in corpora/pii.yaml
+/// and corpora/secrets.yaml (MaskEngine maps pattern text to these ids; any other text goes to Hyperscan).
+enum {
+    MK_PAT_CARD_IIN = 0,        ///< credit_card, first pattern
+    MK_PAT_CARD_VISA,           ///< credit_card, second
+    MK_PAT_CARD_AMEX,           ///< credit_card, third
+    MK_PAT_SSN_DASHED,          ///< us_ssn
+    MK_PAT_SSN_NINE,            ///< us_ssn_named, first
+    MK_PAT_SSN_SPACED,          ///< us_ssn_named, second
+    MK_PAT_PHONE_E164,          ///< phone, patterns one to eight
+    MK_PAT_PHONE_US,
+    MK_PAT_PHONE_PAIRS,
+    MK_PAT_PHONE_DOTS,
+    MK_PAT_PHONE_AREA_SLASH,
+    MK_PAT_PHONE_THREE_GROUPS,
+    MK_PAT_PHONE_TWO_GROUPS,
+    MK_PAT_PHONE_PAREN_AREA,
+    MK_PAT_EMAIL_AT,            ///< email, patterns one to three
+    MK_PAT_EMAIL_PERCENT,
+    MK_PAT_EMAIL_ENTITY,
+    MK_PAT_IPV4,                ///< ipv4
+    MK_PAT_IBAN_COMPACT,        ///< iban, first
+    MK_PAT_IBAN_SPACED,         ///< iban, second
+    MK_PAT_JWT,                 ///< jwt
+    MK_PAT_COUNT
+};
+
+/// Longest window and most detector slots one call handles.
+#define MK_CONFIRM_MAX_WINDOW 1024
+#define MK_CONFIRM_MAX_SLOTS 8
+
+/// Receives one confirmed match: detector slot, start and end relative to the window.
+typedef void (*mk_found)(void *context, uint32_t slot, uint32_t start, uint32_t end);
+
+/// For every detector slot and every end in `data[0..<length]`, the leftmost start of a match
+/// of that slot's patterns ending there (the window is a whole buffer: `\\b` holds at its edges
+/// next to a word byte), passed to `found` in slot then end order. `slot_of[pattern]` is the slot
+/// of each MK_PAT_* id, 0xFF when it does not run. Returns 0 (and reports nothing) when `length`
+/// is 0 or exceeds MK_CONFIRM_MAX_WINDOW, or `slots` exceeds MK_CONFIRM_MAX_SLOTS: scan the window
+/// with Hyperscan instead.
+int mk_confirm(const uint8_t *data, size_t length, const uint8_t *slot_of, uint32_t slots, mk_found found, void *context);
+
 #ifdef __cplusplus
 }
 #endif

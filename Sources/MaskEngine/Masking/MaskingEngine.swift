@@ -2,7 +2,10 @@ import CHyperscan
 import Crypto
 
 /// A detector ready to run: its corpus definition plus what the engine derived from it.
-struct CompiledDetector: Sendable {
+///
+/// A class, so that the hot path's `engine.detectors[i]` costs one reference count, not one per
+/// field.
+final class CompiledDetector: Sendable {
     let index: Int
     let definition: Detector
     let style: MaskStyle
@@ -18,11 +21,40 @@ struct CompiledDetector: Sendable {
     let extendClass: ByteSet?
     let extendUntilMax: Int?
     let redaction: [UInt8]
+    /// The `span` literals, parsed once.
+    let span: CompiledSpan?
+    /// When every pattern is a built-in one with a software confirmer: slot 0 for each of its
+    /// `MK_PAT_*` ids, 0xFF for the others. Its windows are then confirmed without Hyperscan.
+    let nativeSlots: [UInt8]?
     /// The prefilter reports trigger ends, not match ends: matches are searched in a window of
     /// `max_width` on both sides of each trigger.
     let triggered: Bool
     /// How far after a trigger a match may end: `max_width + trigger_before`.
     let triggerReach: Int
+    /// Triggers are searched only with a context word in reach (every rule looks only before
+    /// the match, so its words are scanned by the time the trigger's window is).
+    let triggerContextPrecheck: Bool
+
+    init(index: Int, definition: Detector, style: MaskStyle, maxWidth: Int, contextBefore: Int, contextAfter: Int,
+         context: [ContextRule], contextPrecheck: Bool, extendClass: ByteSet?, extendUntilMax: Int?, redaction: [UInt8],
+         span: CompiledSpan?, nativeSlots: [UInt8]?, triggered: Bool, triggerReach: Int) {
+        self.index = index
+        self.definition = definition
+        self.style = style
+        self.maxWidth = maxWidth
+        self.contextBefore = contextBefore
+        self.contextAfter = contextAfter
+        self.context = context
+        self.contextPrecheck = contextPrecheck
+        self.extendClass = extendClass
+        self.extendUntilMax = extendUntilMax
+        self.redaction = redaction
+        self.span = span
+        self.nativeSlots = nativeSlots
+        self.triggered = triggered
+        self.triggerReach = triggerReach
+        self.triggerContextPrecheck = triggered && !context.isEmpty && context.allSatisfy { $0.after == 0 }
+    }
 }
 
 /// Kinds of events a prefilter database reports, in the high bits of the expression id.
@@ -56,6 +88,14 @@ public final class MaskingEngine: Sendable {
     let digitRunDetectors: [Int]
     let digitRunDatabase: HyperscanDatabase?
     let digitRunWidth: Int
+    /// When every pattern of the digit-run detectors is a built-in one the software confirmers
+    /// know: the detector slot of each `MK_PAT_*` id (0xFF when it does not run). Windows are then
+    /// confirmed without a Hyperscan scan; otherwise `digitRunDatabase` does it.
+    let nativeDigitSlots: [UInt8]?
+    /// The fast paths that skip Hyperscan confirm scans are on (software confirmers, context
+    /// prechecks of triggers). Off, the engine is the tests' reference: every candidate is
+    /// confirmed by a Hyperscan scan.
+    let shortcuts: Bool
     /// Runs longer than this are searched in overlapping windows.
     static let digitRunMaxWindow = 256
     /// Fewer digits than this cannot hold a card, an SSN or a phone number.
@@ -77,8 +117,12 @@ public final class MaskingEngine: Sendable {
     ///   - hashKey: the key of the `hash` style. Without one, a random per-process key is used,
     ///     so tokens are stable only within one process.
     ///   - cache: where compiled databases are kept between runs (nil: always compile).
+    ///   - softwareConfirmers: confirm the built-in numeric patterns in software and skip triggers
+    ///     with no context word in reach (the default); false confirms every candidate with
+    ///     Hyperscan, as the tests' reference engine does.
     public init(detectors all: [Detector], profile: MaskingProfile = MaskingProfile(name: "default"),
-                hashKey: [UInt8]? = nil, cache: HyperscanDatabaseCache? = HyperscanDatabaseCache.default) throws {
+                hashKey: [UInt8]? = nil, cache: HyperscanDatabaseCache? = HyperscanDatabaseCache.default,
+                softwareConfirmers: Bool = true) throws {
         try HS.checkPlatform()
         self.profile = profile
         self.hashKey = hashKey.map { SymmetricKey(data: $0) } ?? SymmetricKey(size: .bits256)
@@ -147,7 +191,8 @@ public final class MaskingEngine: Sendable {
                 contextBefore: detector.context.map(\.before).max() ?? 0,
                 contextAfter: detector.context.map(\.after).max() ?? 0, context: detector.context,
                 contextPrecheck: !detector.context.isEmpty && detector.context.allSatisfy { $0.after == 0 && $0.breakers.isEmpty }, extendClass: extendClass, extendUntilMax: extendMax,
-                redaction: Array("[\(detector.label)]".utf8), triggered: !detector.triggers.isEmpty,
+                redaction: Array("[\(detector.label)]".utf8), span: detector.span.map(CompiledSpan.init),
+                nativeSlots: softwareConfirmers ? NativeConfirmers.slots(for: [detector]) : nil, triggered: !detector.triggers.isEmpty,
                 triggerReach: widest + detector.triggerBefore))
         }
         self.detectors = compiled
@@ -164,6 +209,8 @@ public final class MaskingEngine: Sendable {
         self.digitRunDetectors = runDetectors
         self.digitRunDatabase = runExpressions.isEmpty ? nil : try HyperscanDatabase(expressions: runExpressions, mode: HS.modeBlock, cache: cache)
         self.digitRunWidth = runDetectors.map { compiled[$0].maxWidth }.max() ?? 0
+        self.shortcuts = softwareConfirmers
+        self.nativeDigitSlots = softwareConfirmers ? NativeConfirmers.slots(for: runDetectors.map { compiled[$0].definition }) : nil
         if prefilter.isEmpty {
             // Every detector uses a finder: the prefilter still needs one expression.
             prefilter.append(HyperscanExpression(pattern: "\\x00\\xff\\x00\\xff", flags: 0, id: EventKind.id(.terminator, detector: 0xFFFF), owner: "none"))

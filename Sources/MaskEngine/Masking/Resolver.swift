@@ -256,14 +256,22 @@ struct Resolver {
             let scanStart = max(base, window.start - 3)
             let scanEnd = min(limit, window.end + 2)
             guard scanEnd > scanStart else { continue }
-            let pointer = bytes.baseAddress!.advanced(by: scanStart - base).assumingMemoryBound(to: CChar.self)
-            let status = hs_scan(database.raw, pointer, UInt32(scanEnd - scanStart), 0, scratch, EventCollector.onIDSpan, context)
-            if collector.overflow {
-                throw MaskingError(code: .tooManyCandidates, reason: "more than \(collector.limit) confirm matches")
+            let region = UnsafeRawBufferPointer(rebasing: bytes[(scanStart - base)..<(scanEnd - base)])
+            if let slots = engine.nativeDigitSlots,
+               NativeConfirmers.confirm(region, slots: slots, slotCount: engine.digitRunDetectors.count, withSlots: true,
+                                        into: collector) {
+                // Already one leftmost start per (detector, end), in that order.
+            } else {
+                collector.idSpans.removeAll(keepingCapacity: true)
+                let pointer = region.baseAddress!.assumingMemoryBound(to: CChar.self)
+                let status = hs_scan(database.raw, pointer, UInt32(region.count), 0, scratch, EventCollector.onIDSpan, context)
+                if collector.overflow {
+                    throw MaskingError(code: .tooManyCandidates, reason: "more than \(collector.limit) confirm matches")
+                }
+                guard status == HS.success else { throw MaskingError(code: .engine, reason: "hs_scan failed with \(status)") }
+                // Leftmost start per (detector, end): sort so the first of each group is the leftmost.
+                collector.idSpans.sort { ($0.id, $0.end, $0.start) < ($1.id, $1.end, $1.start) }
             }
-            guard status == HS.success else { throw MaskingError(code: .engine, reason: "hs_scan failed with \(status)") }
-            // Leftmost start per (detector, end): sort so the first of each group is the leftmost.
-            collector.idSpans.sort { ($0.id, $0.end, $0.start) < ($1.id, $1.end, $1.start) }
             var previous = (id: -1, end: -1)
             for span in collector.idSpans {
                 let end = scanStart + span.end
@@ -293,18 +301,48 @@ struct Resolver {
         var ready = 0
         while ready < candidates[detector.index].count, atEnd || candidates[detector.index][ready] + reach + 2 <= limit { ready += 1 }
         guard ready > 0 else { return }
-        var clusterStart = 0
+        // A trigger with no context word in reach of any match around it is not searched: every
+        // match its window could hold would fail the context check.
+        let precheck = engine.shortcuts && detector.triggerContextPrecheck
+        var first = -1
+        var last = -1
         for index in 0..<ready {
-            let isLast = index == ready - 1
             let trigger = candidates[detector.index][index]
-            if isLast || candidates[detector.index][index + 1] - trigger > detector.maxWidth + reach + 4 {
-                let first = candidates[detector.index][clusterStart]
-                try confirmTriggerCluster(detector, first: first, last: trigger, bytes: bytes, base: base, limit: limit,
+            if precheck, !triggerContextPossible(detector, trigger: trigger) { continue }
+            if first >= 0, trigger - last > detector.maxWidth + reach + 4 {
+                try confirmTriggerCluster(detector, first: first, last: last, bytes: bytes, base: base, limit: limit,
                                           atEnd: atEnd, scratch: scratch, context: context)
-                clusterStart = index + 1
+                first = -1
             }
+            if first < 0 { first = trigger }
+            last = trigger
+        }
+        if first >= 0 {
+            try confirmTriggerCluster(detector, first: first, last: last, bytes: bytes, base: base, limit: limit,
+                                      atEnd: atEnd, scratch: scratch, context: context)
         }
         candidates[detector.index].removeFirst(ready)
+    }
+
+    /// Whether a match around the trigger ending at `trigger` could pass every context rule: its
+    /// start lies in `[trigger - max_width - 1, trigger + reach]` and its end at most at
+    /// `trigger + reach`, so each rule needs a word (not a breaker) ending in
+    /// `[trigger - max_width - 1 - before, trigger + reach]`. Rules that look after the match
+    /// disable this check (their words may not be scanned yet).
+    private func triggerContextPossible(_ detector: CompiledDetector, trigger: Int) -> Bool {
+        let hits = contextHits[detector.index]
+        for (slot, rule) in detector.context.enumerated() {
+            let low = trigger - detector.maxWidth - 1 - rule.before
+            let high = trigger + detector.triggerReach
+            var found = false
+            for hit in hits.reversed() {
+                // Hits arrive in end order, give or take the one byte of a late `\b` report.
+                if hit.end < low - 2 { break }
+                if hit.slot == slot, !hit.breaker, hit.end >= low, hit.end <= high { found = true; break }
+            }
+            if !found { return false }
+        }
+        return true
     }
 
     private mutating func confirmTriggerCluster(_ detector: CompiledDetector, first: Int, last: Int, bytes: UnsafeRawBufferPointer,
@@ -315,8 +353,7 @@ struct Resolver {
         let windowEnd = min(limit, last + detector.triggerReach + 2)
         // Ends need two bytes of right context, except at the end of the stream.
         let lastEnd = min(last + detector.triggerReach, windowEnd == limit && atEnd ? limit : windowEnd - 2)
-        try scan(database: engine.confirmDatabases[detector.index], bytes: bytes, from: windowStart - base,
-                 to: windowEnd - base, scratch: scratch, context: context)
+        try confirmScan(detector, bytes: bytes, from: windowStart - base, to: windowEnd - base, scratch: scratch, context: context)
         collector.spans.sort { $0.end < $1.end || ($0.end == $1.end && $0.start < $1.start) }
         var found = foundStarts
         foundStarts = []
@@ -365,8 +402,7 @@ struct Resolver {
         guard let first = ends.first?.end, let last = ends.last?.end else { return }
         let windowStart = max(base, first - detector.maxWidth - 1)
         let windowEnd = min(limit, last + 2)
-        try scan(database: engine.confirmDatabases[detector.index], bytes: bytes, from: windowStart - base,
-                 to: windowEnd - base, scratch: scratch, context: context)
+        try confirmScan(detector, bytes: bytes, from: windowStart - base, to: windowEnd - base, scratch: scratch, context: context)
         // For each reported end keep the leftmost start; ends the prefilter did not report are
         // artefacts of the window edge and are dropped.
         collector.spans.sort { $0.end < $1.end || ($0.end == $1.end && $0.start < $1.start) }
@@ -405,8 +441,7 @@ struct Resolver {
                                       limit: Int, scratch: OpaquePointer, context: UnsafeMutableRawPointer) throws -> Int? {
         let windowStart = max(base, end - detector.maxWidth - 1)
         let windowEnd = min(limit, end + 2)
-        try scan(database: engine.confirmDatabases[detector.index], bytes: bytes, from: windowStart - base,
-                 to: windowEnd - base, scratch: scratch, context: context)
+        try confirmScan(detector, bytes: bytes, from: windowStart - base, to: windowEnd - base, scratch: scratch, context: context)
         defer { collector.spans.removeAll(keepingCapacity: true) }
         var best: Int?
         for span in collector.spans where windowStart + span.end == end {
@@ -416,6 +451,17 @@ struct Resolver {
         guard let best else { return nil }
         if best == windowStart && windowStart > 0 { return max(best + 1, end - detector.maxWidth) }
         return best
+    }
+
+    /// The matches of `detector` in `bytes[from..<to]` into `collector.spans` (relative to `from`):
+    /// from its software confirmer when it has one, else from a Hyperscan scan of its patterns.
+    private func confirmScan(_ detector: CompiledDetector, bytes: UnsafeRawBufferPointer, from: Int, to: Int,
+                             scratch: OpaquePointer, context: UnsafeMutableRawPointer) throws {
+        if let slots = detector.nativeSlots, to > from {
+            if NativeConfirmers.confirm(UnsafeRawBufferPointer(rebasing: bytes[from..<to]), slots: slots, slotCount: 1,
+                                        withSlots: false, into: collector) { return }
+        }
+        try scan(database: engine.confirmDatabases[detector.index], bytes: bytes, from: from, to: to, scratch: scratch, context: context)
     }
 
     private func scan(database: HyperscanDatabase, bytes: UnsafeRawBufferPointer, from: Int, to: Int,
@@ -510,7 +556,7 @@ struct Resolver {
     /// (from index `after`, in order) as its span alone, so the bytes around the secret are emitted
     /// like any others. Returns false when the secret is the whole match.
     private mutating func narrow(_ match: PendingMatch, bytes: UnsafeRawBufferPointer, base: Int, after: Int) -> Bool {
-        guard let span = engine.detectors[match.detector].definition.span else { return false }
+        guard let span = engine.detectors[match.detector].span else { return false }
         let secret = SpanFinder.secret(in: slice(bytes, base: base, from: match.start, to: match.end), span: span)
         guard secret.count < match.end - match.start else { return false }
         let cut = PendingMatch(start: match.start + secret.lowerBound, end: match.start + secret.upperBound,
@@ -608,7 +654,7 @@ struct Resolver {
             return bytes[position - base]
         }
         let detector = engine.detectors[match.detector]
-        let secret = detector.definition.span.map { SpanFinder.secret(in: value, span: $0) } ?? 0..<value.count
+        let secret = detector.span.map { SpanFinder.secret(in: value, span: $0) } ?? 0..<value.count
         var view = CandidateView(bytes: value, secret: secret, before: (byte(match.start - 1), byte(match.start - 2)),
                                  after: (byte(match.end), byte(match.end + 1)))
         // Wider left context (the stream keeps `precedingLimit` bytes before every undecided match).
@@ -623,7 +669,7 @@ struct Resolver {
                                            base: Int, _ sink: (UnsafeRawBufferPointer) -> Void) {
         let value = slice(bytes, base: base, from: match.start, to: match.end)
         let secret = match.narrowed ? 0..<value.count
-            : detector.definition.span.map { SpanFinder.secret(in: value, span: $0) } ?? 0..<value.count
+            : detector.span.map { SpanFinder.secret(in: value, span: $0) } ?? 0..<value.count
         if secret.lowerBound > 0 { sink(UnsafeRawBufferPointer(rebasing: value[0..<secret.lowerBound])) }
         scratchReplacement.removeAll(keepingCapacity: true)
         engine.replacement(for: detector, value: UnsafeRawBufferPointer(rebasing: value[secret]), into: &scratchReplacement)
@@ -650,28 +696,48 @@ struct Resolver {
     }
 }
 
+/// A detector's `span`, parsed once: the literals as bytes, the trimmed bytes as a set.
+struct CompiledSpan: Sendable {
+    /// Each step: the literals (`a|b`) after the first occurrence of any of which the secret starts.
+    let after: [[[UInt8]]]
+    let beforeLast: [UInt8]?
+    let trim: ByteSet
+    let trims: Bool
+
+    init(_ span: SecretSpan) {
+        after = span.after.map { step in step.split(separator: "|", omittingEmptySubsequences: true).map { Array($0.utf8) } }
+        beforeLast = span.beforeLast.map { Array($0.utf8) }
+        var set = ByteSet()
+        for byte in span.trim.utf8 { set.insert(byte) }
+        trim = set
+        trims = !span.trim.isEmpty
+    }
+}
+
 /// Locates the secret part of a match from a detector's `span` literals.
 enum SpanFinder {
     static func secret(in value: UnsafeRawBufferPointer, span: SecretSpan) -> Range<Int> {
+        secret(in: value, span: CompiledSpan(span))
+    }
+
+    static func secret(in value: UnsafeRawBufferPointer, span: CompiledSpan) -> Range<Int> {
         var start = 0
         for step in span.after {
             // `a|b`: after the first occurrence of either literal.
             var best: (Int, Int)?
-            for literal in step.split(separator: "|", omittingEmptySubsequences: true) {
-                let needle = Array(literal.utf8)
+            for needle in step {
                 if let found = find(needle, in: value, from: start), found < (best?.0 ?? Int.max) { best = (found, needle.count) }
             }
             guard let best else { break }
             start = best.0 + best.1
         }
         var end = value.count
-        if let before = span.beforeLast, let found = findLast(Array(before.utf8), in: value, from: start) {
+        if let before = span.beforeLast, let found = findLast(before, in: value, from: start) {
             end = found
         }
-        if !span.trim.isEmpty {
-            let trim = Set(span.trim.utf8)
-            while start < end, trim.contains(value[start]) { start += 1 }
-            while end > start, trim.contains(value[end - 1]) { end -= 1 }
+        if span.trims {
+            while start < end, span.trim.contains(value[start]) { start += 1 }
+            while end > start, span.trim.contains(value[end - 1]) { end -= 1 }
         }
         return start < end ? start..<end : 0..<value.count
     }

@@ -1,0 +1,497 @@
+// Software confirmers of built-in detectors (cards, SSNs, phone numbers, e-mail addresses, IPv4
+// addresses, IBANs, JWTs): for each built-in pattern, every match end in a window with the
+// leftmost start of a match ending there — what a Hyperscan block scan with HS_FLAG_SOM_LEFTMOST
+// reports for the same bytes, without a scan.
+//
+// Each pattern is written out by hand from its expression in corpora/ (the comment above each
+// function quotes it). The window is treated as a whole buffer: bytes outside it are absent,
+// so `\b` holds at its edges next to a word byte, as in Hyperscan. Tests compare every function
+// with Hyperscan on random windows.
+
+#include "mask_kernel.h"
+
+#include <string.h>
+
+static inline int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
+static inline int is_word(uint8_t c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+typedef struct {
+    const uint8_t *d;
+    size_t n;
+    /// best[slot * (n + 1) + end]: leftmost start + 1, 0 when none.
+    uint16_t *best;
+    const uint8_t *slot_of;  ///< native pattern id -> detector slot, 0xFF when disabled
+    size_t low, high;        ///< the range of ends written so far (low > high: none)
+} ctx_t;
+
+static inline int word_at(const ctx_t *c, size_t i) { return i < c->n && is_word(c->d[i]); }
+/// `\b` at position i (between bytes i-1 and i).
+static inline int boundary(const ctx_t *c, size_t i) {
+    int before = i > 0 && is_word(c->d[i - 1]);
+    return before != word_at(c, i);
+}
+static inline int digit_at(const ctx_t *c, size_t i) { return i < c->n && is_digit(c->d[i]); }
+static inline int byte_is(const ctx_t *c, size_t i, uint8_t b) { return i < c->n && c->d[i] == b; }
+static inline int digits(const ctx_t *c, size_t i, size_t count) {
+    if (i + count > c->n) return 0;
+    for (size_t k = 0; k < count; k++) if (!is_digit(c->d[i + k])) return 0;
+    return 1;
+}
+/// Number of consecutive digits from i.
+static inline size_t digit_span(const ctx_t *c, size_t i) {
+    size_t k = 0;
+    while (i + k < c->n && is_digit(c->d[i + k])) k++;
+    return k;
+}
+static inline int in_set(const ctx_t *c, size_t i, const char *set) {
+    if (i >= c->n) return 0;
+    uint8_t b = c->d[i];
+    for (const char *p = set; *p; p++) if ((uint8_t)*p == b) return 1;
+    return 0;
+}
+
+static inline void emit(ctx_t *c, int pattern, size_t start, size_t end) {
+    uint8_t slot = c->slot_of[pattern];
+    if (slot == 0xFF) return;
+    uint16_t *cell = &c->best[(size_t)slot * (c->n + 1) + end];
+    if (*cell == 0 || *cell > start + 1) *cell = (uint16_t)(start + 1);
+    if (end < c->low) c->low = end;
+    if (end > c->high) c->high = end;
+}
+
+// MARK: - Cards
+
+// '\b(?:4\d{3}|5[1-5]\d{2}|2[2-7]\d{2}|6(?:011|5\d{2}|4[4-9]\d))(?:\d{12}|(?: \d{4}){3}|(?:-\d{4}){3})\b'
+static void card_iin(ctx_t *c, size_t s) {
+    if (!boundary(c, s) || s + 4 > c->n) return;
+    const uint8_t *d = c->d + s;
+    int ok = 0;
+    if (d[0] == '4') ok = digits(c, s + 1, 3);
+    else if (d[0] == '5') ok = d[1] >= '1' && d[1] <= '5' && digits(c, s + 2, 2);
+    else if (d[0] == '2') ok = d[1] >= '2' && d[1] <= '7' && digits(c, s + 2, 2);
+    else if (d[0] == '6') {
+        ok = (d[1] == '0' && d[2] == '1' && d[3] == '1') || (d[1] == '5' && digits(c, s + 2, 2))
+            || (d[1] == '4' && d[2] >= '4' && d[2] <= '9' && digit_at(c, s + 3));
+    }
+    if (!ok) return;
+    size_t q = s + 4;
+    if (digits(c, q, 12) && boundary(c, q + 12)) emit(c, MK_PAT_CARD_IIN, s, q + 12);
+    for (int sep = 0; sep < 2; sep++) {
+        uint8_t ch = sep ? '-' : ' ';
+        int good = 1;
+        for (int g = 0; g < 3 && good; g++) good = byte_is(c, q + 5 * g, ch) && digits(c, q + 5 * g + 1, 4);
+        if (good && boundary(c, q + 15)) emit(c, MK_PAT_CARD_IIN, s, q + 15);
+    }
+}
+
+// '\b4\d{12}(?:\d{6})?\b'
+static void card_visa(ctx_t *c, size_t s) {
+    if (!boundary(c, s) || !byte_is(c, s, '4') || !digits(c, s + 1, 12)) return;
+    if (boundary(c, s + 13)) emit(c, MK_PAT_CARD_VISA, s, s + 13);
+    if (digits(c, s + 13, 6) && boundary(c, s + 19)) emit(c, MK_PAT_CARD_VISA, s, s + 19);
+}
+
+// '\b3[47]\d{2}(?:\d{11}| \d{6} \d{5}|-\d{6}-\d{5})\b'
+static void card_amex(ctx_t *c, size_t s) {
+    if (!boundary(c, s) || !byte_is(c, s, '3') || !(byte_is(c, s + 1, '4') || byte_is(c, s + 1, '7')) || !digits(c, s + 2, 2)) return;
+    size_t q = s + 4;
+    if (digits(c, q, 11) && boundary(c, q + 11)) emit(c, MK_PAT_CARD_AMEX, s, q + 11);
+    for (int sep = 0; sep < 2; sep++) {
+        uint8_t ch = sep ? '-' : ' ';
+        if (byte_is(c, q, ch) && digits(c, q + 1, 6) && byte_is(c, q + 7, ch) && digits(c, q + 8, 5) && boundary(c, q + 13))
+            emit(c, MK_PAT_CARD_AMEX, s, q + 13);
+    }
+}
+
+// MARK: - SSNs
+
+// '\b\d{3}-\d{2}-\d{4}\b'
+static void ssn_dashed(ctx_t *c, size_t s) {
+    if (boundary(c, s) && digits(c, s, 3) && byte_is(c, s + 3, '-') && digits(c, s + 4, 2) && byte_is(c, s + 6, '-')
+        && digits(c, s + 7, 4) && boundary(c, s + 11))
+        emit(c, MK_PAT_SSN_DASHED, s, s + 11);
+}
+
+// '\b\d{9}\b' and '\b\d{3} \d{2} \d{4}\b'
+static void ssn_plain(ctx_t *c, size_t s) {
+    if (!boundary(c, s)) return;
+    if (digits(c, s, 9) && boundary(c, s + 9)) emit(c, MK_PAT_SSN_NINE, s, s + 9);
+    if (digits(c, s, 3) && byte_is(c, s + 3, ' ') && digits(c, s + 4, 2) && byte_is(c, s + 6, ' ') && digits(c, s + 7, 4)
+        && boundary(c, s + 11))
+        emit(c, MK_PAT_SSN_SPACED, s, s + 11);
+}
+
+// MARK: - Phones
+
+// '\+[1-9]\d{0,3}(?:[ .-]?\(?\d{1,5}\)?){1,6}'
+// Every (position, groups) state is visited once, so the walk is linear in the window.
+static void phone_e164(ctx_t *c, size_t s) {
+    if (!byte_is(c, s, '+') || !(s + 1 < c->n && c->d[s + 1] >= '1' && c->d[s + 1] <= '9')) return;
+    // Each (position, groups) state is pushed at most once: the stack never holds more.
+    uint8_t seen[(c->n + 1) * 7];
+    memset(seen, 0, sizeof(seen));
+    uint16_t stack_pos[(c->n + 1) * 7];
+    uint8_t stack_groups[(c->n + 1) * 7];
+    size_t top = 0;
+    size_t after_cc = s + 2;
+    size_t cc = digit_span(c, after_cc);
+    for (size_t k = 0; k <= 3 && k <= cc; k++) {
+        size_t p = after_cc + k;
+        if (!seen[p * 7]) { seen[p * 7] = 1; stack_pos[top] = (uint16_t)p; stack_groups[top] = 0; top++; }
+    }
+    while (top > 0) {
+        top--;
+        size_t p = stack_pos[top];
+        uint8_t g = stack_groups[top];
+        if (g >= 1) emit(c, MK_PAT_PHONE_E164, s, p);
+        if (g == 6) continue;
+        for (int sep = 0; sep < 2; sep++) {
+            size_t q = p;
+            if (sep) { if (!in_set(c, q, " .-")) continue; q++; }
+            for (int open = 0; open < 2; open++) {
+                size_t r = q;
+                if (open) { if (!byte_is(c, r, '(')) continue; r++; }
+                size_t run = digit_span(c, r);
+                for (size_t j = 1; j <= 5 && j <= run; j++) {
+                    for (int close = 0; close < 2; close++) {
+                        size_t e = r + j;
+                        if (close) { if (!byte_is(c, e, ')')) continue; e++; }
+                        uint8_t *mark = &seen[e * 7 + g + 1];
+                        if (*mark) continue;
+                        *mark = 1;
+                        stack_pos[top] = (uint16_t)e; stack_groups[top] = (uint8_t)(g + 1); top++;
+                    }
+                }
+            }
+        }
+    }
+}
+
+// '(?:\b1[ .-])?(?:\(\d{3}\) ?|\b\d{3}[ .-])\d{3}[ .-]\d{4}\b'
+static void phone_us_from(ctx_t *c, size_t origin, size_t q) {
+    // After the optional `1 ` prefix: `(ddd)` + optional space, or `\bddd[ .-]`.
+    size_t heads[2];
+    int count = 0;
+    if (byte_is(c, q, '(') && digits(c, q + 1, 3) && byte_is(c, q + 4, ')')) {
+        heads[count++] = q + 5;
+        if (byte_is(c, q + 5, ' ')) heads[count++] = q + 6;
+    }
+    size_t alt[1];
+    int alt_count = 0;
+    if (boundary(c, q) && digits(c, q, 3) && in_set(c, q + 3, " .-")) alt[alt_count++] = q + 4;
+    for (int i = 0; i < count + alt_count; i++) {
+        size_t h = i < count ? heads[i] : alt[i - count];
+        if (digits(c, h, 3) && in_set(c, h + 3, " .-") && digits(c, h + 4, 4) && boundary(c, h + 8))
+            emit(c, MK_PAT_PHONE_US, origin, h + 8);
+    }
+}
+static void phone_us(ctx_t *c, size_t s) {
+    phone_us_from(c, s, s);
+    if (boundary(c, s) && byte_is(c, s, '1') && in_set(c, s + 1, " .-")) phone_us_from(c, s, s + 2);
+}
+
+// '\b0[1-9](?: \d{2}){4}\b' and '\b0[1-9](?:\.\d{2}){4}\b'
+static void phone_pairs(ctx_t *c, size_t s) {
+    if (!boundary(c, s) || !byte_is(c, s, '0') || !(s + 1 < c->n && c->d[s + 1] >= '1' && c->d[s + 1] <= '9')) return;
+    for (int kind = 0; kind < 2; kind++) {
+        uint8_t ch = kind ? '.' : ' ';
+        int good = 1;
+        for (int g = 0; g < 4 && good; g++) good = byte_is(c, s + 2 + 3 * g, ch) && digits(c, s + 3 + 3 * g, 2);
+        if (good && boundary(c, s + 14)) emit(c, kind ? MK_PAT_PHONE_DOTS : MK_PAT_PHONE_PAIRS, s, s + 14);
+    }
+}
+
+/// `\b0[1-9]` then `lead_min..lead_max` digits; returns the positions after the lead (bitmask of lengths).
+static int trunk_lead(ctx_t *c, size_t s, size_t lead_min, size_t lead_max, size_t *after, int *count) {
+    *count = 0;
+    if (!boundary(c, s) || !byte_is(c, s, '0') || !(s + 1 < c->n && c->d[s + 1] >= '1' && c->d[s + 1] <= '9')) return 0;
+    size_t run = digit_span(c, s + 2);
+    for (size_t j = lead_min; j <= lead_max && j <= run; j++) after[(*count)++] = s + 2 + j;
+    return *count > 0;
+}
+
+// '\b0[1-9]\d{1,3}[ /]\d{6,8}\b'
+static void phone_area_slash(ctx_t *c, size_t s) {
+    size_t after[8];
+    int count;
+    if (!trunk_lead(c, s, 1, 3, after, &count)) return;
+    for (int i = 0; i < count; i++) {
+        size_t p = after[i];
+        if (!in_set(c, p, " /")) continue;
+        size_t run = digit_span(c, p + 1);
+        for (size_t k = 6; k <= 8 && k <= run; k++)
+            if (boundary(c, p + 1 + k)) emit(c, MK_PAT_PHONE_AREA_SLASH, s, p + 1 + k);
+    }
+}
+
+// '\b0[1-9]\d{0,4}[ -]\d{3,4}[ -]\d{3,4}\b'
+static void phone_three_groups(ctx_t *c, size_t s) {
+    size_t after[8];
+    int count;
+    if (!trunk_lead(c, s, 0, 4, after, &count)) return;
+    for (int i = 0; i < count; i++) {
+        size_t p = after[i];
+        if (!in_set(c, p, " -")) continue;
+        size_t run = digit_span(c, p + 1);
+        for (size_t k = 3; k <= 4 && k <= run; k++) {
+            size_t q = p + 1 + k;
+            if (!in_set(c, q, " -")) continue;
+            size_t run2 = digit_span(c, q + 1);
+            for (size_t m = 3; m <= 4 && m <= run2; m++)
+                if (boundary(c, q + 1 + m)) emit(c, MK_PAT_PHONE_THREE_GROUPS, s, q + 1 + m);
+        }
+    }
+}
+
+// '\b0[1-9]\d{0,4}[ /-]\d{5,8}\b'
+static void phone_two_groups(ctx_t *c, size_t s) {
+    size_t after[8];
+    int count;
+    if (!trunk_lead(c, s, 0, 4, after, &count)) return;
+    for (int i = 0; i < count; i++) {
+        size_t p = after[i];
+        if (!in_set(c, p, " /-")) continue;
+        size_t run = digit_span(c, p + 1);
+        for (size_t k = 5; k <= 8 && k <= run; k++)
+            if (boundary(c, p + 1 + k)) emit(c, MK_PAT_PHONE_TWO_GROUPS, s, p + 1 + k);
+    }
+}
+
+// '\(0[1-9]\d{1,4}\) ?\d{3,4}[ -]?\d{3,4}\b'
+static void phone_paren_area(ctx_t *c, size_t s) {
+    if (!byte_is(c, s, '(') || !byte_is(c, s + 1, '0') || !(s + 2 < c->n && c->d[s + 2] >= '1' && c->d[s + 2] <= '9')) return;
+    size_t run = digit_span(c, s + 3);
+    for (size_t j = 1; j <= 4 && j <= run; j++) {
+        size_t p = s + 3 + j;
+        if (!byte_is(c, p, ')')) continue;
+        p++;
+        for (int space = 0; space < 2; space++) {
+            size_t q = p;
+            if (space) { if (!byte_is(c, q, ' ')) continue; q++; }
+            size_t run1 = digit_span(c, q);
+            for (size_t k = 3; k <= 4 && k <= run1; k++) {
+                size_t r0 = q + k;
+                for (int sep = 0; sep < 2; sep++) {
+                    size_t r = r0;
+                    if (sep) { if (!in_set(c, r, " -")) continue; r++; }
+                    size_t run2 = digit_span(c, r);
+                    for (size_t m = 3; m <= 4 && m <= run2; m++)
+                        if (boundary(c, r + m)) emit(c, MK_PAT_PHONE_PAREN_AREA, s, r + m);
+                }
+            }
+        }
+    }
+}
+
+// MARK: - E-mail addresses
+
+static inline int is_alpha(uint8_t b) { return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z'); }
+static inline int is_local(uint8_t b) {
+    return is_alpha(b) || is_digit(b) || b == '.' || b == '_' || b == '%' || b == '+' || b == '-';
+}
+static inline int is_label(uint8_t b) { return is_alpha(b) || is_digit(b) || b == '-'; }
+
+/// The local part `[A-Za-z0-9._%+-]+` ending at `at` (exclusive) and the domain
+/// `[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}` from `domain`: one match per domain end.
+static void email_from(ctx_t *c, int pattern, size_t at, size_t domain) {
+    if (at == 0 || !is_local(c->d[at - 1])) return;
+    size_t start = at - 1;
+    while (start > 0 && is_local(c->d[start - 1])) start--;
+    size_t labels = 0, length = 0;
+    int alpha = 1;
+    for (size_t q = domain; q < c->n; q++) {
+        uint8_t b = c->d[q];
+        if (is_label(b)) {
+            length++;
+            alpha = alpha && is_alpha(b);
+            if (labels >= 1 && alpha && length >= 2) emit(c, pattern, start, q + 1);
+        } else if (b == '.' && length > 0) {
+            labels++;
+            length = 0;
+            alpha = 1;
+        } else {
+            break;
+        }
+    }
+}
+
+// '[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}'
+// '[A-Za-z0-9._%+-]+%(?:25)?40[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}'
+// '[A-Za-z0-9._%+-]+&#(?:64|x40);[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}'
+static void email_at(ctx_t *c, size_t p) {
+    uint8_t b = c->d[p];
+    if (b == '@') {
+        email_from(c, MK_PAT_EMAIL_AT, p, p + 1);
+    } else if (b == '%') {
+        if (byte_is(c, p + 1, '4') && byte_is(c, p + 2, '0')) email_from(c, MK_PAT_EMAIL_PERCENT, p, p + 3);
+        if (byte_is(c, p + 1, '2') && byte_is(c, p + 2, '5') && byte_is(c, p + 3, '4') && byte_is(c, p + 4, '0'))
+            email_from(c, MK_PAT_EMAIL_PERCENT, p, p + 5);
+    } else if (b == '&' && byte_is(c, p + 1, '#')) {
+        if (byte_is(c, p + 2, '6') && byte_is(c, p + 3, '4') && byte_is(c, p + 4, ';')) email_from(c, MK_PAT_EMAIL_ENTITY, p, p + 5);
+        if (byte_is(c, p + 2, 'x') && byte_is(c, p + 3, '4') && byte_is(c, p + 4, '0') && byte_is(c, p + 5, ';'))
+            email_from(c, MK_PAT_EMAIL_ENTITY, p, p + 6);
+    }
+}
+
+// MARK: - IPv4, IBAN, JWT
+
+// '\b(?:\d{1,3}\.){3}\d{1,3}\b'
+static void ipv4(ctx_t *c, size_t s) {
+    if (!boundary(c, s)) return;
+    size_t p = s;
+    for (int group = 0; group < 4; group++) {
+        size_t run = digit_span(c, p);
+        if (run < 1 || run > 3) return;
+        p += run;
+        if (group < 3) {
+            if (!byte_is(c, p, '.')) return;
+            p++;
+        }
+    }
+    if (boundary(c, p)) emit(c, MK_PAT_IPV4, s, p);
+}
+
+static inline int is_upper(uint8_t b) { return b >= 'A' && b <= 'Z'; }
+static inline int is_upper_alnum(uint8_t b) { return is_upper(b) || is_digit(b); }
+static inline int upper_alnum_at(const ctx_t *c, size_t i) { return i < c->n && is_upper_alnum(c->d[i]); }
+
+// '\b[A-Z]{2}\d{2}[A-Z0-9]{11,30}\b'
+// '\b[A-Z]{2}\d{2}(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?\b'
+static void iban(ctx_t *c, size_t s) {
+    if (!boundary(c, s) || s + 4 > c->n || !is_upper(c->d[s]) || !is_upper(c->d[s + 1]) || !digits(c, s + 2, 2)) return;
+    size_t q = s + 4;
+    size_t run = 0;
+    while (run < 30 && upper_alnum_at(c, q + run)) run++;
+    for (size_t k = 11; k <= run; k++)
+        if (boundary(c, q + k)) emit(c, MK_PAT_IBAN_COMPACT, s, q + k);
+    size_t p = q;
+    for (int groups = 1; groups <= 7; groups++) {
+        if (!byte_is(c, p, ' ')) break;
+        int good = 1;
+        for (int k = 1; k <= 4 && good; k++) good = upper_alnum_at(c, p + k);
+        if (!good) break;
+        p += 5;
+        if (groups < 2) continue;
+        if (boundary(c, p)) emit(c, MK_PAT_IBAN_SPACED, s, p);
+        if (byte_is(c, p, ' ')) {
+            for (size_t j = 1; j <= 3 && upper_alnum_at(c, p + j); j++)
+                if (boundary(c, p + 1 + j)) emit(c, MK_PAT_IBAN_SPACED, s, p + 1 + j);
+        }
+    }
+}
+
+static inline int is_token(uint8_t b) { return is_alpha(b) || is_digit(b) || b == '_' || b == '-'; }
+
+// '\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{2}'
+static void jwt(ctx_t *c, size_t s) {
+    if (!boundary(c, s) || !byte_is(c, s, 'e') || !byte_is(c, s + 1, 'y') || !byte_is(c, s + 2, 'J')) return;
+    size_t p = s + 3;
+    while (p < c->n && is_token(c->d[p])) p++;
+    if (p - (s + 3) < 5 || !byte_is(c, p, '.')) return;
+    if (p + 2 < c->n && is_token(c->d[p + 1]) && is_token(c->d[p + 2])) emit(c, MK_PAT_JWT, s, p + 3);
+}
+
+// MARK: - Entry
+
+/// What starts a match of each family: one bit per family, looked up per byte.
+enum {
+    A_DIGIT = 1 << 0,
+    A_PLUS = 1 << 1,
+    A_PAREN = 1 << 2,
+    A_EMAIL = 1 << 3,
+    A_E = 1 << 4,
+    A_UPPER = 1 << 5,
+};
+
+static uint8_t anchor_table[256];
+static int anchor_table_ready = 0;
+
+static void build_anchor_table(void) {
+    if (anchor_table_ready) return;
+    for (int b = 0; b < 256; b++) {
+        uint8_t a = 0;
+        if (b >= '0' && b <= '9') a |= A_DIGIT;
+        if (b == '+') a |= A_PLUS;
+        if (b == '(') a |= A_PAREN;
+        if (b == '@' || b == '%' || b == '&') a |= A_EMAIL;
+        if (b == 'e') a |= A_E;
+        if (b >= 'A' && b <= 'Z') a |= A_UPPER;
+        anchor_table[b] = a;
+    }
+    anchor_table_ready = 1;
+}
+
+int mk_confirm(const uint8_t *data, size_t length, const uint8_t *slot_of, uint32_t slots, mk_found found, void *context) {
+    if (length == 0 || length > MK_CONFIRM_MAX_WINDOW || slots == 0 || slots > MK_CONFIRM_MAX_SLOTS) return 0;
+    build_anchor_table();
+    uint16_t best[slots * (length + 1)];
+    memset(best, 0, sizeof(best));
+    ctx_t c = {data, length, best, slot_of, (size_t)-1, 0};
+#define ON(p) (slot_of[p] != 0xFF)
+    int cards = ON(MK_PAT_CARD_IIN) || ON(MK_PAT_CARD_VISA) || ON(MK_PAT_CARD_AMEX);
+    int ssns = ON(MK_PAT_SSN_DASHED) || ON(MK_PAT_SSN_NINE) || ON(MK_PAT_SSN_SPACED);
+    int phones = 0;
+    for (int p = MK_PAT_PHONE_E164; p <= MK_PAT_PHONE_PAREN_AREA; p++) phones |= ON(p);
+    int emails = ON(MK_PAT_EMAIL_AT) || ON(MK_PAT_EMAIL_PERCENT) || ON(MK_PAT_EMAIL_ENTITY);
+    int ibans = ON(MK_PAT_IBAN_COMPACT) || ON(MK_PAT_IBAN_SPACED);
+    int ipv4s = ON(MK_PAT_IPV4), jwts = ON(MK_PAT_JWT);
+#undef ON
+    uint8_t wanted = (uint8_t)(((cards || ssns || phones || ipv4s) ? A_DIGIT : 0) | (phones ? A_PLUS | A_PAREN : 0)
+                               | (emails ? A_EMAIL : 0) | (jwts ? A_E : 0) | (ibans ? A_UPPER : 0));
+    if (wanted == A_EMAIL || wanted == A_E) {
+        // One rare anchor family (e-mail, JWT): jump between anchors with memchr instead of
+        // looking at every byte of a window that is mostly the match's left and right reach.
+        const uint8_t first = wanted == A_E ? 'e' : '@';
+        const uint8_t *needles = wanted == A_E ? (const uint8_t *)"e" : (const uint8_t *)"@%&";
+        for (const uint8_t *n = needles; *n; n++) {
+            const uint8_t *p = data;
+            const uint8_t *end = data + length;
+            while (p < end && (p = memchr(p, *n, (size_t)(end - p))) != NULL) {
+                size_t s = (size_t)(p - data);
+                if (first == 'e') jwt(&c, s); else email_at(&c, s);
+                p++;
+            }
+        }
+        goto collect;
+    }
+    for (size_t s = 0; s < length; s++) {
+        uint8_t kind = anchor_table[data[s]] & wanted;
+        if (!kind) continue;
+        if (kind & A_DIGIT) {
+            // Every numeric pattern that starts at a digit starts with `\b`.
+            if (!boundary(&c, s)) continue;
+            if (cards) { card_iin(&c, s); card_visa(&c, s); card_amex(&c, s); }
+            if (ssns) { ssn_dashed(&c, s); ssn_plain(&c, s); }
+            if (phones) {
+                phone_us(&c, s);
+                phone_pairs(&c, s);
+                phone_area_slash(&c, s);
+                phone_three_groups(&c, s);
+                phone_two_groups(&c, s);
+            }
+            if (ipv4s) ipv4(&c, s);
+        } else if (kind & A_PLUS) {
+            phone_e164(&c, s);
+        } else if (kind & A_PAREN) {
+            phone_us(&c, s);
+            phone_paren_area(&c, s);
+        } else if (kind & A_EMAIL) {
+            email_at(&c, s);
+        } else if (kind & A_E) {
+            jwt(&c, s);
+        } else if (kind & A_UPPER) {
+            if (boundary(&c, s)) iban(&c, s);
+        }
+    }
+collect:
+    if (c.low > c.high) return 1;
+    for (uint32_t slot = 0; slot < slots; slot++) {
+        const uint16_t *row = &best[(size_t)slot * (length + 1)];
+        for (size_t end = c.low; end <= c.high; end++) {
+            if (row[end] != 0) found(context, slot, (uint32_t)(row[end] - 1), (uint32_t)end);
+        }
+    }
+    return 1;
+}

@@ -1,0 +1,83 @@
+import CMaskKernel
+
+/// The software confirmers of built-in detectors (Sources/CMaskKernel/confirmers.c): the same
+/// matches as a Hyperscan scan with start-of-match of their patterns, for a fraction of its cost
+/// per window. Numeric detectors (cards, SSNs, phones) share one call per digit run; e-mail,
+/// IPv4, IBAN and JWT candidates are confirmed one window at a time, like the generic route.
+///
+/// A confirmer is bound to the exact text of a pattern. A corpus that changes a pattern (or adds
+/// a digit-run detector with its own) gets Hyperscan for every digit-run window: the software
+/// route is taken only when it is known to give the same answer.
+enum NativeConfirmers {
+    /// The built-in expressions, as written in corpora/, and their `MK_PAT_*` ids.
+    static let patterns: [String: Int] = [
+        #"\b(?:4\d{3}|5[1-5]\d{2}|2[2-7]\d{2}|6(?:011|5\d{2}|4[4-9]\d))(?:\d{12}|(?: \d{4}){3}|(?:-\d{4}){3})\b"#: Int(MK_PAT_CARD_IIN),
+        #"\b4\d{12}(?:\d{6})?\b"#: Int(MK_PAT_CARD_VISA),
+        #"\b3[47]\d{2}(?:\d{11}| \d{6} \d{5}|-\d{6}-\d{5})\b"#: Int(MK_PAT_CARD_AMEX),
+        #"\b\d{3}-\d{2}-\d{4}\b"#: Int(MK_PAT_SSN_DASHED),
+        #"\b\d{9}\b"#: Int(MK_PAT_SSN_NINE),
+        #"\b\d{3} \d{2} \d{4}\b"#: Int(MK_PAT_SSN_SPACED),
+        #"\+[1-9]\d{0,3}(?:[ .-]?\(?\d{1,5}\)?){1,6}"#: Int(MK_PAT_PHONE_E164),
+        #"(?:\b1[ .-])?(?:\(\d{3}\) ?|\b\d{3}[ .-])\d{3}[ .-]\d{4}\b"#: Int(MK_PAT_PHONE_US),
+        #"\b0[1-9](?: \d{2}){4}\b"#: Int(MK_PAT_PHONE_PAIRS),
+        #"\b0[1-9](?:\.\d{2}){4}\b"#: Int(MK_PAT_PHONE_DOTS),
+        #"\b0[1-9]\d{1,3}[ /]\d{6,8}\b"#: Int(MK_PAT_PHONE_AREA_SLASH),
+        #"\b0[1-9]\d{0,4}[ -]\d{3,4}[ -]\d{3,4}\b"#: Int(MK_PAT_PHONE_THREE_GROUPS),
+        #"\b0[1-9]\d{0,4}[ /-]\d{5,8}\b"#: Int(MK_PAT_PHONE_TWO_GROUPS),
+        #"\(0[1-9]\d{1,4}\) ?\d{3,4}[ -]?\d{3,4}\b"#: Int(MK_PAT_PHONE_PAREN_AREA),
+        #"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"#: Int(MK_PAT_EMAIL_AT),
+        #"[A-Za-z0-9._%+-]+%(?:25)?40[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"#: Int(MK_PAT_EMAIL_PERCENT),
+        #"[A-Za-z0-9._%+-]+&#(?:64|x40);[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"#: Int(MK_PAT_EMAIL_ENTITY),
+        #"\b(?:\d{1,3}\.){3}\d{1,3}\b"#: Int(MK_PAT_IPV4),
+        #"\b[A-Z]{2}\d{2}[A-Z0-9]{11,30}\b"#: Int(MK_PAT_IBAN_COMPACT),
+        #"\b[A-Z]{2}\d{2}(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?\b"#: Int(MK_PAT_IBAN_SPACED),
+        #"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{2}"#: Int(MK_PAT_JWT),
+    ]
+
+    /// Patterns whose letters are case-sensitive: a caseless detector with one of them is not
+    /// confirmed in software (the numeric ones have no letters, so case does not matter).
+    static let caseSensitive: Set<Int> = [Int(MK_PAT_EMAIL_ENTITY), Int(MK_PAT_IBAN_COMPACT), Int(MK_PAT_IBAN_SPACED), Int(MK_PAT_JWT)]
+
+    static let patternCount = Int(MK_PAT_COUNT)
+    static let maxWindow = Int(MK_CONFIRM_MAX_WINDOW)
+    static let maxSlots = Int(MK_CONFIRM_MAX_SLOTS)
+
+    /// The slot (index among `detectors`) of each built-in pattern, or nil when one of the
+    /// detectors has a pattern the confirmers do not know (or two detectors share one).
+    static func slots(for detectors: [Detector]) -> [UInt8]? {
+        guard !detectors.isEmpty, detectors.count <= maxSlots else { return nil }
+        var slots = [UInt8](repeating: 0xFF, count: patternCount)
+        for (slot, detector) in detectors.enumerated() {
+            for pattern in detector.patterns {
+                guard let id = patterns[pattern], slots[id] == 0xFF else { return nil }
+                if detector.caseless, caseSensitive.contains(id) { return nil }
+                slots[id] = UInt8(slot)
+            }
+        }
+        return slots
+    }
+
+    /// Confirms one window in software: appends `(start, end)` relative to the window to
+    /// `collector.spans`, or `(slot, start, end)` to `collector.idSpans` when `withSlots`, in slot
+    /// then end order, one (leftmost) start per end. Returns false when the window is too long
+    /// (the caller then scans it with Hyperscan).
+    static func confirm(_ window: UnsafeRawBufferPointer, slots: [UInt8], slotCount: Int, withSlots: Bool,
+                        into collector: EventCollector) -> Bool {
+        guard window.count <= maxWindow, let base = window.baseAddress else { return false }
+        let context = Unmanaged.passUnretained(collector).toOpaque()
+        return slots.withUnsafeBufferPointer { slotOf in
+            mk_confirm(base.assumingMemoryBound(to: UInt8.self), window.count, slotOf.baseAddress, UInt32(slotCount),
+                       withSlots ? EventCollector.onNativeIDSpan : EventCollector.onNativeSpan, context) == 1
+        }
+    }
+}
+
+extension EventCollector {
+    static let onNativeSpan: mk_found = { context, _, start, end in
+        Unmanaged<EventCollector>.fromOpaque(context!).takeUnretainedValue().spans.append((Int(start), Int(end)))
+    }
+
+    static let onNativeIDSpan: mk_found = { context, slot, start, end in
+        Unmanaged<EventCollector>.fromOpaque(context!).takeUnretainedValue().idSpans.append((Int(slot), Int(start), Int(end)))
+    }
+}

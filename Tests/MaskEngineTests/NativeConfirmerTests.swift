@@ -1,0 +1,206 @@
+import CHyperscan
+import Foundation
+import Testing
+@testable import MaskEngine
+
+/// The software confirmers of built-in detectors against Hyperscan itself: for every built-in
+/// pattern, the same (end, leftmost start) pairs on random windows; and the whole engine with
+/// them against the engine without them (every candidate confirmed by Hyperscan), byte for byte.
+@Suite struct NativeConfirmerTests {
+    /// Every (end, leftmost start) of `pattern` in `window`, from a Hyperscan block scan with SOM.
+    static func hyperscanSpans(_ database: HyperscanDatabase, scratch: ScratchPool, _ window: [UInt8]) throws -> [[Int]] {
+        let collector = EventCollector(limit: 1 << 16)
+        _ = try scratch.withScratch { raw in
+            window.withUnsafeBytes { bytes in
+                hs_scan(database.raw, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), UInt32(bytes.count), 0, raw,
+                        EventCollector.onSpan, Unmanaged.passUnretained(collector).toOpaque())
+            }
+        }
+        var best: [Int: Int] = [:]
+        for span in collector.spans { best[span.end] = min(best[span.end] ?? Int.max, span.start) }
+        return best.keys.sorted().map { [$0, best[$0]!] }
+    }
+
+    static func nativeSpans(pattern id: Int, _ window: [UInt8]) -> [[Int]]? {
+        var slots = [UInt8](repeating: 0xFF, count: NativeConfirmers.patternCount)
+        slots[id] = 0
+        let collector = EventCollector(limit: 1 << 16)
+        let ok = window.withUnsafeBytes { NativeConfirmers.confirm($0, slots: slots, slotCount: 1, withSlots: false, into: collector) }
+        guard ok else { return nil }
+        return collector.spans.map { [$0.end, $0.start] }
+    }
+
+    /// Windows that look like the runs the finder reports, with the bytes that make the patterns
+    /// differ: separators, parentheses, plus signs, word bytes at the edges.
+    static func randomWindow(_ generator: inout SeededGenerator) -> [UInt8] {
+        let digitsHeavy = Array("0123456789012345678901234567890123456789".utf8)
+        let others = Array(" .-/()+ -  _aZ\n".utf8)
+        let count = Int.random(in: 1...64, using: &generator)
+        var window: [UInt8] = []
+        for _ in 0..<count {
+            if Int.random(in: 0..<10, using: &generator) < 7 {
+                window.append(digitsHeavy[Int.random(in: 0..<digitsHeavy.count, using: &generator)])
+            } else {
+                window.append(others[Int.random(in: 0..<others.count, using: &generator)])
+            }
+        }
+        return window
+    }
+
+    /// Windows built from the shapes the patterns describe, joined by random separators, so that
+    /// long matches (cards, E.164 numbers with six groups) occur often.
+    static func shapedWindow(_ generator: inout SeededGenerator) -> [UInt8] {
+        let shapes = ["4111 1111 1111 1111", "4111-1111-1111-1111", "4111111111111", "4111111111111111111", "3782 822463 10005",
+                      "378282246310005", "6011000990139424", "5512345678901234", "268-45-8731", "268458731", "268 45 8731",
+                      "+1 303 344 4977", "+493062339240", "+44 (20) 7946 0958", "+33 1 21 94 95 58", "(305) 457-9071", "1-602-863-8264",
+                      "602.863.8264", "06 58 02 85 94", "06.58.02.85.94", "030/1234567", "030 86012874", "0152 1675 4327",
+                      "020-1234567", "07700 900123", "(020) 3705 5931", "(0114)4960999", "2024-01-05", "12/27", "123"]
+        let joins = [" ", "-", ".", "", "/", "(", ")", "+", "a", " 1 ", "_"]
+        var window: [UInt8] = []
+        let parts = Int.random(in: 1...4, using: &generator)
+        for index in 0..<parts {
+            if index > 0 || Bool.random(using: &generator) { window += Array(joins.randomElement(using: &generator)!.utf8) }
+            window += Array(shapes.randomElement(using: &generator)!.utf8)
+        }
+        if Bool.random(using: &generator) { window += Array(joins.randomElement(using: &generator)!.utf8) }
+        return Array(window.prefix(NativeConfirmers.maxWindow))
+    }
+
+    /// Windows for the e-mail, IPv4, IBAN and JWT confirmers: their shapes cut and joined with
+    /// the bytes that end or extend them.
+    static func textWindow(_ generator: inout SeededGenerator) -> [UInt8] {
+        let shapes = ["jane.doe@example.com", "a@b.co", "x@y", "user%40mail.example.org", "ana%2540example.com", "jane&#64;example.com",
+                      "jane&#x40;ex-ample.co.uk", "@", "%40", "&#64;", ".com", "..", "10.0.0.1", "192.168.1.255", "1.2.3.4.5", "010.1.2.3",
+                      "256.1.1.1", "DE89370400440532013000", "GB82 WEST 1234 5698 7654 32", "FR14 2004 1010 0505 0001 3M02 606",
+                      "NL91ABNA0417164300", "AB12", " ABCD", " 12", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig", "eyJabcde.xy", "eyJ", "-_",
+                      "1.2", "x", "Q", "9"]
+        let joins = [" ", ".", "", "-", "_", "@", "%", "\n", "\"", "a", "Z", "0", ":", "/", "+", "&#"]
+        var window: [UInt8] = []
+        for index in 0..<Int.random(in: 1...5, using: &generator) {
+            if index > 0 || Bool.random(using: &generator) { window += Array(joins.randomElement(using: &generator)!.utf8) }
+            var shape = Array(shapes.randomElement(using: &generator)!.utf8)
+            if Int.random(in: 0..<4, using: &generator) == 0, shape.count > 2 {
+                let cut = Int.random(in: 1..<shape.count, using: &generator)
+                shape = Bool.random(using: &generator) ? Array(shape[..<cut]) : Array(shape[cut...])
+            }
+            window += shape
+        }
+        return Array(window.prefix(NativeConfirmers.maxWindow))
+    }
+
+    @Test(arguments: NativeConfirmers.patterns.sorted { $0.value < $1.value })
+    func softwareConfirmerReportsWhatHyperscanReports(_ entry: (key: String, value: Int)) throws {
+        let database = try HyperscanDatabase(
+            expressions: [HyperscanExpression(pattern: entry.key, flags: HS.multiline | HS.somLeftmost, id: 0, owner: "test")],
+            mode: HS.modeBlock, cache: nil)
+        let scratch = try ScratchPool(databases: [database])
+        var generator = SeededGenerator(state: 0x5EED_0000 + UInt64(entry.value))
+        var matched = 0
+        for round in 0..<30_000 {
+            let window = switch round % 3 {
+            case 0: Self.randomWindow(&generator)
+            case 1: Self.shapedWindow(&generator)
+            default: Self.textWindow(&generator)
+            }
+            let expected = try Self.hyperscanSpans(database, scratch: scratch, window)
+            let actual = Self.nativeSpans(pattern: entry.value, window)
+            #expect(actual == expected, "pattern \(entry.value) on \(String(decoding: window, as: UTF8.self).debugDescription)")
+            if actual != expected { return }
+            matched += expected.isEmpty ? 0 : 1
+        }
+        // The generator must exercise the pattern, or the comparison proves little.
+        #expect(matched > 100, "only \(matched) windows matched pattern \(entry.value)")
+    }
+
+    @Test func builtInCorporaTakeTheSoftwareRoute() throws {
+        #expect(Fixtures.engine.nativeDigitSlots != nil)
+        let native = Set(Fixtures.engine.detectors.filter { $0.nativeSlots != nil }.map(\.definition.id))
+        #expect(native.isSuperset(of: ["email", "ipv4", "iban", "jwt", "credit_card", "phone", "us_ssn", "us_ssn_named"]))
+        let reference = try MaskingEngine(detectors: Fixtures.detectors, hashKey: Array("test-key".utf8), softwareConfirmers: false)
+        #expect(reference.nativeDigitSlots == nil)
+    }
+
+    @Test func aChangedPatternTakesTheHyperscanRoute() throws {
+        var detectors = Fixtures.detectors
+        let index = try #require(detectors.firstIndex { $0.id == "us_ssn" })
+        detectors[index].patterns = [#"\b\d{3}[-.]\d{2}[-.]\d{4}\b"#]
+        let engine = try MaskingEngine(detectors: detectors, hashKey: Array("test-key".utf8))
+        #expect(engine.nativeDigitSlots == nil)
+        let masked = try maskOneShot(Array("ssn 268.45.8731 and 268-45-8731".utf8), engine: engine)
+        #expect(text(masked) == "ssn [SSN] and [SSN]")
+    }
+
+    /// The oracle: the same corpora with every candidate confirmed by Hyperscan.
+    static let reference: MaskingEngine = {
+        do {
+            return try MaskingEngine(detectors: Fixtures.detectors, hashKey: Array("test-key".utf8), softwareConfirmers: false)
+        } catch { fatalError("reference engine: \(error)") }
+    }()
+
+    @Test func sampleCorpusMasksByteForByteAsTheReferenceEngine() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: Fixtures.samples).filter { $0.hasSuffix(".txt") }.sorted()
+        #expect(files.count >= 10)
+        var generator = SeededGenerator(state: 77)
+        for file in files {
+            let input = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Fixtures.samples + "/" + file)))
+            let expected = try maskOneShot(input, engine: Self.reference)
+            #expect(try maskOneShot(input, engine: Fixtures.engine) == expected, "\(file), one write")
+            let sizes = (0..<64).map { _ in Int.random(in: 1...700, using: &generator) }
+            #expect(try maskChunked(input, sizes: sizes, engine: Fixtures.engine) == expected, "\(file), random writes")
+            #expect(try maskChunked(Array(input.prefix(6000)), sizes: [1], engine: Fixtures.engine)
+                    == (try maskOneShot(Array(input.prefix(6000)), engine: Self.reference)), "\(file), 1-byte writes")
+        }
+    }
+
+    @Test func kubernetesAndKeyedSecretsMaskByteForByteAsTheReferenceEngine() throws {
+        // Triggers skipped for want of a context word must not change a byte: Secret manifests
+        // with and without `data:`, breakers, and ': ' everywhere.
+        let pieces = ["apiVersion: v1\ndata:\n  password: MWYyZDFlMmU2N2Rm\n  username: YWRtaW4=\nkind: Secret\n",
+                      "metadata:\n  name: db\ntype: Opaque\n", "data:\n  port: 6379\n", "  token: ZXlKaGJHY2lPaUpTVXpJMU5pSXNJbXRwWkNJNklpSjk=\n",
+                      "\n\n", "\n$ kubectl get secret db -o yaml\n", "log: level: info msg: started\n", "aws_secret_access_key: ",
+                      "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n", "secretKey = \"", "dob: 1987-04-12\n", "born March 3, 1975\n",
+                      "  DB_PASSWORD: U3VtbWVyMjAyNiM=\n", "items:\n- apiVersion: v1\n  data:\n    tls.key: LS0tLS1CRUdJTiBQUklWQVRF\n"]
+        var generator = SeededGenerator(state: 2026)
+        for _ in 0..<200 {
+            var input: [UInt8] = []
+            while input.count < 3000 { input += Array(pieces.randomElement(using: &generator)!.utf8) }
+            let expected = try maskOneShot(input, engine: Self.reference)
+            let sizes = (0..<16).map { _ in Int.random(in: 1...400, using: &generator) }
+            #expect(try maskChunked(input, sizes: sizes, engine: Fixtures.engine) == expected)
+        }
+    }
+
+    @Test func generatedNumericTextMasksByteForByteAsTheReferenceEngine() throws {
+        var generator = SeededGenerator(state: 4242)
+        for _ in 0..<300 {
+            var input: [UInt8] = []
+            while input.count < 2000 {
+                let piece: [UInt8] = switch Int.random(in: 0..<3, using: &generator) {
+                case 0: Self.shapedWindow(&generator)
+                case 1: Self.randomWindow(&generator)
+                default: Self.textWindow(&generator)
+                }
+                input += piece
+                input += Array([" ssn=", "\n", " card ", "; tel ", "<SSN>", " | ", "\t"].randomElement(using: &generator)!.utf8)
+            }
+            let expected = try maskOneShot(input, engine: Self.reference)
+            let sizes = (0..<16).map { _ in Int.random(in: 1...300, using: &generator) }
+            #expect(try maskChunked(input, sizes: sizes, engine: Fixtures.engine) == expected)
+        }
+    }
+
+    @Test func valueMaskerMatchesTheReferenceEngine() throws {
+        var generator = SeededGenerator(state: 99)
+        let masker = Fixtures.engine.makeValueMasker()
+        let oracle = Self.reference.makeValueMasker()
+        for _ in 0..<5000 {
+            let value = switch Int.random(in: 0..<3, using: &generator) {
+            case 0: Self.shapedWindow(&generator)
+            case 1: Self.randomWindow(&generator)
+            default: Self.textWindow(&generator)
+            }
+            let (a, b) = try value.withUnsafeBytes { (try masker.mask($0), try oracle.mask($0)) }
+            #expect(a == b, "\(String(decoding: value, as: UTF8.self).debugDescription)")
+        }
+    }
+}
