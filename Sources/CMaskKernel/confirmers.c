@@ -495,3 +495,122 @@ collect:
     }
     return 1;
 }
+
+// MARK: - E-mail match ends in a stream
+
+enum { E_LOCAL = 1, E_LABEL = 2, E_ALPHA = 4 };
+static uint8_t email_table[256];
+static int email_table_ready = 0;
+
+static void build_email_table(void) {
+    if (email_table_ready) return;
+    for (int b = 0; b < 256; b++) {
+        uint8_t c = 0;
+        if (is_local((uint8_t)b)) c |= E_LOCAL;
+        if (is_label((uint8_t)b)) c |= E_LABEL;
+        if (is_alpha((uint8_t)b)) c |= E_ALPHA;
+        email_table[b] = c;
+    }
+    email_table_ready = 1;
+}
+
+void mk_email_reset(mk_email_state *state) { memset(state, 0, sizeof(*state)); }
+
+#define MK_TAIL(h, n) ((h) & ((n) == 8 ? ~(uint64_t)0 : (((uint64_t)1 << (8 * (n))) - 1)))
+#define MK_BYTE_BACK(h, n) ((uint8_t)((h) >> (8 * (n))))
+
+/// The last eight bytes before `data + i`, newest in the low byte: from the data, completed with
+/// `older` (the history before `data`) when `i` < 8.
+static inline uint64_t history_before(const uint8_t *data, size_t i, uint64_t older) {
+    uint64_t history = i >= 8 ? 0 : older;
+    for (size_t k = i >= 8 ? i - 8 : 0; k < i; k++) history = (history << 8) | data[k];
+    return history;
+}
+
+/// The next '@', '%' or '&' at or after `from`, or `length`. `next` caches each byte's next
+/// position (refreshed when passed).
+static inline size_t next_anchor(const uint8_t *data, size_t length, size_t from, size_t next[3]) {
+    static const uint8_t bytes[3] = {'@', '%', '&'};
+    size_t best = length;
+    for (int k = 0; k < 3; k++) {
+        if (next[k] < from) {
+            const uint8_t *found = from < length ? memchr(data + from, bytes[k], length - from) : NULL;
+            next[k] = found ? (size_t)(found - data) : length;
+        }
+        if (next[k] < best) best = next[k];
+    }
+    return best;
+}
+
+void mk_email_ends(mk_email_state *st, const uint8_t *data, size_t length, mk_end found, void *context) {
+    build_email_table();
+    uint64_t history = st->history;
+    uint32_t active = st->active, labels = st->labels, label_length = st->label_length, alpha = st->alpha;
+    const uint64_t base = st->offset;
+    // "%40", "%2540", "&#64;", "&#x40;" as they sit in the low bytes of `history`.
+    const uint64_t pct40 = ((uint64_t)'%' << 16) | ((uint64_t)'4' << 8) | '0';
+    const uint64_t pct2540 = ((uint64_t)'%' << 32) | ((uint64_t)'2' << 24) | ((uint64_t)'5' << 16) | ((uint64_t)'4' << 8) | '0';
+    const uint64_t ent64 = ((uint64_t)'&' << 32) | ((uint64_t)'#' << 24) | ((uint64_t)'6' << 16) | ((uint64_t)'4' << 8) | ';';
+    const uint64_t entx40 = ((uint64_t)'&' << 40) | ((uint64_t)'#' << 32) | ((uint64_t)'x' << 24) | ((uint64_t)'4' << 16)
+        | ((uint64_t)'0' << 8) | ';';
+    const uint64_t older = history;
+    size_t next[3] = {0, 0, 0};
+    int cached = 0;
+    // Bytes before `scalar_until` are looked at one by one: an anchor's last byte ("%40", "&#64;")
+    // comes up to five bytes after its first. Past it, with no domain open, the loop jumps to
+    // the next '@', '%' or '&'.
+    size_t scalar_until = 6;  // the first bytes may finish an anchor begun in the previous call
+    size_t i = 0;
+    while (i < length) {
+        if (!active && i >= scalar_until) {
+            if (!cached) { next[0] = next[1] = next[2] = 0; cached = 1; }
+            size_t j = next_anchor(data, length, i, next);
+            if (j >= length) { i = length; break; }
+            if (j > i) history = j - i >= 8 ? history_before(data, j, 0) : history_before(data + i, j - i, history);
+            i = j;
+            scalar_until = j + 6;
+        }
+        uint8_t b = data[i];
+        uint8_t cls = email_table[b];
+        if ((b == '@' || b == '%' || b == '&') && i + 6 > scalar_until) scalar_until = i + 6;
+        if (active) {
+            if (cls & E_LABEL) {
+                label_length++;
+                alpha = alpha && (cls & E_ALPHA);
+                if (labels >= 1 && alpha && label_length >= 2) found(context, base + i + 1);
+            } else if (b == '.' && label_length > 0) {
+                labels++;
+                label_length = 0;
+                alpha = 1;
+            } else {
+                active = 0;
+            }
+        }
+        history = (history << 8) | b;
+        // A local-part byte must sit just before the '@' (or the '%' or '&' of an encoded one).
+        int open = 0;
+        if (b == '@') {
+            open = (email_table[MK_BYTE_BACK(history, 1)] & E_LOCAL) != 0;
+        } else if (b == '0') {
+            if (MK_TAIL(history, 3) == pct40) open = (email_table[MK_BYTE_BACK(history, 3)] & E_LOCAL) != 0;
+            else if (MK_TAIL(history, 5) == pct2540) open = (email_table[MK_BYTE_BACK(history, 5)] & E_LOCAL) != 0;
+        } else if (b == ';') {
+            if (MK_TAIL(history, 5) == ent64) open = (email_table[MK_BYTE_BACK(history, 5)] & E_LOCAL) != 0;
+            else if (MK_TAIL(history, 6) == entx40) open = (email_table[MK_BYTE_BACK(history, 6)] & E_LOCAL) != 0;
+        }
+        if (open) {
+            active = 1;
+            labels = 0;
+            label_length = 0;
+            alpha = 1;
+        }
+        i++;
+    }
+    // The history after the last byte, whichever way the loop ended.
+    st->history = length >= 8 ? history_before(data, length, 0) : history_before(data, length, older);
+    st->active = active;
+    st->labels = labels;
+    st->label_length = label_length;
+    st->alpha = alpha;
+    st->offset = base + length;
+}

@@ -41,7 +41,11 @@ public struct MaskingSetup: Sendable {
         guard let profile = profiles[name] else {
             throw ConfigurationError(key: "masking.profiles", reason: "unknown profile '\(name)' (known: \(profiles.keys.sorted().joined(separator: ", ")))")
         }
-        let key = ProcessInfo.processInfo.environment[hashKeyEnvironment].map { Array($0.utf8) }
-        return try MaskingEngine(detectors: try loadDetectors(), profile: profile, hashKey: key)
+        let environment = ProcessInfo.processInfo.environment
+        let key = environment[hashKeyEnvironment].map { Array($0.utf8) }
+        // SLUICE_MASK_REFERENCE=1: the reference engine (every candidate confirmed by Hyperscan),
+        // for differential checks of the software confirmers on any text (docs/masking-engine.md).
+        let reference = environment["SLUICE_MASK_REFERENCE"] == "1"
+        return try MaskingEngine(detectors: try loadDetectors(), profile: profile, hashKey: key, softwareConfirmers: !reference)
     }
 }

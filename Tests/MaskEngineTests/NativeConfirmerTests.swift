@@ -1,4 +1,5 @@
 import CHyperscan
+import CMaskKernel
 import Foundation
 import Testing
 @testable import MaskEngine
@@ -112,7 +113,60 @@ import Testing
         #expect(matched > 100, "only \(matched) windows matched pattern \(entry.value)")
     }
 
+    /// Every end a Hyperscan stream scan of the three e-mail patterns reports, in order.
+    static func hyperscanEmailEnds(_ database: HyperscanDatabase, scratch: ScratchPool, _ input: [UInt8]) throws -> [Int] {
+        let collector = EventCollector(limit: 1 << 20)
+        var stream: OpaquePointer?
+        #expect(hs_open_stream(database.raw, 0, &stream) == HS.success)
+        try scratch.withScratch { raw in
+            input.withUnsafeBytes { bytes in
+                _ = hs_scan_stream(stream, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), UInt32(bytes.count), 0, raw,
+                                   EventCollector.onEvent, Unmanaged.passUnretained(collector).toOpaque())
+            }
+            _ = hs_close_stream(stream, raw, EventCollector.onEvent, Unmanaged.passUnretained(collector).toOpaque())
+        }
+        return Array(Set(collector.events.map { Int($0 & 0xFF_FFFF_FFFF) })).sorted()
+    }
+
+    @Test func emailEndFinderReportsWhatTheHyperscanStreamReports() throws {
+        let expressions = NativeConfirmers.emailPatterns.sorted().map {
+            HyperscanExpression(pattern: $0, flags: HS.multiline, id: 0, owner: "email")
+        }
+        let database = try HyperscanDatabase(expressions: expressions, mode: HS.modeStream, cache: nil)
+        let scratch = try ScratchPool(databases: [database])
+        var generator = SeededGenerator(state: 0xE3A1)
+        var reported = 0
+        for _ in 0..<4000 {
+            var input: [UInt8] = []
+            for _ in 0..<Int.random(in: 1...12, using: &generator) { input += Self.textWindow(&generator) }
+            let expected = try Self.hyperscanEmailEnds(database, scratch: scratch, input)
+            // The finder in random pieces: its state carries across calls.
+            let collector = EventCollector(limit: 1 << 20)
+            var state = mk_email_state()
+            mk_email_reset(&state)
+            var offset = 0
+            while offset < input.count {
+                let count = min(input.count - offset, Int.random(in: 1...40, using: &generator))
+                input[offset..<(offset + count)].withUnsafeBytes { piece in
+                    mk_email_ends(&state, piece.baseAddress!.assumingMemoryBound(to: UInt8.self), piece.count,
+                                  EventCollector.onNativeEnd, Unmanaged.passUnretained(collector).toOpaque())
+                }
+                offset += count
+            }
+            let actual = collector.events.map { Int($0 & 0xFF_FFFF_FFFF) }
+            #expect(actual == expected, "\(String(decoding: input, as: UTF8.self).debugDescription)")
+            if actual != expected { return }
+            reported += expected.count
+        }
+        #expect(reported > 2000)
+    }
+
     @Test func builtInCorporaTakeTheSoftwareRoute() throws {
+        #expect(Fixtures.engine.emailEndDetector != nil)
+        // IPv4 addresses are searched in digit runs with three dots, outside the prefilter.
+        let ipv4 = try #require(Fixtures.engine.detectors.first { $0.definition.id == "ipv4" })
+        #expect(Fixtures.engine.digitRunDetectors.contains(ipv4.index))
+        #expect(Fixtures.engine.digitRunDottedMinDigits == 4)
         #expect(Fixtures.engine.nativeDigitSlots != nil)
         let native = Set(Fixtures.engine.detectors.filter { $0.nativeSlots != nil }.map(\.definition.id))
         #expect(native.isSuperset(of: ["email", "ipv4", "iban", "jwt", "credit_card", "phone", "us_ssn", "us_ssn_named"]))

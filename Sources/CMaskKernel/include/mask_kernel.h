@@ -128,6 +128,26 @@ typedef void (*mk_found)(void *context, uint32_t slot, uint32_t start, uint32_t 
 /// with Hyperscan instead.
 int mk_confirm(const uint8_t *data, size_t length, const uint8_t *slot_of, uint32_t slots, mk_found found, void *context);
 
+/// Receives one match end (absolute offset).
+typedef void (*mk_end)(void *context, uint64_t end);
+
+/// What the e-mail end finder carries from one call to the next (zero it with mk_email_reset).
+typedef struct {
+    uint64_t offset;        ///< absolute offset of the next byte
+    uint64_t history;       ///< the last eight bytes, newest in the low byte (0 before the stream)
+    uint32_t active;        ///< a domain is being read after an '@' (or an encoded one)
+    uint32_t labels;        ///< dots read in it
+    uint32_t label_length;  ///< bytes of the current label
+    uint32_t alpha;         ///< the current label is letters only
+} mk_email_state;
+
+void mk_email_reset(mk_email_state *state);
+
+/// Reports every offset where a match of one of the three built-in e-mail patterns ends (what a
+/// Hyperscan stream scan of them without start-of-match reports), for `length` more bytes of the
+/// stream; the result does not depend on how the stream is cut into calls.
+void mk_email_ends(mk_email_state *state, const uint8_t *data, size_t length, mk_end found, void *context);
+
 #ifdef __cplusplus
 }
 #endif

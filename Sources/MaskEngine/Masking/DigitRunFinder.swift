@@ -18,23 +18,34 @@ struct DigitRunFinder {
     let minDigits: Int
     let maxRun: Int
     let overlap: Int
+    /// Also report runs with fewer digits (at least `dottedMinDigits`) when they hold three dots
+    /// or more: the candidates of IPv4 addresses. Nil: no such runs.
+    let dottedMinDigits: Int?
     /// Start of the open run (or of its current window), or -1.
     private(set) var windowStart = -1
     /// The first match end the open window is responsible for.
     private var acceptFrom = -1
     private var digits = 0
+    private var dots = 0
 
-    init(minDigits: Int, maxRun: Int, overlap: Int) {
+    init(minDigits: Int, maxRun: Int, overlap: Int, dottedMinDigits: Int? = nil) {
         precondition(overlap < maxRun)
         self.minDigits = minDigits
         self.maxRun = maxRun
         self.overlap = overlap
+        self.dottedMinDigits = dottedMinDigits
+    }
+
+    /// Whether the open run (or window) holds enough to be searched.
+    private var qualifies: Bool {
+        digits >= minDigits || (dottedMinDigits.map { digits >= $0 && dots >= 3 } ?? false)
     }
 
     mutating func reset() {
         windowStart = -1
         acceptFrom = -1
         digits = 0
+        dots = 0
     }
 
     /// Scans `bytes`, which start at absolute offset `offset`, appending finished windows.
@@ -52,6 +63,7 @@ struct DigitRunFinder {
                         windowStart = offset + index
                         acceptFrom = windowStart
                         digits = 1
+                        dots = 0
                     }
                     index += 1
                     continue
@@ -60,10 +72,10 @@ struct DigitRunFinder {
                 if kind == 0 {
                     finish(at: position, into: &windows)
                 } else {
-                    if kind == 1 { digits += 1 }
+                    if kind == 1 { digits += 1 } else if base[index] == UInt8(ascii: ".") { dots += 1 }
                     if position - windowStart >= maxRun {
                         // Cut a long run into overlapping windows.
-                        if digits >= minDigits { windows.append((windowStart, position, acceptFrom)) }
+                        if qualifies { windows.append((windowStart, position, acceptFrom)) }
                         windowStart = position - overlap
                         acceptFrom = position + 1
                         digits = minDigits  // the next window may hold a match across the cut
@@ -76,13 +88,14 @@ struct DigitRunFinder {
 
     /// Ends the open run at `position` (the end of the stream, or an idle flush).
     mutating func finish(at position: Int, into windows: inout [(start: Int, end: Int, acceptFrom: Int)]) {
-        if windowStart >= 0, digits >= minDigits { windows.append((windowStart, position, acceptFrom)) }
+        if windowStart >= 0, qualifies { windows.append((windowStart, position, acceptFrom)) }
         windowStart = -1
         digits = 0
+        dots = 0
     }
 
     /// Reports the open run up to `position` without ending it (an idle flush).
     func peek(at position: Int, into windows: inout [(start: Int, end: Int, acceptFrom: Int)]) {
-        if windowStart >= 0, digits >= minDigits { windows.append((windowStart, position, acceptFrom)) }
+        if windowStart >= 0, qualifies { windows.append((windowStart, position, acceptFrom)) }
     }
 }

@@ -88,6 +88,9 @@ public final class MaskingEngine: Sendable {
     let digitRunDetectors: [Int]
     let digitRunDatabase: HyperscanDatabase?
     let digitRunWidth: Int
+    /// When IPv4 addresses are searched in digit runs: runs with three dots and this many digits
+    /// are searched too (other runs need `digitRunMinDigits`).
+    let digitRunDottedMinDigits: Int?
     /// When every pattern of the digit-run detectors is a built-in one the software confirmers
     /// know: the detector slot of each `MK_PAT_*` id (0xFF when it does not run). Windows are then
     /// confirmed without a Hyperscan scan; otherwise `digitRunDatabase` does it.
@@ -96,6 +99,8 @@ public final class MaskingEngine: Sendable {
     /// prechecks of triggers). Off, the engine is the tests' reference: every candidate is
     /// confirmed by a Hyperscan scan.
     let shortcuts: Bool
+    /// The detector whose match ends `mk_email_ends` finds instead of the prefilter.
+    let emailEndDetector: Int?
     /// Runs longer than this are searched in overlapping windows.
     static let digitRunMaxWindow = 256
     /// Fewer digits than this cannot hold a card, an SSN or a phone number.
@@ -134,7 +139,11 @@ public final class MaskingEngine: Sendable {
         var prefilter: [HyperscanExpression] = []
         var confirm: [HyperscanDatabase] = []
         var compiled: [CompiledDetector] = []
+        var emailEnds: Int?
         for (index, detector) in selected.enumerated() {
+            defer {
+                if softwareConfirmers, emailEnds == nil, NativeConfirmers.findsEmailEnds(detector) { emailEnds = index }
+            }
             let flags = baseFlags | (detector.caseless ? HS.caseless : 0)
             var widest = 0
             for pattern in detector.patterns {
@@ -147,7 +156,9 @@ public final class MaskingEngine: Sendable {
                     throw HyperscanError(code: .compileFailed, detector: detector.id,
                                          reason: "the pattern is unbounded: set max_width")
                 }
-                if detector.triggers.isEmpty && detector.finder == nil {
+                if detector.triggers.isEmpty && detector.finder == nil
+                    && !(softwareConfirmers && emailEnds == nil && NativeConfirmers.findsEmailEnds(detector))
+                    && !(softwareConfirmers && NativeConfirmers.runsInDigitRuns(detector)) {
                     prefilter.append(HyperscanExpression(pattern: pattern, flags: flags,
                                                          id: EventKind.id(.match, detector: index), owner: detector.id))
                 }
@@ -198,7 +209,10 @@ public final class MaskingEngine: Sendable {
         self.detectors = compiled
         var runDetectors: [Int] = []
         var runExpressions: [HyperscanExpression] = []
-        for detector in compiled where detector.definition.finder == "digit_run" {
+        var dottedRuns = false
+        for detector in compiled where detector.definition.finder == "digit_run"
+            || (softwareConfirmers && NativeConfirmers.runsInDigitRuns(detector.definition)) {
+            if detector.definition.finder == nil { dottedRuns = true }
             for pattern in detector.definition.patterns {
                 runExpressions.append(HyperscanExpression(
                     pattern: pattern, flags: baseFlags | HS.somLeftmost | (detector.definition.caseless ? HS.caseless : 0),
@@ -208,8 +222,10 @@ public final class MaskingEngine: Sendable {
         }
         self.digitRunDetectors = runDetectors
         self.digitRunDatabase = runExpressions.isEmpty ? nil : try HyperscanDatabase(expressions: runExpressions, mode: HS.modeBlock, cache: cache)
+        self.digitRunDottedMinDigits = dottedRuns ? NativeConfirmers.ipv4MinDigits : nil
         self.digitRunWidth = runDetectors.map { compiled[$0].maxWidth }.max() ?? 0
         self.shortcuts = softwareConfirmers
+        self.emailEndDetector = emailEnds
         self.nativeDigitSlots = softwareConfirmers ? NativeConfirmers.slots(for: runDetectors.map { compiled[$0].definition }) : nil
         if prefilter.isEmpty {
             // Every detector uses a finder: the prefilter still needs one expression.
@@ -223,7 +239,7 @@ public final class MaskingEngine: Sendable {
         // max_width before it: its window needs twice the width.
         // A digit-run window is reported at most `digitRunMaxWindow` bytes after the run's first digit.
         self.holdback = (compiled.map {
-            ($0.definition.finder != nil ? Self.digitRunMaxWindow + 4 : $0.triggered ? $0.maxWidth + $0.triggerReach + 2 : $0.maxWidth)
+            (runDetectors.contains($0.index) ? Self.digitRunMaxWindow + 4 : $0.triggered ? $0.maxWidth + $0.triggerReach + 2 : $0.maxWidth)
                 + $0.contextAfter
         }.max() ?? 0) + 3
         self.maxContextBefore = compiled.map(\.contextBefore).max() ?? 0
@@ -242,7 +258,8 @@ public final class MaskingEngine: Sendable {
 
     func makeDigitRunFinder() -> DigitRunFinder? {
         guard digitRunDatabase != nil else { return nil }
-        return DigitRunFinder(minDigits: Self.digitRunMinDigits, maxRun: Self.digitRunMaxWindow, overlap: digitRunWidth + 3)
+        return DigitRunFinder(minDigits: Self.digitRunMinDigits, maxRun: Self.digitRunMaxWindow, overlap: digitRunWidth + 3,
+                              dottedMinDigits: digitRunDottedMinDigits)
     }
 
     /// Bytes of Hyperscan stream state per open stream.

@@ -39,6 +39,30 @@ enum NativeConfirmers {
     static let caseSensitive: Set<Int> = [Int(MK_PAT_EMAIL_ENTITY), Int(MK_PAT_IBAN_COMPACT), Int(MK_PAT_IBAN_SPACED), Int(MK_PAT_JWT)]
 
     static let patternCount = Int(MK_PAT_COUNT)
+
+    /// The e-mail patterns, whose match ends a byte loop finds (`mk_email_ends`) instead of the
+    /// prefilter: a detector with exactly these three patterns (case-sensitive) leaves the
+    /// Hyperscan databases.
+    static let emailPatterns: Set<String> = Set(patterns.filter {
+        [Int(MK_PAT_EMAIL_AT), Int(MK_PAT_EMAIL_PERCENT), Int(MK_PAT_EMAIL_ENTITY)].contains($0.value)
+    }.keys)
+
+    /// Digits in the shortest IPv4 address.
+    static let ipv4MinDigits = 4
+
+    /// Whether the detector is the built-in IPv4 one: its matches are digits and dots with a
+    /// digit first, so the digit-run finder finds them (with runs of 4 digits or more) and it
+    /// leaves the prefilter.
+    static func runsInDigitRuns(_ detector: Detector) -> Bool {
+        detector.triggers.isEmpty && detector.finder == nil
+            && detector.patterns == [#"\b(?:\d{1,3}\.){3}\d{1,3}\b"#]
+    }
+
+    /// Whether the byte loop finds this detector's match ends.
+    static func findsEmailEnds(_ detector: Detector) -> Bool {
+        !detector.caseless && detector.triggers.isEmpty && detector.finder == nil && detector.patterns.count == 3
+            && Set(detector.patterns) == emailPatterns
+    }
     static let maxWindow = Int(MK_CONFIRM_MAX_WINDOW)
     static let maxSlots = Int(MK_CONFIRM_MAX_SLOTS)
 
@@ -73,6 +97,16 @@ enum NativeConfirmers {
 }
 
 extension EventCollector {
+    /// Files a match end found in software as a prefilter event of `nativeEventID`.
+    static let onNativeEnd: mk_end = { context, end in
+        let collector = Unmanaged<EventCollector>.fromOpaque(context!).takeUnretainedValue()
+        guard collector.events.count < collector.limit else {
+            collector.overflow = true
+            return
+        }
+        collector.events.append(collector.nativeEventID | end)
+    }
+
     static let onNativeSpan: mk_found = { context, _, start, end in
         Unmanaged<EventCollector>.fromOpaque(context!).takeUnretainedValue().spans.append((Int(start), Int(end)))
     }

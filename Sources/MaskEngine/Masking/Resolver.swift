@@ -1,3 +1,4 @@
+import CMaskKernel
 import CHyperscan
 
 /// Collects what a Hyperscan scan reports, from inside the C callback.
@@ -14,6 +15,8 @@ final class EventCollector {
     var matchCount = 0
     /// Set when the collector hit its limit; the caller fails closed.
     var overflow = false
+    /// The event id (high bits) of ends found in software (`onNativeEnd`).
+    var nativeEventID: UInt64 = 0
     let limit: Int
 
     init(limit: Int) {
@@ -128,6 +131,8 @@ struct Resolver {
     var counts: [Int]
     let collector: EventCollector
     var scratchReplacement: [UInt8] = []
+    /// The e-mail end finder's state, when the engine finds e-mail ends in software.
+    var emailState = mk_email_state()
 
     init(engine: MaskingEngine) {
         self.engine = engine
@@ -142,6 +147,7 @@ struct Resolver {
     }
 
     mutating func reset() {
+        mk_email_reset(&emailState)
         for index in dirty { candidates[index].removeAll(keepingCapacity: true) }
         dirty.removeAll(keepingCapacity: true)
         runWindows.removeAll(keepingCapacity: true)
@@ -157,6 +163,15 @@ struct Resolver {
         extending = nil
         collector.events.removeAll(keepingCapacity: true)
         collector.overflow = false
+    }
+
+    /// Finds the match ends of detectors that are not in the prefilter (e-mail addresses) in the
+    /// next bytes of the stream and files them as prefilter events.
+    mutating func findNativeEnds(_ bytes: UnsafeRawBufferPointer) {
+        guard let detector = engine.emailEndDetector, let base = bytes.baseAddress, !bytes.isEmpty else { return }
+        collector.nativeEventID = UInt64(EventKind.id(.match, detector: detector)) << 40
+        mk_email_ends(&emailState, base.assumingMemoryBound(to: UInt8.self), bytes.count, EventCollector.onNativeEnd,
+                      Unmanaged.passUnretained(collector).toOpaque())
     }
 
     /// Sorts the collector's prefilter events into candidates and hits.
@@ -239,8 +254,21 @@ struct Resolver {
         sortPending()
     }
 
+    /// Puts `pending` in order. New matches are appended near where they belong (per detector, in
+    /// stream order), so an insertion sort moves few of them and, unlike `sort`, allocates nothing.
     mutating func sortPending() {
-        pending.sort(by: Self.precedes)
+        pending.withUnsafeMutableBufferPointer { items in
+            guard items.count > 1 else { return }
+            for index in 1..<items.count where Self.precedes(items[index], items[index - 1]) {
+                let item = items[index]
+                var hole = index
+                while hole > 0, Self.precedes(item, items[hole - 1]) {
+                    items[hole] = items[hole - 1]
+                    hole -= 1
+                }
+                items[hole] = item
+            }
+        }
     }
 
     /// Searches the digit-run detectors in every run window whose bytes are complete: one scan of

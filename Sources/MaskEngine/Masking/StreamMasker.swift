@@ -90,6 +90,7 @@ public final class StreamMasker {
                 throw MaskingError(code: collector.overflow ? .tooManyCandidates : .engine, reason: "hs_scan_stream failed with \(status)")
             }
             runFinder?.scan(piece, offset: scanned, into: &resolver.runWindows)
+            resolver.findNativeEnds(piece)
             scanned += piece.count
             try resolver.distributeEvents()
             try release(upTo: scanned - engine.holdback, atEnd: false, scratch: scratch, sink)

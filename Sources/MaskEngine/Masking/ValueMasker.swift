@@ -47,6 +47,7 @@ public final class ValueMasker {
                                  UInt32(value.count), 0, scratch, EventCollector.onEvent,
                                  Unmanaged.passUnretained(collector).toOpaque())
             guard status == HS.success else { return status }
+            resolver.findNativeEnds(value)
             try resolver.distributeEvents()
             if var finder = engine.makeDigitRunFinder() {
                 finder.scan(value, offset: 0, into: &resolver.runWindows)
