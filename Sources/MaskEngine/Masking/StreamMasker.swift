@@ -19,9 +19,16 @@ public final class StreamMasker {
     private var finished = false
     /// Where the last idle flush released output up to.
     private var flushedAt: Int?
+    /// Bytes written after `scanned`, at the end of `buffer`, not scanned yet.
+    private var pendingCount = 0
 
     /// Writes larger than this are scanned in pieces, so the held-back buffer stays small.
     public static let pieceSize = 4096
+
+    /// Small writes are gathered until this many bytes are pending, so a stream written 64 bytes
+    /// at a time does not pay the whole pipeline per write. Output is the same; at most this many
+    /// more bytes wait for the next write, ``flush(_:)`` or ``finish(_:)``.
+    public static let batchSize = 1024
 
     init(engine: MaskingEngine) throws {
         self.engine = engine
@@ -42,10 +49,10 @@ public final class StreamMasker {
     }
 
     /// Bytes written so far.
-    public var bytesIn: Int { scanned }
+    public var bytesIn: Int { scanned + pendingCount }
 
-    /// Bytes currently held back.
-    public var heldBack: Int { scanned - resolver.cursor }
+    /// Bytes currently held back (written but not released yet).
+    public var heldBack: Int { bytesIn - resolver.cursor }
 
     /// Matches masked so far, per detector id.
     public var counts: [String: Int] {
@@ -60,14 +67,17 @@ public final class StreamMasker {
     public var memoryFootprint: Int { engine.streamStateSize + buffer.capacity }
 
     /// Scans `bytes` and passes every byte that can no longer be part of a match to `sink`,
-    /// masked. `sink` may be called several times per write.
+    /// masked. `sink` may be called several times per write, or not at all: writes are gathered
+    /// until ``batchSize`` bytes are pending (``flush(_:)`` and ``finish(_:)`` scan what is left).
     public func write(_ bytes: UnsafeRawBufferPointer, _ sink: (UnsafeRawBufferPointer) -> Void) throws {
         guard !finished else { throw MaskingError(code: .finished, reason: "write after finish") }
         var offset = 0
         while offset < bytes.count {
-            let count = min(Self.pieceSize, bytes.count - offset)
-            try writePiece(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + count)]), sink)
+            let count = min(Self.pieceSize - pendingCount, bytes.count - offset)
+            buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + count)]))
+            pendingCount += count
             offset += count
+            if pendingCount >= Self.batchSize { try scanPending(sink) }
         }
     }
 
@@ -78,20 +88,29 @@ public final class StreamMasker {
         return out
     }
 
-    private func writePiece(_ piece: UnsafeRawBufferPointer, _ sink: (UnsafeRawBufferPointer) -> Void) throws {
-        buffer.append(contentsOf: piece)
+    /// Scans the pending bytes at the end of the buffer (at most ``pieceSize``) and releases what
+    /// can no longer be part of a match.
+    private func scanPending(_ sink: (UnsafeRawBufferPointer) -> Void) throws {
+        guard pendingCount > 0 else { return }
+        let count = pendingCount
         let collector = resolver.collector
         collector.base = 0  // stream mode reports offsets from the start of the stream
         // One scratch serves the prefilter scan and the confirm scans of this piece.
         try engine.scratch.withScratch { scratch in
-            let status = hs_scan_stream(stream, piece.baseAddress?.assumingMemoryBound(to: CChar.self), UInt32(piece.count), 0,
-                                        scratch, EventCollector.onEvent, Unmanaged.passUnretained(collector).toOpaque())
+            let status = buffer.withUnsafeBytes { all -> hs_error_t in
+                let piece = UnsafeRawBufferPointer(rebasing: all[(all.count - count)...])
+                let status = hs_scan_stream(stream, piece.baseAddress?.assumingMemoryBound(to: CChar.self), UInt32(piece.count), 0,
+                                            scratch, EventCollector.onEvent, Unmanaged.passUnretained(collector).toOpaque())
+                guard status == HS.success else { return status }
+                runFinder?.scan(piece, offset: scanned, into: &resolver.runWindows)
+                resolver.findNativeEnds(piece)
+                return status
+            }
             guard status == HS.success else {
                 throw MaskingError(code: collector.overflow ? .tooManyCandidates : .engine, reason: "hs_scan_stream failed with \(status)")
             }
-            runFinder?.scan(piece, offset: scanned, into: &resolver.runWindows)
-            resolver.findNativeEnds(piece)
-            scanned += piece.count
+            scanned += count
+            pendingCount = 0
             try resolver.distributeEvents()
             try release(upTo: scanned - engine.holdback, atEnd: false, scratch: scratch, sink)
         }
@@ -130,6 +149,7 @@ public final class StreamMasker {
     /// invariance by design: output then depends on timing.
     public func flush(_ sink: (UnsafeRawBufferPointer) -> Void) throws {
         guard !finished else { throw MaskingError(code: .finished, reason: "flush after finish") }
+        try scanPending(sink)
         guard scanned > resolver.cursor else { return }
         let collector = resolver.collector
         let from = max(base, resolver.cursor - 2)
@@ -153,6 +173,7 @@ public final class StreamMasker {
     /// The masker can be used again for a new stream after ``reset()``.
     public func finish(_ sink: (UnsafeRawBufferPointer) -> Void) throws {
         guard !finished else { throw MaskingError(code: .finished, reason: "finish called twice") }
+        try scanPending(sink)
         finished = true
         let collector = resolver.collector
         collector.base = 0
@@ -188,6 +209,7 @@ public final class StreamMasker {
         buffer.removeAll(keepingCapacity: true)
         base = 0
         scanned = 0
+        pendingCount = 0
         flushedAt = nil
     }
 }
