@@ -129,6 +129,9 @@ struct Resolver {
     var extending: (detector: Int, limit: Int)?
     /// Matches masked per detector.
     var counts: [Int]
+    /// Detectors with hits, candidate ends or counts since the last reset.
+    var touched: [Int] = []
+    var isTouched: [Bool]
     let collector: EventCollector
     var scratchReplacement: [UInt8] = []
     /// The e-mail end finder's state, when the engine finds e-mail ends in software.
@@ -142,6 +145,7 @@ struct Resolver {
         contextHits = Array(repeating: [], count: n)
         terminatorHits = Array(repeating: [], count: n)
         counts = Array(repeating: 0, count: n)
+        isTouched = Array(repeating: false, count: n)
         collector = EventCollector(limit: 1 << 20)
         scratchReplacement.reserveCapacity(256)
     }
@@ -152,12 +156,16 @@ struct Resolver {
         dirty.removeAll(keepingCapacity: true)
         runWindows.removeAll(keepingCapacity: true)
         pending.removeAll(keepingCapacity: true)
-        for index in contextHits.indices {
+        // Only detectors with an event or a masked match have state to clear: a value masker
+        // resets per value, and most values touch none of the detectors.
+        for index in touched {
             contextHits[index].removeAll(keepingCapacity: true)
             terminatorHits[index].removeAll(keepingCapacity: true)
             counts[index] = 0
             lastEnd[index] = -2
+            isTouched[index] = false
         }
+        touched.removeAll(keepingCapacity: true)
         cursor = 0
         lastMaskEnd = -1
         extending = nil
@@ -185,6 +193,10 @@ struct Resolver {
             let detector = Int(id & 0xFFFF)
             guard detector < candidates.count else { continue }
             let slot = Int((id >> 16) & 0xF)
+            if !isTouched[detector] {
+                isTouched[detector] = true
+                touched.append(detector)
+            }
             switch EventKind(rawValue: id >> 20) {
             case .match:
                 if candidates[detector].isEmpty { dirty.append(detector) }
@@ -563,20 +575,28 @@ struct Resolver {
                 if match.start >= lastMaskEnd {
                     // Its beginning was released by an idle flush: mask what is left of it.
                     detector.redaction.withUnsafeBytes { sink($0) }
-                    counts[match.detector] += 1
+                    count(match.detector)
                 }
                 cursor = match.end
                 lastMaskEnd = match.end
             } else {
                 if match.start > cursor { sink(slice(bytes, base: base, from: cursor, to: match.start)) }
                 writeReplacement(match, detector: detector, bytes: bytes, base: base, sink)
-                counts[match.detector] += 1
+                count(match.detector)
                 cursor = match.end
                 lastMaskEnd = match.end
             }
             if detector.extendClass != nil || detector.extendUntilMax != nil {
                 extending = (match.detector, match.start + (detector.extendUntilMax ?? 0))
             }
+        }
+    }
+
+    private mutating func count(_ detector: Int) {
+        counts[detector] += 1
+        if !isTouched[detector] {
+            isTouched[detector] = true
+            touched.append(detector)
         }
     }
 
