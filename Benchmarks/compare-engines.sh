@@ -3,7 +3,7 @@
 # bytes: memcpy, the one-database SOM baseline, Sluice's stream masker (16 KiB and 64-byte
 # writes) and value masker, Presidio on a slice; memory per stream and allocations per write.
 #
-#   Benchmarks/compare-engines.sh [--mib 256] [--runs 3] [--presidio-kib 256]
+#   Benchmarks/compare-engines.sh [--mib 256] [--runs 3] [--presidio-kib 256] [--corpora DIR]
 #
 # It generates the text (scripts/gen-corpus.py: JSON, psql, log and shell shapes, about one
 # value per 300 bytes and as many decoys), builds in release, and makes a Python venv with
@@ -11,12 +11,13 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-mib=256 runs=3 presidio_kib=256
+mib=256 runs=3 presidio_kib=256 corpora="$root/corpora"
 while [ $# -gt 0 ]; do
   case "$1" in
     --mib) mib=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --presidio-kib) presidio_kib=$2; shift 2 ;;
+    --corpora) corpora=$(cd "$2" && pwd); shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -47,7 +48,7 @@ echo
 echo "Command: Benchmarks/compare-engines.sh --mib $mib --runs $runs --presidio-kib $presidio_kib"
 echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%Y-%m-%d)"
 echo
-"$here/.build/release/CompareEngines" --text "$text" --corpora "$root/corpora" --runs "$runs" \
+"$here/.build/release/CompareEngines" --text "$text" --corpora "$corpora" --runs "$runs" \
   --presidio-mbps "$presidio_mbps" --presidio-bytes "$presidio_bytes"
 
 echo
