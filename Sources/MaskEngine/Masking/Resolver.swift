@@ -118,6 +118,8 @@ struct Resolver {
     var keptEnds: [(end: Int, contiguous: Bool)] = []
     var foundStarts: [(start: Int, end: Int, contiguous: Bool)] = []
     var pending: [PendingMatch] = []
+    /// The merge sort's second buffer (see `sortPending`).
+    var sortScratch: [PendingMatch] = []
     /// Context hits per detector: (end offset, slot, is-breaker).
     var contextHits: [[ContextHit]]
     var terminatorHits: [[Int]]
@@ -266,20 +268,59 @@ struct Resolver {
         sortPending()
     }
 
-    /// Puts `pending` in order. New matches are appended near where they belong (per detector, in
-    /// stream order), so an insertion sort moves few of them and, unlike `sort`, allocates nothing.
+    /// Puts `pending` in order: a stable bottom-up merge sort through `sortScratch`, which grows
+    /// only when `pending` outgrows it (no allocation per write in the steady state). A long token
+    /// appends one match per end with the same start in the reverse of the wanted order, so an
+    /// insertion sort would be quadratic.
     mutating func sortPending() {
+        let count = pending.count
+        guard count > 1 else { return }
+        var inOrder = true
+        for index in 1..<count where Self.precedes(pending[index], pending[index - 1]) {
+            inOrder = false
+            break
+        }
+        if inOrder { return }
+        if sortScratch.count < count {
+            sortScratch = Array(repeating: PendingMatch(start: 0, end: 0, detector: 0), count: max(count, 2 * sortScratch.count))
+        }
+        var scratch = sortScratch
+        sortScratch = []
+        defer { sortScratch = scratch }
+        var resultInScratch = false
         pending.withUnsafeMutableBufferPointer { items in
-            guard items.count > 1 else { return }
-            for index in 1..<items.count where Self.precedes(items[index], items[index - 1]) {
-                let item = items[index]
-                var hole = index
-                while hole > 0, Self.precedes(item, items[hole - 1]) {
-                    items[hole] = items[hole - 1]
-                    hole -= 1
+            scratch.withUnsafeMutableBufferPointer { other in
+                var source = items.baseAddress!
+                var target = other.baseAddress!
+                var width = 1
+                while width < count {
+                    var low = 0
+                    while low < count {
+                        let middle = min(low + width, count)
+                        let high = min(low + 2 * width, count)
+                        var left = low, right = middle, out = low
+                        while left < middle, right < high {
+                            if Self.precedes(source[right], source[left]) {
+                                target[out] = source[right]
+                                right += 1
+                            } else {
+                                target[out] = source[left]
+                                left += 1
+                            }
+                            out += 1
+                        }
+                        while left < middle { target[out] = source[left]; left += 1; out += 1 }
+                        while right < high { target[out] = source[right]; right += 1; out += 1 }
+                        low = high
+                    }
+                    swap(&source, &target)
+                    resultInScratch.toggle()
+                    width *= 2
                 }
-                items[hole] = item
             }
+        }
+        if resultInScratch {
+            for index in 0..<count { pending[index] = scratch[index] }
         }
     }
 
