@@ -393,6 +393,19 @@ static void jwt(ctx_t *c, size_t s) {
     if (p + 2 < c->n && is_token(c->d[p + 1]) && is_token(c->d[p + 2])) emit(c, MK_PAT_JWT, s, p + 3);
 }
 
+// MARK: - AWS secret access keys
+
+static inline int is_aws_secret(uint8_t b) { return is_alpha(b) || is_digit(b) || b == '/' || b == '+'; }
+
+// '[A-Za-z0-9/+]{40}' (no boundaries: every 40 bytes of the class end a match)
+static void aws_secret(ctx_t *c) {
+    size_t run = 0;
+    for (size_t e = 1; e <= c->n; e++) {
+        run = is_aws_secret(c->d[e - 1]) ? run + 1 : 0;
+        if (run >= 40) emit(c, MK_PAT_AWS_SECRET, e - 40, e);
+    }
+}
+
 // MARK: - Entry
 
 /// What starts a match of each family: one bit per family, looked up per byte.
@@ -437,6 +450,7 @@ int mk_confirm(const uint8_t *data, size_t length, const uint8_t *slot_of, uint3
     int emails = ON(MK_PAT_EMAIL_AT) || ON(MK_PAT_EMAIL_PERCENT) || ON(MK_PAT_EMAIL_ENTITY);
     int ibans = ON(MK_PAT_IBAN_COMPACT) || ON(MK_PAT_IBAN_SPACED);
     int ipv4s = ON(MK_PAT_IPV4), jwts = ON(MK_PAT_JWT);
+    if (ON(MK_PAT_AWS_SECRET)) aws_secret(&c);
 #undef ON
     uint8_t wanted = (uint8_t)(((cards || ssns || phones || ipv4s) ? A_DIGIT : 0) | (phones ? A_PLUS | A_PAREN : 0)
                                | (emails ? A_EMAIL : 0) | (jwts ? A_E : 0) | (ibans ? A_UPPER : 0));

@@ -74,7 +74,8 @@ import Testing
                       "jane&#x40;ex-ample.co.uk", "@", "%40", "&#64;", ".com", "..", "10.0.0.1", "192.168.1.255", "1.2.3.4.5", "010.1.2.3",
                       "256.1.1.1", "DE89370400440532013000", "GB82 WEST 1234 5698 7654 32", "FR14 2004 1010 0505 0001 3M02 606",
                       "NL91ABNA0417164300", "AB12", " ABCD", " 12", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig", "eyJabcde.xy", "eyJ", "-_",
-                      "1.2", "x", "Q", "9"]
+                      "1.2", "x", "Q", "9", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "rRnHyd8tCXK7gkgeet+GtZg2FrUXY0oA4C+9srmH",
+                      "AKIAHPMNWESCPY4DPGUY"]
         let joins = [" ", ".", "", "-", "_", "@", "%", "\n", "\"", "a", "Z", "0", ":", "/", "+", "&#"]
         var window: [UInt8] = []
         for index in 0..<Int.random(in: 1...5, using: &generator) {
@@ -169,7 +170,8 @@ import Testing
         #expect(Fixtures.engine.digitRunDottedMinDigits == 4)
         #expect(Fixtures.engine.nativeDigitSlots != nil)
         let native = Set(Fixtures.engine.detectors.filter { $0.nativeSlots != nil }.map(\.definition.id))
-        #expect(native.isSuperset(of: ["email", "ipv4", "iban", "jwt", "credit_card", "phone", "us_ssn", "us_ssn_named"]))
+        #expect(native.isSuperset(of: ["email", "ipv4", "iban", "jwt", "credit_card", "phone", "us_ssn", "us_ssn_named",
+                                       "aws_secret_access_key", "aws_secret_near_key_id"]))
         let reference = try MaskingEngine(detectors: Fixtures.detectors, hashKey: Array("test-key".utf8), softwareConfirmers: false)
         #expect(reference.nativeDigitSlots == nil)
     }

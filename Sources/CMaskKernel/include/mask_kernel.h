@@ -110,6 +110,7 @@ enum {
     MK_PAT_IBAN_COMPACT,        ///< iban, first
     MK_PAT_IBAN_SPACED,         ///< iban, second
     MK_PAT_JWT,                 ///< jwt
+    MK_PAT_AWS_SECRET,          ///< aws_secret_access_key, aws_secret_near_key_id
     MK_PAT_COUNT
 };
 

@@ -32,6 +32,7 @@ enum NativeConfirmers {
         #"\b[A-Z]{2}\d{2}[A-Z0-9]{11,30}\b"#: Int(MK_PAT_IBAN_COMPACT),
         #"\b[A-Z]{2}\d{2}(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?\b"#: Int(MK_PAT_IBAN_SPACED),
         #"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{2}"#: Int(MK_PAT_JWT),
+        #"[A-Za-z0-9/+]{40}"#: Int(MK_PAT_AWS_SECRET),
     ]
 
     /// Patterns whose letters are case-sensitive: a caseless detector with one of them is not
