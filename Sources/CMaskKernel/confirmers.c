@@ -406,6 +406,107 @@ static void aws_secret(ctx_t *c) {
     }
 }
 
+// MARK: - Token prefixes (Stripe, GitHub, Slack, AWS key ids)
+
+static inline int is_alnum(uint8_t b) { return is_alpha(b) || is_digit(b); }
+static inline int has(const ctx_t *c, size_t i, const char *literal) {
+    size_t n = strlen(literal);
+    return i + n <= c->n && memcmp(c->d + i, literal, n) == 0;
+}
+/// Consecutive bytes from i that satisfy `in_class`.
+static inline size_t span_of(const ctx_t *c, size_t i, int (*in_class)(uint8_t)) {
+    size_t k = 0;
+    while (i + k < c->n && in_class(c->d[i + k])) k++;
+    return k;
+}
+static int is_alnum_c(uint8_t b) { return is_alnum(b); }
+static int is_upper_alnum_c(uint8_t b) { return is_upper_alnum(b); }
+static int is_digit_c(uint8_t b) { return is_digit(b); }
+static int is_slack_tail(uint8_t b) { return is_alnum(b) || b == '-'; }
+static int is_lower_hex(uint8_t b) { return is_digit(b) || (b >= 'a' && b <= 'f'); }
+
+// '\b[sr]k_live_[A-Za-z0-9]{20,}' (every end from 20 bytes on)
+static void stripe(ctx_t *c, size_t s) {
+    if (!boundary(c, s) || !(has(c, s, "sk_live_") || has(c, s, "rk_live_"))) return;
+    size_t run = span_of(c, s + 8, is_alnum_c);
+    for (size_t k = 20; k <= run; k++) emit(c, MK_PAT_STRIPE, s, s + 8 + k);
+}
+
+// '\bgh[pousr]_[A-Za-z0-9]{36}\b' and '\bgithub_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}\b'
+static void github(ctx_t *c, size_t s) {
+    if (!boundary(c, s)) return;
+    if (has(c, s, "gh") && s + 3 < c->n && strchr("pousr", c->d[s + 2]) && c->d[s + 2] != 0 && c->d[s + 3] == '_'
+        && span_of(c, s + 4, is_alnum_c) >= 36 && boundary(c, s + 40))
+        emit(c, MK_PAT_GITHUB_CLASSIC, s, s + 40);
+    if (has(c, s, "github_pat_") && span_of(c, s + 11, is_alnum_c) >= 22 && byte_is(c, s + 33, '_')
+        && span_of(c, s + 34, is_alnum_c) >= 59 && boundary(c, s + 93))
+        emit(c, MK_PAT_GITHUB_FINE, s, s + 93);
+}
+
+// '\bxox[abposre]-\d{6,15}-[A-Za-z0-9-]{10,}'
+// '\bxapp-\d-[A-Z0-9]{6,15}-\d{6,15}-[a-f0-9]{32,80}'
+static void slack(ctx_t *c, size_t s) {
+    if (!boundary(c, s)) return;
+    if (has(c, s, "xox") && s + 4 < c->n && c->d[s + 3] != 0 && strchr("abposre", c->d[s + 3]) && c->d[s + 4] == '-') {
+        size_t digits_run = span_of(c, s + 5, is_digit_c);
+        size_t q = s + 5 + digits_run;
+        if (digits_run >= 6 && digits_run <= 15 && byte_is(c, q, '-')) {
+            size_t tail = span_of(c, q + 1, is_slack_tail);
+            for (size_t k = 10; k <= tail; k++) emit(c, MK_PAT_SLACK_TOKEN, s, q + 1 + k);
+        }
+    }
+    if (has(c, s, "xapp-") && digit_at(c, s + 5) && byte_is(c, s + 6, '-')) {
+        size_t id = span_of(c, s + 7, is_upper_alnum_c);
+        size_t q = s + 7 + id;
+        if (id >= 6 && id <= 15 && byte_is(c, q, '-')) {
+            size_t number = span_of(c, q + 1, is_digit_c);
+            size_t r = q + 1 + number;
+            if (number >= 6 && number <= 15 && byte_is(c, r, '-')) {
+                size_t tail = span_of(c, r + 1, is_lower_hex);
+                for (size_t k = 32; k <= tail && k <= 80; k++) emit(c, MK_PAT_SLACK_APP, s, r + 1 + k);
+            }
+        }
+    }
+}
+
+// 'https://hooks\.slack\.com/services/T[A-Z0-9]{6,12}/B[A-Z0-9]{6,12}/[A-Za-z0-9]{20,32}'
+static void slack_webhook(ctx_t *c, size_t s) {
+    static const char prefix[] = "https://hooks.slack.com/services/T";
+    if (!has(c, s, prefix)) return;
+    size_t q = s + sizeof(prefix) - 1;
+    size_t team = span_of(c, q, is_upper_alnum_c);
+    if (team < 6 || team > 12 || !byte_is(c, q + team, '/') || !byte_is(c, q + team + 1, 'B')) return;
+    size_t r = q + team + 2;
+    size_t bot = span_of(c, r, is_upper_alnum_c);
+    if (bot < 6 || bot > 12 || !byte_is(c, r + bot, '/')) return;
+    size_t t = r + bot + 1;
+    size_t tail = span_of(c, t, is_alnum_c);
+    for (size_t k = 20; k <= tail && k <= 32; k++) emit(c, MK_PAT_SLACK_WEBHOOK, s, t + k);
+}
+
+// '\b(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)[A-Z0-9]{16}\b'
+static void aws_key_id(ctx_t *c, size_t s) {
+    static const char *prefixes[] = {"AKIA", "ASIA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "ABIA", "ACCA"};
+    if (!boundary(c, s) || s + 20 > c->n) return;
+    int known = 0;
+    for (int k = 0; k < 10 && !known; k++) known = memcmp(c->d + s, prefixes[k], 4) == 0;
+    if (known && span_of(c, s + 4, is_upper_alnum_c) >= 16 && boundary(c, s + 20)) emit(c, MK_PAT_AWS_KEY_ID, s, s + 20);
+}
+
+/// The token-prefix families, each started by one byte: one pass over the window.
+static void token_prefixes(ctx_t *c, int stripes, int githubs, int slacks, int webhooks, int aws_ids) {
+    for (size_t s = 0; s < c->n; s++) {
+        switch (c->d[s]) {
+        case 's': case 'r': if (stripes) stripe(c, s); break;
+        case 'g': if (githubs) github(c, s); break;
+        case 'x': if (slacks) slack(c, s); break;
+        case 'h': if (webhooks) slack_webhook(c, s); break;
+        case 'A': if (aws_ids) aws_key_id(c, s); break;
+        default: break;
+        }
+    }
+}
+
 // MARK: - Entry
 
 /// What starts a match of each family: one bit per family, looked up per byte.
@@ -451,6 +552,12 @@ int mk_confirm(const uint8_t *data, size_t length, const uint8_t *slot_of, uint3
     int ibans = ON(MK_PAT_IBAN_COMPACT) || ON(MK_PAT_IBAN_SPACED);
     int ipv4s = ON(MK_PAT_IPV4), jwts = ON(MK_PAT_JWT);
     if (ON(MK_PAT_AWS_SECRET)) aws_secret(&c);
+    {
+        int stripes = ON(MK_PAT_STRIPE), githubs = ON(MK_PAT_GITHUB_CLASSIC) || ON(MK_PAT_GITHUB_FINE);
+        int slacks = ON(MK_PAT_SLACK_TOKEN) || ON(MK_PAT_SLACK_APP), webhooks = ON(MK_PAT_SLACK_WEBHOOK);
+        int aws_ids = ON(MK_PAT_AWS_KEY_ID);
+        if (stripes || githubs || slacks || webhooks || aws_ids) token_prefixes(&c, stripes, githubs, slacks, webhooks, aws_ids);
+    }
 #undef ON
     uint8_t wanted = (uint8_t)(((cards || ssns || phones || ipv4s) ? A_DIGIT : 0) | (phones ? A_PLUS | A_PAREN : 0)
                                | (emails ? A_EMAIL : 0) | (jwts ? A_E : 0) | (ibans ? A_UPPER : 0));

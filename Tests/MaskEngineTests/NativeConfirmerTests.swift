@@ -75,7 +75,11 @@ import Testing
                       "256.1.1.1", "DE89370400440532013000", "GB82 WEST 1234 5698 7654 32", "FR14 2004 1010 0505 0001 3M02 606",
                       "NL91ABNA0417164300", "AB12", " ABCD", " 12", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig", "eyJabcde.xy", "eyJ", "-_",
                       "1.2", "x", "Q", "9", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "rRnHyd8tCXK7gkgeet+GtZg2FrUXY0oA4C+9srmH",
-                      "AKIAHPMNWESCPY4DPGUY"]
+                      "AKIAHPMNWESCPY4DPGUY", "ASIAY34FZKBOKMUTVV7A", "ACCA", "sk_live_4eC39HqLyjWDarjtT1zdp7dcXYZ12", "rk_live_",
+                      "sk_live_abc", "ghp_R2a9f0bF5cXkL3mN8pQ1sT6uV4wY7zA0bC2d", "gho_", "github_pat_11ABCDEFG0123456789abc_"
+                      + String(String(repeating: "a1B2c3", count: 10).prefix(59)), "xoxb-462063584055-2945431044616-YFPSjYofeB4tHtWtCaapBW9Q",
+                      "xoxp-12345-", "xapp-1-A0123456-1234567-" + String(repeating: "0a9f", count: 12),
+                      "https://hooks.slack.com/services/T0123ABCD/B0456EFGH/abcdefghijklmnopqrstuvwxyz012", "https://hooks.slack.com/services/T"]
         let joins = [" ", ".", "", "-", "_", "@", "%", "\n", "\"", "a", "Z", "0", ":", "/", "+", "&#"]
         var window: [UInt8] = []
         for index in 0..<Int.random(in: 1...5, using: &generator) {

@@ -111,6 +111,13 @@ enum {
     MK_PAT_IBAN_SPACED,         ///< iban, second
     MK_PAT_JWT,                 ///< jwt
     MK_PAT_AWS_SECRET,          ///< aws_secret_access_key, aws_secret_near_key_id
+    MK_PAT_STRIPE,              ///< stripe_key
+    MK_PAT_GITHUB_CLASSIC,      ///< github_token, first
+    MK_PAT_GITHUB_FINE,         ///< github_token, second
+    MK_PAT_SLACK_TOKEN,         ///< slack_token, patterns one to three
+    MK_PAT_SLACK_APP,
+    MK_PAT_SLACK_WEBHOOK,
+    MK_PAT_AWS_KEY_ID,          ///< aws_access_key_id
     MK_PAT_COUNT
 };
 

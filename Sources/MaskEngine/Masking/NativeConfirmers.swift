@@ -33,11 +33,22 @@ enum NativeConfirmers {
         #"\b[A-Z]{2}\d{2}(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?\b"#: Int(MK_PAT_IBAN_SPACED),
         #"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{2}"#: Int(MK_PAT_JWT),
         #"[A-Za-z0-9/+]{40}"#: Int(MK_PAT_AWS_SECRET),
+        #"\b[sr]k_live_[A-Za-z0-9]{20,}"#: Int(MK_PAT_STRIPE),
+        #"\bgh[pousr]_[A-Za-z0-9]{36}\b"#: Int(MK_PAT_GITHUB_CLASSIC),
+        #"\bgithub_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}\b"#: Int(MK_PAT_GITHUB_FINE),
+        #"\bxox[abposre]-\d{6,15}-[A-Za-z0-9-]{10,}"#: Int(MK_PAT_SLACK_TOKEN),
+        #"\bxapp-\d-[A-Z0-9]{6,15}-\d{6,15}-[a-f0-9]{32,80}"#: Int(MK_PAT_SLACK_APP),
+        #"https://hooks\.slack\.com/services/T[A-Z0-9]{6,12}/B[A-Z0-9]{6,12}/[A-Za-z0-9]{20,32}"#: Int(MK_PAT_SLACK_WEBHOOK),
+        #"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)[A-Z0-9]{16}\b"#: Int(MK_PAT_AWS_KEY_ID),
     ]
 
     /// Patterns whose letters are case-sensitive: a caseless detector with one of them is not
     /// confirmed in software (the numeric ones have no letters, so case does not matter).
-    static let caseSensitive: Set<Int> = [Int(MK_PAT_EMAIL_ENTITY), Int(MK_PAT_IBAN_COMPACT), Int(MK_PAT_IBAN_SPACED), Int(MK_PAT_JWT)]
+    static let caseSensitive: Set<Int> = [
+        Int(MK_PAT_EMAIL_ENTITY), Int(MK_PAT_IBAN_COMPACT), Int(MK_PAT_IBAN_SPACED), Int(MK_PAT_JWT), Int(MK_PAT_STRIPE),
+        Int(MK_PAT_GITHUB_CLASSIC), Int(MK_PAT_GITHUB_FINE), Int(MK_PAT_SLACK_TOKEN), Int(MK_PAT_SLACK_APP), Int(MK_PAT_SLACK_WEBHOOK),
+        Int(MK_PAT_AWS_KEY_ID),
+    ]
 
     static let patternCount = Int(MK_PAT_COUNT)
 
