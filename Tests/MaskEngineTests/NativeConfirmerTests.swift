@@ -166,6 +166,39 @@ import Testing
         #expect(reported > 2000)
     }
 
+    @Test func simdRunFinderReportsTheWindowsOfTheByteLoop() {
+        // The deep check is Tests/KernelFuzz (billions of windows); this one runs with every build.
+        var generator = SeededGenerator(state: 0x5157)
+        let alphabet = Array("0123456789 .-/()+0123456789..a\n".utf8)
+        for round in 0..<3000 {
+            let count = Int.random(in: 1...1500, using: &generator)
+            let input: [UInt8] = round % 2 == 0
+                ? (0..<count).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] }
+                : Array((0..<count / 8 + 1).flatMap { _ in Self.shapedWindow(&generator) + Array(" x ".utf8) }.prefix(count))
+            let dotted: Int? = Bool.random(using: &generator) ? 4 : nil
+            var native = RunFinder(minDigits: 7, maxRun: 256, overlap: 27, dottedMinDigits: dotted, native: true)
+            var reference = RunFinder(minDigits: 7, maxRun: 256, overlap: 27, dottedMinDigits: dotted, native: false)
+            var fromNative: RunFinder.Windows = []
+            var fromReference: RunFinder.Windows = []
+            var offset = 0
+            while offset < input.count {
+                let size = min(input.count - offset, Int.random(in: 1...300, using: &generator))
+                input[offset..<(offset + size)].withUnsafeBytes { piece in
+                    native.scan(piece, offset: offset, into: &fromNative)
+                    reference.scan(piece, offset: offset, into: &fromReference)
+                }
+                offset += size
+                if Int.random(in: 0..<8, using: &generator) == 0 {
+                    native.peek(at: offset, into: &fromNative)
+                    reference.peek(at: offset, into: &fromReference)
+                }
+            }
+            native.finish(at: input.count, into: &fromNative)
+            reference.finish(at: input.count, into: &fromReference)
+            #expect(fromNative.map { [$0.start, $0.end, $0.acceptFrom] } == fromReference.map { [$0.start, $0.end, $0.acceptFrom] })
+        }
+    }
+
     @Test func builtInCorporaTakeTheSoftwareRoute() throws {
         #expect(Fixtures.engine.emailEndDetector != nil)
         // IPv4 addresses are searched in digit runs with three dots, outside the prefilter.

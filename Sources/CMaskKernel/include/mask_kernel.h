@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "runs.h"  // the SIMD digit-run finder
+
 #ifdef __cplusplus
 extern "C" {
 #endif

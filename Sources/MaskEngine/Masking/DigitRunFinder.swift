@@ -1,3 +1,5 @@
+import CMaskKernel
+
 /// Finds runs that start with a digit and go on through digits and number separators
 /// (`0-9`, space, `.`, `-`, `/`, `(`, `)`, `+`) and hold at least `minDigits` digits: the candidates of the numeric detectors (cards, SSNs, phone
 /// numbers), found by a byte loop instead of class-led Hyperscan patterns, which cost far more.
@@ -97,5 +99,53 @@ struct DigitRunFinder {
     /// Reports the open run up to `position` without ending it (an idle flush).
     func peek(at position: Int, into windows: inout [(start: Int, end: Int, acceptFrom: Int)]) {
         if windowStart >= 0, qualifies { windows.append((windowStart, position, acceptFrom)) }
+    }
+}
+
+/// The digit-run finder the engine runs: the SIMD one in C (`Sources/CMaskKernel/runs.c`, the same
+/// windows at several GB/s) or, in the reference engine, the byte loop above.
+struct RunFinder {
+    private var reference: DigitRunFinder?
+    private var state = runs_state()
+
+    init(minDigits: Int, maxRun: Int, overlap: Int, dottedMinDigits: Int?, native: Bool) {
+        if native {
+            // The C finder cannot tell "off" from a minimum of 0; a minimum of 0 behaves like 1.
+            let initialized = runs_init(&state, UInt64(minDigits), UInt64(maxRun), UInt64(overlap),
+                                        UInt64(dottedMinDigits.map { max($0, 1) } ?? 0))
+            precondition(initialized == 1, "run finder parameters")
+        } else {
+            reference = DigitRunFinder(minDigits: minDigits, maxRun: maxRun, overlap: overlap, dottedMinDigits: dottedMinDigits)
+        }
+    }
+
+    typealias Windows = [(start: Int, end: Int, acceptFrom: Int)]
+
+    static let append: runs_window_fn = { context, start, end, acceptFrom in
+        context!.assumingMemoryBound(to: Windows.self).pointee.append((Int(start), Int(end), Int(acceptFrom)))
+    }
+
+    mutating func scan(_ bytes: UnsafeRawBufferPointer, offset: Int, into windows: inout Windows) {
+        if reference != nil { reference!.scan(bytes, offset: offset, into: &windows); return }
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+        withUnsafeMutablePointer(to: &windows) { pointer in
+            runs_scan(&state, base.assumingMemoryBound(to: UInt8.self), bytes.count, UInt64(offset), Self.append, pointer)
+        }
+    }
+
+    mutating func finish(at position: Int, into windows: inout Windows) {
+        if reference != nil { reference!.finish(at: position, into: &windows); return }
+        withUnsafeMutablePointer(to: &windows) { pointer in _ = runs_finish(&state, UInt64(position), Self.append, pointer) }
+    }
+
+    func peek(at position: Int, into windows: inout Windows) {
+        if let reference { reference.peek(at: position, into: &windows); return }
+        var copy = state
+        withUnsafeMutablePointer(to: &windows) { pointer in _ = runs_peek(&copy, UInt64(position), Self.append, pointer) }
+    }
+
+    mutating func reset() {
+        if reference != nil { reference!.reset(); return }
+        runs_reset(&state)
     }
 }

@@ -256,10 +256,10 @@ public final class MaskingEngine: Sendable {
         ValueMasker(engine: self)
     }
 
-    func makeDigitRunFinder() -> DigitRunFinder? {
+    func makeDigitRunFinder() -> RunFinder? {
         guard digitRunDatabase != nil else { return nil }
-        return DigitRunFinder(minDigits: Self.digitRunMinDigits, maxRun: Self.digitRunMaxWindow, overlap: digitRunWidth + 3,
-                              dottedMinDigits: digitRunDottedMinDigits)
+        return RunFinder(minDigits: Self.digitRunMinDigits, maxRun: Self.digitRunMaxWindow, overlap: digitRunWidth + 3,
+                         dottedMinDigits: digitRunDottedMinDigits, native: shortcuts)
     }
 
     /// Bytes of Hyperscan stream state per open stream.

@@ -11,7 +11,7 @@ public final class StreamMasker {
     public let engine: MaskingEngine
     private var stream: OpaquePointer?
     private var resolver: Resolver
-    private var runFinder: DigitRunFinder?
+    private var runFinder: RunFinder?
     /// Held-back bytes, from `base` to `scanned`.
     private var buffer: [UInt8]
     private var base = 0
