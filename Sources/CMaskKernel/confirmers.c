@@ -1,7 +1,7 @@
 // Software confirmers of built-in detectors (cards, SSNs, phone numbers, e-mail addresses, IPv4
-// addresses, IBANs, JWTs): for each built-in pattern, every match end in a window with the
-// leftmost start of a match ending there — what a Hyperscan block scan with HS_FLAG_SOM_LEFTMOST
-// reports for the same bytes, without a scan.
+// addresses, IBANs, JWTs, secret assignments): for each built-in pattern, every match end in a
+// window with the leftmost start of a match ending there — what a Hyperscan block scan with
+// HS_FLAG_SOM_LEFTMOST reports for the same bytes, without a scan.
 //
 // Each pattern is written out by hand from its expression in corpora/ (the comment above each
 // function quotes it). The window is treated as a whole buffer: bytes outside it are absent,
@@ -172,13 +172,13 @@ static void phone_e164(ctx_t *c, size_t s) {
 // '(?:\b1[ .-])?(?:\(\d{3}\) ?|\b\d{3}[ .-])\d{3}[ .-]\d{4}\b'
 static void phone_us_from(ctx_t *c, size_t origin, size_t q) {
     // After the optional `1 ` prefix: `(ddd)` + optional space, or `\bddd[ .-]`.
-    size_t heads[2];
+    size_t heads[2] = {0, 0};
     int count = 0;
     if (byte_is(c, q, '(') && digits(c, q + 1, 3) && byte_is(c, q + 4, ')')) {
         heads[count++] = q + 5;
         if (byte_is(c, q + 5, ' ')) heads[count++] = q + 6;
     }
-    size_t alt[1];
+    size_t alt[1] = {0};
     int alt_count = 0;
     if (boundary(c, q) && digits(c, q, 3) && in_set(c, q + 3, " .-")) alt[alt_count++] = q + 4;
     for (int i = 0; i < count + alt_count; i++) {
@@ -507,6 +507,226 @@ static void token_prefixes(ctx_t *c, int stripes, int githubs, int slacks, int w
     }
 }
 
+// MARK: - Secret assignments
+
+// The four patterns below are caseless (the key names; the rest has no letters). In a match one
+// ':' or '=' is the separator `[:=]` (a value may hold more), and that byte alone fixes both
+// halves of the match:
+//  * before it, the blanks (`[ \t]*`, or `\s{0,3}`), optional quote and optional backslash are
+//    taken whole, since every key name ends in a letter: one name end per separator, and the
+//    starts are those of the names ending there (`(?:\b|_)` moves a start onto a '_');
+//  * after it, the blanks are taken whole (a value byte is never a blank) and the value is the
+//    maximal run of `[^\s"',;]` from there (or the run up to the closing quote): one end.
+// Any such name with any such value is a match, so the confirmers start at every ':' and '=',
+// take the leftmost name start and emit it with the end: every end gets its leftmost start.
+
+static inline uint8_t lower(uint8_t b) { return (b >= 'A' && b <= 'Z') ? (uint8_t)(b + 32) : b; }
+static inline int is_blank(uint8_t b) { return b == ' ' || b == '\t'; }
+static inline int is_quote(uint8_t b) { return b == '"' || b == '\''; }
+/// `\s`: [\t\n\v\f\r ].
+static inline int is_space(uint8_t b) { return b == ' ' || (b >= '\t' && b <= '\r'); }
+/// `[^\s"',;]`.
+static inline int is_value(uint8_t b) {
+    return b > ' ' ? (b != '"' && b != '\'' && b != ',' && b != ';') : !is_space(b);
+}
+
+typedef struct {
+    const char *word;   ///< lowercase
+    uint8_t length;
+    uint8_t bounded;    ///< preceded by `(?:\b|_)`
+} keyword_t;
+
+/// The key names by their last two letters (the first filter), at most NAMES_PER_END each.
+enum { END_RD, END_WD, END_ET, END_EY, END_EN, END_SS, END_SE, END_COUNT, NAMES_PER_END = 7 };
+
+#define KW(w, b) {w, (uint8_t)(sizeof(w) - 1), b}
+// (?:password|passwd|secret|secret_?key|client_?secret|api_?key|private_?key|(?:\b|_)(?:pwd|pass|access_?token|auth_?token|refresh_?token|token))
+static const keyword_t assign_words[END_COUNT][NAMES_PER_END] = {
+    [END_RD] = {KW("password", 0)},
+    [END_WD] = {KW("passwd", 0), KW("pwd", 1)},
+    [END_ET] = {KW("secret", 0), KW("client_secret", 0), KW("clientsecret", 0)},
+    [END_EY] = {KW("secret_key", 0), KW("secretkey", 0), KW("api_key", 0), KW("apikey", 0), KW("private_key", 0),
+                KW("privatekey", 0)},
+    [END_EN] = {KW("access_token", 1), KW("accesstoken", 1), KW("auth_token", 1), KW("authtoken", 1),
+                KW("refresh_token", 1), KW("refreshtoken", 1), KW("token", 1)},
+    [END_SS] = {KW("pass", 1)},
+};
+// (?:password|passwd|passphrase|secret)
+static const keyword_t quoted_words[END_COUNT][NAMES_PER_END] = {
+    [END_RD] = {KW("password", 0)},
+    [END_WD] = {KW("passwd", 0)},
+    [END_ET] = {KW("secret", 0)},
+    [END_SE] = {KW("passphrase", 0)},
+};
+// (?:\b|_)(?:password|passwd|pwd|secret|secret_key|client_secret|api_?key|access_token|auth_token|private_key|token)
+static const keyword_t long_words[END_COUNT][NAMES_PER_END] = {
+    [END_RD] = {KW("password", 1)},
+    [END_WD] = {KW("passwd", 1), KW("pwd", 1)},
+    [END_ET] = {KW("secret", 1), KW("client_secret", 1)},
+    [END_EY] = {KW("secret_key", 1), KW("api_key", 1), KW("apikey", 1), KW("private_key", 1)},
+    [END_EN] = {KW("access_token", 1), KW("auth_token", 1), KW("token", 1)},
+};
+#undef KW
+
+/// The leftmost start, plus one, of a key name of `words` ending at `k` (caseless), 0 when none.
+static size_t keyword_start(const ctx_t *c, size_t k, const keyword_t words[END_COUNT][NAMES_PER_END]) {
+    if (k < 3) return 0;  // the shortest name is "pwd"
+    uint8_t last = lower(c->d[k - 1]), before = lower(c->d[k - 2]);
+    int end;
+    switch (last) {
+    case 'd': if (before == 'r') end = END_RD; else if (before == 'w') end = END_WD; else return 0; break;
+    case 't': if (before != 'e') return 0; end = END_ET; break;
+    case 'y': if (before != 'e') return 0; end = END_EY; break;
+    case 'n': if (before != 'e') return 0; end = END_EN; break;
+    case 's': if (before != 's') return 0; end = END_SS; break;
+    case 'e': if (before != 's') return 0; end = END_SE; break;
+    default: return 0;
+    }
+    size_t best = 0;
+    for (const keyword_t *w = words[end]; w < words[end] + NAMES_PER_END && w->length != 0; w++) {
+        size_t length = w->length;
+        if (length > k) continue;
+        size_t ks = k - length;
+        size_t i = 0;
+        while (i + 2 < length && lower(c->d[ks + i]) == (uint8_t)w->word[i]) i++;
+        if (i + 2 < length) continue;
+        size_t s = ks;
+        if (w->bounded && !boundary(c, ks)) {
+            if (ks == 0 || c->d[ks - 1] != '_') continue;
+            s = ks - 1;
+        }
+        if (best == 0 || s + 1 < best) best = s + 1;
+    }
+    return best;
+}
+
+/// The last maximal run of value bytes measured: `[lo, hi)` are value bytes, `hi` is not one
+/// (or is the window's end). Separators inside one value (`token=token=...`) share it.
+typedef struct { size_t lo, hi; } value_run;
+
+/// The end of the maximal run of value bytes from `v`.
+static inline size_t value_run_end(const ctx_t *c, value_run *run, size_t v) {
+    if (v >= run->lo && v <= run->hi) return run->hi;
+    size_t q = v;
+    while (q < c->n && is_value(c->d[q])) q++;
+    run->lo = v;
+    run->hi = q;
+    return q;
+}
+
+// '(?:password|passwd|secret|secret_?key|client_?secret|api_?key|private_?key|(?:\b|_)(?:pwd|pass|access_?token|auth_?token|refresh_?token|token))\\?["']?[ \t]*[:=][ \t]*\\?["']?[^\s"',;]{6,}(?:[ \t"',;]|\r?$)'
+// `sp` is the separator, `b` the first of the blanks before it.
+static void secret_assign(ctx_t *c, size_t sp, size_t b, value_run *run) {
+    size_t k = b;
+    if (k > 0 && is_quote(c->d[k - 1])) k--;
+    if (k > 0 && c->d[k - 1] == '\\') k--;
+    size_t start = keyword_start(c, k, assign_words);
+    if (start == 0) return;
+    size_t t = sp + 1;
+    while (t < c->n && is_blank(c->d[t])) t++;
+    // The value starts after the optional backslash and quote; an untaken backslash is a value byte.
+    size_t starts[2];
+    int count = 0;
+    size_t u = t;
+    if (byte_is(c, u, '\\')) starts[count++] = u++;
+    if (u < c->n && is_quote(c->d[u])) u++;
+    starts[count++] = u;
+    for (int i = 0; i < count; i++) {
+        size_t v = starts[i];
+        size_t q = value_run_end(c, run, v);
+        if (q - v < 6) continue;
+        size_t end;
+        if (q == c->n || c->d[q] == '\n') end = q;  // `$`
+        else if (is_blank(c->d[q]) || is_quote(c->d[q]) || c->d[q] == ',' || c->d[q] == ';') end = q + 1;
+        else if (c->d[q] == '\r' && (q + 1 == c->n || c->d[q + 1] == '\n')) end = q + 1;  // `\r$`
+        else continue;
+        emit(c, MK_PAT_SECRET_ASSIGN, start - 1, end);
+    }
+}
+
+// '(?:password|passwd|passphrase|secret)["']?[ \t]*[:=][ \t]*"[^"\r\n]*[ ,;][^"\r\n]*"'
+// '(?:password|passwd|passphrase|secret)["']?[ \t]*[:=][ \t]*'[^'\r\n]*[ ,;][^'\r\n]*''
+static void secret_assign_quoted(ctx_t *c, size_t sp, size_t b) {
+    size_t t = sp + 1;
+    while (t < c->n && is_blank(c->d[t])) t++;
+    if (t >= c->n || !is_quote(c->d[t])) return;
+    uint8_t quote = c->d[t];
+    int pattern = quote == '"' ? MK_PAT_SECRET_ASSIGN_DQUOTED : MK_PAT_SECRET_ASSIGN_SQUOTED;
+    if (c->slot_of[pattern] == 0xFF) return;
+    size_t k = b;
+    if (k > 0 && is_quote(c->d[k - 1])) k--;
+    size_t start = keyword_start(c, k, quoted_words);
+    if (start == 0) return;
+    int spaced = 0;
+    for (size_t p = t + 1; p < c->n; p++) {
+        uint8_t ch = c->d[p];
+        if (ch == quote) {
+            if (spaced) emit(c, pattern, start - 1, p + 1);
+            return;
+        }
+        if (ch == '\r' || ch == '\n') return;
+        if (ch == ' ' || ch == ',' || ch == ';') spaced = 1;
+    }
+}
+
+// '(?:\b|_)(?:password|passwd|pwd|secret|secret_key|client_secret|api_?key|access_token|auth_token|private_key|token)["']?\s{0,3}[:=]\s{0,3}["']?[^\s"',;]{64}'
+static void secret_assign_long(ctx_t *c, size_t sp, value_run *run) {
+    size_t k = sp;
+    while (k > 0 && sp - k <= 3 && is_space(c->d[k - 1])) k--;
+    if (sp - k > 3) return;
+    if (k > 0 && is_quote(c->d[k - 1])) k--;
+    size_t start = keyword_start(c, k, long_words);
+    if (start == 0) return;
+    size_t v = sp + 1;
+    while (v < c->n && v - (sp + 1) <= 3 && is_space(c->d[v])) v++;
+    if (v - (sp + 1) > 3) return;
+    if (v < c->n && is_quote(c->d[v])) v++;
+    if (value_run_end(c, run, v) - v >= 64) emit(c, MK_PAT_SECRET_ASSIGN_LONG, start - 1, v + 64);
+}
+
+static inline void secret_at(ctx_t *c, size_t sp, int assign, int quoted, int long_form, value_run *run) {
+    size_t b = sp;
+    while (b > 0 && is_blank(c->d[b - 1])) b--;
+    if (assign) secret_assign(c, sp, b, run);
+    if (quoted) secret_assign_quoted(c, sp, b);
+    if (long_form) secret_assign_long(c, sp, run);
+}
+
+/// The eight bytes from `p`, the first in the low byte.
+static inline uint64_t load_le64(const uint8_t *p) {
+    uint64_t x;
+    memcpy(&x, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    x = __builtin_bswap64(x);
+#endif
+    return x;
+}
+
+/// The high bit of every byte of `x` equal to `b`, exactly (no carries between bytes).
+static inline uint64_t byte_mask(uint64_t x, uint8_t b) {
+    const uint64_t low7 = 0x7F7F7F7F7F7F7F7Full;
+    uint64_t v = x ^ (0x0101010101010101ull * b);
+    return ~(((v & low7) + low7) | v | low7);
+}
+
+/// Confirms the enabled secret-assignment patterns at every ':' and '=' of the window, found
+/// sixteen bytes at a time.
+static void secret_scan(ctx_t *c, int assign, int quoted, int long_form) {
+    value_run run = {1, 0};
+    size_t i = 0;
+    for (; i + 16 <= c->n; i += 16) {
+        uint64_t x = load_le64(c->d + i), y = load_le64(c->d + i + 8);
+        uint64_t low = byte_mask(x, ':') | byte_mask(x, '='), high = byte_mask(y, ':') | byte_mask(y, '=');
+        if (!(low | high)) continue;
+        for (; low; low &= low - 1)
+            secret_at(c, i + (size_t)(__builtin_ctzll(low) >> 3), assign, quoted, long_form, &run);
+        for (; high; high &= high - 1)
+            secret_at(c, i + 8 + (size_t)(__builtin_ctzll(high) >> 3), assign, quoted, long_form, &run);
+    }
+    for (; i < c->n; i++)
+        if (c->d[i] == ':' || c->d[i] == '=') secret_at(c, i, assign, quoted, long_form, &run);
+}
+
 // MARK: - Entry
 
 /// What starts a match of each family: one bit per family, looked up per byte.
@@ -558,9 +778,18 @@ int mk_confirm(const uint8_t *data, size_t length, const uint8_t *slot_of, uint3
         int aws_ids = ON(MK_PAT_AWS_KEY_ID);
         if (stripes || githubs || slacks || webhooks || aws_ids) token_prefixes(&c, stripes, githubs, slacks, webhooks, aws_ids);
     }
+    int assigns = ON(MK_PAT_SECRET_ASSIGN), long_assigns = ON(MK_PAT_SECRET_ASSIGN_LONG);
+    int quoted_assigns = ON(MK_PAT_SECRET_ASSIGN_DQUOTED) || ON(MK_PAT_SECRET_ASSIGN_SQUOTED);
 #undef ON
     uint8_t wanted = (uint8_t)(((cards || ssns || phones || ipv4s) ? A_DIGIT : 0) | (phones ? A_PLUS | A_PAREN : 0)
                                | (emails ? A_EMAIL : 0) | (jwts ? A_E : 0) | (ibans ? A_UPPER : 0));
+    if (assigns || quoted_assigns || long_assigns) {
+        // Secret assignments: visit the ':' and '=' bytes only (a match's separator is one),
+        // then run the other families, if any, as usual.
+        secret_scan(&c, assigns, quoted_assigns, long_assigns);
+    }
+    // The families above have run; nothing is left for the per-byte dispatch below.
+    if (wanted == 0) goto collect;
     if (wanted == A_EMAIL || wanted == A_E) {
         // One rare anchor family (e-mail, JWT): jump between anchors with memchr instead of
         // looking at every byte of a window that is mostly the match's left and right reach.

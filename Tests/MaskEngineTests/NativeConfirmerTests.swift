@@ -79,7 +79,10 @@ import Testing
                       "sk_live_abc", "ghp_R2a9f0bF5cXkL3mN8pQ1sT6uV4wY7zA0bC2d", "gho_", "github_pat_11ABCDEFG0123456789abc_"
                       + String(String(repeating: "a1B2c3", count: 10).prefix(59)), "xoxb-462063584055-2945431044616-YFPSjYofeB4tHtWtCaapBW9Q",
                       "xoxp-12345-", "xapp-1-A0123456-1234567-" + String(repeating: "0a9f", count: 12),
-                      "https://hooks.slack.com/services/T0123ABCD/B0456EFGH/abcdefghijklmnopqrstuvwxyz012", "https://hooks.slack.com/services/T"]
+                      "https://hooks.slack.com/services/T0123ABCD/B0456EFGH/abcdefghijklmnopqrstuvwxyz012", "https://hooks.slack.com/services/T",
+                      "password=", "DB_PASSWORD: ", "postgresPassword: \"", "client_secret=", "Secret_Key = '", "api_key:", "x_token=",
+                      "AuthToken=\\\"", "passphrase: \"a b, c\"", "pwd='x y;z'", "password = 'my pass, word'", "Secret:'a;b'", "Summer2026#", "kQ9!xL2vR7zP", "${env.X}",
+                      String(repeating: "aB3dE5gH7j", count: 7), "\r\n", "\t", ";", ","]
         let joins = [" ", ".", "", "-", "_", "@", "%", "\n", "\"", "a", "Z", "0", ":", "/", "+", "&#"]
         var window: [UInt8] = []
         for index in 0..<Int.random(in: 1...5, using: &generator) {
@@ -97,7 +100,9 @@ import Testing
     @Test(arguments: NativeConfirmers.patterns.sorted { $0.value < $1.value })
     func softwareConfirmerReportsWhatHyperscanReports(_ entry: (key: String, value: Int)) throws {
         let database = try HyperscanDatabase(
-            expressions: [HyperscanExpression(pattern: entry.key, flags: HS.multiline | HS.somLeftmost, id: 0, owner: "test")],
+            expressions: [HyperscanExpression(pattern: entry.key, flags: HS.multiline | HS.somLeftmost
+                                                  | (NativeConfirmers.caselessOnly.contains(entry.value) ? HS.caseless : 0),
+                                              id: 0, owner: "test")],
             mode: HS.modeBlock, cache: nil)
         let scratch = try ScratchPool(databases: [database])
         var generator = SeededGenerator(state: 0x5EED_0000 + UInt64(entry.value))
@@ -208,7 +213,8 @@ import Testing
         #expect(Fixtures.engine.nativeDigitSlots != nil)
         let native = Set(Fixtures.engine.detectors.filter { $0.nativeSlots != nil }.map(\.definition.id))
         #expect(native.isSuperset(of: ["email", "ipv4", "iban", "jwt", "credit_card", "phone", "us_ssn", "us_ssn_named",
-                                       "aws_secret_access_key", "aws_secret_near_key_id"]))
+                                       "aws_secret_access_key", "aws_secret_near_key_id", "stripe_key", "github_token", "slack_token",
+                                       "aws_access_key_id", "secret_assignment", "secret_assignment_long"]))
         let reference = try MaskingEngine(detectors: Fixtures.detectors, hashKey: Array("test-key".utf8), softwareConfirmers: false)
         #expect(reference.nativeDigitSlots == nil)
     }

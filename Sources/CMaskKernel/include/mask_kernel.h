@@ -90,6 +90,8 @@ int mk_force_kernel(const char *name);
 
 /// The built-in patterns the software confirmers know, by their expression in corpora/pii.yaml
 /// and corpora/secrets.yaml (MaskEngine maps pattern text to these ids; any other text goes to Hyperscan).
+/// The MK_PAT_SECRET_* confirmers match their keywords caseless: they stand for those
+/// expressions only in a caseless detector.
 enum {
     MK_PAT_CARD_IIN = 0,        ///< credit_card, first pattern
     MK_PAT_CARD_VISA,           ///< credit_card, second
@@ -120,6 +122,10 @@ enum {
     MK_PAT_SLACK_APP,
     MK_PAT_SLACK_WEBHOOK,
     MK_PAT_AWS_KEY_ID,          ///< aws_access_key_id
+    MK_PAT_SECRET_ASSIGN,       ///< secret_assignment, first pattern (caseless)
+    MK_PAT_SECRET_ASSIGN_DQUOTED, ///< secret_assignment, second (caseless)
+    MK_PAT_SECRET_ASSIGN_SQUOTED, ///< secret_assignment, third (caseless)
+    MK_PAT_SECRET_ASSIGN_LONG,  ///< secret_assignment_long (caseless)
     MK_PAT_COUNT
 };
 

@@ -40,6 +40,16 @@ enum NativeConfirmers {
         #"\bxapp-\d-[A-Z0-9]{6,15}-\d{6,15}-[a-f0-9]{32,80}"#: Int(MK_PAT_SLACK_APP),
         #"https://hooks\.slack\.com/services/T[A-Z0-9]{6,12}/B[A-Z0-9]{6,12}/[A-Za-z0-9]{20,32}"#: Int(MK_PAT_SLACK_WEBHOOK),
         #"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)[A-Z0-9]{16}\b"#: Int(MK_PAT_AWS_KEY_ID),
+        #"(?:password|passwd|secret|secret_?key|client_?secret|api_?key|private_?key|(?:\b|_)(?:pwd|pass|access_?token|auth_?token|refresh_?token|token))\\?["']?[ \t]*[:=][ \t]*\\?["']?[^\s"',;]{6,}(?:[ \t"',;]|\r?$)"#: Int(MK_PAT_SECRET_ASSIGN),
+        #"(?:password|passwd|passphrase|secret)["']?[ \t]*[:=][ \t]*"[^"\r\n]*[ ,;][^"\r\n]*""#: Int(MK_PAT_SECRET_ASSIGN_DQUOTED),
+        #"(?:password|passwd|passphrase|secret)["']?[ \t]*[:=][ \t]*'[^'\r\n]*[ ,;][^'\r\n]*'"#: Int(MK_PAT_SECRET_ASSIGN_SQUOTED),
+        #"(?:\b|_)(?:password|passwd|pwd|secret|secret_key|client_secret|api_?key|access_token|auth_token|private_key|token)["']?\s{0,3}[:=]\s{0,3}["']?[^\s"',;]{64}"#: Int(MK_PAT_SECRET_ASSIGN_LONG),
+    ]
+
+    /// Patterns confirmed caseless (the key names of secret assignments): only a caseless detector
+    /// may use them.
+    static let caselessOnly: Set<Int> = [
+        Int(MK_PAT_SECRET_ASSIGN), Int(MK_PAT_SECRET_ASSIGN_DQUOTED), Int(MK_PAT_SECRET_ASSIGN_SQUOTED), Int(MK_PAT_SECRET_ASSIGN_LONG),
     ]
 
     /// Patterns whose letters are case-sensitive: a caseless detector with one of them is not
@@ -87,6 +97,7 @@ enum NativeConfirmers {
             for pattern in detector.patterns {
                 guard let id = patterns[pattern], slots[id] == 0xFF else { return nil }
                 if detector.caseless, caseSensitive.contains(id) { return nil }
+                if !detector.caseless, caselessOnly.contains(id) { return nil }
                 slots[id] = UInt8(slot)
             }
         }
