@@ -47,6 +47,7 @@ swift build -c release --package-path "$here" --product CompareEngines >&2
 echo
 echo "Command: Benchmarks/compare-engines.sh --mib $mib --runs $runs --presidio-kib $presidio_kib"
 echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%Y-%m-%d)"
+echo "CPU features used: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'sse4_2|avx2|avx512bw|avx512vbmi' | xargs) (Hyperscan's fat runtime and the classification kernel pick the widest)"
 echo
 "$here/.build/release/CompareEngines" --text "$text" --corpora "$corpora" --runs "$runs" \
   --presidio-mbps "$presidio_mbps" --presidio-bytes "$presidio_bytes"

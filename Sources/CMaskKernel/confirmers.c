@@ -1,7 +1,7 @@
 // Software confirmers of built-in detectors (cards, SSNs, phone numbers, e-mail addresses, IPv4
-// addresses, IBANs, JWTs, secret assignments): for each built-in pattern, every match end in a
-// window with the leftmost start of a match ending there — what a Hyperscan block scan with
-// HS_FLAG_SOM_LEFTMOST reports for the same bytes, without a scan.
+// and IPv6 addresses, IBANs, JWTs, tokens, secret assignments): for each built-in pattern, every
+// match end in a window with the leftmost start of a match ending there — what a Hyperscan block
+// scan with HS_FLAG_SOM_LEFTMOST reports for the same bytes, without a scan.
 //
 // Each pattern is written out by hand from its expression in corpora/ (the comment above each
 // function quotes it). The window is treated as a whole buffer: bytes outside it are absent,
@@ -727,9 +727,116 @@ static void secret_scan(ctx_t *c, int assign, int quoted, int long_form) {
         if (c->d[i] == ':' || c->d[i] == '=') secret_at(c, i, assign, quoted, long_form, &run);
 }
 
+// MARK: - IPv6
+
+static inline int is_hex(uint8_t b) { return is_digit(b) || (b >= 'a' && b <= 'f') || (b >= 'A' && b <= 'F'); }
+/// Number of consecutive hex digits from i, counted up to 5 (5 means "more than a group holds").
+static inline size_t hex_span5(const ctx_t *c, size_t i) {
+    size_t k = 0;
+    while (k < 5 && i + k < c->n && is_hex(c->d[i + k])) k++;
+    return k;
+}
+
+/// `(?:\d{1,3}\.){3}\d{1,3}\b` from p (a digit run starts there: the byte before is ':' or '.'):
+/// its end, or 0 when it does not match. Each run is whole (the next byte is '.' or not a word byte).
+static size_t dotted_quad(const ctx_t *c, size_t p) {
+    for (int group = 0; group < 4; group++) {
+        size_t run = digit_span(c, p);
+        if (run < 1 || run > 3) return 0;
+        p += run;
+        if (group < 3) {
+            if (!byte_is(c, p, '.')) return 0;
+            p++;
+        }
+    }
+    return boundary(c, p) ? p : 0;
+}
+
+/// The three hex forms from p, where a hex run starts (after `\b` or after `IPv6:`), reported
+/// with start `start` under `full`, `compressed` and `tail`:
+///   `(?:h{1,4}:){7}h{1,4}\b`, `(?:h{1,4}:){1,6}(?::h{1,4}){1,6}\b`, `(?:h{1,4}:){6}(?:\d{1,3}\.){3}\d{1,3}\b`
+/// with h = [0-9A-Fa-f]. A group `h{1,4}:` is a whole hex run of 1 to 4 digits (the run starts
+/// after ':' or a non-word byte and a hex digit is not ':'), so the groups from p are forced;
+/// likewise a last group `h{1,4}\b` is a whole run followed by a non-word byte.
+static void ipv6_forms(ctx_t *c, size_t start, size_t p, int full, int compressed, int tail) {
+    size_t after[8];  // after[k]: the position after k groups `h{1,4}:`
+    size_t count = 0;
+    after[0] = p;
+    while (count < 7) {
+        size_t q = after[count];
+        size_t run = hex_span5(c, q);
+        if (run < 1 || run > 4 || !byte_is(c, q + run, ':')) break;
+        after[++count] = q + run + 1;
+    }
+    if (count == 0) return;
+    if (count == 7) {
+        size_t q = after[7];
+        size_t run = hex_span5(c, q);
+        if (run >= 1 && run <= 4 && boundary(c, q + run)) emit(c, full, start, q + run);
+    }
+    if (count >= 6) {
+        size_t end = dotted_quad(c, after[6]);
+        if (end) emit(c, tail, start, end);
+    }
+    // `(?:h:){1,6}` then `(?::h){1,6}`: the second part starts with the ':' right after the
+    // first part's last ':', so the first part is every group up to the "::" (at most six).
+    if (count <= 6 && byte_is(c, after[count], ':')) {
+        size_t q = after[count];
+        for (int group = 0; group < 6; group++) {
+            if (!byte_is(c, q, ':')) break;
+            size_t run = hex_span5(c, q + 1);
+            if (run < 1 || run > 4) break;
+            q += 1 + run;
+            if (boundary(c, q)) emit(c, compressed, start, q);
+        }
+    }
+}
+
+// '\b(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}\b'
+// '\b(?:[0-9A-Fa-f]{1,4}:){1,6}(?::[0-9A-Fa-f]{1,4}){1,6}\b'
+// '\b(?:[0-9A-Fa-f]{1,4}:){6}(?:\d{1,3}\.){3}\d{1,3}\b'
+// s is a hex digit with `\b` before it.
+static void ipv6_hex(ctx_t *c, size_t s) {
+    ipv6_forms(c, s, s, MK_PAT_IPV6_FULL, MK_PAT_IPV6_COMPRESSED, MK_PAT_IPV6_V4TAIL);
+}
+
+// '\b[Ii][Pp][Vv]6:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}\b'
+// '\b[Ii][Pp][Vv]6:(?:[0-9A-Fa-f]{1,4}:){1,6}(?::[0-9A-Fa-f]{1,4}){1,6}\b'
+// '\b[Ii][Pp][Vv]6:(?:[0-9A-Fa-f]{1,4}:){6}(?:\d{1,3}\.){3}\d{1,3}\b'
+// s is 'I' or 'i' with `\b` before it.
+static void ipv6_prefixed(ctx_t *c, size_t s) {
+    if (!in_set(c, s + 1, "Pp") || !in_set(c, s + 2, "Vv") || !byte_is(c, s + 3, '6') || !byte_is(c, s + 4, ':')) return;
+    ipv6_forms(c, s, s + 5, MK_PAT_IPV6_PREFIX_FULL, MK_PAT_IPV6_PREFIX_COMPRESSED, MK_PAT_IPV6_PREFIX_V4TAIL);
+}
+
+// '::(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4}\b'
+// '::[Ff]{4}:(?:\d{1,3}\.){3}\d{1,3}\b'
+// s is ':' (no `\b` before these).
+static void ipv6_leading(ctx_t *c, size_t s) {
+    if (!byte_is(c, s + 1, ':')) return;
+    // One to six groups, each a whole hex run of 1 to 4: a match ends after every group that
+    // is followed by a non-word byte; the next group needs a ':' after this one.
+    size_t q = s + 2;
+    for (int group = 0; group < 6; group++) {
+        size_t run = hex_span5(c, q);
+        if (run < 1 || run > 4) break;
+        size_t end = q + run;
+        if (boundary(c, end)) emit(c, MK_PAT_IPV6_LEADING, s, end);
+        if (!byte_is(c, end, ':')) break;
+        q = end + 1;
+    }
+    if (in_set(c, s + 2, "Ff") && in_set(c, s + 3, "Ff") && in_set(c, s + 4, "Ff") && in_set(c, s + 5, "Ff")
+        && byte_is(c, s + 6, ':')) {
+        size_t end = dotted_quad(c, s + 7);
+        if (end) emit(c, MK_PAT_IPV6_MAPPED, s, end);
+    }
+}
+
 // MARK: - Entry
 
-/// What starts a match of each family: one bit per family, looked up per byte.
+/// What starts a match of each family: one bit per family, looked up per byte. A byte may start
+/// several families ('7' a number and an IPv6 address, 'e' a JWT and an IPv6 address, 'A' an IBAN
+/// and an IPv6 address, 'I' an IBAN and an `IPv6:` address): each enabled family sees it.
 enum {
     A_DIGIT = 1 << 0,
     A_PLUS = 1 << 1,
@@ -737,21 +844,29 @@ enum {
     A_EMAIL = 1 << 3,
     A_E = 1 << 4,
     A_UPPER = 1 << 5,
+    A_HEX = 1 << 6,    ///< 0-9 a-f A-F: IPv6 addresses
+    A_IPV = 1 << 7,    ///< 'I' 'i': IPv6 addresses after `IPv6:`
+    A_COLON = 1 << 8,  ///< ':': IPv6 addresses that start with '::'
 };
+/// Families whose every pattern starts with `\b` at a word byte.
+#define A_WORD_START (A_DIGIT | A_UPPER | A_HEX | A_IPV)
 
-static uint8_t anchor_table[256];
+static uint16_t anchor_table[256];
 static int anchor_table_ready = 0;
 
 static void build_anchor_table(void) {
     if (anchor_table_ready) return;
     for (int b = 0; b < 256; b++) {
-        uint8_t a = 0;
+        uint16_t a = 0;
         if (b >= '0' && b <= '9') a |= A_DIGIT;
         if (b == '+') a |= A_PLUS;
         if (b == '(') a |= A_PAREN;
         if (b == '@' || b == '%' || b == '&') a |= A_EMAIL;
         if (b == 'e') a |= A_E;
         if (b >= 'A' && b <= 'Z') a |= A_UPPER;
+        if ((b >= '0' && b <= '9') || (b >= 'a' && b <= 'f') || (b >= 'A' && b <= 'F')) a |= A_HEX;
+        if (b == 'I' || b == 'i') a |= A_IPV;
+        if (b == ':') a |= A_COLON;
         anchor_table[b] = a;
     }
     anchor_table_ready = 1;
@@ -771,6 +886,9 @@ int mk_confirm(const uint8_t *data, size_t length, const uint8_t *slot_of, uint3
     int emails = ON(MK_PAT_EMAIL_AT) || ON(MK_PAT_EMAIL_PERCENT) || ON(MK_PAT_EMAIL_ENTITY);
     int ibans = ON(MK_PAT_IBAN_COMPACT) || ON(MK_PAT_IBAN_SPACED);
     int ipv4s = ON(MK_PAT_IPV4), jwts = ON(MK_PAT_JWT);
+    int ipv6_hexes = ON(MK_PAT_IPV6_FULL) || ON(MK_PAT_IPV6_COMPRESSED) || ON(MK_PAT_IPV6_V4TAIL);
+    int ipv6_prefixes = ON(MK_PAT_IPV6_PREFIX_FULL) || ON(MK_PAT_IPV6_PREFIX_COMPRESSED) || ON(MK_PAT_IPV6_PREFIX_V4TAIL);
+    int ipv6_colons = ON(MK_PAT_IPV6_LEADING) || ON(MK_PAT_IPV6_MAPPED);
     if (ON(MK_PAT_AWS_SECRET)) aws_secret(&c);
     {
         int stripes = ON(MK_PAT_STRIPE), githubs = ON(MK_PAT_GITHUB_CLASSIC) || ON(MK_PAT_GITHUB_FINE);
@@ -781,8 +899,9 @@ int mk_confirm(const uint8_t *data, size_t length, const uint8_t *slot_of, uint3
     int assigns = ON(MK_PAT_SECRET_ASSIGN), long_assigns = ON(MK_PAT_SECRET_ASSIGN_LONG);
     int quoted_assigns = ON(MK_PAT_SECRET_ASSIGN_DQUOTED) || ON(MK_PAT_SECRET_ASSIGN_SQUOTED);
 #undef ON
-    uint8_t wanted = (uint8_t)(((cards || ssns || phones || ipv4s) ? A_DIGIT : 0) | (phones ? A_PLUS | A_PAREN : 0)
-                               | (emails ? A_EMAIL : 0) | (jwts ? A_E : 0) | (ibans ? A_UPPER : 0));
+    uint16_t wanted = (uint16_t)(((cards || ssns || phones || ipv4s) ? A_DIGIT : 0) | (phones ? A_PLUS | A_PAREN : 0)
+                               | (emails ? A_EMAIL : 0) | (jwts ? A_E : 0) | (ibans ? A_UPPER : 0)
+                               | (ipv6_hexes ? A_HEX : 0) | (ipv6_prefixes ? A_IPV : 0) | (ipv6_colons ? A_COLON : 0));
     if (assigns || quoted_assigns || long_assigns) {
         // Secret assignments: visit the ':' and '=' bytes only (a match's separator is one),
         // then run the other families, if any, as usual.
@@ -790,50 +909,55 @@ int mk_confirm(const uint8_t *data, size_t length, const uint8_t *slot_of, uint3
     }
     // The families above have run; nothing is left for the per-byte dispatch below.
     if (wanted == 0) goto collect;
-    if (wanted == A_EMAIL || wanted == A_E) {
-        // One rare anchor family (e-mail, JWT): jump between anchors with memchr instead of
-        // looking at every byte of a window that is mostly the match's left and right reach.
-        const uint8_t first = wanted == A_E ? 'e' : '@';
-        const uint8_t *needles = wanted == A_E ? (const uint8_t *)"e" : (const uint8_t *)"@%&";
+    if (wanted == A_EMAIL || wanted == A_E || wanted == A_COLON) {
+        // One rare anchor family (e-mail, JWT, leading-'::' IPv6): jump between anchors with
+        // memchr instead of looking at every byte of a window that is mostly the match's left and
+        // right reach.
+        const uint8_t first = wanted == A_E ? 'e' : wanted == A_COLON ? ':' : '@';
+        const uint8_t *needles = wanted == A_E ? (const uint8_t *)"e"
+            : wanted == A_COLON ? (const uint8_t *)":" : (const uint8_t *)"@%&";
         for (const uint8_t *n = needles; *n; n++) {
             const uint8_t *p = data;
             const uint8_t *end = data + length;
             while (p < end && (p = memchr(p, *n, (size_t)(end - p))) != NULL) {
                 size_t s = (size_t)(p - data);
-                if (first == 'e') jwt(&c, s); else email_at(&c, s);
+                if (first == 'e') jwt(&c, s); else if (first == ':') ipv6_leading(&c, s); else email_at(&c, s);
                 p++;
             }
         }
         goto collect;
     }
     for (size_t s = 0; s < length; s++) {
-        uint8_t kind = anchor_table[data[s]] & wanted;
+        uint16_t kind = anchor_table[data[s]] & wanted;
         if (!kind) continue;
-        if (kind & A_DIGIT) {
-            // Every numeric pattern that starts at a digit starts with `\b`.
-            if (!boundary(&c, s)) continue;
-            if (cards) { card_iin(&c, s); card_visa(&c, s); card_amex(&c, s); }
-            if (ssns) { ssn_dashed(&c, s); ssn_plain(&c, s); }
-            if (phones) {
-                phone_us(&c, s);
-                phone_pairs(&c, s);
-                phone_area_slash(&c, s);
-                phone_three_groups(&c, s);
-                phone_two_groups(&c, s);
+        // Every pattern of these families starts with `\b` at a word byte.
+        if ((kind & A_WORD_START) && boundary(&c, s)) {
+            if (kind & A_DIGIT) {
+                if (cards) { card_iin(&c, s); card_visa(&c, s); card_amex(&c, s); }
+                if (ssns) { ssn_dashed(&c, s); ssn_plain(&c, s); }
+                if (phones) {
+                    phone_us(&c, s);
+                    phone_pairs(&c, s);
+                    phone_area_slash(&c, s);
+                    phone_three_groups(&c, s);
+                    phone_two_groups(&c, s);
+                }
+                if (ipv4s) ipv4(&c, s);
             }
-            if (ipv4s) ipv4(&c, s);
-        } else if (kind & A_PLUS) {
-            phone_e164(&c, s);
-        } else if (kind & A_PAREN) {
+            if (kind & A_HEX) ipv6_hex(&c, s);
+            if (kind & A_UPPER) iban(&c, s);
+            if (kind & A_IPV) ipv6_prefixed(&c, s);
+        }
+        // The other families start at bytes that start nothing else ('e' has no `\b` check here:
+        // jwt tests it).
+        if (kind & A_PLUS) phone_e164(&c, s);
+        if (kind & A_PAREN) {
             phone_us(&c, s);
             phone_paren_area(&c, s);
-        } else if (kind & A_EMAIL) {
-            email_at(&c, s);
-        } else if (kind & A_E) {
-            jwt(&c, s);
-        } else if (kind & A_UPPER) {
-            if (boundary(&c, s)) iban(&c, s);
         }
+        if (kind & A_EMAIL) email_at(&c, s);
+        if (kind & A_E) jwt(&c, s);
+        if (kind & A_COLON) ipv6_leading(&c, s);
     }
 collect:
     if (c.low > c.high) return 1;

@@ -82,7 +82,11 @@ import Testing
                       "https://hooks.slack.com/services/T0123ABCD/B0456EFGH/abcdefghijklmnopqrstuvwxyz012", "https://hooks.slack.com/services/T",
                       "password=", "DB_PASSWORD: ", "postgresPassword: \"", "client_secret=", "Secret_Key = '", "api_key:", "x_token=",
                       "AuthToken=\\\"", "passphrase: \"a b, c\"", "pwd='x y;z'", "password = 'my pass, word'", "Secret:'a;b'", "Summer2026#", "kQ9!xL2vR7zP", "${env.X}",
-                      String(repeating: "aB3dE5gH7j", count: 7), "\r\n", "\t", ";", ","]
+                      String(repeating: "aB3dE5gH7j", count: 7), "\r\n", "\t", ";", ",",
+                      "2a00:1450:4864:20::42f", "fe80::a00:27ff:fe4e:66a1", "::ffff:10.42.7.19", "IPv6:2001:db8::1", "1:2:3:4:5:6:7:8",
+                      "1:2:3:4:5:6:1.2.3.4", "00:1a:2b:3c:4d:5e", "std::vector", "12:19:20", "::1", "[", "]", "ipv6:", "dead::beef:12",
+                      "IPv6:1:2:3:4:5:6:7:8", "ipv6:2a01:c93d:1121:ae4d:566f:7d7c:eed0:c6e6", "IPV6:1:2:3:4:5:6:1.2.3.4",
+                      "token=" + String(repeating: "aB3dE5gH7j", count: 7), "api_key: " + String(repeating: "Zx9/", count: 17)]
         let joins = [" ", ".", "", "-", "_", "@", "%", "\n", "\"", "a", "Z", "0", ":", "/", "+", "&#"]
         var window: [UInt8] = []
         for index in 0..<Int.random(in: 1...5, using: &generator) {
@@ -214,7 +218,7 @@ import Testing
         let native = Set(Fixtures.engine.detectors.filter { $0.nativeSlots != nil }.map(\.definition.id))
         #expect(native.isSuperset(of: ["email", "ipv4", "iban", "jwt", "credit_card", "phone", "us_ssn", "us_ssn_named",
                                        "aws_secret_access_key", "aws_secret_near_key_id", "stripe_key", "github_token", "slack_token",
-                                       "aws_access_key_id", "secret_assignment", "secret_assignment_long"]))
+                                       "aws_access_key_id", "secret_assignment", "secret_assignment_long", "ipv6"]))
         let reference = try MaskingEngine(detectors: Fixtures.detectors, hashKey: Array("test-key".utf8), softwareConfirmers: false)
         #expect(reference.nativeDigitSlots == nil)
     }

@@ -126,6 +126,14 @@ enum {
     MK_PAT_SECRET_ASSIGN_DQUOTED, ///< secret_assignment, second (caseless)
     MK_PAT_SECRET_ASSIGN_SQUOTED, ///< secret_assignment, third (caseless)
     MK_PAT_SECRET_ASSIGN_LONG,  ///< secret_assignment_long (caseless)
+    MK_PAT_IPV6_FULL,           ///< ipv6, patterns one to eight: eight groups
+    MK_PAT_IPV6_COMPRESSED,     ///< groups around one '::'
+    MK_PAT_IPV6_V4TAIL,         ///< six groups and a dotted quad
+    MK_PAT_IPV6_PREFIX_FULL,    ///< the first three after `IPv6:`
+    MK_PAT_IPV6_PREFIX_COMPRESSED,
+    MK_PAT_IPV6_PREFIX_V4TAIL,
+    MK_PAT_IPV6_LEADING,        ///< leading '::'
+    MK_PAT_IPV6_MAPPED,         ///< `::ffff:` and a dotted quad
     MK_PAT_COUNT
 };
 

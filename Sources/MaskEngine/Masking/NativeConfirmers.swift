@@ -44,6 +44,14 @@ enum NativeConfirmers {
         #"(?:password|passwd|passphrase|secret)["']?[ \t]*[:=][ \t]*"[^"\r\n]*[ ,;][^"\r\n]*""#: Int(MK_PAT_SECRET_ASSIGN_DQUOTED),
         #"(?:password|passwd|passphrase|secret)["']?[ \t]*[:=][ \t]*'[^'\r\n]*[ ,;][^'\r\n]*'"#: Int(MK_PAT_SECRET_ASSIGN_SQUOTED),
         #"(?:\b|_)(?:password|passwd|pwd|secret|secret_key|client_secret|api_?key|access_token|auth_token|private_key|token)["']?\s{0,3}[:=]\s{0,3}["']?[^\s"',;]{64}"#: Int(MK_PAT_SECRET_ASSIGN_LONG),
+        #"\b(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}\b"#: Int(MK_PAT_IPV6_FULL),
+        #"\b(?:[0-9A-Fa-f]{1,4}:){1,6}(?::[0-9A-Fa-f]{1,4}){1,6}\b"#: Int(MK_PAT_IPV6_COMPRESSED),
+        #"\b(?:[0-9A-Fa-f]{1,4}:){6}(?:\d{1,3}\.){3}\d{1,3}\b"#: Int(MK_PAT_IPV6_V4TAIL),
+        #"\b[Ii][Pp][Vv]6:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}\b"#: Int(MK_PAT_IPV6_PREFIX_FULL),
+        #"\b[Ii][Pp][Vv]6:(?:[0-9A-Fa-f]{1,4}:){1,6}(?::[0-9A-Fa-f]{1,4}){1,6}\b"#: Int(MK_PAT_IPV6_PREFIX_COMPRESSED),
+        #"\b[Ii][Pp][Vv]6:(?:[0-9A-Fa-f]{1,4}:){6}(?:\d{1,3}\.){3}\d{1,3}\b"#: Int(MK_PAT_IPV6_PREFIX_V4TAIL),
+        #"::(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4}\b"#: Int(MK_PAT_IPV6_LEADING),
+        #"::[Ff]{4}:(?:\d{1,3}\.){3}\d{1,3}\b"#: Int(MK_PAT_IPV6_MAPPED),
     ]
 
     /// Patterns confirmed caseless (the key names of secret assignments): only a caseless detector
