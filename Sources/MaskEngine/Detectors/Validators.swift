@@ -43,25 +43,69 @@ public struct CandidateView {
 
 /// The checks a candidate must pass before it is masked. Every validator is a pure function of
 /// the candidate, so the outcome never depends on how a stream was chunked.
+/// A validator with its name and parameters resolved (`ValidatorSpec` keeps them as strings).
+enum CompiledValidator: Sendable {
+    case luhn, iban, ssn, jwt, githubChecksum, ipv4, ipv6, phone, date, unknown
+    case entropy(EntropyParameters)
+    case base64([String: Double])
+
+    init(_ spec: ValidatorSpec) {
+        switch spec.name {
+        case "luhn": self = .luhn
+        case "iban": self = .iban
+        case "ssn": self = .ssn
+        case "jwt": self = .jwt
+        case "github_checksum": self = .githubChecksum
+        case "entropy": self = .entropy(EntropyParameters(spec.parameters))
+        case "ipv4": self = .ipv4
+        case "ipv6": self = .ipv6
+        case "phone": self = .phone
+        case "base64": self = .base64(spec.parameters)
+        case "date": self = .date
+        default: self = .unknown
+        }
+    }
+}
+
+/// The `entropy` validator's parameters, with their defaults.
+struct EntropyParameters: Sendable {
+    let isolated: Bool
+    let minLength: Int
+    let minEntropy: Double
+    let minClasses: Int
+
+    init(_ parameters: [String: Double]) {
+        isolated = parameters["isolated"] ?? 0 > 0
+        minLength = Int(parameters["min_length"] ?? 8)
+        minEntropy = parameters["min_entropy"] ?? 3.0
+        minClasses = Int(parameters["min_classes"] ?? 2)
+    }
+}
+
 public enum Validators {
     public static let known: Set<String> = [
         "luhn", "iban", "ssn", "jwt", "github_checksum", "entropy", "ipv4", "ipv6", "phone", "base64", "date",
     ]
 
     public static func validate(_ spec: ValidatorSpec, _ candidate: CandidateView) -> Bool {
-        switch spec.name {
-        case "luhn": return luhn(candidate)
-        case "iban": return iban(candidate.secretBytes)
-        case "ssn": return ssn(candidate.secretBytes)
-        case "jwt": return jwt(candidate.secretBytes)
-        case "github_checksum": return githubChecksum(candidate.secretBytes)
-        case "entropy": return entropy(candidate, parameters: spec.parameters)
-        case "ipv4": return ipv4(candidate)
-        case "ipv6": return ipv6(candidate)
-        case "phone": return phone(candidate)
-        case "base64": return base64(candidate.secretBytes, parameters: spec.parameters)
-        case "date": return date(candidate.secretBytes)
-        default: return false
+        validate(CompiledValidator(spec), candidate)
+    }
+
+    /// The hot path's form: the name and parameters were resolved once, when the engine was built.
+    static func validate(_ validator: CompiledValidator, _ candidate: CandidateView) -> Bool {
+        switch validator {
+        case .luhn: return luhn(candidate)
+        case .iban: return iban(candidate.secretBytes)
+        case .ssn: return ssn(candidate.secretBytes)
+        case .jwt: return jwt(candidate.secretBytes)
+        case .githubChecksum: return githubChecksum(candidate.secretBytes)
+        case .entropy(let parameters): return entropy(candidate, parameters)
+        case .ipv4: return ipv4(candidate)
+        case .ipv6: return ipv6(candidate)
+        case .phone: return phone(candidate)
+        case .base64(let parameters): return base64(candidate.secretBytes, parameters: parameters)
+        case .date: return date(candidate.secretBytes)
+        case .unknown: return false
         }
     }
 
@@ -267,18 +311,20 @@ public enum Validators {
     /// at least `min_length` bytes (default 8) and `min_classes` of lower/upper/digit/other (default 2).
     /// With `isolated: 1` the candidate must not be glued to more base64 characters.
     static func entropy(_ candidate: CandidateView, parameters: [String: Double]) -> Bool {
-        if parameters["isolated"] ?? 0 > 0 {
+        entropy(candidate, EntropyParameters(parameters))
+    }
+
+    static func entropy(_ candidate: CandidateView, _ parameters: EntropyParameters) -> Bool {
+        if parameters.isolated {
             let base64: (UInt8) -> Bool = { isAlnum($0) || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "/") }
             if let b = candidate.before.0, base64(b) { return false }
             if let a = candidate.after.0, base64(a) || a == UInt8(ascii: "=") { return false }
         }
         let bytes = candidate.secretBytes
         if isPlaceholder(bytes) { return false }
-        let minLength = Int(parameters["min_length"] ?? 8)
-        let minEntropy = parameters["min_entropy"] ?? 3.0
-        let minClasses = Int(parameters["min_classes"] ?? 2)
-        guard bytes.count >= minLength else { return false }
-        return shannonEntropy(bytes) >= minEntropy && characterClasses(bytes) >= minClasses
+        guard bytes.count >= parameters.minLength else { return false }
+        // The cheap test first (both must hold).
+        return characterClasses(bytes) >= parameters.minClasses && shannonEntropy(bytes) >= parameters.minEntropy
     }
 
     /// Template placeholders such as `${TOKEN}`, `{{ .Values.x }}`, `<password>`, `%(pw)s`, `****`,
@@ -329,7 +375,7 @@ public enum Validators {
         for byte in bytes {
             if isDigit(byte) { digit = true } else if byte &- 97 < 26 { lower = true } else if byte &- 65 < 26 { upper = true } else { other = true }
         }
-        return [lower, upper, digit, other].filter { $0 }.count
+        return (lower ? 1 : 0) + (upper ? 1 : 0) + (digit ? 1 : 0) + (other ? 1 : 0)
     }
 
     // MARK: Network addresses

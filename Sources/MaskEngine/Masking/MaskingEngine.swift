@@ -23,6 +23,8 @@ final class CompiledDetector: Sendable {
     let redaction: [UInt8]
     /// The `span` literals, parsed once.
     let span: CompiledSpan?
+    /// The validator, resolved once.
+    let validator: CompiledValidator?
     /// When every pattern is a built-in one with a software confirmer: slot 0 for each of its
     /// `MK_PAT_*` ids, 0xFF for the others. Its windows are then confirmed without Hyperscan.
     let nativeSlots: [UInt8]?
@@ -50,6 +52,7 @@ final class CompiledDetector: Sendable {
         self.extendUntilMax = extendUntilMax
         self.redaction = redaction
         self.span = span
+        self.validator = definition.validator.map(CompiledValidator.init)
         self.nativeSlots = nativeSlots
         self.triggered = triggered
         self.triggerReach = triggerReach

@@ -713,7 +713,7 @@ struct Resolver {
         for (slot, rule) in detector.context.enumerated() {
             guard contextHolds(rule, slot: slot, hits: contextHits[match.detector], match: match) else { return false }
         }
-        guard let validator = detector.definition.validator else { return true }
+        guard let validator = detector.validator else { return true }
         let view = candidateView(match, bytes: bytes, base: base, limit: limit)
         return Validators.validate(validator, view)
     }
