@@ -214,6 +214,9 @@ import Testing
         let ipv4 = try #require(Fixtures.engine.detectors.first { $0.definition.id == "ipv4" })
         #expect(Fixtures.engine.digitRunDetectors.contains(ipv4.index))
         #expect(Fixtures.engine.digitRunDottedMinDigits == 4)
+        // IPv6 addresses and IBANs come from class runs, outside the prefilter.
+        let classRuns = Set(Fixtures.engine.classRunFamilies.map { Fixtures.engine.detectors[$0.detector].definition.id })
+        #expect(classRuns == ["ipv6", "iban"])
         #expect(Fixtures.engine.nativeDigitSlots != nil)
         let native = Set(Fixtures.engine.detectors.filter { $0.nativeSlots != nil }.map(\.definition.id))
         #expect(native.isSuperset(of: ["email", "ipv4", "iban", "jwt", "credit_card", "phone", "us_ssn", "us_ssn_named",

@@ -12,7 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runs.h"  // the SIMD digit-run finder
+#include "runs.h"       // the SIMD digit-run finder
+#include "classruns.h"  // the SIMD class-run finder (IPv6, IBAN)
 
 #ifdef __cplusplus
 extern "C" {

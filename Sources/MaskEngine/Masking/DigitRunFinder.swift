@@ -149,3 +149,43 @@ struct RunFinder {
         runs_reset(&state)
     }
 }
+
+/// A run finder of another byte class (`Sources/CMaskKernel/classruns.c`): runs of hex digits,
+/// colons and dots for IPv6 addresses, of upper-case letters, digits and spaces for IBANs.
+struct ClassRunFinder {
+    enum Kind: Sendable { case ipv6, iban }
+
+    private var state = classruns_state()
+
+    init(kind: Kind, maxRun: Int, overlap: Int) {
+        let initialized = switch kind {
+        case .ipv6: classruns_init_ipv6(&state, UInt64(maxRun), UInt64(overlap))
+        case .iban: classruns_init_iban(&state, UInt64(maxRun), UInt64(overlap))
+        }
+        precondition(initialized == 1, "class run finder parameters")
+    }
+
+    static let append: classruns_window_fn = { context, start, end, acceptFrom in
+        context!.assumingMemoryBound(to: RunFinder.Windows.self).pointee.append((Int(start), Int(end), Int(acceptFrom)))
+    }
+
+    mutating func scan(_ bytes: UnsafeRawBufferPointer, offset: Int, into windows: inout RunFinder.Windows) {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+        withUnsafeMutablePointer(to: &windows) { pointer in
+            classruns_scan(&state, base.assumingMemoryBound(to: UInt8.self), bytes.count, UInt64(offset), Self.append, pointer)
+        }
+    }
+
+    mutating func finish(at position: Int, into windows: inout RunFinder.Windows) {
+        withUnsafeMutablePointer(to: &windows) { pointer in _ = classruns_finish(&state, UInt64(position), Self.append, pointer) }
+    }
+
+    func peek(at position: Int, into windows: inout RunFinder.Windows) {
+        var copy = state
+        withUnsafeMutablePointer(to: &windows) { pointer in _ = classruns_peek(&copy, UInt64(position), Self.append, pointer) }
+    }
+
+    mutating func reset() {
+        classruns_reset(&state)
+    }
+}

@@ -104,6 +104,21 @@ public final class MaskingEngine: Sendable {
     let shortcuts: Bool
     /// The detector whose match ends `mk_email_ends` finds instead of the prefilter.
     let emailEndDetector: Int?
+    /// Detectors whose candidates come from class runs (IPv6, IBAN), outside the prefilter.
+    let classRunFamilies: [ClassRunFamily]
+
+    struct ClassRunFamily: Sendable {
+        let detector: Int
+        let kind: ClassRunFinder.Kind
+        /// The window is widened by this many bytes on the left (2 on the right).
+        let marginLeft: Int
+    }
+
+    /// The class-run kind of a detector the engine searches in class runs, if it is one.
+    static func classRunKind(_ detector: Detector) -> ClassRunFinder.Kind? {
+        guard NativeConfirmers.slots(for: [detector]) != nil else { return nil }
+        return NativeConfirmers.classRunKind(detector)
+    }
     /// Runs longer than this are searched in overlapping windows.
     static let digitRunMaxWindow = 256
     /// Fewer digits than this cannot hold a card, an SSN or a phone number.
@@ -161,7 +176,8 @@ public final class MaskingEngine: Sendable {
                 }
                 if detector.triggers.isEmpty && detector.finder == nil
                     && !(softwareConfirmers && emailEnds == nil && NativeConfirmers.findsEmailEnds(detector))
-                    && !(softwareConfirmers && NativeConfirmers.runsInDigitRuns(detector)) {
+                    && !(softwareConfirmers && NativeConfirmers.runsInDigitRuns(detector))
+                    && !(softwareConfirmers && Self.classRunKind(detector) != nil) {
                     prefilter.append(HyperscanExpression(pattern: pattern, flags: flags,
                                                          id: EventKind.id(.match, detector: index), owner: detector.id))
                 }
@@ -229,6 +245,11 @@ public final class MaskingEngine: Sendable {
         self.digitRunWidth = runDetectors.map { compiled[$0].maxWidth }.max() ?? 0
         self.shortcuts = softwareConfirmers
         self.emailEndDetector = emailEnds
+        self.classRunFamilies = softwareConfirmers ? compiled.compactMap { detector in
+            Self.classRunKind(detector.definition).map {
+                ClassRunFamily(detector: detector.index, kind: $0, marginLeft: NativeConfirmers.classRunMarginLeft($0))
+            }
+        } : []
         self.nativeDigitSlots = softwareConfirmers ? NativeConfirmers.slots(for: runDetectors.map { compiled[$0].definition }) : nil
         if prefilter.isEmpty {
             // Every detector uses a finder: the prefilter still needs one expression.
@@ -242,7 +263,8 @@ public final class MaskingEngine: Sendable {
         // max_width before it: its window needs twice the width.
         // A digit-run window is reported at most `digitRunMaxWindow` bytes after the run's first digit.
         self.holdback = (compiled.map {
-            (runDetectors.contains($0.index) ? Self.digitRunMaxWindow + 4 : $0.triggered ? $0.maxWidth + $0.triggerReach + 2 : $0.maxWidth)
+            (runDetectors.contains($0.index) || (softwareConfirmers && Self.classRunKind($0.definition) != nil)
+                ? Self.digitRunMaxWindow + 8 : $0.triggered ? $0.maxWidth + $0.triggerReach + 2 : $0.maxWidth)
                 + $0.contextAfter
         }.max() ?? 0) + 3
         self.maxContextBefore = compiled.map(\.contextBefore).max() ?? 0
@@ -257,6 +279,11 @@ public final class MaskingEngine: Sendable {
     /// A new value masker (one per thread or connection; reused across values).
     public func makeValueMasker() -> ValueMasker {
         ValueMasker(engine: self)
+    }
+
+    /// One class-run finder per family, in `classRunFamilies` order.
+    func makeClassRunFinders() -> [ClassRunFinder] {
+        classRunFamilies.map { ClassRunFinder(kind: $0.kind, maxRun: Self.digitRunMaxWindow, overlap: detectors[$0.detector].maxWidth + 8) }
     }
 
     func makeDigitRunFinder() -> RunFinder? {

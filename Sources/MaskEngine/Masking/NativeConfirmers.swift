@@ -88,6 +88,29 @@ enum NativeConfirmers {
             && detector.patterns == [#"\b(?:\d{1,3}\.){3}\d{1,3}\b"#]
     }
 
+    /// The built-in detectors whose candidates come from class runs (and which leave the
+    /// prefilter): every pattern of the detector, and nothing else, is one of these.
+    static func classRunKind(_ detector: Detector) -> ClassRunFinder.Kind? {
+        guard detector.triggers.isEmpty, detector.finder == nil, !detector.patterns.isEmpty else { return nil }
+        let ids = Set(detector.patterns.compactMap { patterns[$0] })
+        guard ids.count == detector.patterns.count else { return nil }
+        let ipv6: Set<Int> = [Int(MK_PAT_IPV6_FULL), Int(MK_PAT_IPV6_COMPRESSED), Int(MK_PAT_IPV6_V4TAIL), Int(MK_PAT_IPV6_PREFIX_FULL),
+                              Int(MK_PAT_IPV6_PREFIX_COMPRESSED), Int(MK_PAT_IPV6_PREFIX_V4TAIL), Int(MK_PAT_IPV6_LEADING),
+                              Int(MK_PAT_IPV6_MAPPED)]
+        if ids.isSubset(of: ipv6) { return .ipv6 }
+        if !detector.caseless, ids.isSubset(of: [Int(MK_PAT_IBAN_COMPACT), Int(MK_PAT_IBAN_SPACED)]) { return .iban }
+        return nil
+    }
+
+    /// Bytes before a class-run window that a match may start in: `IPv6:`'s `IPv` and the byte
+    /// before it (for `\b`); the IBAN's letters are run bytes.
+    static func classRunMarginLeft(_ kind: ClassRunFinder.Kind) -> Int {
+        switch kind {
+        case .ipv6: 5
+        case .iban: 2
+        }
+    }
+
     /// Whether the byte loop finds this detector's match ends.
     static func findsEmailEnds(_ detector: Detector) -> Bool {
         !detector.caseless && detector.triggers.isEmpty && detector.finder == nil && detector.patterns.count == 3

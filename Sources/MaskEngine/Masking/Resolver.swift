@@ -114,6 +114,8 @@ struct Resolver {
     /// Digit runs waiting to be searched: the run's first digit, where the window ends, and the
     /// first end this window is responsible for (later windows of a cut run start earlier).
     var runWindows: [(start: Int, end: Int, acceptFrom: Int)] = []
+    /// Class-run windows waiting to be searched, per `engine.classRunFamilies` entry.
+    var classWindows: [RunFinder.Windows]
     /// Reused between confirms so that steady-state writes do not allocate.
     var keptEnds: [(end: Int, contiguous: Bool)] = []
     var foundStarts: [(start: Int, end: Int, contiguous: Bool)] = []
@@ -148,6 +150,7 @@ struct Resolver {
         terminatorHits = Array(repeating: [], count: n)
         counts = Array(repeating: 0, count: n)
         isTouched = Array(repeating: false, count: n)
+        classWindows = Array(repeating: [], count: engine.classRunFamilies.count)
         collector = EventCollector(limit: 1 << 20)
         scratchReplacement.reserveCapacity(256)
     }
@@ -157,6 +160,7 @@ struct Resolver {
         for index in dirty { candidates[index].removeAll(keepingCapacity: true) }
         dirty.removeAll(keepingCapacity: true)
         runWindows.removeAll(keepingCapacity: true)
+        for index in classWindows.indices { classWindows[index].removeAll(keepingCapacity: true) }
         pending.removeAll(keepingCapacity: true)
         // Only detectors with an event or a masked match have state to clear: a value masker
         // resets per value, and most values touch none of the detectors.
@@ -226,8 +230,11 @@ struct Resolver {
         if !runWindows.isEmpty {
             try confirmRuns(bytes: bytes, base: base, limit: limit, atEnd: atEnd, scratch: scratch)
         }
+        for family in classWindows.indices where !classWindows[family].isEmpty {
+            try confirmClassRuns(family, bytes: bytes, base: base, limit: limit, atEnd: atEnd, scratch: scratch)
+        }
         guard !dirty.isEmpty else {
-            if !runWindows.isEmpty || !pending.isEmpty { sortPending() }
+            if !pending.isEmpty { sortPending() }
             return
         }
         let context = Unmanaged.passUnretained(collector).toOpaque()
@@ -371,6 +378,69 @@ struct Resolver {
             collector.idSpans.removeAll(keepingCapacity: true)
         }
         runWindows.removeFirst(ready)
+    }
+
+    /// Searches the class-run windows of one family whose bytes are complete: one confirm of
+    /// `[window start − margin, window end + 2)`; every match lies inside the run but for its
+    /// left margin (`IPv6:`), so ends past the window are not this window's.
+    private mutating func confirmClassRuns(_ family: Int, bytes: UnsafeRawBufferPointer, base: Int, limit: Int, atEnd: Bool,
+                                           scratch: OpaquePointer) throws {
+        let info = engine.classRunFamilies[family]
+        let detector = engine.detectors[info.detector]
+        let context = Unmanaged.passUnretained(collector).toOpaque()
+        var ready = 0
+        while ready < classWindows[family].count, atEnd || classWindows[family][ready].end + 2 <= limit {
+            let window = classWindows[family][ready]
+            ready += 1
+            let scanStart = max(base, window.start - info.marginLeft)
+            let scanEnd = min(limit, window.end + 2)
+            guard scanEnd > scanStart else { continue }
+            if info.kind == .ipv6, !Self.mayHoldIPv6(UnsafeRawBufferPointer(rebasing: bytes[(scanStart - base)..<(scanEnd - base)])) {
+                continue
+            }
+            try confirmScan(detector, bytes: bytes, from: scanStart - base, to: scanEnd - base, scratch: scratch, context: context)
+            collector.spans.sort { $0.end < $1.end || ($0.end == $1.end && $0.start < $1.start) }
+            var previousEnd = -1
+            var found = foundStarts
+            foundStarts = []
+            found.removeAll(keepingCapacity: true)
+            for span in collector.spans {
+                let end = scanStart + span.end
+                guard end != previousEnd else { continue }
+                previousEnd = end
+                guard end >= window.acceptFrom, end <= window.end else { continue }
+                found.append((scanStart + span.start, end, false))
+            }
+            collector.spans.removeAll(keepingCapacity: true)
+            for (foundStart, end, _) in found {
+                var start = foundStart
+                if (start == scanStart && scanStart > 0) || end - start > detector.maxWidth {
+                    guard let narrow = try narrowStart(detector: detector, end: end, bytes: bytes, base: base, limit: limit,
+                                                       scratch: scratch, context: context) else { continue }
+                    start = narrow
+                }
+                pending.append(PendingMatch(start: start, end: end, detector: detector.index))
+            }
+            foundStarts = found
+        }
+        classWindows[family].removeFirst(ready)
+    }
+
+    /// Every IPv6 pattern needs `::` or at least six colons: a run of times (`12:19:20`) or MAC
+    /// addresses (`00:1a:2b:3c:4d:5e`, five) is not searched.
+    static func mayHoldIPv6(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var colons = 0
+        var previousColon = false
+        for byte in bytes {
+            if byte == UInt8(ascii: ":") {
+                if previousColon { return true }
+                colons += 1
+                previousColon = true
+            } else {
+                previousColon = false
+            }
+        }
+        return colons >= 6
     }
 
     /// Searches the matches of a triggered detector around its trigger ends. A trigger at `t` is

@@ -12,6 +12,7 @@ public final class StreamMasker {
     private var stream: OpaquePointer?
     private var resolver: Resolver
     private var runFinder: RunFinder?
+    private var classFinders: [ClassRunFinder]
     /// Held-back bytes, from `base` to `scanned`.
     private var buffer: [UInt8]
     private var base = 0
@@ -40,6 +41,7 @@ public final class StreamMasker {
         self.stream = stream
         self.resolver = Resolver(engine: engine)
         self.runFinder = engine.makeDigitRunFinder()
+        self.classFinders = engine.makeClassRunFinders()
         self.buffer = []
         self.buffer.reserveCapacity(engine.holdback + Self.pieceSize + 8)
     }
@@ -103,6 +105,7 @@ public final class StreamMasker {
                                             scratch, EventCollector.onEvent, Unmanaged.passUnretained(collector).toOpaque())
                 guard status == HS.success else { return status }
                 runFinder?.scan(piece, offset: scanned, into: &resolver.runWindows)
+                for index in classFinders.indices { classFinders[index].scan(piece, offset: scanned, into: &resolver.classWindows[index]) }
                 resolver.findNativeEnds(piece)
                 return status
             }
@@ -164,6 +167,7 @@ public final class StreamMasker {
             }
             try resolver.distributeEvents()
             runFinder?.peek(at: scanned, into: &resolver.runWindows)
+            for index in classFinders.indices { classFinders[index].peek(at: scanned, into: &resolver.classWindows[index]) }
             flushedAt = scanned
             try release(upTo: scanned, atEnd: true, scratch: scratch, sink)
         }
@@ -183,6 +187,7 @@ public final class StreamMasker {
                 throw MaskingError(code: .engine, reason: "hs_reset_stream failed with \(status)")
             }
             runFinder?.finish(at: scanned, into: &resolver.runWindows)
+            for index in classFinders.indices { classFinders[index].finish(at: scanned, into: &resolver.classWindows[index]) }
             try resolver.distributeEvents()
             try release(upTo: scanned, atEnd: true, scratch: scratch, sink)
         }
@@ -206,6 +211,7 @@ public final class StreamMasker {
         finished = false
         resolver.reset()
         runFinder?.reset()
+        for index in classFinders.indices { classFinders[index].reset() }
         buffer.removeAll(keepingCapacity: true)
         base = 0
         scanned = 0

@@ -17,10 +17,12 @@ public final class ValueMasker {
     public let engine: MaskingEngine
     private var resolver: Resolver
     private var output: [UInt8] = []
+    private var classFinders: [ClassRunFinder]
 
     init(engine: MaskingEngine) {
         self.engine = engine
         self.resolver = Resolver(engine: engine)
+        self.classFinders = engine.makeClassRunFinders()
     }
 
     /// Whether the last value had anything masked (cheap; ``lastCounts`` builds a dictionary).
@@ -52,6 +54,11 @@ public final class ValueMasker {
             if var finder = engine.makeDigitRunFinder() {
                 finder.scan(value, offset: 0, into: &resolver.runWindows)
                 finder.finish(at: value.count, into: &resolver.runWindows)
+            }
+            for index in classFinders.indices {
+                classFinders[index].reset()
+                classFinders[index].scan(value, offset: 0, into: &resolver.classWindows[index])
+                classFinders[index].finish(at: value.count, into: &resolver.classWindows[index])
             }
             try resolver.confirm(bytes: value, base: 0, limit: value.count, atEnd: true, scratch: scratch)
             return status
