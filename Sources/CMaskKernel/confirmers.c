@@ -933,16 +933,21 @@ int mk_confirm(const uint8_t *data, size_t length, const uint8_t *slot_of, uint3
         // Every pattern of these families starts with `\b` at a word byte.
         if ((kind & A_WORD_START) && boundary(&c, s)) {
             if (kind & A_DIGIT) {
-                if (cards) { card_iin(&c, s); card_visa(&c, s); card_amex(&c, s); }
-                if (ssns) { ssn_dashed(&c, s); ssn_plain(&c, s); }
+                // Each numeric pattern fixes how many digits its first group holds: call only
+                // those that can start here (each function checks it again).
+                size_t lead = digit_span(&c, s);
+                if (cards && lead >= 4) { card_iin(&c, s); card_visa(&c, s); card_amex(&c, s); }
+                if (ssns && (lead == 3 || lead == 9)) { ssn_dashed(&c, s); ssn_plain(&c, s); }
                 if (phones) {
-                    phone_us(&c, s);
-                    phone_pairs(&c, s);
-                    phone_area_slash(&c, s);
-                    phone_three_groups(&c, s);
-                    phone_two_groups(&c, s);
+                    if (lead == 3 || lead == 1) phone_us(&c, s);
+                    if (data[s] == '0' && lead >= 2 && lead <= 6) {
+                        phone_pairs(&c, s);
+                        phone_area_slash(&c, s);
+                        phone_three_groups(&c, s);
+                        phone_two_groups(&c, s);
+                    }
                 }
-                if (ipv4s) ipv4(&c, s);
+                if (ipv4s && lead <= 3) ipv4(&c, s);
             }
             if (kind & A_HEX) ipv6_hex(&c, s);
             if (kind & A_UPPER) iban(&c, s);
