@@ -3,7 +3,7 @@
 // masker and memory per open stream. Prints a Markdown table. (Allocations per write come from
 // the ordo-one benchmarks, which count every malloc of the process.)
 //
-//   CompareEngines --text FILE --corpora DIR [--runs 3] [--presidio-mbps X --presidio-bytes N] [--stream-only]
+//   CompareEngines --text FILE --corpora DIR [--runs 3] [--presidio-mbps X --presidio-bytes N] [--stream-only | --value-only]
 import Foundation
 import MaskEngine
 
@@ -15,6 +15,8 @@ struct Options {
     var presidioBytes: Int?
     /// Only the stream masker at 16 KiB writes (for profiling and quick comparisons).
     var streamOnly = false
+    /// Only the value masker, one value per line.
+    var valueOnly = false
 
     init(_ arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
@@ -26,6 +28,7 @@ struct Options {
             case "--presidio-mbps": presidioMBps = Double(iterator.next() ?? "")
             case "--presidio-bytes": presidioBytes = Int(iterator.next() ?? "")
             case "--stream-only": streamOnly = true
+            case "--value-only": valueOnly = true
             default: FileHandle.standardError.write(Data("unknown argument \(argument)\n".utf8)); exit(2)
             }
         }
@@ -108,6 +111,26 @@ if options.streamOnly {
     }
     print(String(format: "stream masker, 16 KiB writes: median %.1f MiB/s, best %.1f MiB/s over %d runs",
                  mib / median(seconds), mib / seconds.min()!, options.runs))
+    exit(0)
+}
+
+if options.valueOnly {
+    var ranges: [Range<Int>] = []
+    var start = 0
+    for (index, byte) in text.enumerated() where byte == 10 {
+        ranges.append(start..<index)
+        start = index + 1
+    }
+    let masker = engine.makeValueMasker()
+    var seconds: [Double] = []
+    for _ in 0..<options.runs {
+        let begin = now()
+        try text.withUnsafeBytes { raw in
+            for range in ranges { _ = try masker.mask(UnsafeRawBufferPointer(rebasing: raw[range])) }
+        }
+        seconds.append(now() - begin)
+    }
+    print(String(format: "value masker, one value per line: median %.1f MiB/s over %d runs", mib / median(seconds), options.runs))
     exit(0)
 }
 
