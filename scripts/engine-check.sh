@@ -37,5 +37,22 @@ else
   echo "== external accuracy corpus: $eval_dir not found, skipped"
 fi
 
+echo "== differential: the engine against the reference engine (every candidate confirmed by Hyperscan)"
+# Byte for byte on the labelled samples and the external corpus, in 777-byte reads against one
+# reference pass (docs/masking-engine.md, "Engine v2").
+diff_dir=$(mktemp -d)
+for file in corpora/samples/*.txt "$eval_dir"/corpus/*.txt; do
+  [ -f "$file" ] || continue
+  SLUICE_MASK_REFERENCE=1 "$bin" mask < "$file" > "$diff_dir/reference"
+  "$bin" mask --chunk-size 777 < "$file" > "$diff_dir/engine"
+  if ! cmp -s "$diff_dir/reference" "$diff_dir/engine"; then
+    echo "engine-check: $file masks differently from the reference engine" >&2
+    rm -rf "$diff_dir"
+    exit 1
+  fi
+done
+rm -rf "$diff_dir"
+echo "engine-check: identical to the reference engine"
+
 echo "== bounded memory: 1 GiB through sluice mask"
 python3 scripts/memory-check.py --cmd "$bin mask" --mib "${SLUICE_MEMCHECK_MIB:-1024}" --limit-mib 64
