@@ -65,16 +65,28 @@ public final class TerminalMasker {
 
     /// Masks `bytes`; passes what may be sent now to `sink`.
     public func write(_ bytes: UnsafeRawBufferPointer, _ sink: ([UInt8]) -> Void) throws {
-        for byte in bytes {
-            switch state {
-            case .text:
-                if byte == 0x1b {
-                    sequence = [byte]
-                    state = .escape
-                } else {
-                    pendingText.append(byte)
+        var index = 0
+        while index < bytes.count {
+            if state == .text {
+                // Text up to the next escape goes in bulk, cut where a byte at a time would have
+                // been (every `pieceSize` bytes of text).
+                let escape = bytes[index...].firstIndex(of: 0x1b) ?? bytes.count
+                while index < escape {
+                    let room = Self.pieceSize - (written + pendingText.count) % Self.pieceSize
+                    let take = min(room, escape - index)
+                    pendingText.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[index..<(index + take)]))
+                    index += take
                     if (written + pendingText.count) % Self.pieceSize == 0 { try writePending(sink) }
                 }
+                guard index < bytes.count else { return }
+            }
+            let byte = bytes[index]
+            index += 1
+            switch state {
+            case .text:
+                // An escape (other text was taken above).
+                sequence = [byte]
+                state = .escape
             case .escape:
                 sequence.append(byte)
                 switch byte {
