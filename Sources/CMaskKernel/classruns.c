@@ -9,6 +9,8 @@
 
 #include <string.h>
 
+#include "kernel_select.h"
+
 #if defined(__x86_64__) || defined(_M_X64)
 #define CR_X86 1
 #include <immintrin.h>
@@ -426,49 +428,36 @@ DEFINE_SCAN(scan_avx512, ATTR_AVX512, classify_avx512)
 
 typedef void (*scan_fn)(classruns_state *, const uint8_t *, size_t, uint64_t, classruns_window_fn, void *);
 
+/// The scan function of each kernel (NULL where this build has none).
+static const scan_fn kernels[MK_KERNEL_COUNT] = {
+    scan_portable,
+#ifdef CR_X86
+    scan_ssse3, scan_avx2, scan_avx512,
+#endif
+};
+
 static scan_fn chosen = 0;  // set once (atomically: concurrent first calls pick the same one)
 static const char *chosen_name = "portable";
 
-static int cpu_supports(const char *name) {
-#ifdef CR_X86
-    __builtin_cpu_init();
-    if (strcmp(name, "avx512bw") == 0)
-        return __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512f") &&
-               __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("popcnt");
-    if (strcmp(name, "avx2") == 0)
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
-               __builtin_cpu_supports("popcnt");
-    if (strcmp(name, "ssse3") == 0) return __builtin_cpu_supports("ssse3") && __builtin_cpu_supports("popcnt");
-#endif
-    return strcmp(name, "portable") == 0;
-}
-
-static void set_chosen(scan_fn fn, const char *name) {
-    __atomic_store_n(&chosen_name, name, __ATOMIC_RELAXED);
-    __atomic_store_n(&chosen, fn, __ATOMIC_RELEASE);
+static void set_chosen(int kernel) {
+    __atomic_store_n(&chosen_name, mk_kernel_names[kernel], __ATOMIC_RELAXED);
+    __atomic_store_n(&chosen, kernels[kernel], __ATOMIC_RELEASE);
 }
 
 static scan_fn choose(void) {
     scan_fn fn = __atomic_load_n(&chosen, __ATOMIC_ACQUIRE);
     if (fn) return fn;
-#ifdef CR_X86
-    if (cpu_supports("avx512bw")) { set_chosen(scan_avx512, "avx512bw"); return scan_avx512; }
-    if (cpu_supports("avx2")) { set_chosen(scan_avx2, "avx2"); return scan_avx2; }
-    if (cpu_supports("ssse3")) { set_chosen(scan_ssse3, "ssse3"); return scan_ssse3; }
-#endif
-    set_chosen(scan_portable, "portable");
-    return scan_portable;
+    int kernel = mk_kernel_best();
+    if (!kernels[kernel]) kernel = MK_KERNEL_PORTABLE;
+    set_chosen(kernel);
+    return kernels[kernel];
 }
 
 int classruns_force_kernel(const char *name) {
-    if (!cpu_supports(name)) return 0;
-    if (strcmp(name, "portable") == 0) { set_chosen(scan_portable, "portable"); return 1; }
-#ifdef CR_X86
-    if (strcmp(name, "ssse3") == 0) { set_chosen(scan_ssse3, "ssse3"); return 1; }
-    if (strcmp(name, "avx2") == 0) { set_chosen(scan_avx2, "avx2"); return 1; }
-    if (strcmp(name, "avx512bw") == 0) { set_chosen(scan_avx512, "avx512bw"); return 1; }
-#endif
-    return 0;
+    int kernel = mk_kernel_named(name);
+    if (kernel < 0 || !kernels[kernel] || !mk_kernel_supported(kernel)) return 0;
+    set_chosen(kernel);
+    return 1;
 }
 
 const char *classruns_kernel_name(void) {
