@@ -1093,3 +1093,45 @@ void mk_email_ends(mk_email_state *st, const uint8_t *data, size_t length, mk_en
     st->alpha = alpha;
     st->offset = base + length;
 }
+
+// MARK: - Window prechecks
+
+static inline uint8_t fold(uint8_t byte) {
+    return (byte >= 'A' && byte <= 'Z') ? (uint8_t)(byte | 0x20) : byte;
+}
+
+int mk_contains_caseless(const uint8_t *data, size_t length, const uint8_t *needle, size_t needle_length) {
+    if (needle_length == 0) return 1;
+    if (needle_length > length) return 0;
+    // Anchor on a byte that is not a letter when there is one (memchr finds it fast); else on the
+    // first letter, compared folded.
+    size_t anchor = 0;
+    int letter = 1;
+    for (size_t i = 0; i < needle_length; i++) {
+        uint8_t b = needle[i];
+        if (!((b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z'))) { anchor = i; letter = 0; break; }
+    }
+    const uint8_t first = fold(needle[anchor]);
+    const size_t last_start = length - needle_length;
+    if (!letter) {
+        const uint8_t *p = data + anchor;
+        const uint8_t *end = data + last_start + anchor + 1;  // anchor positions that leave room
+        while (p < end) {
+            const uint8_t *hit = memchr(p, first, (size_t)(end - p));
+            if (!hit) return 0;
+            size_t start = (size_t)(hit - data) - anchor;
+            size_t i = 0;
+            while (i < needle_length && fold(data[start + i]) == fold(needle[i])) i++;
+            if (i == needle_length) return 1;
+            p = hit + 1;
+        }
+        return 0;
+    }
+    for (size_t start = 0; start <= last_start; start++) {
+        if (fold(data[start]) != first) continue;
+        size_t i = 1;
+        while (i < needle_length && fold(data[start + i]) == fold(needle[i])) i++;
+        if (i == needle_length) return 1;
+    }
+    return 0;
+}

@@ -173,6 +173,11 @@ void mk_email_reset(mk_email_state *state);
 /// stream; the result does not depend on how the stream is cut into calls.
 void mk_email_ends(mk_email_state *state, const uint8_t *data, size_t length, mk_end found, void *context);
 
+/// Whether `needle` occurs in `data[0..<length]`, ASCII letters compared without case. The
+/// window prechecks of triggered detectors use it: a window without a literal that every match
+/// contains holds no match.
+int mk_contains_caseless(const uint8_t *data, size_t length, const uint8_t *needle, size_t needle_length);
+
 #ifdef __cplusplus
 }
 #endif

@@ -36,10 +36,13 @@ final class CompiledDetector: Sendable {
     /// Triggers are searched only with a context word in reach (every rule looks only before
     /// the match, so its words are scanned by the time the trigger's window is).
     let triggerContextPrecheck: Bool
+    /// Literals a trigger window must hold for a match to be possible (`WindowPrecheck`); nil
+    /// scans every window.
+    let windowNeedles: [[[[UInt8]]]]?
 
     init(index: Int, definition: Detector, style: MaskStyle, maxWidth: Int, contextBefore: Int, contextAfter: Int,
          context: [ContextRule], contextPrecheck: Bool, extendClass: ByteSet?, extendUntilMax: Int?, redaction: [UInt8],
-         span: CompiledSpan?, nativeSlots: [UInt8]?, triggered: Bool, triggerReach: Int) {
+         span: CompiledSpan?, nativeSlots: [UInt8]?, triggered: Bool, triggerReach: Int, windowNeedles: [[[[UInt8]]]]? = nil) {
         self.index = index
         self.definition = definition
         self.style = style
@@ -57,6 +60,7 @@ final class CompiledDetector: Sendable {
         self.triggered = triggered
         self.triggerReach = triggerReach
         self.triggerContextPrecheck = triggered && !context.isEmpty && context.allSatisfy { $0.after == 0 }
+        self.windowNeedles = windowNeedles
     }
 }
 
@@ -223,7 +227,8 @@ public final class MaskingEngine: Sendable {
                 contextPrecheck: !detector.context.isEmpty && detector.context.allSatisfy { $0.after == 0 && $0.breakers.isEmpty }, extendClass: extendClass, extendUntilMax: extendMax,
                 redaction: Array("[\(detector.label)]".utf8), span: detector.span.map(CompiledSpan.init),
                 nativeSlots: softwareConfirmers ? NativeConfirmers.slots(for: [detector]) : nil, triggered: !detector.triggers.isEmpty,
-                triggerReach: widest + detector.triggerBefore))
+                triggerReach: widest + detector.triggerBefore,
+                windowNeedles: softwareConfirmers && !detector.triggers.isEmpty ? WindowPrecheck.needles(for: detector) : nil))
         }
         self.detectors = compiled
         var runDetectors: [Int] = []

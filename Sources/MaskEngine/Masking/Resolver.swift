@@ -131,6 +131,10 @@ struct Resolver {
     var lastMaskEnd = -1
     /// An open extension of a masked match: (detector, byte limit for `until`).
     var extending: (detector: Int, limit: Int)?
+    /// Where the last class extension stopped at a byte outside its class, and whose it was: a
+    /// match of the same detector inside the masked region cannot extend past that byte, so it is
+    /// not validated again (a long token has one match per end, all ending inside its mask).
+    var classStop: (detector: Int, at: Int) = (-1, -1)
     /// Matches masked per detector.
     var counts: [Int]
     /// Detectors with hits, candidate ends or counts since the last reset.
@@ -175,6 +179,7 @@ struct Resolver {
         cursor = 0
         lastMaskEnd = -1
         extending = nil
+        classStop = (-1, -1)
         collector.events.removeAll(keepingCapacity: true)
         collector.overflow = false
     }
@@ -504,6 +509,10 @@ struct Resolver {
         let windowEnd = min(limit, last + detector.triggerReach + 2)
         // Ends need two bytes of right context, except at the end of the stream.
         let lastEnd = min(last + detector.triggerReach, windowEnd == limit && atEnd ? limit : windowEnd - 2)
+        if let needles = detector.windowNeedles, windowEnd > windowStart,
+           !WindowPrecheck.mayMatch(slice(bytes, base: base, from: windowStart, to: windowEnd), needles: needles) {
+            return
+        }
         try confirmScan(detector, bytes: bytes, from: windowStart - base, to: windowEnd - base, scratch: scratch, context: context)
         collector.spans.sort { $0.end < $1.end || ($0.end == $1.end && $0.start < $1.start) }
         var found = foundStarts
@@ -659,6 +668,7 @@ struct Resolver {
                 }
                 if candidate.end <= cursor {
                     // Inside the masked region that ends at the cursor: its extension may reach past it.
+                    if classStop.at == cursor, classStop.detector == candidate.detector { continue }
                     let detector = engine.detectors[candidate.detector]
                     if lastMaskEnd == cursor, extending == nil,
                        detector.extendClass != nil || detector.extendUntilMax != nil,
@@ -757,7 +767,11 @@ struct Resolver {
             while position < upTo, set.contains(bytes[position - base]) { position += 1 }
             cursor = position
             lastMaskEnd = position
-            if position < upTo { extending = nil; return true }
+            if position < upTo {
+                extending = nil
+                classStop = (open.detector, position)
+                return true
+            }
             return false
         }
         // `until`: through the first terminator that ends after the cursor, within the limit.
