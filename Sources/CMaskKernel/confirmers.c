@@ -1135,3 +1135,17 @@ int mk_contains_caseless(const uint8_t *data, size_t length, const uint8_t *need
     }
     return 0;
 }
+
+long mk_find_literal(const uint8_t *data, size_t length, const uint8_t *needle, size_t needle_length) {
+    if (needle_length == 0) return 0;
+    if (needle_length > length) return -1;
+    const uint8_t *p = data;
+    const uint8_t *end = data + (length - needle_length) + 1;  // starts that leave room
+    while (p < end) {
+        const uint8_t *hit = memchr(p, needle[0], (size_t)(end - p));
+        if (!hit) return -1;
+        if (memcmp(hit, needle, needle_length) == 0) return (long)(hit - data);
+        p = hit + 1;
+    }
+    return -1;
+}

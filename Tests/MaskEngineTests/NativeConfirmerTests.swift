@@ -276,6 +276,43 @@ import Testing
         }
     }
 
+    @Test func kubernetesSecretDataIsFoundWithoutThePrefilterTrigger() throws {
+        // The `': '` trigger is searched in software, only within reach of a `data:` line: long
+        // streams where Secrets sit far apart, with `': '` everywhere, cut at random sizes.
+        let k8s = try #require(Fixtures.engine.detectors.first { $0.definition.id == "k8s_secret_data" })
+        #expect(k8s.gatedTrigger == Array(": ".utf8))
+        #expect(NativeConfirmerTests.reference.detectors[k8s.index].gatedTrigger == nil)
+        let filler = ["{\"level\": \"info\", \"msg\": \"started\", \"port\": 6379}\n", "time: 12:19:20 user: ana\n",
+                      "  key: dmFsdWU=\n", "    nested: YWRtaW4=\n", "\n", "kind: ConfigMap\n", "  other: c2VjcmV0\n"]
+        let secrets = ["apiVersion: v1\ndata:\n  password: MWYyZDFlMmU2N2Rm\n  username: YWRtaW4=\nkind: Secret\n",
+                       "data:\r\n  tls.key: LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0t\r\n", "data:\n", "stringData:\n  a: b\n",
+                       "items:\n- data:\n    token: ZXlKaGJHY2lPaUpTVXpJMU5pSXNJbXRwWkNJNklpSjk=\n"]
+        var generator = SeededGenerator(state: 8080)
+        for round in 0..<40 {
+            var input: [UInt8] = []
+            while input.count < 40_000 {
+                switch Int.random(in: 0..<100, using: &generator) {
+                case 0:
+                    // A long Secret: data lines up to ~16 KB after `data:` (the context's reach).
+                    input += Array("data:\n".utf8)
+                    for _ in 0..<Int.random(in: 1...900, using: &generator) { input += Array("  key: dmFsdWU=\n".utf8) }
+                case 1...3:
+                    input += Array(secrets.randomElement(using: &generator)!.utf8)
+                default:
+                    input += Array(filler.randomElement(using: &generator)!.utf8)
+                }
+            }
+            let expected = try maskOneShot(input, engine: Self.reference)
+            #expect(try maskOneShot(input) == expected, "round \(round), one write")
+            let sizes = (0..<16).map { _ in Int.random(in: 1...(round % 2 == 0 ? 64 : 5000), using: &generator) }
+            #expect(try maskChunked(input, sizes: sizes) == expected, "round \(round), chunked")
+            let masker = Fixtures.engine.makeValueMasker()
+            let oracle = Self.reference.makeValueMasker()
+            let value = Array(input.prefix(3000))
+            #expect(try masker.mask(value) == (try oracle.mask(value)), "round \(round), value")
+        }
+    }
+
     @Test func generatedNumericTextMasksByteForByteAsTheReferenceEngine() throws {
         var generator = SeededGenerator(state: 4242)
         for _ in 0..<300 {

@@ -178,6 +178,10 @@ void mk_email_ends(mk_email_state *state, const uint8_t *data, size_t length, mk
 /// contains holds no match.
 int mk_contains_caseless(const uint8_t *data, size_t length, const uint8_t *needle, size_t needle_length);
 
+/// The offset of the first occurrence of `needle` in `data[0..<length]` (bytes compared exactly),
+/// or -1.
+long mk_find_literal(const uint8_t *data, size_t length, const uint8_t *needle, size_t needle_length);
+
 #ifdef __cplusplus
 }
 #endif

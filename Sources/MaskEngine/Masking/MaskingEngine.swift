@@ -39,10 +39,14 @@ final class CompiledDetector: Sendable {
     /// Literals a trigger window must hold for a match to be possible (`WindowPrecheck`); nil
     /// scans every window.
     let windowNeedles: [[[[UInt8]]]]?
+    /// A literal trigger searched in software, only where a context word is in reach, instead of
+    /// in the prefilter (`MaskingEngine.gatedTrigger`): the Kubernetes `': '`.
+    let gatedTrigger: [UInt8]?
 
     init(index: Int, definition: Detector, style: MaskStyle, maxWidth: Int, contextBefore: Int, contextAfter: Int,
          context: [ContextRule], contextPrecheck: Bool, extendClass: ByteSet?, extendUntilMax: Int?, redaction: [UInt8],
-         span: CompiledSpan?, nativeSlots: [UInt8]?, triggered: Bool, triggerReach: Int, windowNeedles: [[[[UInt8]]]]? = nil) {
+         span: CompiledSpan?, nativeSlots: [UInt8]?, triggered: Bool, triggerReach: Int, windowNeedles: [[[[UInt8]]]]? = nil,
+         gatedTrigger: [UInt8]? = nil) {
         self.index = index
         self.definition = definition
         self.style = style
@@ -61,6 +65,7 @@ final class CompiledDetector: Sendable {
         self.triggerReach = triggerReach
         self.triggerContextPrecheck = triggered && !context.isEmpty && context.allSatisfy { $0.after == 0 }
         self.windowNeedles = windowNeedles
+        self.gatedTrigger = gatedTrigger
     }
 }
 
@@ -123,6 +128,23 @@ public final class MaskingEngine: Sendable {
         guard NativeConfirmers.slots(for: [detector]) != nil else { return nil }
         return NativeConfirmers.classRunKind(detector)
     }
+    /// The bytes of a detector's trigger when the engine searches it in software, only where a
+    /// context word is in reach, and leaves it out of the prefilter: the detector has one trigger,
+    /// a plain literal (no letters when caseless), and context rules that all look only before
+    /// the match (so a trigger far from every context word is skipped anyway). A frequent short
+    /// literal such as the Kubernetes `': '` (about ten per KB of JSON or logs) otherwise costs a
+    /// prefilter report each.
+    static func gatedTrigger(_ detector: Detector) -> [UInt8]? {
+        guard detector.triggers.count == 1, !detector.context.isEmpty, detector.context.allSatisfy({ $0.after == 0 }),
+              let trigger = detector.triggers.first, !trigger.isEmpty, trigger.utf8.count <= 16 else { return nil }
+        let special = Set("\\^$.|?*+()[]{}".utf8)
+        for byte in trigger.utf8 {
+            if special.contains(byte) || byte < 0x20 || byte >= 0x7F { return nil }
+            if detector.caseless, Validators.isAlnum(byte), !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) { return nil }
+        }
+        return Array(trigger.utf8)
+    }
+
     /// Runs longer than this are searched in overlapping windows.
     static let digitRunMaxWindow = 256
     /// Fewer digits than this cannot hold a card, an SSN or a phone number.
@@ -186,7 +208,8 @@ public final class MaskingEngine: Sendable {
                                                          id: EventKind.id(.match, detector: index), owner: detector.id))
                 }
             }
-            for trigger in detector.triggers {
+            let gated = softwareConfirmers ? Self.gatedTrigger(detector) : nil
+            for trigger in detector.triggers where gated == nil {
                 prefilter.append(HyperscanExpression(pattern: trigger, flags: flags,
                                                      id: EventKind.id(.match, detector: index), owner: detector.id))
             }
@@ -228,7 +251,8 @@ public final class MaskingEngine: Sendable {
                 redaction: Array("[\(detector.label)]".utf8), span: detector.span.map(CompiledSpan.init),
                 nativeSlots: softwareConfirmers ? NativeConfirmers.slots(for: [detector]) : nil, triggered: !detector.triggers.isEmpty,
                 triggerReach: widest + detector.triggerBefore,
-                windowNeedles: softwareConfirmers && !detector.triggers.isEmpty ? WindowPrecheck.needles(for: detector) : nil))
+                windowNeedles: softwareConfirmers && !detector.triggers.isEmpty ? WindowPrecheck.needles(for: detector) : nil,
+                gatedTrigger: gated))
         }
         self.detectors = compiled
         var runDetectors: [Int] = []

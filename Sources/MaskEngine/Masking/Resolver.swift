@@ -135,6 +135,10 @@ struct Resolver {
     /// match of the same detector inside the masked region cannot extend past that byte, so it is
     /// not validated again (a long token has one match per end, all ending inside its mask).
     var classStop: (detector: Int, at: Int) = (-1, -1)
+    /// Per detector with a gated trigger: trigger ends up to here have been searched.
+    var gateScanned: [Int]
+    /// The detectors with a gated trigger.
+    let gatedDetectors: [Int]
     /// Matches masked per detector.
     var counts: [Int]
     /// Detectors with hits, candidate ends or counts since the last reset.
@@ -155,6 +159,8 @@ struct Resolver {
         counts = Array(repeating: 0, count: n)
         isTouched = Array(repeating: false, count: n)
         classWindows = Array(repeating: [], count: engine.classRunFamilies.count)
+        gatedDetectors = engine.detectors.filter { $0.gatedTrigger != nil }.map(\.index)
+        gateScanned = Array(repeating: 0, count: n)
         collector = EventCollector(limit: 1 << 20)
         scratchReplacement.reserveCapacity(256)
     }
@@ -180,6 +186,7 @@ struct Resolver {
         lastMaskEnd = -1
         extending = nil
         classStop = (-1, -1)
+        for index in gatedDetectors { gateScanned[index] = 0 }
         collector.events.removeAll(keepingCapacity: true)
         collector.overflow = false
     }
@@ -237,6 +244,9 @@ struct Resolver {
         }
         for family in classWindows.indices where !classWindows[family].isEmpty {
             try confirmClassRuns(family, bytes: bytes, base: base, limit: limit, atEnd: atEnd, scratch: scratch)
+        }
+        for detector in gatedDetectors {
+            findGatedTriggers(engine.detectors[detector], bytes: bytes, base: base, limit: limit, atEnd: atEnd)
         }
         guard !dirty.isEmpty else {
             if !pending.isEmpty { sortPending() }
@@ -478,6 +488,53 @@ struct Resolver {
                                       atEnd: atEnd, scratch: scratch, context: context)
         }
         candidates[detector.index].removeFirst(ready)
+    }
+
+    /// Files the ends of a gated trigger (a literal searched in software instead of the
+    /// prefilter) that `confirmTriggered` would keep: those whose window is complete (`t + reach
+    /// + 2 <= limit`, or the stream ended) and that pass `triggerContextPossible`. Only the zones
+    /// of the first rule's words are searched (`[word end - reach, word end + max_width + 1 +
+    /// before]`); every hit that can matter has been scanned by then, as in the prefilter route.
+    private mutating func findGatedTriggers(_ detector: CompiledDetector, bytes: UnsafeRawBufferPointer, base: Int, limit: Int,
+                                            atEnd: Bool) {
+        guard let needle = detector.gatedTrigger, !needle.isEmpty else { return }
+        let index = detector.index
+        let ready = atEnd ? limit : limit - detector.triggerReach - 2
+        let from = gateScanned[index]
+        guard ready > from else { return }
+        gateScanned[index] = ready
+        let rule = detector.context[0]
+        let length = needle.count
+        // Trigger ends in (low, high] are searched; `searched` keeps zones from overlapping.
+        var searched = from
+        let found = candidates[index].count
+        for hit in contextHits[index] where hit.slot == 0 && !hit.breaker {
+            let low = max(searched, hit.end - detector.triggerReach - 1)
+            let high = min(ready, hit.end + detector.maxWidth + 1 + rule.before)
+            guard high > low else { continue }
+            searched = high
+            // A trigger ending at t occupies [t - length, t): starts in [low + 1 - length, high - length].
+            var position = max(base, low + 1 - length)
+            let end = high  // the bytes searched end here
+            guard end - position >= length else { continue }
+            needle.withUnsafeBufferPointer { literal in
+                while end - position >= length {
+                    let offset = mk_find_literal(bytes.baseAddress!.advanced(by: position - base).assumingMemoryBound(to: UInt8.self),
+                                         end - position, literal.baseAddress, length)
+                    guard offset >= 0 else { break }
+                    let trigger = position + offset + length
+                    if triggerContextPossible(detector, trigger: trigger) { candidates[index].append(trigger) }
+                    position += offset + 1
+                }
+            }
+        }
+        if candidates[index].count > found, found == 0 {
+            dirty.append(index)
+            if !isTouched[index] {
+                isTouched[index] = true
+                touched.append(index)
+            }
+        }
     }
 
     /// Whether a match around the trigger ending at `trigger` could pass every context rule: its
