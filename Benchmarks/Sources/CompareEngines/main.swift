@@ -3,7 +3,7 @@
 // masker and memory per open stream. Prints a Markdown table. (Allocations per write come from
 // the ordo-one benchmarks, which count every malloc of the process.)
 //
-//   CompareEngines --text FILE --corpora DIR [--runs 3] [--presidio-mbps X --presidio-bytes N] [--stream-only | --value-only]
+//   CompareEngines --text FILE --corpora DIR [--runs 3] [--presidio-mbps X --presidio-bytes N] [--stream-only | --value-only | --memory-only]
 import Foundation
 import MaskEngine
 
@@ -17,6 +17,8 @@ struct Options {
     var streamOnly = false
     /// Only the value masker, one value per line.
     var valueOnly = false
+    /// Only the memory per open stream: created, and after one 4 KiB write.
+    var memoryOnly = false
 
     init(_ arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
@@ -29,6 +31,7 @@ struct Options {
             case "--presidio-bytes": presidioBytes = Int(iterator.next() ?? "")
             case "--stream-only": streamOnly = true
             case "--value-only": valueOnly = true
+            case "--memory-only": memoryOnly = true
             default: FileHandle.standardError.write(Data("unknown argument \(argument)\n".utf8)); exit(2)
             }
         }
@@ -111,6 +114,25 @@ if options.streamOnly {
     }
     print(String(format: "stream masker, 16 KiB writes: median %.1f MiB/s, best %.1f MiB/s over %d runs",
                  mib / median(seconds), mib / seconds.min()!, options.runs))
+    exit(0)
+}
+
+if options.memoryOnly {
+    for write in [4096, 0] {
+        var streams: [StreamMasker] = []
+        streams.reserveCapacity(10_000)
+        let before = residentBytes()
+        try text.withUnsafeBytes { raw in
+            for index in 0..<10_000 {
+                let masker = try engine.makeStreamMasker()
+                let start = (index * 4096) % max(1, raw.count - 4096)
+                if write > 0 { try masker.write(UnsafeRawBufferPointer(rebasing: raw[start..<(start + min(write, raw.count))])) { _ in } }
+                streams.append(masker)
+            }
+        }
+        print("RSS per open stream after a \(write)-byte write: \((residentBytes() - before) / 10_000) B")
+        streams.removeAll()
+    }
     exit(0)
 }
 

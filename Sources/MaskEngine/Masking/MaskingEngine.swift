@@ -150,6 +150,8 @@ public final class MaskingEngine: Sendable {
     /// Fewer digits than this cannot hold a card, an SSN or a phone number.
     static let digitRunMinDigits = 7
     let scratch: ScratchPool
+    /// Working memory lent to stream maskers one call at a time.
+    let workPool = WorkPool()
     /// Bytes a stream holds back so that no match can still grow into released output.
     public let holdback: Int
     let maxContextBefore: Int

@@ -1,8 +1,13 @@
 import CMaskKernel
 import CHyperscan
+import Synchronization
 
-/// Collects what a Hyperscan scan reports, from inside the C callback.
-final class EventCollector {
+/// The working memory of one masking call: what a Hyperscan scan or a software finder reports
+/// (filled from inside the C callbacks), the confirm and sort buffers, and the piece buffer of a
+/// stream. Nothing in it outlives the call, so stream maskers borrow one from the engine's
+/// `WorkPool` per write instead of each holding its own (the per-stream memory target); a value
+/// masker keeps one. Used by one thread at a time.
+final class EventCollector: @unchecked Sendable {
     /// Prefilter events: expression id in the high 24 bits, absolute end offset in the low 40.
     var events: [UInt64] = []
     /// Confirm matches: (start, end) relative to the scanned window.
@@ -18,11 +23,31 @@ final class EventCollector {
     /// The event id (high bits) of ends found in software (`onNativeEnd`).
     var nativeEventID: UInt64 = 0
     let limit: Int
+    /// Reused between confirms so that steady-state writes do not allocate.
+    var keptEnds: [(end: Int, contiguous: Bool)] = []
+    var foundStarts: [(start: Int, end: Int, contiguous: Bool)] = []
+    /// The merge sort's second buffer (see `Resolver.sortPending`).
+    var sortScratch: [PendingMatch] = []
+    /// One replacement being built.
+    var replacement: [UInt8] = []
+    /// A stream's held-back bytes plus the piece being scanned, during one call (the stream keeps
+    /// only the held-back bytes between calls).
+    var piece: [UInt8] = []
 
     init(limit: Int) {
         self.limit = limit
         events.reserveCapacity(256)
         spans.reserveCapacity(64)
+        replacement.reserveCapacity(256)
+    }
+
+    /// Clears what a failed call may have left behind.
+    func clear() {
+        events.removeAll(keepingCapacity: true)
+        spans.removeAll(keepingCapacity: true)
+        idSpans.removeAll(keepingCapacity: true)
+        overflow = false
+        base = 0
     }
 
     static let onEvent: match_event_handler = { id, _, to, _, context in
@@ -53,6 +78,30 @@ final class EventCollector {
         }
         collector.spans.append((Int(from), Int(to)))
         return 0
+    }
+}
+
+/// The engine's spare working memories (`EventCollector`), lent to stream maskers one call at a
+/// time: per-stream memory stays the stream's own state, and threads share the buffers.
+final class WorkPool: Sendable {
+    private let free = Mutex<[EventCollector]>([])
+    /// Spare work areas kept (about one per thread that masks at once).
+    let limit: Int
+
+    init(limit: Int = 64) {
+        self.limit = limit
+    }
+
+    /// A work area no other call holds, with no events left in it.
+    func take() -> EventCollector {
+        free.withLock { $0.popLast() } ?? EventCollector(limit: 1 << 20)
+    }
+
+    func give(_ collector: EventCollector) {
+        collector.clear()
+        free.withLock { list in
+            if list.count < limit { list.append(collector) }
+        }
     }
 }
 
@@ -116,12 +165,7 @@ struct Resolver {
     var runWindows: [(start: Int, end: Int, acceptFrom: Int)] = []
     /// Class-run windows waiting to be searched, per `engine.classRunFamilies` entry.
     var classWindows: [RunFinder.Windows]
-    /// Reused between confirms so that steady-state writes do not allocate.
-    var keptEnds: [(end: Int, contiguous: Bool)] = []
-    var foundStarts: [(start: Int, end: Int, contiguous: Bool)] = []
     var pending: [PendingMatch] = []
-    /// The merge sort's second buffer (see `sortPending`).
-    var sortScratch: [PendingMatch] = []
     /// Context hits per detector: (end offset, slot, is-breaker).
     var contextHits: [[ContextHit]]
     var terminatorHits: [[Int]]
@@ -144,13 +188,15 @@ struct Resolver {
     /// Detectors with hits, candidate ends or counts since the last reset.
     var touched: [Int] = []
     var isTouched: [Bool]
-    let collector: EventCollector
-    var scratchReplacement: [UInt8] = []
+    /// The working memory of the current call: a value masker's own, a stream masker's borrowed
+    /// from the engine's pool for the length of one write (nil in between).
+    var collector: EventCollector!
     /// The e-mail end finder's state, when the engine finds e-mail ends in software.
     var emailState = mk_email_state()
 
-    init(engine: MaskingEngine) {
+    init(engine: MaskingEngine, collector: EventCollector?) {
         self.engine = engine
+        self.collector = collector
         let n = engine.detectors.count
         candidates = Array(repeating: [], count: n)
         lastEnd = Array(repeating: -2, count: n)
@@ -161,8 +207,6 @@ struct Resolver {
         classWindows = Array(repeating: [], count: engine.classRunFamilies.count)
         gatedDetectors = engine.detectors.filter { $0.gatedTrigger != nil }.map(\.index)
         gateScanned = Array(repeating: 0, count: n)
-        collector = EventCollector(limit: 1 << 20)
-        scratchReplacement.reserveCapacity(256)
     }
 
     mutating func reset() {
@@ -187,8 +231,7 @@ struct Resolver {
         extending = nil
         classStop = (-1, -1)
         for index in gatedDetectors { gateScanned[index] = 0 }
-        collector.events.removeAll(keepingCapacity: true)
-        collector.overflow = false
+        collector?.clear()
     }
 
     /// Finds the match ends of detectors that are not in the prefilter (e-mail addresses) in the
@@ -261,10 +304,10 @@ struct Resolver {
                 continue
             }
             // Contiguity is judged on every reported end, before any is dropped.
-            var kept = keptEnds
-            keptEnds = []  // `kept` is now the only owner: no copy on write
+            var kept = collector.keptEnds
+            collector.keptEnds = []  // `kept` is now the only owner: no copy on write
             kept.removeAll(keepingCapacity: true)
-            defer { keptEnds = kept }
+            defer { collector.keptEnds = kept }
             var previousEnd = -1
             for end in candidates[detectorIndex] where end != previousEnd {
                 previousEnd = end
@@ -303,12 +346,13 @@ struct Resolver {
             break
         }
         if inOrder { return }
-        if sortScratch.count < count {
-            sortScratch = Array(repeating: PendingMatch(start: 0, end: 0, detector: 0), count: max(count, 2 * sortScratch.count))
+        if collector.sortScratch.count < count {
+            collector.sortScratch = Array(repeating: PendingMatch(start: 0, end: 0, detector: 0),
+                                          count: max(count, 2 * collector.sortScratch.count))
         }
-        var scratch = sortScratch
-        sortScratch = []
-        defer { sortScratch = scratch }
+        var scratch = collector.sortScratch
+        collector.sortScratch = []
+        defer { collector.sortScratch = scratch }
         var resultInScratch = false
         pending.withUnsafeMutableBufferPointer { items in
             scratch.withUnsafeMutableBufferPointer { other in
@@ -416,8 +460,8 @@ struct Resolver {
             try confirmScan(detector, bytes: bytes, from: scanStart - base, to: scanEnd - base, scratch: scratch, context: context)
             collector.spans.sort { $0.end < $1.end || ($0.end == $1.end && $0.start < $1.start) }
             var previousEnd = -1
-            var found = foundStarts
-            foundStarts = []
+            var found = collector.foundStarts
+            collector.foundStarts = []
             found.removeAll(keepingCapacity: true)
             for span in collector.spans {
                 let end = scanStart + span.end
@@ -436,7 +480,7 @@ struct Resolver {
                 }
                 pending.append(PendingMatch(start: start, end: end, detector: detector.index))
             }
-            foundStarts = found
+            collector.foundStarts = found
         }
         classWindows[family].removeFirst(ready)
     }
@@ -572,10 +616,10 @@ struct Resolver {
         }
         try confirmScan(detector, bytes: bytes, from: windowStart - base, to: windowEnd - base, scratch: scratch, context: context)
         collector.spans.sort { $0.end < $1.end || ($0.end == $1.end && $0.start < $1.start) }
-        var found = foundStarts
-        foundStarts = []
+        var found = collector.foundStarts
+        collector.foundStarts = []
         found.removeAll(keepingCapacity: true)
-        defer { foundStarts = found }
+        defer { collector.foundStarts = found }
         var previousEnd = -1
         for span in collector.spans {
             let end = windowStart + span.end
@@ -624,10 +668,10 @@ struct Resolver {
         // artefacts of the window edge and are dropped.
         collector.spans.sort { $0.end < $1.end || ($0.end == $1.end && $0.start < $1.start) }
         var spanIndex = 0
-        var found = foundStarts
-        foundStarts = []
+        var found = collector.foundStarts
+        collector.foundStarts = []
         found.removeAll(keepingCapacity: true)
-        defer { foundStarts = found }
+        defer { collector.foundStarts = found }
         for (end, contiguous) in ends {
             let relativeEnd = end - windowStart
             while spanIndex < collector.spans.count, collector.spans[spanIndex].end < relativeEnd { spanIndex += 1 }
@@ -901,9 +945,12 @@ struct Resolver {
         let secret = match.narrowed ? 0..<value.count
             : detector.span.map { SpanFinder.secret(in: value, span: $0) } ?? 0..<value.count
         if secret.lowerBound > 0 { sink(UnsafeRawBufferPointer(rebasing: value[0..<secret.lowerBound])) }
-        scratchReplacement.removeAll(keepingCapacity: true)
-        engine.replacement(for: detector, value: UnsafeRawBufferPointer(rebasing: value[secret]), into: &scratchReplacement)
-        scratchReplacement.withUnsafeBytes { sink($0) }
+        var replacement = collector.replacement
+        collector.replacement = []
+        replacement.removeAll(keepingCapacity: true)
+        engine.replacement(for: detector, value: UnsafeRawBufferPointer(rebasing: value[secret]), into: &replacement)
+        replacement.withUnsafeBytes { sink($0) }
+        collector.replacement = replacement
         if secret.upperBound < value.count { sink(UnsafeRawBufferPointer(rebasing: value[secret.upperBound...])) }
     }
 

@@ -13,7 +13,9 @@ public final class StreamMasker {
     private var resolver: Resolver
     private var runFinder: RunFinder?
     private var classFinders: [ClassRunFinder]
-    /// Held-back bytes, from `base` to `scanned`.
+    /// Held-back bytes, from `base` to `scanned`, plus small writes not scanned yet. During a
+    /// call that scans (``withWork(_:)``) it is the borrowed work area's larger piece buffer, and
+    /// the stream's own (small) array waits in the work area.
     private var buffer: [UInt8]
     private var base = 0
     private var scanned = 0
@@ -39,11 +41,10 @@ public final class StreamMasker {
             throw MaskingError(code: .engine, reason: "hs_open_stream failed with \(status)")
         }
         self.stream = stream
-        self.resolver = Resolver(engine: engine)
+        self.resolver = Resolver(engine: engine, collector: nil)
         self.runFinder = engine.makeDigitRunFinder()
         self.classFinders = engine.makeClassRunFinders()
         self.buffer = []
-        self.buffer.reserveCapacity(engine.holdback + Self.pieceSize + 8)
     }
 
     deinit {
@@ -68,18 +69,46 @@ public final class StreamMasker {
     /// Approximate bytes this stream holds: Hyperscan stream state plus the held-back buffer.
     public var memoryFootprint: Int { engine.streamStateSize + buffer.capacity }
 
+    /// Runs `body` with a work area borrowed from the engine: the resolver's working memory, and
+    /// a piece buffer that holds the held-back bytes while pieces are appended and scanned. The
+    /// bytes still held back afterwards go back to the stream's own array.
+    private func withWork<R>(_ body: () throws -> R) rethrows -> R {
+        let work = engine.workPool.take()
+        resolver.collector = work
+        // `buffer` becomes the work area's piece buffer, with the held-back bytes copied in.
+        swap(&buffer, &work.piece)
+        buffer.removeAll(keepingCapacity: true)
+        buffer.append(contentsOf: work.piece)
+        defer {
+            work.piece.removeAll(keepingCapacity: true)
+            work.piece.append(contentsOf: buffer)
+            swap(&buffer, &work.piece)
+            resolver.collector = nil
+            engine.workPool.give(work)
+        }
+        return try body()
+    }
+
     /// Scans `bytes` and passes every byte that can no longer be part of a match to `sink`,
     /// masked. `sink` may be called several times per write, or not at all: writes are gathered
     /// until ``batchSize`` bytes are pending (``flush(_:)`` and ``finish(_:)`` scan what is left).
     public func write(_ bytes: UnsafeRawBufferPointer, _ sink: (UnsafeRawBufferPointer) -> Void) throws {
         guard !finished else { throw MaskingError(code: .finished, reason: "write after finish") }
-        var offset = 0
-        while offset < bytes.count {
-            let count = min(Self.pieceSize - pendingCount, bytes.count - offset)
-            buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + count)]))
-            pendingCount += count
-            offset += count
-            if pendingCount >= Self.batchSize { try scanPending(sink) }
+        guard pendingCount + bytes.count >= Self.batchSize else {
+            // Gathered in the stream's own array until a batch is pending.
+            buffer.append(contentsOf: bytes)
+            pendingCount += bytes.count
+            return
+        }
+        try withWork {
+            var offset = 0
+            while offset < bytes.count {
+                let count = min(Self.pieceSize - pendingCount, bytes.count - offset)
+                buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + count)]))
+                pendingCount += count
+                offset += count
+                if pendingCount >= Self.batchSize { try scanPending(sink) }
+            }
         }
     }
 
@@ -95,7 +124,7 @@ public final class StreamMasker {
     private func scanPending(_ sink: (UnsafeRawBufferPointer) -> Void) throws {
         guard pendingCount > 0 else { return }
         let count = pendingCount
-        let collector = resolver.collector
+        let collector: EventCollector = resolver.collector
         collector.base = 0  // stream mode reports offsets from the start of the stream
         // One scratch serves the prefilter scan and the confirm scans of this piece.
         try engine.scratch.withScratch { scratch in
@@ -152,9 +181,13 @@ public final class StreamMasker {
     /// invariance by design: output then depends on timing.
     public func flush(_ sink: (UnsafeRawBufferPointer) -> Void) throws {
         guard !finished else { throw MaskingError(code: .finished, reason: "flush after finish") }
+        try withWork { try flushWithWork(sink) }
+    }
+
+    private func flushWithWork(_ sink: (UnsafeRawBufferPointer) -> Void) throws {
         try scanPending(sink)
         guard scanned > resolver.cursor else { return }
-        let collector = resolver.collector
+        let collector: EventCollector = resolver.collector
         let from = max(base, resolver.cursor - 2)
         collector.base = from
         try engine.scratch.withScratch { scratch in
@@ -177,9 +210,13 @@ public final class StreamMasker {
     /// The masker can be used again for a new stream after ``reset()``.
     public func finish(_ sink: (UnsafeRawBufferPointer) -> Void) throws {
         guard !finished else { throw MaskingError(code: .finished, reason: "finish called twice") }
+        try withWork { try finishWithWork(sink) }
+    }
+
+    private func finishWithWork(_ sink: (UnsafeRawBufferPointer) -> Void) throws {
         try scanPending(sink)
         finished = true
-        let collector = resolver.collector
+        let collector: EventCollector = resolver.collector
         collector.base = 0
         try engine.scratch.withScratch { scratch in
             let status = hs_reset_stream(stream, 0, scratch, EventCollector.onEvent, Unmanaged.passUnretained(collector).toOpaque())

@@ -21,7 +21,7 @@ public final class ValueMasker {
 
     init(engine: MaskingEngine) {
         self.engine = engine
-        self.resolver = Resolver(engine: engine)
+        self.resolver = Resolver(engine: engine, collector: EventCollector(limit: 1 << 20))
         self.classFinders = engine.makeClassRunFinders()
     }
 
@@ -42,7 +42,7 @@ public final class ValueMasker {
         resolver.reset()
         matchedLast = false
         guard !value.isEmpty else { return .unchanged }
-        let collector = resolver.collector
+        let collector: EventCollector = resolver.collector
         collector.base = 0
         let status = try engine.scratch.withScratch { scratch -> hs_error_t in
             let status = hs_scan(engine.blockDatabase.raw, value.baseAddress!.assumingMemoryBound(to: CChar.self),
