@@ -14,6 +14,31 @@ import Testing
         }
     }
 
+    @Test func valuesAtTheAnchorThresholdsAreMaskedLikeAOneShotStream() throws {
+        // The value masker skips a software finder when the value lacks the bytes its candidates
+        // need (digits, colons, `@ % &`); the stream masker always runs them. Short values built
+        // around those thresholds must come out the same.
+        let pieces = ["1", "12", "123", "1.2.3.4", "10.0.0.1", "::1", "fe80::1", "a:b", "1:2", "@", "a@b.co", "x%40y.io", "&#64;",
+                      "DE89370400440532013000", "DE89 3704 0044 0532 0130 00", "GB82", " ", "-", "(", ")", "+1 303 344 4977",
+                      "4111 1111 1111 1111", "268-45-8731", "IPv6:", "ana", "Q", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig"]
+        var generator = SeededGenerator(state: 64)
+        let masker = Fixtures.engine.makeValueMasker()
+        var changed = 0
+        for _ in 0..<4000 {
+            var value = ""
+            for _ in 0..<Int.random(in: 1...4, using: &generator) { value += pieces.randomElement(using: &generator)! }
+            let expected = try maskOneShot(Array(value.utf8))
+            let result = try masker.mask(value)
+            if expected == Array(value.utf8) {
+                #expect(result == .unchanged, "\(value.debugDescription)")
+            } else {
+                changed += 1
+                #expect(result == .masked(expected), "\(value.debugDescription)")
+            }
+        }
+        #expect(changed > 500)
+    }
+
     @Test func noStateCarriesBetweenValues() throws {
         let masker = Fixtures.engine.makeValueMasker()
         #expect(try masker.mask("jane.doe@exam") == .unchanged)

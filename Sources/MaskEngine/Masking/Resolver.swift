@@ -436,7 +436,7 @@ struct Resolver {
             }
             collector.idSpans.removeAll(keepingCapacity: true)
         }
-        runWindows.removeFirst(ready)
+        runWindows.removeFirstKeepingCapacity(ready)
     }
 
     /// Searches the class-run windows of one family whose bytes are complete: one confirm of
@@ -482,7 +482,7 @@ struct Resolver {
             }
             collector.foundStarts = found
         }
-        classWindows[family].removeFirst(ready)
+        classWindows[family].removeFirstKeepingCapacity(ready)
     }
 
     /// Every IPv6 pattern needs `::` or at least six colons: a run of times (`12:19:20`) or MAC
@@ -531,7 +531,7 @@ struct Resolver {
             try confirmTriggerCluster(detector, first: first, last: last, bytes: bytes, base: base, limit: limit,
                                       atEnd: atEnd, scratch: scratch, context: context)
         }
-        candidates[detector.index].removeFirst(ready)
+        candidates[detector.index].removeFirstKeepingCapacity(ready)
     }
 
     /// Files the ends of a gated trigger (a literal searched in software instead of the
@@ -748,7 +748,7 @@ struct Resolver {
     mutating func emit(bytes: UnsafeRawBufferPointer, base: Int, limit: Int, upTo: Int, atEnd: Bool,
                        _ sink: (UnsafeRawBufferPointer) -> Void) {
         var consumed = 0
-        defer { if consumed > 0 { pending.removeFirst(consumed) } }
+        defer { pending.removeFirstKeepingCapacity(consumed) }
         while cursor < upTo {
             if let open = extending {
                 if !extend(open, bytes: bytes, base: base, upTo: upTo, limit: limit) { return }
@@ -1037,5 +1037,18 @@ enum SpanFinder {
             index -= 1
         }
         return nil
+    }
+}
+
+extension Array {
+    /// `removeFirst(n)`, keeping the capacity when everything goes (the common case: every window
+    /// or pending match of a call is done), so the array is not reallocated on the next append.
+    @inline(__always)
+    mutating func removeFirstKeepingCapacity(_ n: Int) {
+        if n >= count {
+            removeAll(keepingCapacity: true)
+        } else if n > 0 {
+            removeFirst(n)
+        }
     }
 }
