@@ -33,6 +33,9 @@ final class EventCollector: @unchecked Sendable {
     /// A stream's held-back bytes plus the piece being scanned, during one call (the stream keeps
     /// only the held-back bytes between calls).
     var piece: [UInt8] = []
+    /// A stream's pending matches during one call: a long token files one per end, so the array
+    /// grows to hundreds within a call, while only a few wait between calls.
+    var pending: [PendingMatch] = []
 
     init(limit: Int) {
         self.limit = limit
@@ -179,7 +182,8 @@ struct Resolver {
     /// match of the same detector inside the masked region cannot extend past that byte, so it is
     /// not validated again (a long token has one match per end, all ending inside its mask).
     var classStop: (detector: Int, at: Int) = (-1, -1)
-    /// Per detector with a gated trigger: trigger ends up to here have been searched.
+    /// Per detector with a gated trigger (in `gatedDetectors` order): trigger ends up to here have
+    /// been searched.
     var gateScanned: [Int]
     /// The detectors with a gated trigger.
     let gatedDetectors: [Int]
@@ -206,7 +210,7 @@ struct Resolver {
         isTouched = Array(repeating: false, count: n)
         classWindows = Array(repeating: [], count: engine.classRunFamilies.count)
         gatedDetectors = engine.detectors.filter { $0.gatedTrigger != nil }.map(\.index)
-        gateScanned = Array(repeating: 0, count: n)
+        gateScanned = Array(repeating: 0, count: gatedDetectors.count)
     }
 
     mutating func reset() {
@@ -230,7 +234,7 @@ struct Resolver {
         lastMaskEnd = -1
         extending = nil
         classStop = (-1, -1)
-        for index in gatedDetectors { gateScanned[index] = 0 }
+        for slot in gateScanned.indices { gateScanned[slot] = 0 }
         collector?.clear()
     }
 
@@ -288,8 +292,8 @@ struct Resolver {
         for family in classWindows.indices where !classWindows[family].isEmpty {
             try confirmClassRuns(family, bytes: bytes, base: base, limit: limit, atEnd: atEnd, scratch: scratch)
         }
-        for detector in gatedDetectors {
-            findGatedTriggers(engine.detectors[detector], bytes: bytes, base: base, limit: limit, atEnd: atEnd)
+        for (slot, detector) in gatedDetectors.enumerated() {
+            findGatedTriggers(engine.detectors[detector], slot: slot, bytes: bytes, base: base, limit: limit, atEnd: atEnd)
         }
         guard !dirty.isEmpty else {
             if !pending.isEmpty { sortPending() }
@@ -539,14 +543,14 @@ struct Resolver {
     /// + 2 <= limit`, or the stream ended) and that pass `triggerContextPossible`. Only the zones
     /// of the first rule's words are searched (`[word end - reach, word end + max_width + 1 +
     /// before]`); every hit that can matter has been scanned by then, as in the prefilter route.
-    private mutating func findGatedTriggers(_ detector: CompiledDetector, bytes: UnsafeRawBufferPointer, base: Int, limit: Int,
-                                            atEnd: Bool) {
+    private mutating func findGatedTriggers(_ detector: CompiledDetector, slot: Int, bytes: UnsafeRawBufferPointer, base: Int,
+                                            limit: Int, atEnd: Bool) {
         guard let needle = detector.gatedTrigger, !needle.isEmpty else { return }
         let index = detector.index
         let ready = atEnd ? limit : limit - detector.triggerReach - 2
-        let from = gateScanned[index]
+        let from = gateScanned[slot]
         guard ready > from else { return }
-        gateScanned[index] = ready
+        gateScanned[slot] = ready
         let rule = detector.context[0]
         let length = needle.count
         // Trigger ends in (low, high] are searched; `searched` keeps zones from overlapping.

@@ -79,10 +79,17 @@ public final class StreamMasker {
         swap(&buffer, &work.piece)
         buffer.removeAll(keepingCapacity: true)
         buffer.append(contentsOf: work.piece)
+        // The same for the pending matches.
+        swap(&resolver.pending, &work.pending)
+        resolver.pending.removeAll(keepingCapacity: true)
+        resolver.pending.append(contentsOf: work.pending)
         defer {
             work.piece.removeAll(keepingCapacity: true)
             work.piece.append(contentsOf: buffer)
             swap(&buffer, &work.piece)
+            work.pending.removeAll(keepingCapacity: true)
+            work.pending.append(contentsOf: resolver.pending)
+            swap(&resolver.pending, &work.pending)
             resolver.collector = nil
             engine.workPool.give(work)
         }
