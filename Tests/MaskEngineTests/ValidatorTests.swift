@@ -1,7 +1,32 @@
+import Foundation
 import Testing
 @testable import MaskEngine
 
 @Suite struct ValidatorTests {
+    @Test func entropyIsBitForBitTheSumOverAllByteCounts() {
+        // The plain definition: all 256 counts, summed in byte order.
+        func reference(_ bytes: [UInt8]) -> Double {
+            var counts = [Int](repeating: 0, count: 256)
+            for byte in bytes { counts[Int(byte)] += 1 }
+            var bits = 0.0
+            for count in counts where count > 0 {
+                let p = Double(count) / Double(bytes.count)
+                bits -= p * log2(p)
+            }
+            return bits
+        }
+        var generator = SeededGenerator(state: 256)
+        let alphabets: [[UInt8]] = [Array("ab".utf8), Array("abcd".utf8), Array("0123456789".utf8),
+                                    Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=".utf8), Array(0...255)]
+        for round in 0..<20_000 {
+            let alphabet = alphabets[round % alphabets.count]
+            let bytes = (0..<Int.random(in: 1...300, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }
+            let fast = bytes.withUnsafeBytes { Validators.shannonEntropy($0) }
+            #expect(fast.bitPattern == reference(bytes).bitPattern, "\(bytes)")
+            if fast.bitPattern != reference(bytes).bitPattern { return }
+        }
+    }
+
     func check(_ name: String, _ value: String, before: (UInt8?, UInt8?) = (nil, nil), after: (UInt8?, UInt8?) = (nil, nil),
                parameters: [String: Double] = [:]) -> Bool {
         Array(value.utf8).withUnsafeBytes { raw in

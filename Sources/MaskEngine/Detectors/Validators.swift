@@ -358,13 +358,34 @@ public enum Validators {
     static func shannonEntropy(_ bytes: UnsafeRawBufferPointer) -> Double {
         guard !bytes.isEmpty else { return 0 }
         return withUnsafeTemporaryAllocation(of: Int.self, capacity: 256) { counts in
-            counts.initialize(repeating: 0)
-            for byte in bytes { counts[Int(byte)] += 1 }
+            // Only the counts of bytes that occur are written (a bitmap says which), and the sum
+            // runs over them in byte order, as a pass over all 256 counts would: the same
+            // arithmetic in the same order, so the same result to the last bit.
+            var seen: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+            withUnsafeMutableBytes(of: &seen) { raw in
+                let words = raw.bindMemory(to: UInt64.self)
+                for byte in bytes {
+                    let word = Int(byte >> 6)
+                    let bit = UInt64(1) << UInt64(byte & 63)
+                    if words[word] & bit == 0 {
+                        words[word] |= bit
+                        counts[Int(byte)] = 1
+                    } else {
+                        counts[Int(byte)] += 1
+                    }
+                }
+            }
             let total = Double(bytes.count)
             var bits = 0.0
-            for count in counts where count > 0 {
-                let p = Double(count) / total
-                bits -= p * log2(p)
+            withUnsafeBytes(of: &seen) { raw in
+                for (index, var word) in raw.bindMemory(to: UInt64.self).enumerated() {
+                    while word != 0 {
+                        let byte = index * 64 + word.trailingZeroBitCount
+                        word &= word - 1
+                        let p = Double(counts[byte]) / total
+                        bits -= p * log2(p)
+                    }
+                }
             }
             return bits
         }
