@@ -26,8 +26,9 @@ final class EventCollector: @unchecked Sendable {
     /// Reused between confirms so that steady-state writes do not allocate.
     var keptEnds: [(end: Int, contiguous: Bool)] = []
     var foundStarts: [(start: Int, end: Int, contiguous: Bool)] = []
-    /// The merge sort's second buffer (see `Resolver.sortPending`).
+    /// The merge sort's second buffer and its run ends (see `Resolver.sortPending`).
     var sortScratch: [PendingMatch] = []
+    var sortRuns: [Int] = []
     /// One replacement being built.
     var replacement: [UInt8] = []
     /// A stream's held-back bytes plus the piece being scanned, during one call (the stream keeps
@@ -337,10 +338,12 @@ struct Resolver {
         sortPending()
     }
 
-    /// Puts `pending` in order: a stable bottom-up merge sort through `sortScratch`, which grows
-    /// only when `pending` outgrows it (no allocation per write in the steady state). A long token
-    /// appends one match per end with the same start in the reverse of the wanted order, so an
-    /// insertion sort would be quadratic.
+    /// Puts `pending` in order: a stable natural merge sort through `sortScratch` and `sortRuns`,
+    /// which grow only when `pending` outgrows them (no allocation per write in the steady
+    /// state). Pending matches arrive in runs — the leftovers of the last call in order, then
+    /// each family's and each cluster's matches, where a long token files one match per end with
+    /// the same start in the reverse of the wanted order — so the runs are found first (a strictly
+    /// descending run is reversed in place) and merged pairwise, O(n log runs).
     mutating func sortPending() {
         let count = pending.count
         guard count > 1 else { return }
@@ -357,17 +360,40 @@ struct Resolver {
         var scratch = collector.sortScratch
         collector.sortScratch = []
         defer { collector.sortScratch = scratch }
+        var runs = collector.sortRuns
+        collector.sortRuns = []
+        runs.removeAll(keepingCapacity: true)
+        defer { collector.sortRuns = runs }
         var resultInScratch = false
         pending.withUnsafeMutableBufferPointer { items in
+            // The runs, by their end offsets.
+            var start = 0
+            while start < count {
+                var end = start + 1
+                if end < count, Self.precedes(items[end], items[end - 1]) {
+                    while end < count, Self.precedes(items[end], items[end - 1]) { end += 1 }
+                    var low = start, high = end - 1
+                    while low < high {
+                        items.swapAt(low, high)
+                        low += 1
+                        high -= 1
+                    }
+                } else {
+                    while end < count, !Self.precedes(items[end], items[end - 1]) { end += 1 }
+                }
+                runs.append(end)
+                start = end
+            }
             scratch.withUnsafeMutableBufferPointer { other in
                 var source = items.baseAddress!
                 var target = other.baseAddress!
-                var width = 1
-                while width < count {
+                while runs.count > 1 {
+                    var merged = 0  // runs kept so far in this pass (their ends overwrite `runs`)
                     var low = 0
-                    while low < count {
-                        let middle = min(low + width, count)
-                        let high = min(low + 2 * width, count)
+                    var index = 0
+                    while index < runs.count {
+                        let middle = runs[index]
+                        let high = index + 1 < runs.count ? runs[index + 1] : middle
                         var left = low, right = middle, out = low
                         while left < middle, right < high {
                             if Self.precedes(source[right], source[left]) {
@@ -381,11 +407,14 @@ struct Resolver {
                         }
                         while left < middle { target[out] = source[left]; left += 1; out += 1 }
                         while right < high { target[out] = source[right]; right += 1; out += 1 }
+                        runs[merged] = high
+                        merged += 1
                         low = high
+                        index += 2
                     }
+                    runs.removeLast(runs.count - merged)
                     swap(&source, &target)
                     resultInScratch.toggle()
-                    width *= 2
                 }
             }
         }
