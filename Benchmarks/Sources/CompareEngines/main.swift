@@ -117,21 +117,25 @@ if options.streamOnly {
     exit(0)
 }
 
+/// The RSS growth per stream of 10,000 open streams that each saw `write` bytes of the text.
+func rssPerOpenStream(write: Int) throws -> Double {
+    var streams: [StreamMasker] = []
+    streams.reserveCapacity(10_000)
+    let before = residentBytes()
+    try text.withUnsafeBytes { raw in
+        for index in 0..<10_000 {
+            let masker = try engine.makeStreamMasker()
+            let start = (index * 4096) % max(1, raw.count - 4096)
+            if write > 0 { try masker.write(UnsafeRawBufferPointer(rebasing: raw[start..<(start + min(write, raw.count))])) { _ in } }
+            streams.append(masker)
+        }
+    }
+    return Double(residentBytes() - before) / 10_000
+}
+
 if options.memoryOnly {
     for write in [4096, 0] {
-        var streams: [StreamMasker] = []
-        streams.reserveCapacity(10_000)
-        let before = residentBytes()
-        try text.withUnsafeBytes { raw in
-            for index in 0..<10_000 {
-                let masker = try engine.makeStreamMasker()
-                let start = (index * 4096) % max(1, raw.count - 4096)
-                if write > 0 { try masker.write(UnsafeRawBufferPointer(rebasing: raw[start..<(start + min(write, raw.count))])) { _ in } }
-                streams.append(masker)
-            }
-        }
-        print("RSS per open stream after a \(write)-byte write: \((residentBytes() - before) / 10_000) B")
-        streams.removeAll()
+        print(String(format: "RSS per open stream after a %d-byte write: %.0f B", write, try rssPerOpenStream(write: write)))
     }
     exit(0)
 }
@@ -255,19 +259,7 @@ if let presidio = options.presidioMBps {
 let probe = try engine.makeStreamMasker()
 _ = try text.withUnsafeBytes { raw in try probe.write(UnsafeRawBufferPointer(rebasing: raw[0..<min(raw.count, 65536)])) { _ in } }
 let footprint = probe.memoryFootprint
-var streams: [StreamMasker] = []
-streams.reserveCapacity(10_000)
-let rssBefore = residentBytes()
-try text.withUnsafeBytes { raw in
-    for index in 0..<10_000 {
-        let masker = try engine.makeStreamMasker()
-        let start = (index * 4096) % max(1, raw.count - 4096)
-        try masker.write(UnsafeRawBufferPointer(rebasing: raw[start..<(start + min(4096, raw.count))])) { _ in }
-        streams.append(masker)
-    }
-}
-let perStreamRSS = Double(residentBytes() - rssBefore) / 10_000
-streams.removeAll()
+let perStreamRSS = try rssPerOpenStream(write: 4096)
 
 let stream16KMBps = mib / stream16K
 print("| measurement (\(String(format: "%.0f", mib)) MiB, median of \(options.runs)) | MiB/s | vs memcpy | stream 16 KiB vs it | note |")
