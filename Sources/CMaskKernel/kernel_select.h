@@ -1,6 +1,7 @@
 // Which SIMD kernel the run finders (runs.c, classruns.c) use: the kernels, which of them this
 // CPU runs, and their names. Each finder keeps its own table of scan functions indexed by
-// `mk_kernel` and its own atomically published choice. Private to CMaskKernel.
+// `mk_kernel` and its own atomically published choice (MK_DEFINE_KERNEL_DISPATCH). Private to
+// CMaskKernel.
 #ifndef SLUICE_KERNEL_SELECT_H
 #define SLUICE_KERNEL_SELECT_H
 
@@ -45,5 +46,39 @@ static inline int mk_kernel_best(void) {
         if (mk_kernel_supported(k)) return k;
     return MK_KERNEL_PORTABLE;
 }
+
+/// The dispatch of one finder: given `scan_fn`, the scan function type, and `kernels`, its table
+/// indexed by `mk_kernel` (NULL where the build has none), defines `choose()` (the published
+/// choice, made once: concurrent first calls pick the same one) and the public
+/// `PREFIX_force_kernel(name)` and `PREFIX_kernel_name()`.
+#define MK_DEFINE_KERNEL_DISPATCH(PREFIX)                                                          \
+    static scan_fn chosen = 0;                                                                     \
+    static const char *chosen_name = "portable";                                                   \
+                                                                                                   \
+    static void set_chosen(int kernel) {                                                           \
+        __atomic_store_n(&chosen_name, mk_kernel_names[kernel], __ATOMIC_RELAXED);                \
+        __atomic_store_n(&chosen, kernels[kernel], __ATOMIC_RELEASE);                              \
+    }                                                                                              \
+                                                                                                   \
+    static scan_fn choose(void) {                                                                  \
+        scan_fn fn = __atomic_load_n(&chosen, __ATOMIC_ACQUIRE);                                   \
+        if (fn) return fn;                                                                         \
+        int kernel = mk_kernel_best();                                                             \
+        if (!kernels[kernel]) kernel = MK_KERNEL_PORTABLE;                                         \
+        set_chosen(kernel);                                                                        \
+        return kernels[kernel];                                                                    \
+    }                                                                                              \
+                                                                                                   \
+    int PREFIX##_force_kernel(const char *name) {                                                  \
+        int kernel = mk_kernel_named(name);                                                        \
+        if (kernel < 0 || !kernels[kernel] || !mk_kernel_supported(kernel)) return 0;              \
+        set_chosen(kernel);                                                                        \
+        return 1;                                                                                  \
+    }                                                                                              \
+                                                                                                   \
+    const char *PREFIX##_kernel_name(void) {                                                       \
+        choose();                                                                                  \
+        return __atomic_load_n(&chosen_name, __ATOMIC_RELAXED);                                    \
+    }
 
 #endif

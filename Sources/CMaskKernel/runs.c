@@ -395,34 +395,7 @@ static const scan_fn kernels[MK_KERNEL_COUNT] = {
 #endif
 };
 
-static scan_fn chosen = 0;  // set once (atomically: concurrent first calls pick the same one)
-static const char *chosen_name = "portable";
-
-static void set_chosen(int kernel) {
-    __atomic_store_n(&chosen_name, mk_kernel_names[kernel], __ATOMIC_RELAXED);
-    __atomic_store_n(&chosen, kernels[kernel], __ATOMIC_RELEASE);
-}
-
-static scan_fn choose(void) {
-    scan_fn fn = __atomic_load_n(&chosen, __ATOMIC_ACQUIRE);
-    if (fn) return fn;
-    int kernel = mk_kernel_best();
-    if (!kernels[kernel]) kernel = MK_KERNEL_PORTABLE;
-    set_chosen(kernel);
-    return kernels[kernel];
-}
-
-int runs_force_kernel(const char *name) {
-    int kernel = mk_kernel_named(name);
-    if (kernel < 0 || !kernels[kernel] || !mk_kernel_supported(kernel)) return 0;
-    set_chosen(kernel);
-    return 1;
-}
-
-const char *runs_kernel_name(void) {
-    choose();
-    return __atomic_load_n(&chosen_name, __ATOMIC_RELAXED);
-}
+MK_DEFINE_KERNEL_DISPATCH(runs)
 
 void runs_scan(runs_state *s, const uint8_t *data, size_t length, uint64_t offset, runs_window_fn fn, void *ctx) {
     if (length == 0) return;
