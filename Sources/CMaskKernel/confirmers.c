@@ -1149,3 +1149,27 @@ long mk_find_literal(const uint8_t *data, size_t length, const uint8_t *needle, 
     }
     return -1;
 }
+
+void mk_count_anchors(const uint8_t *data, size_t length, mk_anchor_counts *out) {
+    // Branch-free, in 256-byte rounds whose 8-bit counters cannot overflow, so the compiler
+    // vectorises the inner loop.
+    uint64_t digits = 0, colons = 0, signs = 0;
+    size_t offset = 0;
+    while (offset < length) {
+        size_t round = length - offset < 255 ? length - offset : 255;
+        uint8_t d = 0, c = 0, s = 0;
+        for (size_t i = 0; i < round; i++) {
+            uint8_t byte = data[offset + i];
+            d += (uint8_t)(byte - '0') < 10;
+            c += byte == ':';
+            s |= (byte == '@') | (byte == '%') | (byte == '&');
+        }
+        digits += d;
+        colons += c;
+        signs |= s;
+        offset += round;
+    }
+    out->digits = digits;
+    out->colons = colons;
+    out->email_signs = signs;
+}

@@ -14,6 +14,22 @@ import Testing
         }
     }
 
+    @Test func anchorCountsMatchAPlainCountAtEveryLength() {
+        // The C counter works in rounds of 255 bytes (8-bit counters); lengths around the round
+        // size and long values must count like a plain loop.
+        var generator = SeededGenerator(state: 7)
+        let alphabet = Array("0123456789:@%&abcXYZ -.\n".utf8) + [0, 255]
+        for length in [0, 1, 2, 63, 64, 254, 255, 256, 510, 511, 4000] {
+            let bytes = (0..<length).map { _ in alphabet.randomElement(using: &generator)! }
+            let anchors = bytes.withUnsafeBytes { Anchors($0) }
+            #expect(anchors.digits == bytes.filter { $0 >= 48 && $0 <= 57 }.count, "length \(length)")
+            #expect(anchors.colons == bytes.filter { $0 == UInt8(ascii: ":") }.count, "length \(length)")
+            #expect(anchors.emailSigns == bytes.contains { $0 == UInt8(ascii: "@") || $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "&") })
+        }
+        let digits = [UInt8](repeating: UInt8(ascii: "7"), count: 1000)
+        #expect(digits.withUnsafeBytes { Anchors($0) }.digits == 1000)
+    }
+
     @Test func valuesAtTheAnchorThresholdsAreMaskedLikeAOneShotStream() throws {
         // The value masker skips a software finder when the value lacks the bytes its candidates
         // need (digits, colons, `@ % &`); the stream masker always runs them. Short values built

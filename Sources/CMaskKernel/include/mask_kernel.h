@@ -182,6 +182,17 @@ int mk_contains_caseless(const uint8_t *data, size_t length, const uint8_t *need
 /// or -1.
 long mk_find_literal(const uint8_t *data, size_t length, const uint8_t *needle, size_t needle_length);
 
+/// What one value holds of the bytes the software finders' candidates need (the value masker's
+/// fast path): digits, colons, and whether an e-mail sign ('@', '%' or '&') occurs.
+typedef struct {
+    uint64_t digits;
+    uint64_t colons;
+    uint64_t email_signs;
+} mk_anchor_counts;
+
+/// Counts the anchors of `data[0..<length]` into `out`.
+void mk_count_anchors(const uint8_t *data, size_t length, mk_anchor_counts *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -47,9 +47,10 @@ final class EventCollector: @unchecked Sendable {
 
     /// Clears what a failed call may have left behind.
     func clear() {
-        events.removeAll(keepingCapacity: true)
-        spans.removeAll(keepingCapacity: true)
-        idSpans.removeAll(keepingCapacity: true)
+        // An empty array is left alone: `removeAll` still checks uniqueness and may release.
+        if !events.isEmpty { events.removeAll(keepingCapacity: true) }
+        if !spans.isEmpty { spans.removeAll(keepingCapacity: true) }
+        if !idSpans.isEmpty { idSpans.removeAll(keepingCapacity: true) }
         overflow = false
         base = 0
     }
@@ -216,21 +217,26 @@ struct Resolver {
 
     mutating func reset() {
         mk_email_reset(&emailState)
-        for index in dirty { candidates[index].removeAll(keepingCapacity: true) }
-        dirty.removeAll(keepingCapacity: true)
-        runWindows.removeAll(keepingCapacity: true)
-        for index in classWindows.indices { classWindows[index].removeAll(keepingCapacity: true) }
-        pending.removeAll(keepingCapacity: true)
-        // Only detectors with an event or a masked match have state to clear: a value masker
-        // resets per value, and most values touch none of the detectors.
-        for index in touched {
-            contextHits[index].removeAll(keepingCapacity: true)
-            terminatorHits[index].removeAll(keepingCapacity: true)
-            counts[index] = 0
-            lastEnd[index] = -2
-            isTouched[index] = false
+        // Empty arrays are left alone (a value masker resets per value, and most values leave
+        // most of them empty): `removeAll` still checks uniqueness.
+        if !dirty.isEmpty {
+            for index in dirty { candidates[index].removeAll(keepingCapacity: true) }
+            dirty.removeAll(keepingCapacity: true)
         }
-        touched.removeAll(keepingCapacity: true)
+        if !runWindows.isEmpty { runWindows.removeAll(keepingCapacity: true) }
+        for index in classWindows.indices where !classWindows[index].isEmpty { classWindows[index].removeAll(keepingCapacity: true) }
+        if !pending.isEmpty { pending.removeAll(keepingCapacity: true) }
+        // Only detectors with an event or a masked match have state to clear.
+        if !touched.isEmpty {
+            for index in touched {
+                if !contextHits[index].isEmpty { contextHits[index].removeAll(keepingCapacity: true) }
+                if !terminatorHits[index].isEmpty { terminatorHits[index].removeAll(keepingCapacity: true) }
+                counts[index] = 0
+                lastEnd[index] = -2
+                isTouched[index] = false
+            }
+            touched.removeAll(keepingCapacity: true)
+        }
         cursor = 0
         lastMaskEnd = -1
         extending = nil

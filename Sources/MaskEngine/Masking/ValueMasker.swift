@@ -1,4 +1,5 @@
 import CHyperscan
+import CMaskKernel
 import Crypto
 
 /// What the value masker made of one value.
@@ -52,7 +53,7 @@ public final class ValueMasker {
             // The software finders run only when the value has the bytes their candidates need
             // (most database values have none): one pass instead of four calls.
             let anchors = Anchors(value)
-            if anchors.emailSigns { resolver.findNativeEnds(value) }
+            if anchors.emailSigns && engine.emailEndDetector != nil { resolver.findNativeEnds(value) }
             try resolver.distributeEvents()
             if anchors.digits >= engine.digitRunMinAnchorDigits, var finder = engine.makeDigitRunFinder() {
                 finder.scan(value, offset: 0, into: &resolver.runWindows)
@@ -98,18 +99,12 @@ struct Anchors {
     var emailSigns = false
 
     init(_ value: UnsafeRawBufferPointer) {
-        // Branch-free, so the loop vectorises.
-        var digits = 0
-        var colons = 0
-        var signs = 0
-        for byte in value {
-            digits &+= byte &- UInt8(ascii: "0") < 10 ? 1 : 0
-            colons &+= byte == UInt8(ascii: ":") ? 1 : 0
-            signs |= (byte == UInt8(ascii: "@") || byte == UInt8(ascii: "%") || byte == UInt8(ascii: "&")) ? 1 : 0
-        }
-        self.digits = digits
-        self.colons = colons
-        self.emailSigns = signs != 0
+        guard let base = value.baseAddress, !value.isEmpty else { return }
+        var counts = mk_anchor_counts()
+        mk_count_anchors(base.assumingMemoryBound(to: UInt8.self), value.count, &counts)
+        self.digits = Int(counts.digits)
+        self.colons = Int(counts.colons)
+        self.emailSigns = counts.email_signs != 0
     }
 
     func mayHold(_ kind: ClassRunFinder.Kind, length: Int) -> Bool {
