@@ -552,7 +552,8 @@ struct Resolver {
         guard ready > 0 else { return }
         // A trigger with no context word in reach of any match around it is not searched: every
         // match its window could hold would fail the context check.
-        let precheck = engine.shortcuts && detector.triggerContextPrecheck
+        // A gated trigger's ends passed the check when `findGatedTriggers` filed them.
+        let precheck = engine.shortcuts && detector.triggerContextPrecheck && detector.gatedTrigger == nil
         var first = -1
         var last = -1
         for index in 0..<ready {
