@@ -288,6 +288,11 @@ static void phone_paren_area(ctx_t *c, size_t s) {
 // MARK: - E-mail addresses
 
 static inline int is_alpha(uint8_t b) { return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z'); }
+static inline uint8_t lower(uint8_t b) { return (b >= 'A' && b <= 'Z') ? (uint8_t)(b + 32) : b; }
+static inline int is_blank(uint8_t b) { return b == ' ' || b == '\t'; }
+static inline int is_quote(uint8_t b) { return b == '"' || b == '\''; }
+/// `\s`: [\t\n\v\f\r ].
+static inline int is_space(uint8_t b) { return b == ' ' || (b >= '\t' && b <= '\r'); }
 static inline int is_local(uint8_t b) {
     return is_alpha(b) || is_digit(b) || b == '.' || b == '_' || b == '%' || b == '+' || b == '-';
 }
@@ -397,11 +402,34 @@ static void jwt(ctx_t *c, size_t s) {
 
 static inline int is_aws_secret(uint8_t b) { return is_alpha(b) || is_digit(b) || b == '/' || b == '+'; }
 
+/// Per byte: in the AWS secret class, and which token family (if any) it can start. A table
+/// lookup instead of a chain of compares or a jump per byte (the windows of triggered detectors
+/// are walked byte by byte).
+enum { B_AWS_SECRET = 1, B_STRIPE = 2, B_GITHUB = 4, B_SLACK = 8, B_WEBHOOK = 16, B_AWS_ID = 32 };
+static uint8_t byte_table[256];
+static int byte_table_ready = 0;
+
+static void build_byte_table(void) {
+    if (byte_table_ready) return;
+    for (int b = 0; b < 256; b++) {
+        uint8_t k = 0;
+        if (is_aws_secret((uint8_t)b)) k |= B_AWS_SECRET;
+        if (b == 's' || b == 'r') k |= B_STRIPE;
+        if (b == 'g') k |= B_GITHUB;
+        if (b == 'x') k |= B_SLACK;
+        if (b == 'h') k |= B_WEBHOOK;
+        if (b == 'A') k |= B_AWS_ID;
+        byte_table[b] = k;
+    }
+    byte_table_ready = 1;
+}
+
 // '[A-Za-z0-9/+]{40}' (no boundaries: every 40 bytes of the class end a match)
 static void aws_secret(ctx_t *c) {
+    build_byte_table();
     size_t run = 0;
     for (size_t e = 1; e <= c->n; e++) {
-        run = is_aws_secret(c->d[e - 1]) ? run + 1 : 0;
+        run = (byte_table[c->d[e - 1]] & B_AWS_SECRET) ? run + 1 : 0;
         if (run >= 40) emit(c, MK_PAT_AWS_SECRET, e - 40, e);
     }
 }
@@ -495,7 +523,11 @@ static void aws_key_id(ctx_t *c, size_t s) {
 
 /// The token-prefix families, each started by one byte: one pass over the window.
 static void token_prefixes(ctx_t *c, int stripes, int githubs, int slacks, int webhooks, int aws_ids) {
+    build_byte_table();
+    const uint8_t wanted = (uint8_t)((stripes ? B_STRIPE : 0) | (githubs ? B_GITHUB : 0) | (slacks ? B_SLACK : 0)
+                                     | (webhooks ? B_WEBHOOK : 0) | (aws_ids ? B_AWS_ID : 0));
     for (size_t s = 0; s < c->n; s++) {
+        if (!(byte_table[c->d[s]] & wanted)) continue;
         switch (c->d[s]) {
         case 's': case 'r': if (stripes) stripe(c, s); break;
         case 'g': if (githubs) github(c, s); break;
@@ -503,6 +535,605 @@ static void token_prefixes(ctx_t *c, int stripes, int githubs, int slacks, int w
         case 'h': if (webhooks) slack_webhook(c, s); break;
         case 'A': if (aws_ids) aws_key_id(c, s); break;
         default: break;
+        }
+    }
+}
+
+// MARK: - Credentials in URLs and connection strings, PEM private keys
+
+/// `[^\s:/@"'<>]` and `[^\s@"'<>]`: the user and password of a URL.
+static inline int is_url_user(uint8_t b) {
+    return !(b == ' ' || (b >= '\t' && b <= '\r') || b == ':' || b == '/' || b == '@' || b == '"' || b == '\'' || b == '<' || b == '>');
+}
+static inline int is_url_password(uint8_t b) {
+    return !(b == ' ' || (b >= '\t' && b <= '\r') || b == '@' || b == '"' || b == '\'' || b == '<' || b == '>');
+}
+static inline int is_scheme(uint8_t b) { return is_alpha(b) || is_digit(b) || b == '+' || b == '.' || b == '-'; }
+
+// '\b[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@"'<>]+:[^\s@"'<>]+@'
+// Each "://" fixes the rest: the user is the run of user bytes after it (the class has no ':',
+// so it ends at the first byte outside it, which must be ':'), the password the run after that
+// (no '@' in the class, so it ends at the first byte outside it, which must be '@'). The leftmost
+// start is the first letter at a word boundary at most 21 bytes back in the scheme bytes before it.
+static void url_credentials(ctx_t *c) {
+    const uint8_t *d = c->d;
+    size_t n = c->n;
+    for (size_t p = 0; p + 3 <= n; p++) {
+        const uint8_t *colon = memchr(d + p, ':', n - p);
+        if (colon == NULL) return;
+        p = (size_t)(colon - d);
+        if (p + 3 > n || d[p + 1] != '/' || d[p + 2] != '/' || p < 2) continue;
+        size_t q = p;
+        while (q > 0 && p - (q - 1) <= 21 && is_scheme(d[q - 1])) q--;
+        size_t s = (size_t)-1;
+        for (size_t k = q; k + 2 <= p; k++) {
+            if (is_alpha(d[k]) && boundary(c, k)) { s = k; break; }
+        }
+        if (s == (size_t)-1) continue;
+        size_t u = p + 3;
+        while (u < n && is_url_user(d[u])) u++;
+        if (u == p + 3 || u >= n || d[u] != ':') continue;
+        size_t w = u + 1;
+        while (w < n && is_url_password(d[w])) w++;
+        if (w == u + 1 || w >= n || d[w] != '@') continue;
+        emit(c, MK_PAT_URL_CREDENTIALS, s, w + 1);
+    }
+}
+
+/// `[^&;\s"'<>]`: a connection-string value byte.
+static inline int is_conn_value(uint8_t b) {
+    return !(b == '&' || b == ';' || b == ' ' || (b >= '\t' && b <= '\r') || b == '"' || b == '\'' || b == '<' || b == '>');
+}
+
+// '(?:[?&;]|\b)(?:password|passwd|pwd)=[^&;\s"'<>]+' (caseless)
+// Each '=' after one of the names (at most one name ends there) starts a value; every byte of
+// the value's run ends a match. The start is the '?', '&' or ';' before the name if there is
+// one, else the name itself when a word boundary precedes it.
+static void conn_password(ctx_t *c) {
+    static const char *names[] = {"password", "passwd", "pwd"};
+    const uint8_t *d = c->d;
+    size_t n = c->n;
+    for (size_t q = 0; q < n; q++) {
+        const uint8_t *equals = memchr(d + q, '=', n - q);
+        if (equals == NULL) return;
+        q = (size_t)(equals - d);
+        size_t name = (size_t)-1;
+        for (int k = 0; k < 3 && name == (size_t)-1; k++) {
+            size_t length = strlen(names[k]);
+            if (q < length) continue;
+            size_t i = 0;
+            while (i < length && lower(d[q - length + i]) == (uint8_t)names[k][i]) i++;
+            if (i == length) name = q - length;
+        }
+        if (name == (size_t)-1) continue;
+        size_t s;
+        if (name > 0 && (d[name - 1] == '?' || d[name - 1] == '&' || d[name - 1] == ';')) s = name - 1;
+        else if (boundary(c, name)) s = name;
+        else continue;
+        for (size_t e = q + 1; e < n && is_conn_value(d[e]); e++) emit(c, MK_PAT_CONN_PASSWORD, s, e + 1);
+    }
+}
+
+static inline int is_upper_digit(uint8_t b) { return (b >= 'A' && b <= 'Z') || is_digit(b); }
+
+// '-----BEGIN (?:[A-Z0-9]{1,12} ){0,3}PRIVATE KEY(?: BLOCK)?-----'
+// A word is a run of [A-Z0-9] ending at a space, so after "-----BEGIN " the positions after zero
+// to three words are fixed; "PRIVATE KEY" may follow at each.
+static void pem_private_key(ctx_t *c) {
+    static const char begin[] = "-----BEGIN ";
+    const size_t begin_length = sizeof(begin) - 1;
+    const uint8_t *d = c->d;
+    size_t n = c->n;
+    for (size_t s = 0; s + begin_length <= n; s++) {
+        const uint8_t *dash = memchr(d + s, '-', n - s);
+        if (dash == NULL) return;
+        s = (size_t)(dash - d);
+        if (s + begin_length > n || memcmp(d + s, begin, begin_length) != 0) continue;
+        size_t p = s + begin_length;
+        for (int words = 0; words <= 3; words++) {
+            if (p + 11 <= n && memcmp(d + p, "PRIVATE KEY", 11) == 0) {
+                size_t k = p + 11;
+                if (k + 5 <= n && memcmp(d + k, "-----", 5) == 0) emit(c, MK_PAT_PEM_PRIVATE_KEY, s, k + 5);
+                if (k + 11 <= n && memcmp(d + k, " BLOCK-----", 11) == 0) emit(c, MK_PAT_PEM_PRIVATE_KEY, s, k + 11);
+            }
+            if (words == 3) break;
+            size_t w = p;
+            while (w < n && w - p < 13 && is_upper_digit(d[w])) w++;
+            if (w == p || w - p > 12 || w >= n || d[w] != ' ') break;
+            p = w + 1;
+        }
+    }
+}
+
+// MARK: - Dates (of birth)
+
+/// Whether the three bytes at i name a month (`Jan` … `Dec`, compared without case).
+static int month_at(const ctx_t *c, size_t i) {
+    static const char months[] = "janfebmaraprmayjunjulaugsepoctnovdec";
+    if (i + 3 > c->n) return 0;
+    uint8_t a = lower(c->d[i]), b = lower(c->d[i + 1]), m = lower(c->d[i + 2]);
+    for (int k = 0; k < 12; k++) {
+        if (a == (uint8_t)months[3 * k] && b == (uint8_t)months[3 * k + 1] && m == (uint8_t)months[3 * k + 2]) return 1;
+    }
+    return 0;
+}
+
+/// `(?:19|20)\d{2}` at i.
+static inline int year_at(const ctx_t *c, size_t i) {
+    return i + 4 <= c->n && ((c->d[i] == '1' && c->d[i + 1] == '9') || (c->d[i] == '2' && c->d[i + 1] == '0'))
+        && is_digit(c->d[i + 2]) && is_digit(c->d[i + 3]);
+}
+
+static inline int date_separator(const ctx_t *c, size_t i) {
+    return i < c->n && (c->d[i] == '.' || c->d[i] == '/' || c->d[i] == '-');
+}
+
+/// After a month's three letters at m: `[a-z]{0,6}\.? ` (letters caseless). Returns the position
+/// after the space, or 0 when the shape does not follow.
+static size_t month_tail(const ctx_t *c, size_t m) {
+    size_t p = m + 3;
+    size_t letters = 0;
+    while (p < c->n && is_alpha(c->d[p]) && letters <= 6) { p++; letters++; }
+    if (letters > 6) return 0;
+    if (byte_is(c, p, '.')) p++;
+    if (!byte_is(c, p, ' ')) return 0;
+    return p + 1;
+}
+
+// '\b(?:19|20)\d{2}-\d{2}-\d{2}\b'
+// '\b\d{1,2}[./-]\d{1,2}[./-](?:19|20)\d{2}\b'
+// '\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]{0,6}\.? \d{1,2}, (?:19|20)\d{2}\b' (caseless)
+// '\b\d{1,2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]{0,6}\.? (?:19|20)\d{2}\b' (caseless)
+// Every group is a whole run of its class (a digit group is followed by a separator, a space or
+// a comma; the letters by '.' or ' '), so a start at a word boundary fixes the one end.
+static void dates(ctx_t *c, int iso, int numeric, int month_first, int day_first) {
+    const uint8_t *d = c->d;
+    size_t n = c->n;
+    for (size_t s = 0; s < n; s++) {
+        uint8_t b = d[s];
+        if (!is_digit(b) && !is_alpha(b)) continue;
+        if (!boundary(c, s)) continue;
+        if (is_digit(b)) {
+            if (iso && year_at(c, s) && byte_is(c, s + 4, '-') && digits(c, s + 5, 2) && byte_is(c, s + 7, '-')
+                && digits(c, s + 8, 2) && boundary(c, s + 10)) {
+                emit(c, MK_PAT_DOB_ISO, s, s + 10);
+            }
+            size_t first = digit_span(c, s);
+            if (first > 2) continue;
+            if (numeric && date_separator(c, s + first)) {
+                size_t p = s + first + 1;
+                size_t second = digit_span(c, p);
+                if (second >= 1 && second <= 2 && date_separator(c, p + second) && year_at(c, p + second + 1)
+                    && boundary(c, p + second + 5)) {
+                    emit(c, MK_PAT_DOB_NUMERIC, s, p + second + 5);
+                }
+            }
+            if (day_first && byte_is(c, s + first, ' ') && month_at(c, s + first + 1)) {
+                size_t p = month_tail(c, s + first + 1);
+                if (p && year_at(c, p) && boundary(c, p + 4)) emit(c, MK_PAT_DOB_DAY_FIRST, s, p + 4);
+            }
+        } else if (month_first && month_at(c, s)) {
+            size_t p = month_tail(c, s);
+            if (!p) continue;
+            size_t day = digit_span(c, p);
+            if (day < 1 || day > 2 || !byte_is(c, p + day, ',') || !byte_is(c, p + day + 1, ' ')) continue;
+            size_t y = p + day + 2;
+            if (year_at(c, y) && boundary(c, y + 4)) emit(c, MK_PAT_DOB_MONTH_FIRST, s, y + 4);
+        }
+    }
+}
+
+// MARK: - Kubernetes Secret data
+
+static inline int is_base64(uint8_t b) { return is_alpha(b) || is_digit(b) || b == '+' || b == '/'; }
+static inline int is_k8s_key(uint8_t b) { return is_alpha(b) || is_digit(b) || b == '.' || b == '_' || b == '-'; }
+
+// '^[ ]{2,12}[A-Za-z0-9._-]+: (?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?[ ]*\r?$'
+// '^[ ]{2,12}[A-Za-z0-9._-]+: [A-Za-z0-9+/]{129}'
+// At each line start (multi-line `^`: the window's start or after '\n') the indentation is the
+// whole run of spaces (the key has none), the key the whole run of key bytes up to ": ". The
+// first pattern needs the whole base64 run (its length fixes the padding), then blanks, an
+// optional '\r' and the end of the line: one end. The second ends 129 bytes into the value.
+static void k8s_secret(ctx_t *c, int value, int long_value) {
+    const uint8_t *d = c->d;
+    size_t n = c->n;
+    size_t line = 0;
+    for (;;) {
+        size_t p = line;
+        while (p < n && d[p] == ' ') p++;
+        size_t indent = p - line;
+        if (indent >= 2 && indent <= 12) {
+            size_t k = p;
+            while (k < n && is_k8s_key(d[k])) k++;
+            if (k > p && k + 2 <= n && d[k] == ':' && d[k + 1] == ' ') {
+                size_t v = k + 2;
+                size_t r = v;
+                while (r < n && is_base64(d[r])) r++;
+                size_t run = r - v;
+                if (long_value && run >= 129) emit(c, MK_PAT_K8S_SECRET_LONG, line, v + 129);
+                if (value && run >= 4) {
+                    size_t e = r;
+                    int ok = 0;
+                    if (run % 4 == 0) ok = 1;
+                    else if (run % 4 == 2 && run >= 6 && e + 2 <= n && d[e] == '=' && d[e + 1] == '=') { ok = 1; e += 2; }
+                    else if (run % 4 == 3 && run >= 7 && e < n && d[e] == '=') { ok = 1; e += 1; }
+                    if (ok) {
+                        while (e < n && d[e] == ' ') e++;
+                        if (e < n && d[e] == '\r') e++;
+                        if (e == n || d[e] == '\n') emit(c, MK_PAT_K8S_SECRET_VALUE, line, e);
+                    }
+                }
+            }
+        }
+        const uint8_t *newline = memchr(d + line, '\n', n - line);
+        if (newline == NULL) return;
+        line = (size_t)(newline - d) + 1;
+        if (line > n) return;
+    }
+}
+
+// MARK: - Passwords in files and command lines
+
+/// `[ \t\r\n]`.
+static inline int is_blank_or_newline(uint8_t b) { return b == ' ' || b == '\t' || b == '\r' || b == '\n'; }
+static inline int is_nonspace(uint8_t b) { return !is_space(b); }
+static inline int is_blank_byte(uint8_t b) { return is_blank(b); }
+static inline int is_pgpass_host(uint8_t b) { return is_alpha(b) || is_digit(b) || b == '.' || b == '_' || b == '*' || b == '-'; }
+static inline int is_pgpass_field(uint8_t b) { return b != ':' && !is_space(b); }
+static inline int is_csv_field(uint8_t b) { return b != ',' && b != '\r' && b != '\n'; }
+
+// '^[A-Za-z0-9._*-]+:(?:\d{1,5}|\*):[^:\s]+:[^:\s]+:\S+$'
+// At each line start the host, database and user are whole runs of classes without ':', the
+// port a whole digit run (or '*'), and the password the rest of the line (no blank in it): one end.
+static void pgpass(ctx_t *c) {
+    const uint8_t *d = c->d;
+    size_t n = c->n;
+    size_t line = 0;
+    for (;;) {
+        size_t p = line + span_of(c, line, is_pgpass_host);
+        if (p > line && byte_is(c, p, ':')) {
+            p++;
+            size_t port = byte_is(c, p, '*') ? 1 : digit_span(c, p);
+            if (port >= 1 && (byte_is(c, p, '*') || port <= 5) && byte_is(c, p + port, ':')) {
+                p += port + 1;
+                size_t database = span_of(c, p, is_pgpass_field);
+                if (database > 0 && byte_is(c, p + database, ':')) {
+                    p += database + 1;
+                    size_t user = span_of(c, p, is_pgpass_field);
+                    if (user > 0 && byte_is(c, p + user, ':')) {
+                        p += user + 1;
+                        size_t password = span_of(c, p, is_nonspace);
+                        size_t e = p + password;
+                        if (password > 0 && (e == n || d[e] == '\n')) emit(c, MK_PAT_PGPASS, line, e);
+                    }
+                }
+            }
+        }
+        const uint8_t *newline = memchr(d + line, '\n', n - line);
+        if (newline == NULL) return;
+        line = (size_t)(newline - d) + 1;
+    }
+}
+
+/// From p (after "password"): `[ \t]+\S+`, every end.
+static void netrc_tail(ctx_t *c, int pattern, size_t s, size_t p) {
+    size_t blanks = span_of(c, p, is_blank_byte);
+    if (blanks == 0) return;
+    size_t v = p + blanks;
+    size_t value = span_of(c, v, is_nonspace);
+    for (size_t k = 1; k <= value; k++) emit(c, pattern, s, v + k);
+}
+
+// '\b(?:login|account)[ \t\r\n]+\S+[ \t\r\n]+password[ \t]+\S+'
+// '\bmachine[ \t]+\S+[ \t\r\n]+password[ \t]+\S+'
+// After the keyword every group is a whole run (blanks, a token, blanks, "password", blanks);
+// every byte of the last token ends a match.
+static void netrc(ctx_t *c, int logins, int machines) {
+    const uint8_t *d = c->d;
+    size_t n = c->n;
+    for (size_t s = 0; s < n; s++) {
+        uint8_t b = d[s];
+        size_t keyword = 0;
+        int pattern = 0;
+        int (*first_blank)(uint8_t) = is_blank_or_newline;
+        if (logins && b == 'l' && s + 5 <= n && memcmp(d + s, "login", 5) == 0) { keyword = 5; pattern = MK_PAT_NETRC_LOGIN; }
+        else if (logins && b == 'a' && s + 7 <= n && memcmp(d + s, "account", 7) == 0) { keyword = 7; pattern = MK_PAT_NETRC_LOGIN; }
+        else if (machines && b == 'm' && s + 7 <= n && memcmp(d + s, "machine", 7) == 0) {
+            keyword = 7;
+            pattern = MK_PAT_NETRC_MACHINE;
+            first_blank = is_blank_byte;
+        }
+        if (!keyword || !boundary(c, s)) continue;
+        size_t p = s + keyword;
+        size_t blanks = span_of(c, p, first_blank);
+        if (blanks == 0) continue;
+        p += blanks;
+        size_t token = span_of(c, p, is_nonspace);
+        if (token == 0) continue;
+        p += token;
+        size_t gap = span_of(c, p, is_blank_or_newline);
+        if (gap == 0) continue;
+        p += gap;
+        if (p + 8 > n || memcmp(d + p, "password", 8) != 0) continue;
+        netrc_tail(c, pattern, s, p + 8);
+    }
+}
+
+// ',[^,\r\n]+,(?:AKIA|ASIA)[A-Z0-9]{16}\b'
+// ',[^,\r\n]+,https://\d{12}\.signin\.aws\.amazon\.com'
+// The column before the key is a whole run without ',' (or a line break): its start is fixed by
+// the comma before it.
+static void aws_csv(ctx_t *c, int keys, int consoles) {
+    const uint8_t *d = c->d;
+    size_t n = c->n;
+    for (size_t q = 1; q < n; q++) {
+        const uint8_t *comma = memchr(d + q, ',', n - q);
+        if (comma == NULL) return;
+        q = (size_t)(comma - d);
+        size_t k = q + 1;
+        int key = keys && k + 20 <= n && (memcmp(d + k, "AKIA", 4) == 0 || memcmp(d + k, "ASIA", 4) == 0)
+            && span_of(c, k + 4, is_upper_alnum_c) >= 16 && boundary(c, k + 20);
+        int console = consoles && k + 42 <= n && memcmp(d + k, "https://", 8) == 0 && digits(c, k + 8, 12)
+            && memcmp(d + k + 20, ".signin.aws.amazon.com", 22) == 0;
+        if (!key && !console) continue;
+        size_t f = q;
+        while (f > 0 && is_csv_field(d[f - 1])) f--;
+        if (f == q || f == 0 || d[f - 1] != ',') continue;
+        if (key) emit(c, MK_PAT_AWS_CSV_KEY, f - 1, k + 20);
+        if (console) emit(c, MK_PAT_AWS_CSV_CONSOLE, f - 1, k + 42);
+    }
+}
+
+/// `[^\s"']` and `[^\s"'<>]`: flag values.
+static inline int is_mysql_value(uint8_t b) { return !is_space(b) && b != '"' && b != '\''; }
+static inline int is_flag_value(uint8_t b) { return !is_space(b) && b != '"' && b != '\'' && b != '<' && b != '>'; }
+
+// '\bmysql(?:dump|admin|import|check|sh)?\b[^\r\n]*[ \t]-p["']?[^\s"']{4,}'
+// The start is the leftmost client name on the line before the flag; the value is a whole run
+// after the optional quote, and each of its bytes from the fourth on ends a match.
+static void mysql_flag(ctx_t *c) {
+    static const char *suffixes[] = {"dump", "admin", "import", "check", "sh"};
+    const uint8_t *d = c->d;
+    size_t n = c->n;
+    size_t start = (size_t)-1;  // the leftmost client name on this line
+    for (size_t i = 0; i < n; i++) {
+        uint8_t b = d[i];
+        if (b == '\r' || b == '\n') { start = (size_t)-1; continue; }
+        if (b == 'm' && start == (size_t)-1 && i + 5 <= n && memcmp(d + i, "mysql", 5) == 0 && boundary(c, i)) {
+            int ok = boundary(c, i + 5);
+            for (int k = 0; k < 5 && !ok; k++) {
+                size_t length = strlen(suffixes[k]);
+                ok = i + 5 + length <= n && memcmp(d + i + 5, suffixes[k], length) == 0 && boundary(c, i + 5 + length);
+            }
+            if (ok) start = i;
+            continue;
+        }
+        if (start != (size_t)-1 && is_blank(b) && byte_is(c, i + 1, '-') && byte_is(c, i + 2, 'p')) {
+            size_t v = i + 3;
+            if (v < n && is_quote(d[v])) v++;
+            size_t value = span_of(c, v, is_mysql_value);
+            for (size_t k = 4; k <= value; k++) emit(c, MK_PAT_MYSQL_FLAG, start, v + k);
+        }
+    }
+}
+
+// '(?:^|[ \t"'])--?(?:password|passwd|pass|requirepass|masterauth|db-password|admin-password)(?:=|[ \t]+)["']?[^\s"'<>]{6,}'
+// At a dash after a blank or quote (the start) or at a line start: one or two dashes, a name
+// followed by '=' or blanks (at most one name fits), an optional quote, then a whole value run
+// whose bytes from the sixth on each end a match.
+static void password_flag(ctx_t *c) {
+    static const char *names[] = {"password", "passwd", "pass", "requirepass", "masterauth", "db-password", "admin-password"};
+    const uint8_t *d = c->d;
+    size_t n = c->n;
+    for (size_t m = 0; m < n; m++) {
+        const uint8_t *dash = memchr(d + m, '-', n - m);
+        if (dash == NULL) return;
+        m = (size_t)(dash - d);
+        size_t s;
+        if (m > 0 && (is_blank(d[m - 1]) || is_quote(d[m - 1]))) s = m - 1;
+        else if (m == 0 || d[m - 1] == '\n') s = m;
+        else continue;
+        size_t p = m + (byte_is(c, m + 1, '-') ? 2 : 1);
+        for (int k = 0; k < 7; k++) {
+            size_t length = strlen(names[k]);
+            if (p + length > n || memcmp(d + p, names[k], length) != 0) continue;
+            size_t q = p + length;
+            if (byte_is(c, q, '=')) q++;
+            else {
+                size_t blanks = span_of(c, q, is_blank_byte);
+                if (blanks == 0) continue;
+                q += blanks;
+            }
+            if (q < n && is_quote(d[q])) q++;
+            size_t value = span_of(c, q, is_flag_value);
+            for (size_t e = 6; e <= value; e++) emit(c, MK_PAT_PASSWORD_FLAG, s, q + e);
+        }
+    }
+}
+
+// MARK: - Passwords in markup (caseless)
+
+/// Whether `word` (lower case) is at i, compared without case.
+static inline int word_caseless_at(const ctx_t *c, size_t i, const char *word, size_t length) {
+    if (i + length > c->n) return 0;
+    for (size_t k = 0; k < length; k++) if (lower(c->d[i + k]) != (uint8_t)word[k]) return 0;
+    return 1;
+}
+#define WORD_AT(c, i, w) word_caseless_at((c), (i), (w), sizeof(w) - 1)
+
+static inline int is_markup(uint8_t b) { return b != '<' && b != '>'; }
+static inline int is_element_text(uint8_t b) { return b != '<' && b != '>' && b != '\r' && b != '\n'; }
+static inline int is_xml_name(uint8_t b) { return is_alpha(b) || is_digit(b) || b == '_'; }
+static inline int is_xml_prefix(uint8_t b) { return is_xml_name(b) || b == '.' || b == '-'; }
+static inline int is_attribute_text(uint8_t b) { return b != '"' && b != '\'' && b != '<' && b != '>'; }
+
+/// From p (after an element's '>'): `[^<>\r\n]{1,limit}</` (limit 0: no limit). The end, or 0.
+static size_t element_text_end(const ctx_t *c, size_t p, size_t limit) {
+    size_t text = span_of(c, p, is_element_text);
+    if (text == 0 || (limit && text > limit)) return 0;
+    size_t e = p + text;
+    return byte_is(c, e, '<') && byte_is(c, e + 1, '/') ? e + 2 : 0;
+}
+
+// '<(?:[A-Za-z][A-Za-z0-9_.-]{0,31}:)?[A-Za-z0-9_]{0,32}(?:password|passwd|passphrase|pass|pwd|secret|secretkey|apikey|api_key|sessiontoken|accesstoken|authtoken)(?:[ \t][^<>]{0,300})?>[^<>\r\n]{1,256}</'
+// After '<' the optional prefix is the whole run of prefix bytes up to ':', the name the whole
+// run of name bytes (a blank or '>' follows it) and must end in a key word; the tag ends at its
+// first '>' and the text at its first '<': one end per '<'.
+static void xml_password(ctx_t *c) {
+    static const char *words[] = {"password", "passwd", "passphrase", "pass", "pwd", "secret", "secretkey", "apikey", "api_key",
+                                  "sessiontoken", "accesstoken", "authtoken"};
+    const uint8_t *d = c->d;
+    size_t n = c->n;
+    for (size_t s = 0; s < n; s++) {
+        const uint8_t *open = memchr(d + s, '<', n - s);
+        if (open == NULL) return;
+        s = (size_t)(open - d);
+        size_t q = s + 1;
+        size_t prefix = span_of(c, q, is_xml_prefix);
+        if (prefix >= 1 && prefix <= 32 && is_alpha(d[q]) && byte_is(c, q + prefix, ':')) q += prefix + 1;
+        size_t name = span_of(c, q, is_xml_name);
+        int named = 0;
+        for (int k = 0; k < 12 && !named; k++) {
+            size_t length = strlen(words[k]);
+            named = name >= length && name - length <= 32 && word_caseless_at(c, q + name - length, words[k], length);
+        }
+        if (!named) continue;
+        size_t t = q + name;
+        size_t close;
+        if (byte_is(c, t, '>')) close = t;
+        else if (t < n && is_blank(d[t])) {
+            size_t attributes = span_of(c, t + 1, is_markup);
+            if (attributes > 300 || !byte_is(c, t + 1 + attributes, '>')) continue;
+            close = t + 1 + attributes;
+        } else continue;
+        size_t e = element_text_end(c, close + 1, 256);
+        if (e) emit(c, MK_PAT_XML_PASSWORD, s, e);
+    }
+}
+
+/// `\btype=["']?password\b` at i: the end, or 0.
+static size_t password_type_at(const ctx_t *c, size_t i) {
+    if (!WORD_AT(c, i, "type=") || !boundary(c, i)) return 0;
+    size_t p = i + 5;
+    if (p < c->n && is_quote(c->d[p])) p++;
+    return WORD_AT(c, p, "password") && boundary(c, p + 8) ? p + 8 : 0;
+}
+
+static inline int is_unquoted_value(uint8_t b) { return !is_space(b) && b != '"' && b != '\'' && b != '<' && b != '>'; }
+static int is_not_dquote_markup(uint8_t b) { return b != '"' && b != '<' && b != '>'; }
+static int is_not_squote_markup(uint8_t b) { return b != '\'' && b != '<' && b != '>'; }
+static int is_unquoted_value_c(uint8_t b) { return is_unquoted_value(b); }
+
+// '<input\b[^<>]{0,200}\btype=["']?password\b[^<>]{0,200}\bvalue=(?:"[^"<>]{1,128}|'[^'<>]{1,128}|[^\s"'<>]{1,128})'
+// '<input\b[^<>]*\bvalue="[^"<>]+"[^<>]*\btype=["']?password\b'
+// Within one tag (from "<input" to its first '<' or '>'), every `type=password` and every
+// `value=` are found in order; the distance rules pick the pairs (for a `value=`, the nearest
+// `type=password` before it is the one to test). The start is "<input" for all.
+static void html_inputs(ctx_t *c, int type_first, int value_first) {
+    const uint8_t *d = c->d;
+    size_t n = c->n;
+    for (size_t s = 0; s < n; s++) {
+        const uint8_t *open = memchr(d + s, '<', n - s);
+        if (open == NULL) return;
+        s = (size_t)(open - d);
+        if (!WORD_AT(c, s + 1, "input") || !boundary(c, s + 6)) continue;
+        size_t a = s + 6;
+        size_t tag_end = a + span_of(c, a, is_markup);
+        size_t type_end = 0;  // the end of the last `type=password` within 200 bytes of "<input", 0 when none
+        size_t first_quoted_value = (size_t)-1;  // one past the closing quote of the first value="…"
+        for (size_t i = a; i < tag_end; i++) {
+            uint8_t b = lower(d[i]);
+            if (b == 't') {
+                size_t e = password_type_at(c, i);
+                if (e && e <= tag_end) {
+                    if (value_first && first_quoted_value != (size_t)-1 && first_quoted_value <= i) {
+                        emit(c, MK_PAT_HTML_INPUT_VALUE_FIRST, s, e);
+                    }
+                    if (type_first && i - a <= 200) type_end = e;
+                }
+            } else if (b == 'v' && WORD_AT(c, i, "value=") && boundary(c, i)) {
+                size_t w = i + 6;
+                if (value_first && first_quoted_value == (size_t)-1 && byte_is(c, w, '"')) {
+                    size_t text = span_of(c, w + 1, is_not_dquote_markup);
+                    if (text > 0 && byte_is(c, w + 1 + text, '"')) first_quoted_value = w + 2 + text;
+                }
+                if (!type_first) continue;
+                if (type_end == 0 || i - type_end > 200) continue;
+                size_t v = w;
+                int (*member)(uint8_t) = is_unquoted_value_c;
+                if (byte_is(c, w, '"')) { v = w + 1; member = is_not_dquote_markup; }
+                else if (byte_is(c, w, '\'')) { v = w + 1; member = is_not_squote_markup; }
+                size_t value = span_of(c, v, member);
+                for (size_t k = 1; k <= value && k <= 128; k++) emit(c, MK_PAT_HTML_INPUT, s, v + k);
+            }
+        }
+    }
+}
+
+/// `\b(?:key|name)=["'][^"'<>]*(?:words)[^"'<>]*["']` at s: the position after the closing
+/// quote, or 0.
+static size_t keyed_attribute_at(const ctx_t *c, size_t s, const char *const *words, int count) {
+    size_t p;
+    if (WORD_AT(c, s, "key=")) p = s + 4;
+    else if (WORD_AT(c, s, "name=")) p = s + 5;
+    else return 0;
+    if (!boundary(c, s) || p >= c->n || !is_quote(c->d[p])) return 0;
+    p++;
+    size_t text = span_of(c, p, is_attribute_text);
+    if (p + text >= c->n || !is_quote(c->d[p + text])) return 0;
+    for (int k = 0; k < count; k++) {
+        size_t length = strlen(words[k]);
+        for (size_t i = p; i + length <= p + text; i++) {
+            if (word_caseless_at(c, i, words[k], length)) return p + text + 1;
+        }
+    }
+    return 0;
+}
+
+static int is_not_dquote_line(uint8_t b) { return b != '"' && b != '<' && b != '>' && b != '\r' && b != '\n'; }
+static int is_not_squote_line(uint8_t b) { return b != '\'' && b != '<' && b != '>' && b != '\r' && b != '\n'; }
+
+// '\b(?:key|name)=["'][^"'<>]*(?:password|passwd|pwd|secret|apikey|api_key|api-key)[^"'<>]*["'][ \t]+value=(?:"[^"<>\r\n]+|'[^'<>\r\n]+)'
+// '\b(?:key|name)=["'][^"'<>]*(?:password|passwd|pwd|secret)[^"'<>]*["'][^<>]*>[^<>\r\n]+</'
+// The attribute's text is a whole run between its quotes; then blanks and `value=` (every byte
+// of the quoted value ends a match), or the rest of the tag and the element's text.
+static void keyed_passwords(ctx_t *c, int values, int elements) {
+    static const char *value_words[] = {"password", "passwd", "pwd", "secret", "apikey", "api_key", "api-key"};
+    static const char *element_words[] = {"password", "passwd", "pwd", "secret"};
+    const uint8_t *d = c->d;
+    size_t n = c->n;
+    for (size_t s = 0; s < n; s++) {
+        const uint8_t *equals = memchr(d + s, '=', n - s);
+        if (equals == NULL) return;
+        size_t q = (size_t)(equals - d);
+        s = q;
+        size_t start;
+        if (q >= 3 && WORD_AT(c, q - 3, "key")) start = q - 3;
+        else if (q >= 4 && WORD_AT(c, q - 4, "name")) start = q - 4;
+        else continue;
+        if (values) {
+            size_t p = keyed_attribute_at(c, start, value_words, 7);
+            size_t blanks = p ? span_of(c, p, is_blank_byte) : 0;
+            if (blanks && WORD_AT(c, p + blanks, "value=")) {
+                size_t w = p + blanks + 6;
+                int (*member)(uint8_t) = NULL;
+                if (byte_is(c, w, '"')) member = is_not_dquote_line;
+                else if (byte_is(c, w, '\'')) member = is_not_squote_line;
+                if (member) {
+                    size_t value = span_of(c, w + 1, member);
+                    for (size_t k = 1; k <= value; k++) emit(c, MK_PAT_KEYED_VALUE, start, w + 1 + k);
+                }
+            }
+        }
+        if (elements) {
+            size_t p = keyed_attribute_at(c, start, element_words, 4);
+            if (p) {
+                size_t close = p + span_of(c, p, is_markup);
+                if (byte_is(c, close, '>')) {
+                    size_t e = element_text_end(c, close + 1, 0);
+                    if (e) emit(c, MK_PAT_KEYED_ELEMENT, start, e);
+                }
+            }
         }
     }
 }
@@ -520,11 +1151,6 @@ static void token_prefixes(ctx_t *c, int stripes, int githubs, int slacks, int w
 // Any such name with any such value is a match, so the confirmers start at every ':' and '=',
 // take the leftmost name start and emit it with the end: every end gets its leftmost start.
 
-static inline uint8_t lower(uint8_t b) { return (b >= 'A' && b <= 'Z') ? (uint8_t)(b + 32) : b; }
-static inline int is_blank(uint8_t b) { return b == ' ' || b == '\t'; }
-static inline int is_quote(uint8_t b) { return b == '"' || b == '\''; }
-/// `\s`: [\t\n\v\f\r ].
-static inline int is_space(uint8_t b) { return b == ' ' || (b >= '\t' && b <= '\r'); }
 /// `[^\s"',;]`.
 static inline int is_value(uint8_t b) {
     return b > ' ' ? (b != '"' && b != '\'' && b != ',' && b != ';') : !is_space(b);
@@ -895,6 +1521,21 @@ int mk_confirm(const uint8_t *data, size_t length, const uint8_t *slot_of, uint3
         int slacks = ON(MK_PAT_SLACK_TOKEN) || ON(MK_PAT_SLACK_APP), webhooks = ON(MK_PAT_SLACK_WEBHOOK);
         int aws_ids = ON(MK_PAT_AWS_KEY_ID);
         if (stripes || githubs || slacks || webhooks || aws_ids) token_prefixes(&c, stripes, githubs, slacks, webhooks, aws_ids);
+    }
+    if (ON(MK_PAT_URL_CREDENTIALS)) url_credentials(&c);
+    if (ON(MK_PAT_CONN_PASSWORD)) conn_password(&c);
+    if (ON(MK_PAT_PEM_PRIVATE_KEY)) pem_private_key(&c);
+    if (ON(MK_PAT_XML_PASSWORD)) xml_password(&c);
+    if (ON(MK_PAT_HTML_INPUT) || ON(MK_PAT_HTML_INPUT_VALUE_FIRST)) html_inputs(&c, ON(MK_PAT_HTML_INPUT), ON(MK_PAT_HTML_INPUT_VALUE_FIRST));
+    if (ON(MK_PAT_KEYED_VALUE) || ON(MK_PAT_KEYED_ELEMENT)) keyed_passwords(&c, ON(MK_PAT_KEYED_VALUE), ON(MK_PAT_KEYED_ELEMENT));
+    if (ON(MK_PAT_PGPASS)) pgpass(&c);
+    if (ON(MK_PAT_NETRC_LOGIN) || ON(MK_PAT_NETRC_MACHINE)) netrc(&c, ON(MK_PAT_NETRC_LOGIN), ON(MK_PAT_NETRC_MACHINE));
+    if (ON(MK_PAT_AWS_CSV_KEY) || ON(MK_PAT_AWS_CSV_CONSOLE)) aws_csv(&c, ON(MK_PAT_AWS_CSV_KEY), ON(MK_PAT_AWS_CSV_CONSOLE));
+    if (ON(MK_PAT_MYSQL_FLAG)) mysql_flag(&c);
+    if (ON(MK_PAT_PASSWORD_FLAG)) password_flag(&c);
+    if (ON(MK_PAT_K8S_SECRET_VALUE) || ON(MK_PAT_K8S_SECRET_LONG)) k8s_secret(&c, ON(MK_PAT_K8S_SECRET_VALUE), ON(MK_PAT_K8S_SECRET_LONG));
+    if (ON(MK_PAT_DOB_ISO) || ON(MK_PAT_DOB_NUMERIC) || ON(MK_PAT_DOB_MONTH_FIRST) || ON(MK_PAT_DOB_DAY_FIRST)) {
+        dates(&c, ON(MK_PAT_DOB_ISO), ON(MK_PAT_DOB_NUMERIC), ON(MK_PAT_DOB_MONTH_FIRST), ON(MK_PAT_DOB_DAY_FIRST));
     }
     int assigns = ON(MK_PAT_SECRET_ASSIGN), long_assigns = ON(MK_PAT_SECRET_ASSIGN_LONG);
     int quoted_assigns = ON(MK_PAT_SECRET_ASSIGN_DQUOTED) || ON(MK_PAT_SECRET_ASSIGN_SQUOTED);

@@ -97,7 +97,9 @@ def existing_patterns(ids):
     # The secret assignments come from the corpus (caseless): see secret_patterns.
     pairs = [(expr, name) for expr, name in pairs if name in ids and not name.startswith("MK_PAT_SECRET_")]
     assert pairs, "no existing pattern found"
-    return [(name, ids[name], expr, False) for expr, name in pairs]
+    caseless = {"MK_PAT_CONN_PASSWORD", "MK_PAT_DOB_MONTH_FIRST", "MK_PAT_DOB_DAY_FIRST", "MK_PAT_XML_PASSWORD", "MK_PAT_HTML_INPUT",
+                "MK_PAT_HTML_INPUT_VALUE_FIRST", "MK_PAT_KEYED_VALUE", "MK_PAT_KEYED_ELEMENT"}
+    return [(name, ids[name], expr, name in caseless) for expr, name in pairs]
 
 
 class Reference:
@@ -282,7 +284,74 @@ def existing_unit(rng):
         if rng.random() < 0.5:
             body = " ".join(body[i:i + 4] for i in range(0, len(body), 4))
         return rng.choice(["DE", "GB", "FR", "de", "D"]) + digits(2) + rng.choice(["", " "]) + body
-    if r < 0.75:  # JWT
+    if r < 0.70:  # credentials in URLs and connection strings, PEM headers
+        word = lambda alphabet, n: "".join(rng.choice(alphabet) for _ in range(n))
+        kind = rng.random()
+        if kind < 0.4:
+            scheme = rng.choice(["", "x", "postgres", "mongodb+srv", "a.b-c", "1ab", "jdbc:mysql", word("aZ09+.-", rng.randint(0, 24))])
+            special = lambda: rng.choice(":/@ \"'<>\t") if rng.random() < 0.2 else ""
+            user = word("abU0._%-", rng.randint(0, 6)) + special()
+            password = word("pW9:/#", rng.randint(0, 8)) + special()
+            return scheme + rng.choice(["://", "://", ":/", "//"]) + user + rng.choice([":", ":", ""]) + password + rng.choice(["@", "@", ""])
+        if kind < 0.7:
+            name = rng.choice(["password", "PASSWORD", "Passwd", "pwd", "pWd", "passw", "xpwd", "_pwd"])
+            return rng.choice(["", "?", "&", ";", "_", "a", " "]) + name + rng.choice(["=", "=", ":"]) + word("aB9=&; \"'<>\t", rng.randint(0, 10))
+        words = " ".join(rng.choice(["RSA", "EC", "OPENSSH", "PRIVATE", "ENCRYPTED", "A", "ABCDEFGHIJKLM", "x", "DSA"])
+                         for _ in range(rng.randint(0, 4)))
+        return (rng.choice(["-----BEGIN ", "-----BEGIN ", "------BEGIN ", "----BEGIN ", "-----BEGIN  "]) + words
+                + rng.choice([" ", ""]) + rng.choice(["PRIVATE KEY", "PRIVATE KEY BLOCK", "PRIVATE  KEY", "PUBLIC KEY"])
+                + rng.choice(["-----", "-----", "----", " -----", ""]))
+    if r < 0.75:  # dates
+        month = rng.choice(["Jan", "feb", "MAR", "April", "May", "Mayday", "Sept", "October", "Novemberrr", "Dec", "Ja"])
+        day = digits(rng.choice([1, 2, 2, 3]))
+        year = rng.choice(["19", "20", "18", "2"]) + digits(rng.choice([2, 2, 1, 3]))
+        sep = lambda: rng.choice(["-", "/", ".", "-", " ", ""])
+        return rng.choice([
+            year + sep() + digits(rng.choice([1, 2, 2])) + sep() + digits(rng.choice([1, 2, 2, 3])),
+            day + sep() + digits(rng.choice([1, 2, 3])) + sep() + year,
+            month + rng.choice(["", ".", ".."]) + rng.choice([" ", " ", ""]) + day + rng.choice([", ", ",", " "]) + year,
+            day + rng.choice([" ", " ", "-"]) + month + rng.choice(["", "."]) + rng.choice([" ", ""]) + year,
+        ]) + rng.choice(["", " ", "0", "a", "\n", "-"])
+    if r < 0.80:  # Kubernetes Secret data lines
+        b64 = "".join(rng.choice("QUJDZGVm+/09aZ") for _ in range(rng.choice([3, 4, 6, 7, 8, 12, 14, 15, 16, 128, 129, 130])))
+        return (rng.choice(["\n", "\n", "", "\r\n"]) + " " * rng.choice([0, 1, 2, 2, 4, 12, 13])
+                + rng.choice(["password", "tls.key", "a_b-c.d", "", "k y"]) + rng.choice([": ", ": ", ":", ":  "]) + b64
+                + rng.choice(["", "=", "==", "===", " ", "  ", "\r", " \r"]) + rng.choice(["\n", "\n", "", "x", "\r\n"]))
+    if r < 0.86:  # passwords in files and on command lines
+        word = lambda alphabet, n: "".join(rng.choice(alphabet) for _ in range(n))
+        value = lambda: word("aB9!:/#-=", rng.randint(0, 9)) + rng.choice(["", "", " ", "'", "<", "\n"])
+        return rng.choice([
+            rng.choice(["\n", "", "\r\n"]) + word("ab.*-_:", rng.randint(0, 5)) + ":" + rng.choice(["5432", "*", "123456", "", "1"]) + ":"
+            + word("db: ", rng.randint(0, 3)) + ":" + word("us: ", rng.randint(0, 3)) + ":" + value(),
+            rng.choice(["login", "account", "machine", "logins", "xlogin"]) + rng.choice([" ", "\t", "\n", "", "\x0b"]) + word("uh.", rng.randint(0, 4))
+            + rng.choice([" ", "\n", "\r\n", ""]) + rng.choice(["password", "passwd", "login"]) + rng.choice([" ", "\t", ""]) + value(),
+            word("ab ,", rng.randint(0, 5)) + "," + word("xy", rng.randint(0, 3)) + "," + rng.choice(["AKIA", "ASIA", "AKIB"])
+            + word("ABZ019", rng.choice([15, 16, 16, 17])) + rng.choice(["", ",", "a", "\n"]),
+            "," + word("pw", rng.randint(0, 3)) + ",https://" + word("0123456789", rng.choice([11, 12, 12])) + ".signin.aws.amazon.com",
+            rng.choice(["mysql", "mysqldump", "mysqlsh", "mysqlx", "xmysql"]) + word(" -uhab\t", rng.randint(0, 6))
+            + rng.choice([" -p", "\t-p", "-p", " -P"]) + rng.choice(["", "'", '"']) + value(),
+            rng.choice(["", " ", "\n", "'", "x", "\t"]) + rng.choice(["-", "--", "---"])
+            + rng.choice(["password", "passwd", "pass", "requirepass", "masterauth", "db-password", "admin-password", "pas"])
+            + rng.choice(["=", " ", "  ", "\t", ""]) + rng.choice(["", "'", '"']) + value(),
+        ])
+    if r < 0.90:  # passwords in markup
+        word = lambda alphabet, n: "".join(rng.choice(alphabet) for _ in range(n))
+        text = lambda: word("aB9 =\"'<>/", rng.choice([0, 1, 3, 8, 20, 130, 260]))
+        attributes = lambda: word("a =\"'x", rng.choice([0, 2, 6, 40, 210, 310]))
+        name = rng.choice(["password", "Passwd", "pass", "api_key", "secretKey", "db_pwd", "xpasswordy", "authtoken", "passphrase"])
+        return rng.choice([
+            "<" + rng.choice(["", "wsse:", "a.b-c:", "1x:", "ns:"]) + word("ab_", rng.choice([0, 2, 33])) + name
+            + rng.choice([">", " " + attributes() + ">", "\t>", "x>"]) + text() + rng.choice(["</", "</", "<", "\n</", ""]),
+            "<" + rng.choice(["input", "INPUT", "inputx"]) + rng.choice([" ", "  ", ""]) + attributes()
+            + rng.choice(["type=", "TYPE='", 'type="', "xtype="]) + rng.choice(["password", "passwordx", "Password"]) + rng.choice(["'", '"', " "])
+            + attributes() + rng.choice(["value=", "VALUE=", "xvalue="]) + rng.choice(['"', "'", ""]) + text() + rng.choice([">", "", '"']),
+            "<input " + attributes() + 'value="' + text() + '"' + attributes() + rng.choice(["type=", "type='"])
+            + rng.choice(["password", "passwordx"]) + rng.choice([">", "'>", ""]),
+            rng.choice(["key=", "name=", "monkey=", "Key="]) + rng.choice(['"', "'", ""]) + word("ab_-", rng.randint(0, 3)) + name
+            + word("x-", rng.randint(0, 2)) + rng.choice(['"', "'", ""]) + rng.choice([" ", "\t", "", "  "])
+            + rng.choice(["value=", "", " a=1>"]) + rng.choice(['"', "'", ""]) + text() + rng.choice(["</", "", '"']),
+        ])
+    if r < 0.93:  # JWT
         seg = lambda n: "".join(rng.choice("abcXYZ019_-") for _ in range(n))
         return rng.choice(["eyJ", "eyJ", "eyj", "xeyJ"]) + seg(rng.randint(0, 9)) + rng.choice([".", ".", ""]) + seg(
             rng.randint(0, 4))
@@ -396,6 +465,14 @@ def run_combined(confirmer, patterns, windows, rng):
          ["MK_PAT_SECRET_ASSIGN_LONG"]],
         [["MK_PAT_JWT"], ["MK_PAT_SECRET_ASSIGN_LONG"]],
         [["MK_PAT_EMAIL_AT", "MK_PAT_EMAIL_PERCENT", "MK_PAT_EMAIL_ENTITY"], ["MK_PAT_SECRET_ASSIGN_DQUOTED"]],
+        [["MK_PAT_URL_CREDENTIALS"], ["MK_PAT_CONN_PASSWORD"], ["MK_PAT_PEM_PRIVATE_KEY"],
+         ["MK_PAT_SECRET_ASSIGN", "MK_PAT_SECRET_ASSIGN_DQUOTED", "MK_PAT_SECRET_ASSIGN_SQUOTED"],
+         ["MK_PAT_EMAIL_AT", "MK_PAT_EMAIL_PERCENT", "MK_PAT_EMAIL_ENTITY"]],
+        [["MK_PAT_XML_PASSWORD"], ["MK_PAT_HTML_INPUT", "MK_PAT_HTML_INPUT_VALUE_FIRST"], ["MK_PAT_KEYED_VALUE"], ["MK_PAT_KEYED_ELEMENT"],
+         ["MK_PAT_PASSWORD_FLAG"], ["MK_PAT_MYSQL_FLAG"], ["MK_PAT_NETRC_LOGIN", "MK_PAT_NETRC_MACHINE"], ["MK_PAT_PGPASS"]],
+        [["MK_PAT_DOB_ISO", "MK_PAT_DOB_NUMERIC", "MK_PAT_DOB_MONTH_FIRST", "MK_PAT_DOB_DAY_FIRST"],
+         ["MK_PAT_K8S_SECRET_VALUE", "MK_PAT_K8S_SECRET_LONG"], ["MK_PAT_AWS_CSV_KEY", "MK_PAT_AWS_CSV_CONSOLE"],
+         ["MK_PAT_CARD_IIN", "MK_PAT_CARD_VISA", "MK_PAT_CARD_AMEX"]],
     ]
     failures = 0
     matching = 0

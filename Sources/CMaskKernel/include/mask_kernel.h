@@ -135,6 +135,27 @@ enum {
     MK_PAT_IPV6_PREFIX_V4TAIL,
     MK_PAT_IPV6_LEADING,        ///< leading '::'
     MK_PAT_IPV6_MAPPED,         ///< `::ffff:` and a dotted quad
+    MK_PAT_URL_CREDENTIALS,     ///< url_credentials
+    MK_PAT_CONN_PASSWORD,       ///< connection_string_password (caseless)
+    MK_PAT_PEM_PRIVATE_KEY,     ///< pem_private_key
+    MK_PAT_DOB_ISO,             ///< date_of_birth, patterns one to four (caseless)
+    MK_PAT_DOB_NUMERIC,
+    MK_PAT_DOB_MONTH_FIRST,
+    MK_PAT_DOB_DAY_FIRST,
+    MK_PAT_K8S_SECRET_VALUE,    ///< k8s_secret_data, first pattern (a base64 value to the end of the line)
+    MK_PAT_K8S_SECRET_LONG,     ///< second (129 base64 bytes)
+    MK_PAT_PGPASS,              ///< pgpass_password
+    MK_PAT_NETRC_LOGIN,         ///< netrc_password, first pattern
+    MK_PAT_NETRC_MACHINE,       ///< second
+    MK_PAT_AWS_CSV_KEY,         ///< aws_csv_password, first pattern
+    MK_PAT_AWS_CSV_CONSOLE,     ///< second
+    MK_PAT_MYSQL_FLAG,          ///< mysql_password_flag
+    MK_PAT_PASSWORD_FLAG,       ///< password_flag
+    MK_PAT_XML_PASSWORD,        ///< xml_password (caseless)
+    MK_PAT_HTML_INPUT,          ///< html_password_input (caseless)
+    MK_PAT_HTML_INPUT_VALUE_FIRST, ///< html_password_input_value_first (caseless)
+    MK_PAT_KEYED_VALUE,         ///< keyed_password_value (caseless)
+    MK_PAT_KEYED_ELEMENT,       ///< keyed_password_element (caseless)
     MK_PAT_COUNT
 };
 

@@ -52,12 +52,35 @@ enum NativeConfirmers {
         #"\b[Ii][Pp][Vv]6:(?:[0-9A-Fa-f]{1,4}:){6}(?:\d{1,3}\.){3}\d{1,3}\b"#: Int(MK_PAT_IPV6_PREFIX_V4TAIL),
         #"::(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4}\b"#: Int(MK_PAT_IPV6_LEADING),
         #"::[Ff]{4}:(?:\d{1,3}\.){3}\d{1,3}\b"#: Int(MK_PAT_IPV6_MAPPED),
+        #"\b[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@"'<>]+:[^\s@"'<>]+@"#: Int(MK_PAT_URL_CREDENTIALS),
+        #"(?:[?&;]|\b)(?:password|passwd|pwd)=[^&;\s"'<>]+"#: Int(MK_PAT_CONN_PASSWORD),
+        #"-----BEGIN (?:[A-Z0-9]{1,12} ){0,3}PRIVATE KEY(?: BLOCK)?-----"#: Int(MK_PAT_PEM_PRIVATE_KEY),
+        #"\b(?:19|20)\d{2}-\d{2}-\d{2}\b"#: Int(MK_PAT_DOB_ISO),
+        #"\b\d{1,2}[./-]\d{1,2}[./-](?:19|20)\d{2}\b"#: Int(MK_PAT_DOB_NUMERIC),
+        #"\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]{0,6}\.? \d{1,2}, (?:19|20)\d{2}\b"#: Int(MK_PAT_DOB_MONTH_FIRST),
+        #"\b\d{1,2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]{0,6}\.? (?:19|20)\d{2}\b"#: Int(MK_PAT_DOB_DAY_FIRST),
+        #"^[ ]{2,12}[A-Za-z0-9._-]+: (?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?[ ]*\r?$"#: Int(MK_PAT_K8S_SECRET_VALUE),
+        #"^[ ]{2,12}[A-Za-z0-9._-]+: [A-Za-z0-9+/]{129}"#: Int(MK_PAT_K8S_SECRET_LONG),
+        #"^[A-Za-z0-9._*-]+:(?:\d{1,5}|\*):[^:\s]+:[^:\s]+:\S+$"#: Int(MK_PAT_PGPASS),
+        #"\b(?:login|account)[ \t\r\n]+\S+[ \t\r\n]+password[ \t]+\S+"#: Int(MK_PAT_NETRC_LOGIN),
+        #"\bmachine[ \t]+\S+[ \t\r\n]+password[ \t]+\S+"#: Int(MK_PAT_NETRC_MACHINE),
+        #",[^,\r\n]+,(?:AKIA|ASIA)[A-Z0-9]{16}\b"#: Int(MK_PAT_AWS_CSV_KEY),
+        #",[^,\r\n]+,https://\d{12}\.signin\.aws\.amazon\.com"#: Int(MK_PAT_AWS_CSV_CONSOLE),
+        #"\bmysql(?:dump|admin|import|check|sh)?\b[^\r\n]*[ \t]-p["']?[^\s"']{4,}"#: Int(MK_PAT_MYSQL_FLAG),
+        #"(?:^|[ \t"'])--?(?:password|passwd|pass|requirepass|masterauth|db-password|admin-password)(?:=|[ \t]+)["']?[^\s"'<>]{6,}"#: Int(MK_PAT_PASSWORD_FLAG),
+        #"<(?:[A-Za-z][A-Za-z0-9_.-]{0,31}:)?[A-Za-z0-9_]{0,32}(?:password|passwd|passphrase|pass|pwd|secret|secretkey|apikey|api_key|sessiontoken|accesstoken|authtoken)(?:[ \t][^<>]{0,300})?>[^<>\r\n]{1,256}</"#: Int(MK_PAT_XML_PASSWORD),
+        #"<input\b[^<>]{0,200}\btype=["']?password\b[^<>]{0,200}\bvalue=(?:"[^"<>]{1,128}|'[^'<>]{1,128}|[^\s"'<>]{1,128})"#: Int(MK_PAT_HTML_INPUT),
+        #"<input\b[^<>]*\bvalue="[^"<>]+"[^<>]*\btype=["']?password\b"#: Int(MK_PAT_HTML_INPUT_VALUE_FIRST),
+        #"\b(?:key|name)=["'][^"'<>]*(?:password|passwd|pwd|secret|apikey|api_key|api-key)[^"'<>]*["'][ \t]+value=(?:"[^"<>\r\n]+|'[^'<>\r\n]+)"#: Int(MK_PAT_KEYED_VALUE),
+        #"\b(?:key|name)=["'][^"'<>]*(?:password|passwd|pwd|secret)[^"'<>]*["'][^<>]*>[^<>\r\n]+</"#: Int(MK_PAT_KEYED_ELEMENT),
     ]
 
     /// Patterns confirmed caseless (the key names of secret assignments): only a caseless detector
     /// may use them.
     static let caselessOnly: Set<Int> = [
         Int(MK_PAT_SECRET_ASSIGN), Int(MK_PAT_SECRET_ASSIGN_DQUOTED), Int(MK_PAT_SECRET_ASSIGN_SQUOTED), Int(MK_PAT_SECRET_ASSIGN_LONG),
+        Int(MK_PAT_CONN_PASSWORD), Int(MK_PAT_DOB_MONTH_FIRST), Int(MK_PAT_DOB_DAY_FIRST), Int(MK_PAT_XML_PASSWORD), Int(MK_PAT_HTML_INPUT),
+        Int(MK_PAT_HTML_INPUT_VALUE_FIRST), Int(MK_PAT_KEYED_VALUE), Int(MK_PAT_KEYED_ELEMENT),
     ]
 
     /// Patterns whose letters are case-sensitive: a caseless detector with one of them is not
@@ -65,7 +88,9 @@ enum NativeConfirmers {
     static let caseSensitive: Set<Int> = [
         Int(MK_PAT_EMAIL_ENTITY), Int(MK_PAT_IBAN_COMPACT), Int(MK_PAT_IBAN_SPACED), Int(MK_PAT_JWT), Int(MK_PAT_STRIPE),
         Int(MK_PAT_GITHUB_CLASSIC), Int(MK_PAT_GITHUB_FINE), Int(MK_PAT_SLACK_TOKEN), Int(MK_PAT_SLACK_APP), Int(MK_PAT_SLACK_WEBHOOK),
-        Int(MK_PAT_AWS_KEY_ID),
+        Int(MK_PAT_AWS_KEY_ID), Int(MK_PAT_PEM_PRIVATE_KEY), Int(MK_PAT_K8S_SECRET_VALUE), Int(MK_PAT_K8S_SECRET_LONG),
+        Int(MK_PAT_PGPASS), Int(MK_PAT_NETRC_LOGIN), Int(MK_PAT_NETRC_MACHINE), Int(MK_PAT_AWS_CSV_KEY), Int(MK_PAT_AWS_CSV_CONSOLE),
+        Int(MK_PAT_MYSQL_FLAG), Int(MK_PAT_PASSWORD_FLAG),
     ]
 
     static let patternCount = Int(MK_PAT_COUNT)
