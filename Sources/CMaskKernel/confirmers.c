@@ -404,29 +404,13 @@ static inline int is_aws_secret(uint8_t b) { return is_alpha(b) || is_digit(b) |
 
 /// Per byte: in the AWS secret class, and which token family (if any) it can start. A table
 /// lookup instead of a chain of compares or a jump per byte (the windows of triggered detectors
-/// are walked byte by byte).
+/// are walked byte by byte). Built with the anchor table (`build_anchor_table`), before any
+/// confirmer runs.
 enum { B_AWS_SECRET = 1, B_STRIPE = 2, B_GITHUB = 4, B_SLACK = 8, B_WEBHOOK = 16, B_AWS_ID = 32 };
 static uint8_t byte_table[256];
-static int byte_table_ready = 0;
-
-static void build_byte_table(void) {
-    if (byte_table_ready) return;
-    for (int b = 0; b < 256; b++) {
-        uint8_t k = 0;
-        if (is_aws_secret((uint8_t)b)) k |= B_AWS_SECRET;
-        if (b == 's' || b == 'r') k |= B_STRIPE;
-        if (b == 'g') k |= B_GITHUB;
-        if (b == 'x') k |= B_SLACK;
-        if (b == 'h') k |= B_WEBHOOK;
-        if (b == 'A') k |= B_AWS_ID;
-        byte_table[b] = k;
-    }
-    byte_table_ready = 1;
-}
 
 // '[A-Za-z0-9/+]{40}' (no boundaries: every 40 bytes of the class end a match)
 static void aws_secret(ctx_t *c) {
-    build_byte_table();
     size_t run = 0;
     for (size_t e = 1; e <= c->n; e++) {
         run = (byte_table[c->d[e - 1]] & B_AWS_SECRET) ? run + 1 : 0;
@@ -523,7 +507,6 @@ static void aws_key_id(ctx_t *c, size_t s) {
 
 /// The token-prefix families, each started by one byte: one pass over the window.
 static void token_prefixes(ctx_t *c, int stripes, int githubs, int slacks, int webhooks, int aws_ids) {
-    build_byte_table();
     const uint8_t wanted = (uint8_t)((stripes ? B_STRIPE : 0) | (githubs ? B_GITHUB : 0) | (slacks ? B_SLACK : 0)
                                      | (webhooks ? B_WEBHOOK : 0) | (aws_ids ? B_AWS_ID : 0));
     for (size_t s = 0; s < c->n; s++) {
@@ -1494,6 +1477,14 @@ static void build_anchor_table(void) {
         if (b == 'I' || b == 'i') a |= A_IPV;
         if (b == ':') a |= A_COLON;
         anchor_table[b] = a;
+        uint8_t k = 0;
+        if (is_aws_secret((uint8_t)b)) k |= B_AWS_SECRET;
+        if (b == 's' || b == 'r') k |= B_STRIPE;
+        if (b == 'g') k |= B_GITHUB;
+        if (b == 'x') k |= B_SLACK;
+        if (b == 'h') k |= B_WEBHOOK;
+        if (b == 'A') k |= B_AWS_ID;
+        byte_table[b] = k;
     }
     anchor_table_ready = 1;
 }
