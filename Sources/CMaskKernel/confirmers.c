@@ -522,6 +522,13 @@ static void token_prefixes(ctx_t *c, int stripes, int githubs, int slacks, int w
     }
 }
 
+/// The offset of the first `b` at or after `from`, or the window's length.
+static inline size_t next_byte(const ctx_t *c, size_t from, uint8_t b) {
+    if (from >= c->n) return c->n;
+    const uint8_t *found = memchr(c->d + from, b, c->n - from);
+    return found ? (size_t)(found - c->d) : c->n;
+}
+
 // MARK: - Credentials in URLs and connection strings, PEM private keys
 
 /// `[^\s:/@"'<>]` and `[^\s@"'<>]`: the user and password of a URL.
@@ -541,10 +548,7 @@ static inline int is_scheme(uint8_t b) { return is_alpha(b) || is_digit(b) || b 
 static void url_credentials(ctx_t *c) {
     const uint8_t *d = c->d;
     size_t n = c->n;
-    for (size_t p = 0; p + 3 <= n; p++) {
-        const uint8_t *colon = memchr(d + p, ':', n - p);
-        if (colon == NULL) return;
-        p = (size_t)(colon - d);
+    for (size_t p = next_byte(c, 0, ':'); p + 3 <= n; p = next_byte(c, p + 1, ':')) {
         if (p + 3 > n || d[p + 1] != '/' || d[p + 2] != '/' || p < 2) continue;
         size_t q = p;
         while (q > 0 && p - (q - 1) <= 21 && is_scheme(d[q - 1])) q--;
@@ -576,10 +580,7 @@ static void conn_password(ctx_t *c) {
     static const char *names[] = {"password", "passwd", "pwd"};
     const uint8_t *d = c->d;
     size_t n = c->n;
-    for (size_t q = 0; q < n; q++) {
-        const uint8_t *equals = memchr(d + q, '=', n - q);
-        if (equals == NULL) return;
-        q = (size_t)(equals - d);
+    for (size_t q = next_byte(c, 0, '='); q < n; q = next_byte(c, q + 1, '=')) {
         size_t name = (size_t)-1;
         for (int k = 0; k < 3 && name == (size_t)-1; k++) {
             size_t length = strlen(names[k]);
@@ -607,10 +608,7 @@ static void pem_private_key(ctx_t *c) {
     const size_t begin_length = sizeof(begin) - 1;
     const uint8_t *d = c->d;
     size_t n = c->n;
-    for (size_t s = 0; s + begin_length <= n; s++) {
-        const uint8_t *dash = memchr(d + s, '-', n - s);
-        if (dash == NULL) return;
-        s = (size_t)(dash - d);
+    for (size_t s = next_byte(c, 0, '-'); s + begin_length <= n; s = next_byte(c, s + 1, '-')) {
         if (s + begin_length > n || memcmp(d + s, begin, begin_length) != 0) continue;
         size_t p = s + begin_length;
         for (int words = 0; words <= 3; words++) {
@@ -748,9 +746,7 @@ static void k8s_secret(ctx_t *c, int value, int long_value) {
                 }
             }
         }
-        const uint8_t *newline = memchr(d + line, '\n', n - line);
-        if (newline == NULL) return;
-        line = (size_t)(newline - d) + 1;
+        line = next_byte(c, line, '\n') + 1;
         if (line > n) return;
     }
 }
@@ -792,9 +788,8 @@ static void pgpass(ctx_t *c) {
                 }
             }
         }
-        const uint8_t *newline = memchr(d + line, '\n', n - line);
-        if (newline == NULL) return;
-        line = (size_t)(newline - d) + 1;
+        line = next_byte(c, line, '\n') + 1;
+        if (line > n) return;
     }
 }
 
@@ -849,10 +844,7 @@ static void netrc(ctx_t *c, int logins, int machines) {
 static void aws_csv(ctx_t *c, int keys, int consoles) {
     const uint8_t *d = c->d;
     size_t n = c->n;
-    for (size_t q = 1; q < n; q++) {
-        const uint8_t *comma = memchr(d + q, ',', n - q);
-        if (comma == NULL) return;
-        q = (size_t)(comma - d);
+    for (size_t q = next_byte(c, 1, ','); q < n; q = next_byte(c, q + 1, ',')) {
         size_t k = q + 1;
         int key = keys && k + 20 <= n && (memcmp(d + k, "AKIA", 4) == 0 || memcmp(d + k, "ASIA", 4) == 0)
             && span_of(c, k + 4, is_upper_alnum_c) >= 16 && boundary(c, k + 20);
@@ -908,10 +900,7 @@ static void password_flag(ctx_t *c) {
     static const char *names[] = {"password", "passwd", "pass", "requirepass", "masterauth", "db-password", "admin-password"};
     const uint8_t *d = c->d;
     size_t n = c->n;
-    for (size_t m = 0; m < n; m++) {
-        const uint8_t *dash = memchr(d + m, '-', n - m);
-        if (dash == NULL) return;
-        m = (size_t)(dash - d);
+    for (size_t m = next_byte(c, 0, '-'); m < n; m = next_byte(c, m + 1, '-')) {
         size_t s;
         if (m > 0 && (is_blank(d[m - 1]) || is_quote(d[m - 1]))) s = m - 1;
         else if (m == 0 || d[m - 1] == '\n') s = m;
@@ -967,10 +956,7 @@ static void xml_password(ctx_t *c) {
                                   "sessiontoken", "accesstoken", "authtoken"};
     const uint8_t *d = c->d;
     size_t n = c->n;
-    for (size_t s = 0; s < n; s++) {
-        const uint8_t *open = memchr(d + s, '<', n - s);
-        if (open == NULL) return;
-        s = (size_t)(open - d);
+    for (size_t s = next_byte(c, 0, '<'); s < n; s = next_byte(c, s + 1, '<')) {
         size_t q = s + 1;
         size_t prefix = span_of(c, q, is_xml_prefix);
         if (prefix >= 1 && prefix <= 32 && is_alpha(d[q]) && byte_is(c, q + prefix, ':')) q += prefix + 1;
@@ -1015,10 +1001,7 @@ static int is_unquoted_value_c(uint8_t b) { return is_unquoted_value(b); }
 static void html_inputs(ctx_t *c, int type_first, int value_first) {
     const uint8_t *d = c->d;
     size_t n = c->n;
-    for (size_t s = 0; s < n; s++) {
-        const uint8_t *open = memchr(d + s, '<', n - s);
-        if (open == NULL) return;
-        s = (size_t)(open - d);
+    for (size_t s = next_byte(c, 0, '<'); s < n; s = next_byte(c, s + 1, '<')) {
         if (!WORD_AT(c, s + 1, "input") || !boundary(c, s + 6)) continue;
         size_t a = s + 6;
         size_t tag_end = a + span_of(c, a, is_markup);
@@ -1083,13 +1066,8 @@ static int is_not_squote_line(uint8_t b) { return b != '\'' && b != '<' && b != 
 static void keyed_passwords(ctx_t *c, int values, int elements) {
     static const char *value_words[] = {"password", "passwd", "pwd", "secret", "apikey", "api_key", "api-key"};
     static const char *element_words[] = {"password", "passwd", "pwd", "secret"};
-    const uint8_t *d = c->d;
     size_t n = c->n;
-    for (size_t s = 0; s < n; s++) {
-        const uint8_t *equals = memchr(d + s, '=', n - s);
-        if (equals == NULL) return;
-        size_t q = (size_t)(equals - d);
-        s = q;
+    for (size_t q = next_byte(c, 0, '='); q < n; q = next_byte(c, q + 1, '=')) {
         size_t start;
         if (q >= 3 && WORD_AT(c, q - 3, "key")) start = q - 3;
         else if (q >= 4 && WORD_AT(c, q - 4, "name")) start = q - 4;
