@@ -53,7 +53,7 @@ public final class ValueMasker {
             // The software finders run only when the value has the bytes their candidates need
             // (most database values have none): one pass instead of four calls.
             let anchors = Anchors(value)
-            if anchors.emailSigns && engine.emailEndDetector != nil { resolver.findNativeEnds(value) }
+            if anchors.emailSigns { resolver.findNativeEnds(value) }
             try resolver.distributeEvents()
             if anchors.digits >= engine.digitRunMinAnchorDigits, var finder = engine.makeDigitRunFinder() {
                 finder.scan(value, offset: 0, into: &resolver.runWindows)
