@@ -756,7 +756,6 @@ static void k8s_secret(ctx_t *c, int value, int long_value) {
 /// `[ \t\r\n]`.
 static inline int is_blank_or_newline(uint8_t b) { return b == ' ' || b == '\t' || b == '\r' || b == '\n'; }
 static inline int is_nonspace(uint8_t b) { return !is_space(b); }
-static inline int is_blank_byte(uint8_t b) { return is_blank(b); }
 static inline int is_pgpass_host(uint8_t b) { return is_alpha(b) || is_digit(b) || b == '.' || b == '_' || b == '*' || b == '-'; }
 static inline int is_pgpass_field(uint8_t b) { return b != ':' && !is_space(b); }
 static inline int is_csv_field(uint8_t b) { return b != ',' && b != '\r' && b != '\n'; }
@@ -795,7 +794,7 @@ static void pgpass(ctx_t *c) {
 
 /// From p (after "password"): `[ \t]+\S+`, every end.
 static void netrc_tail(ctx_t *c, int pattern, size_t s, size_t p) {
-    size_t blanks = span_of(c, p, is_blank_byte);
+    size_t blanks = span_of(c, p, is_blank);
     if (blanks == 0) return;
     size_t v = p + blanks;
     size_t value = span_of(c, v, is_nonspace);
@@ -819,7 +818,7 @@ static void netrc(ctx_t *c, int logins, int machines) {
         else if (machines && b == 'm' && s + 7 <= n && memcmp(d + s, "machine", 7) == 0) {
             keyword = 7;
             pattern = MK_PAT_NETRC_MACHINE;
-            first_blank = is_blank_byte;
+            first_blank = is_blank;
         }
         if (!keyword || !boundary(c, s)) continue;
         size_t p = s + keyword;
@@ -859,7 +858,7 @@ static void aws_csv(ctx_t *c, int keys, int consoles) {
     }
 }
 
-/// `[^\s"']` and `[^\s"'<>]`: flag values.
+/// `[^\s"']` and `[^\s"'<>]`: flag values (the second also an unquoted `value=` in HTML).
 static inline int is_mysql_value(uint8_t b) { return !is_space(b) && b != '"' && b != '\''; }
 static inline int is_flag_value(uint8_t b) { return !is_space(b) && b != '"' && b != '\'' && b != '<' && b != '>'; }
 
@@ -912,7 +911,7 @@ static void password_flag(ctx_t *c) {
             size_t q = p + length;
             if (byte_is(c, q, '=')) q++;
             else {
-                size_t blanks = span_of(c, q, is_blank_byte);
+                size_t blanks = span_of(c, q, is_blank);
                 if (blanks == 0) continue;
                 q += blanks;
             }
@@ -988,10 +987,8 @@ static size_t password_type_at(const ctx_t *c, size_t i) {
     return WORD_AT(c, p, "password") && boundary(c, p + 8) ? p + 8 : 0;
 }
 
-static inline int is_unquoted_value(uint8_t b) { return !is_space(b) && b != '"' && b != '\'' && b != '<' && b != '>'; }
 static int is_not_dquote_markup(uint8_t b) { return b != '"' && b != '<' && b != '>'; }
 static int is_not_squote_markup(uint8_t b) { return b != '\'' && b != '<' && b != '>'; }
-static int is_unquoted_value_c(uint8_t b) { return is_unquoted_value(b); }
 
 // '<input\b[^<>]{0,200}\btype=["']?password\b[^<>]{0,200}\bvalue=(?:"[^"<>]{1,128}|'[^'<>]{1,128}|[^\s"'<>]{1,128})'
 // '<input\b[^<>]*\bvalue="[^"<>]+"[^<>]*\btype=["']?password\b'
@@ -1026,7 +1023,7 @@ static void html_inputs(ctx_t *c, int type_first, int value_first) {
                 if (!type_first) continue;
                 if (type_end == 0 || i - type_end > 200) continue;
                 size_t v = w;
-                int (*member)(uint8_t) = is_unquoted_value_c;
+                int (*member)(uint8_t) = is_flag_value;
                 if (byte_is(c, w, '"')) { v = w + 1; member = is_not_dquote_markup; }
                 else if (byte_is(c, w, '\'')) { v = w + 1; member = is_not_squote_markup; }
                 size_t value = span_of(c, v, member);
@@ -1074,7 +1071,7 @@ static void keyed_passwords(ctx_t *c, int values, int elements) {
         else continue;
         if (values) {
             size_t p = keyed_attribute_at(c, start, value_words, 7);
-            size_t blanks = p ? span_of(c, p, is_blank_byte) : 0;
+            size_t blanks = p ? span_of(c, p, is_blank) : 0;
             if (blanks && WORD_AT(c, p + blanks, "value=")) {
                 size_t w = p + blanks + 6;
                 int (*member)(uint8_t) = NULL;
