@@ -182,6 +182,125 @@ import Testing
         #expect(check("base64", "c2VjcmV0LXdpdGgtbG9uZ2VyLXRleHQ=", parameters: ["text_below": 24]))
     }
 
+    @Test func base64AgreesWithFoundationOnEveryInput() {
+        // The validator decodes on the stack; Foundation's decoder (what it used before) is the
+        // oracle, on random strings over the alphabet, padding, near-misses and random bytes.
+        var generator = SeededGenerator(state: 64)
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        let noise = Array("=-_ .\n\u{0}\u{ff}".utf8)
+        for round in 0..<40_000 {
+            var bytes = (0..<Int.random(in: 0...40, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }
+            switch round % 4 {
+            case 0: if !bytes.isEmpty { bytes[bytes.count - 1] = UInt8(ascii: "=") }
+            case 1: if bytes.count >= 2 { bytes[bytes.count - 1] = UInt8(ascii: "="); bytes[bytes.count - 2] = UInt8(ascii: "=") }
+            case 2: if !bytes.isEmpty { bytes[Int.random(in: 0..<bytes.count, using: &generator)] = noise.randomElement(using: &generator)! }
+            default: if bytes.count >= 3 { bytes[bytes.count - 3] = UInt8(ascii: "=") }
+            }
+            // The validator takes only lengths that are a multiple of 4 (Foundation also accepts
+            // some others, such as 20 characters and `==`).
+            if bytes.count % 4 != 0 { bytes.append(contentsOf: [UInt8](repeating: UInt8(ascii: "A"), count: 4 - bytes.count % 4)) }
+            let decoded: [UInt8]? = bytes.withUnsafeBytes { raw in
+                var out = [UInt8](repeating: 0, count: raw.count)
+                let count = out.withUnsafeMutableBufferPointer { Validators.base64Decode(raw, into: $0) }
+                return count.map { Array(out[0..<$0]) }
+            }
+            // Foundation also takes an `=` followed by more characters (`A5=A`); the validator is
+            // strict there, as its documentation says: padding only at the end.
+            let trailing = bytes.reversed().prefix { $0 == UInt8(ascii: "=") }.count
+            if bytes.dropLast(trailing).contains(UInt8(ascii: "=")) || trailing > 2 {
+                #expect(decoded == nil, "\(bytes)")
+                continue
+            }
+            let foundation = Data(base64Encoded: Data(bytes))
+            #expect(decoded == foundation.map { [UInt8]($0) }, "\(bytes)")
+            if decoded != foundation.map({ [UInt8]($0) }) { return }
+            // The text test: valid UTF-8 without control characters, as `String(data:encoding:)` said.
+            if let foundation, !bytes.isEmpty {
+                let text = String(data: foundation, encoding: .utf8) != nil
+                    && foundation.allSatisfy({ $0 >= 32 && $0 != 127 || $0 == 9 || $0 == 10 || $0 == 13 })
+                let accepted = bytes.withUnsafeBytes {
+                    Validators.base64($0, Base64Parameters(["min_length": 0, "text_below": 1000]))
+                }
+                #expect(accepted == text, "\(bytes)")
+            }
+        }
+    }
+
+    @Test func base64TextTestRejectsInvalidUTF8() {
+        // Decoded bytes C3 28 (a truncated sequence) and ED A0 80 (a surrogate).
+        for value in ["wyg=", "7aCA"] {
+            #expect(!check("base64", value, parameters: ["text_below": 24]), "\(value)")
+        }
+        #expect(check("base64", "w6k=", parameters: ["text_below": 24]))  // é
+    }
+
+    @Test func ibanAndDateAgreeWithTheirPlainForms() {
+        // Plain forms of the two validators as first written (arrays and string slices).
+        func plainIBAN(_ value: [UInt8]) -> Bool {
+            let chars = value.filter { $0 != 32 }.map { $0 >= 97 && $0 <= 122 ? $0 - 32 : $0 }
+            guard chars.count >= 15, chars.count <= 34, chars.allSatisfy(Validators.isAlnum),
+                  Validators.isAlpha(chars[0]), Validators.isAlpha(chars[1]), Validators.isDigit(chars[2]), Validators.isDigit(chars[3]),
+                  Validators.ibanLengths[String(decoding: chars[0..<2], as: UTF8.self)] == chars.count else { return false }
+            var remainder = 0
+            for byte in chars[4...] + chars[0..<4] {
+                remainder = Validators.isDigit(byte) ? (remainder * 10 + Int(byte - 48)) % 97 : (remainder * 100 + Int(byte - 65) + 10) % 97
+            }
+            return remainder == 1
+        }
+        func plainDate(_ value: [UInt8]) -> Bool {
+            let numbers = String(decoding: value, as: UTF8.self).split(whereSeparator: { !$0.isASCII || !$0.isNumber }).map { Int($0)! }
+            guard numbers.count == 3 else { return false }
+            let (year, a, b) = numbers[0] > 31 ? (numbers[0], numbers[1], numbers[2]) : (numbers[2], numbers[0], numbers[1])
+            return (1900...2099).contains(year) && ((1...12).contains(a) && (1...31).contains(b) || (1...31).contains(a) && (1...12).contains(b))
+        }
+        var generator = SeededGenerator(state: 97)
+        let ibans = ["DE89370400440532013000", "GB82 WEST 1234 5698 7654 32", "FR1420041010050500013M02606", "NL91ABNA0417164300"]
+        let characters = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ abc".utf8)
+        for round in 0..<20_000 {
+            var iban = Array(ibans[round % ibans.count].utf8)
+            for _ in 0..<Int.random(in: 0...2, using: &generator) {
+                iban[Int.random(in: 0..<iban.count, using: &generator)] = characters.randomElement(using: &generator)!
+            }
+            if round % 7 == 0 { iban.append(characters.randomElement(using: &generator)!) }
+            let fast = iban.withUnsafeBytes { Validators.iban($0) }
+            #expect(fast == plainIBAN(iban), "\(String(decoding: iban, as: UTF8.self))")
+            let date = Array("\(Int.random(in: 0...2200, using: &generator))\([UInt8(ascii: "-"), UInt8(ascii: "/"), UInt8(ascii: ".")].randomElement(using: &generator)!)\(Int.random(in: 0...40, using: &generator))-\(Int.random(in: 0...40, using: &generator))".utf8)
+            let parts = round % 2 == 0 ? date : Array(date.reversed())
+            #expect(parts.withUnsafeBytes { Validators.date($0) } == plainDate(parts), "\(String(decoding: parts, as: UTF8.self))")
+        }
+    }
+
+    @Test func inPlaceSortOrdersLikeTheStandardLibrary() {
+        var generator = SeededGenerator(state: 11)
+        for round in 0..<3_000 {
+            let count = [0, 1, 2, 5, 20, 32, 33, 100, 700][round % 9]
+            var values = (0..<count).map { _ in (start: Int.random(in: 0..<50, using: &generator), end: Int.random(in: 0..<50, using: &generator)) }
+            if round % 3 == 0 { values.sort { $0.end < $1.end || ($0.end == $1.end && $0.start < $1.start) } }
+            if round % 5 == 0 { values.reverse() }
+            let expected = values.sorted { $0.end < $1.end || ($0.end == $1.end && $0.start < $1.start) }
+            InPlaceSort.sort(&values) { $0.end < $1.end || ($0.end == $1.end && $0.start < $1.start) }
+            #expect(values.map(\.start) == expected.map(\.start) && values.map(\.end) == expected.map(\.end))
+        }
+    }
+
+    @Test func githubChecksumAgreesWithThePlainEncoding() {
+        let base62 = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
+        var generator = SeededGenerator(state: 40)
+        for round in 0..<5_000 {
+            let body = (0..<30).map { _ in base62.randomElement(using: &generator)! }
+            var value = UInt64(body.withUnsafeBytes { CRC32.checksum($0) })
+            var encoded = [UInt8](repeating: base62[0], count: 6)
+            for index in stride(from: 5, through: 0, by: -1) {
+                encoded[index] = base62[Int(value % 62)]
+                value /= 62
+            }
+            var token = Array("ghp_".utf8) + body + encoded
+            if round % 2 == 1 { token[34 + Int.random(in: 0..<6, using: &generator)] = base62.randomElement(using: &generator)! }
+            let valid = Array(token[34...]) == encoded
+            #expect(token.withUnsafeBytes { Validators.githubChecksum($0) } == valid)
+        }
+    }
+
     @Test func crc32MatchesTheIEEEReferenceValue() {
         let value = Array("123456789".utf8).withUnsafeBytes { CRC32.checksum($0) }
         #expect(value == 0xCBF4_3926)

@@ -45,6 +45,37 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    Benchmark("stream masker: sample corpus in 16 KiB writes, one stream reused", configuration: .init(metrics: metrics)) { benchmark in
+        // The steady state with values masked: the stream and its working memory exist already.
+        let masker = try engine.makeStreamMasker()
+        func pass() throws {
+            try samples.withUnsafeBytes { raw in
+                var offset = 0
+                while offset < raw.count {
+                    let end = min(raw.count, offset + 16384)
+                    try masker.write(UnsafeRawBufferPointer(rebasing: raw[offset..<end])) { blackHole($0.count) }
+                    offset = end
+                }
+                try masker.finish { blackHole($0.count) }
+            }
+            try masker.reset()
+        }
+        try pass()
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { try pass() }
+    }
+
+    Benchmark("value masker: every line of the sample corpus, one masker reused", configuration: .init(metrics: metrics)) { benchmark in
+        let masker = engine.makeValueMasker()
+        let lines = samples.split(separator: UInt8(ascii: "\n")).map { Array($0) }
+        func pass() throws {
+            for line in lines { blackHole(try masker.mask(line)) }
+        }
+        try pass()
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { try pass() }
+    }
+
     Benchmark("value masker: one email value", configuration: .init(metrics: metrics)) { benchmark in
         let masker = engine.makeValueMasker()
         let value = Array("jane.doe@example.com".utf8)

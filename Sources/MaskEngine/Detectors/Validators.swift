@@ -47,7 +47,7 @@ public struct CandidateView {
 enum CompiledValidator: Sendable {
     case luhn, iban, ssn, jwt, githubChecksum, ipv4, ipv6, phone, date, unknown
     case entropy(EntropyParameters)
-    case base64([String: Double])
+    case base64(Base64Parameters)
 
     init(_ spec: ValidatorSpec) {
         switch spec.name {
@@ -60,7 +60,7 @@ enum CompiledValidator: Sendable {
         case "ipv4": self = .ipv4
         case "ipv6": self = .ipv6
         case "phone": self = .phone
-        case "base64": self = .base64(spec.parameters)
+        case "base64": self = .base64(Base64Parameters(spec.parameters))
         case "date": self = .date
         default: self = .unknown
         }
@@ -79,6 +79,17 @@ struct EntropyParameters: Sendable {
         minLength = Int(parameters["min_length"] ?? 8)
         minEntropy = parameters["min_entropy"] ?? 3.0
         minClasses = Int(parameters["min_classes"] ?? 2)
+    }
+}
+
+/// The `base64` validator's parameters, with their defaults.
+struct Base64Parameters: Sendable {
+    let minLength: Int
+    let textBelow: Int
+
+    init(_ parameters: [String: Double]) {
+        minLength = Int(parameters["min_length"] ?? 4)
+        textBelow = Int(parameters["text_below"] ?? 0)
     }
 }
 
@@ -103,7 +114,7 @@ public enum Validators {
         case .ipv4: return ipv4(candidate)
         case .ipv6: return ipv6(candidate)
         case .phone: return phone(candidate)
-        case .base64(let parameters): return base64(candidate.secretBytes, parameters: parameters)
+        case .base64(let parameters): return base64(candidate.secretBytes, parameters)
         case .date: return date(candidate.secretBytes)
         case .unknown: return false
         }
@@ -175,26 +186,31 @@ public enum Validators {
     ]
 
     /// Country length and the mod-97 check of ISO 7064, ignoring spaces.
+    /// (No allocation: the characters go to a 34-byte buffer on the stack.)
     static func iban(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        var chars: [UInt8] = []
-        chars.reserveCapacity(34)
-        for byte in bytes where byte != UInt8(ascii: " ") {
-            guard isAlnum(byte), chars.count < 34 else { return false }
-            chars.append(byte & 0xDF == byte ? byte : (isAlpha(byte) ? byte & 0xDF : byte))
-        }
-        guard chars.count >= 15, isAlpha(chars[0]), isAlpha(chars[1]), isDigit(chars[2]), isDigit(chars[3]) else { return false }
-        let country = String(decoding: chars[0..<2], as: UTF8.self)
-        guard let expected = ibanLengths[country], expected == chars.count else { return false }
-        var remainder = 0
-        for byte in chars[4...] + chars[0..<4] {
-            if isDigit(byte) {
-                remainder = (remainder * 10 + Int(byte - 48)) % 97
-            } else {
-                let value = Int(byte - 65) + 10
-                remainder = (remainder * 100 + value) % 97
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 34) { chars in
+            var count = 0
+            for byte in bytes where byte != UInt8(ascii: " ") {
+                guard isAlnum(byte), count < 34 else { return false }
+                chars[count] = isAlpha(byte) ? byte & 0xDF : byte
+                count += 1
             }
+            guard count >= 15, isAlpha(chars[0]), isAlpha(chars[1]), isDigit(chars[2]), isDigit(chars[3]) else { return false }
+            let country = String(decoding: UnsafeBufferPointer(rebasing: chars[0..<2]), as: UTF8.self)
+            guard let expected = ibanLengths[country], expected == count else { return false }
+            // The first four characters move to the end.
+            var remainder = 0
+            for index in 0..<count {
+                let byte = chars[(index + 4) % count]
+                if isDigit(byte) {
+                    remainder = (remainder * 10 + Int(byte - 48)) % 97
+                } else {
+                    let value = Int(byte - 65) + 10
+                    remainder = (remainder * 100 + value) % 97
+                }
+            }
+            return remainder == 1
         }
-        return remainder == 1
     }
 
     // MARK: US SSN
@@ -294,15 +310,14 @@ public enum Validators {
         if bytes.starts(with: "github_pat_".utf8) { return bytes.count >= 82 }
         guard bytes.count == 40, bytes[3] == UInt8(ascii: "_") else { return false }
         let body = UnsafeRawBufferPointer(rebasing: bytes[4..<34])
+        // The checksum's six base62 digits, most significant first, zero-padded: compared from the
+        // last digit back.
         var value = UInt64(CRC32.checksum(body))
-        var encoded = [UInt8](repeating: base62[0], count: 6)
-        var index = 5
-        while value > 0, index >= 0 {
-            encoded[index] = base62[Int(value % 62)]
+        for index in stride(from: 39, through: 34, by: -1) {
+            guard bytes[index] == base62[Int(value % 62)] else { return false }
             value /= 62
-            index -= 1
         }
-        return value == 0 && encoded.elementsEqual(bytes[34..<40])
+        return value == 0
     }
 
     // MARK: Entropy
@@ -357,7 +372,10 @@ public enum Validators {
 
     static func shannonEntropy(_ bytes: UnsafeRawBufferPointer) -> Double {
         guard !bytes.isEmpty else { return 0 }
-        return withUnsafeTemporaryAllocation(of: Int.self, capacity: 256) { counts in
+        // 32-bit counts: 1 KiB, which `withUnsafeTemporaryAllocation` keeps on the stack (a table of
+        // 256 `Int`s went to the heap on every call).
+        guard bytes.count <= Int(UInt32.max) else { return 0 }
+        return withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 256) { counts in
             // Only the counts of bytes that occur are written (a bitmap says which), and the sum
             // runs over them in byte order, as a pass over all 256 counts would: the same
             // arithmetic in the same order, so the same result to the last bit.
@@ -442,14 +460,14 @@ public enum Validators {
         // A colon before the address is the end of a label (`addr:fe80::1`), not of a longer
         // address, when no hex digit or colon comes before it (`IPv6:` is matched with its prefix).
         if candidate.before.0 == UInt8(ascii: ":"), let c = candidate.before.1, isHex(c) || c == UInt8(ascii: ":") { return false }
-        let bytes = Array(candidate.secretBytes)
+        let bytes = candidate.secretBytes
         guard bytes.count >= 4 else { return false }
         var groups = 0
         var doubleColon = false
         var index = 0
         var sawHexLetter = false
         var colons = 0
-        if bytes.starts(with: [58, 58]) { doubleColon = true; index = 2; colons = 2 }
+        if bytes[0] == 58, bytes[1] == 58 { doubleColon = true; index = 2; colons = 2 }
         while index < bytes.count {
             var length = 0
             while index < bytes.count, isHex(bytes[index]) {
@@ -460,9 +478,7 @@ public enum Validators {
             if index < bytes.count, bytes[index] == UInt8(ascii: "."), length > 0 {
                 // Embedded IPv4 in the last 32 bits.
                 let start = index - length
-                let v4 = Array(bytes[start...])
-                let ok = v4.withUnsafeBytes { ipv4(CandidateView(bytes: $0)) }
-                guard ok else { return false }
+                guard ipv4(CandidateView(bytes: UnsafeRawBufferPointer(rebasing: bytes[start...]))) else { return false }
                 groups += 2
                 index = bytes.count
                 break
@@ -532,14 +548,64 @@ public enum Validators {
     /// (UTF-8 without control characters other than tab, CR and LF): a short secret is a password
     /// or a name, while `6379` or `postgres` decode to noise.
     static func base64(_ bytes: UnsafeRawBufferPointer, parameters: [String: Double]) -> Bool {
-        let minLength = Int(parameters["min_length"] ?? 4)
-        guard bytes.count >= minLength, bytes.count % 4 == 0 else { return false }
-        guard let decoded = Data(base64Encoded: Data(bytes)) else { return false }
-        if bytes.count < Int(parameters["text_below"] ?? 0) {
-            guard String(data: decoded, encoding: .utf8) != nil,
-                  decoded.allSatisfy({ $0 >= 32 && $0 != 127 || $0 == 9 || $0 == 10 || $0 == 13 }) else { return false }
+        base64(bytes, Base64Parameters(parameters))
+    }
+
+    /// The hot path's form. Decodes into a buffer on the stack only when the text test needs the
+    /// bytes (values under `text_below`); otherwise checking the alphabet and padding is enough.
+    static func base64(_ bytes: UnsafeRawBufferPointer, _ parameters: Base64Parameters) -> Bool {
+        guard bytes.count >= parameters.minLength, bytes.count % 4 == 0 else { return false }
+        guard bytes.count < parameters.textBelow else { return base64Decode(bytes, into: nil) != nil }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bytes.count / 4 * 3) { decoded in
+            guard let count = base64Decode(bytes, into: decoded) else { return false }
+            let text = UnsafeBufferPointer(rebasing: decoded[0..<count])
+            guard text.allSatisfy({ $0 >= 32 && $0 != 127 || $0 == 9 || $0 == 10 || $0 == 13 }) else { return false }
+            // Valid UTF-8 (no overlong forms, surrogates or truncated sequences).
+            var parser = Unicode.UTF8.ForwardParser()
+            var iterator = text.makeIterator()
+            while true {
+                switch parser.parseScalar(from: &iterator) {
+                case .valid: continue
+                case .emptyInput: return true
+                case .error: return false
+                }
+            }
         }
-        return true
+    }
+
+    /// Standard base64 (`+`, `/`, `=` padding; the length a multiple of 4, at most two `=` and only
+    /// at the end), decoded into `out` when given: the decoded length, or nil. Bits of the last
+    /// character that the padding leaves unused are ignored.
+    static func base64Decode(_ bytes: UnsafeRawBufferPointer, into out: UnsafeMutableBufferPointer<UInt8>?) -> Int? {
+        guard bytes.count % 4 == 0 else { return nil }
+        var padding = 0
+        if bytes.count >= 4, bytes[bytes.count - 1] == UInt8(ascii: "=") {
+            padding = bytes[bytes.count - 2] == UInt8(ascii: "=") ? 2 : 1
+        }
+        let characters = bytes.count - padding
+        var accumulator: UInt32 = 0
+        var bits = 0
+        var written = 0
+        for index in 0..<characters {
+            let byte = bytes[index]
+            let value: UInt32
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = UInt32(byte - 65)
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): value = UInt32(byte - 97 + 26)
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = UInt32(byte - 48 + 52)
+            case UInt8(ascii: "+"): value = 62
+            case UInt8(ascii: "/"): value = 63
+            default: return nil
+            }
+            accumulator = (accumulator << 6) | value
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                if let out { out[written] = UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)) }
+                written += 1
+            }
+        }
+        return written
     }
 
     // MARK: Dates
@@ -547,20 +613,31 @@ public enum Validators {
     /// A calendar date in a plausible range for a date of birth (1900–2099), as `YYYY-MM-DD`,
     /// `DD.MM.YYYY`, `MM/DD/YYYY` or `DD/MM/YYYY`.
     static func date(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        var numbers: [Int] = []
+        var numbers = (0, 0, 0)
+        var count = 0
         var current = -1
+        func push(_ number: Int) {
+            switch count {
+            case 0: numbers.0 = number
+            case 1: numbers.1 = number
+            case 2: numbers.2 = number
+            default: break
+            }
+            count += 1
+        }
         for byte in bytes {
             if isDigit(byte) {
-                current = (current < 0 ? 0 : current * 10) + Int(byte - 48)
+                // Saturated: a longer number is no date part, and the value must not overflow.
+                current = min((current < 0 ? 0 : current * 10) + Int(byte - 48), 1_000_000)
             } else if current >= 0 {
-                numbers.append(current)
+                push(current)
                 current = -1
             }
         }
-        if current >= 0 { numbers.append(current) }
-        guard numbers.count == 3 else { return false }
+        if current >= 0 { push(current) }
+        guard count == 3 else { return false }
         let (year, a, b): (Int, Int, Int)
-        if numbers[0] > 31 { (year, a, b) = (numbers[0], numbers[1], numbers[2]) } else { (year, a, b) = (numbers[2], numbers[0], numbers[1]) }
+        if numbers.0 > 31 { (year, a, b) = numbers } else { (year, a, b) = (numbers.2, numbers.0, numbers.1) }
         guard (1900...2099).contains(year) else { return false }
         let okMonthDay = (1...12).contains(a) && (1...31).contains(b)
         let okDayMonth = (1...31).contains(a) && (1...12).contains(b)

@@ -309,7 +309,7 @@ struct Resolver {
         let context = Unmanaged.passUnretained(collector).toOpaque()
         for detectorIndex in dirty {
             let detector = engine.detectors[detectorIndex]
-            candidates[detectorIndex].sort()
+            InPlaceSort.sort(&candidates[detectorIndex], by: <)
             if detector.triggered {
                 try confirmTriggered(detector, bytes: bytes, base: base, limit: limit, atEnd: atEnd, scratch: scratch, context: context)
                 continue
@@ -456,7 +456,7 @@ struct Resolver {
                 }
                 guard status == HS.success else { throw MaskingError(code: .engine, reason: "hs_scan failed with \(status)") }
                 // Leftmost start per (detector, end): sort so the first of each group is the leftmost.
-                collector.idSpans.sort { ($0.id, $0.end, $0.start) < ($1.id, $1.end, $1.start) }
+                InPlaceSort.sort(&collector.idSpans) { ($0.id, $0.end, $0.start) < ($1.id, $1.end, $1.start) }
             }
             var previous = (id: -1, end: -1)
             for span in collector.idSpans {
@@ -497,7 +497,7 @@ struct Resolver {
                 continue
             }
             try confirmScan(detector, bytes: bytes, from: scanStart - base, to: scanEnd - base, scratch: scratch, context: context)
-            collector.spans.sort { $0.end < $1.end || ($0.end == $1.end && $0.start < $1.start) }
+            InPlaceSort.sort(&collector.spans) { $0.end < $1.end || ($0.end == $1.end && $0.start < $1.start) }
             var previousEnd = -1
             var found = collector.foundStarts
             collector.foundStarts = []
@@ -655,7 +655,7 @@ struct Resolver {
             return
         }
         try confirmScan(detector, bytes: bytes, from: windowStart - base, to: windowEnd - base, scratch: scratch, context: context)
-        collector.spans.sort { $0.end < $1.end || ($0.end == $1.end && $0.start < $1.start) }
+        InPlaceSort.sort(&collector.spans) { $0.end < $1.end || ($0.end == $1.end && $0.start < $1.start) }
         var found = collector.foundStarts
         collector.foundStarts = []
         found.removeAll(keepingCapacity: true)
@@ -706,7 +706,7 @@ struct Resolver {
         try confirmScan(detector, bytes: bytes, from: windowStart - base, to: windowEnd - base, scratch: scratch, context: context)
         // For each reported end keep the leftmost start; ends the prefilter did not report are
         // artefacts of the window edge and are dropped.
-        collector.spans.sort { $0.end < $1.end || ($0.end == $1.end && $0.start < $1.start) }
+        InPlaceSort.sort(&collector.spans) { $0.end < $1.end || ($0.end == $1.end && $0.start < $1.start) }
         var spanIndex = 0
         var found = collector.foundStarts
         collector.foundStarts = []
@@ -1089,6 +1089,53 @@ extension Array {
             removeAll(keepingCapacity: true)
         } else if n > 0 {
             removeFirst(n)
+        }
+    }
+}
+
+/// Sorting without allocating: the standard library's sort takes a buffer of half the elements
+/// for more than 20 of them, on every call. Insertion sort for short arrays, one pass for arrays
+/// already in order (the common case), heapsort otherwise. Not stable: callers sort by keys
+/// that are whole elements, so equal keys are equal elements.
+enum InPlaceSort {
+    static func sort<T>(_ array: inout [T], by less: (T, T) -> Bool) {
+        let count = array.count
+        guard count > 1 else { return }
+        array.withUnsafeMutableBufferPointer { buffer in
+            var inOrder = true
+            for index in 1..<count where less(buffer[index], buffer[index - 1]) {
+                inOrder = false
+                break
+            }
+            if inOrder { return }
+            if count <= 32 {
+                for index in 1..<count {
+                    let element = buffer[index]
+                    var hole = index
+                    while hole > 0, less(element, buffer[hole - 1]) {
+                        buffer[hole] = buffer[hole - 1]
+                        hole -= 1
+                    }
+                    buffer[hole] = element
+                }
+                return
+            }
+            func siftDown(_ start: Int, _ end: Int) {
+                var root = start
+                while true {
+                    var child = 2 * root + 1
+                    guard child < end else { return }
+                    if child + 1 < end, less(buffer[child], buffer[child + 1]) { child += 1 }
+                    guard less(buffer[root], buffer[child]) else { return }
+                    buffer.swapAt(root, child)
+                    root = child
+                }
+            }
+            for start in stride(from: count / 2 - 1, through: 0, by: -1) { siftDown(start, count) }
+            for end in stride(from: count - 1, to: 0, by: -1) {
+                buffer.swapAt(0, end)
+                siftDown(0, end)
+            }
         }
     }
 }
