@@ -406,7 +406,7 @@ static inline int is_aws_secret(uint8_t b) { return is_alpha(b) || is_digit(b) |
 /// lookup instead of a chain of compares or a jump per byte (the windows of triggered detectors
 /// are walked byte by byte). Built with the anchor table (`build_anchor_table`), before any
 /// confirmer runs.
-enum { B_AWS_SECRET = 1, B_STRIPE = 2, B_GITHUB = 4, B_SLACK = 8, B_WEBHOOK = 16, B_AWS_ID = 32 };
+enum { B_AWS_SECRET = 1 };
 static uint8_t byte_table[256];
 
 // '[A-Za-z0-9/+]{40}' (no boundaries: every 40 bytes of the class end a match)
@@ -505,28 +505,47 @@ static void aws_key_id(ctx_t *c, size_t s) {
     if (known && span_of(c, s + 4, is_upper_alnum_c) >= 16 && boundary(c, s + 20)) emit(c, MK_PAT_AWS_KEY_ID, s, s + 20);
 }
 
-/// The token-prefix families, each started by one byte: one pass over the window.
-static void token_prefixes(ctx_t *c, int stripes, int githubs, int slacks, int webhooks, int aws_ids) {
-    const uint8_t wanted = (uint8_t)((stripes ? B_STRIPE : 0) | (githubs ? B_GITHUB : 0) | (slacks ? B_SLACK : 0)
-                                     | (webhooks ? B_WEBHOOK : 0) | (aws_ids ? B_AWS_ID : 0));
-    for (size_t s = 0; s < c->n; s++) {
-        if (!(byte_table[c->d[s]] & wanted)) continue;
-        switch (c->d[s]) {
-        case 's': case 'r': if (stripes) stripe(c, s); break;
-        case 'g': if (githubs) github(c, s); break;
-        case 'x': if (slacks) slack(c, s); break;
-        case 'h': if (webhooks) slack_webhook(c, s); break;
-        case 'A': if (aws_ids) aws_key_id(c, s); break;
-        default: break;
-        }
-    }
-}
-
 /// The offset of the first `b` at or after `from`, or the window's length.
 static inline size_t next_byte(const ctx_t *c, size_t from, uint8_t b) {
     if (from >= c->n) return c->n;
     const uint8_t *found = memchr(c->d + from, b, c->n - from);
     return found ? (size_t)(found - c->d) : c->n;
+}
+
+/// Calls `at(c, p - back)` for every position p of `needle` in the window, jumping between the
+/// occurrences of its byte `key` (a rarer byte than the first, where it has one).
+static void each_literal(ctx_t *c, const char *needle, size_t key, size_t back, void (*at)(ctx_t *, size_t)) {
+    const size_t length = strlen(needle);
+    for (size_t q = next_byte(c, key, (uint8_t)needle[key]); q < c->n; q = next_byte(c, q + 1, (uint8_t)needle[key])) {
+        size_t p = q - key;
+        if (p + length > c->n || p < back || memcmp(c->d + p, needle, length) != 0) continue;
+        at(c, p - back);
+    }
+}
+
+/// The token-prefix families. Each is found by the literal every match holds, with memchr on one
+/// of its bytes (a trigger window is mostly the match's reach on both sides, so a pass that looks
+/// at every byte costs more than the few matches it finds). `emit` keeps the leftmost start per
+/// end, so the order in which starts are visited does not matter.
+static void token_prefixes(ctx_t *c, int stripes, int githubs, int slacks, int webhooks, int aws_ids) {
+    if (stripes) each_literal(c, "k_live_", 1, 1, stripe);  // [sr]k_live_
+    if (githubs) {
+        // gh[pousr]_ (the '_' 3 bytes after the start) and github_pat_ (6 bytes after).
+        for (size_t q = next_byte(c, 0, '_'); q < c->n; q = next_byte(c, q + 1, '_')) {
+            if (q >= 3 && c->d[q - 3] == 'g' && c->d[q - 2] == 'h') github(c, q - 3);
+            if (q >= 6 && memcmp(c->d + q - 6, "github", 6) == 0) github(c, q - 6);
+        }
+    }
+    if (slacks) {
+        // xox[abposre]- and xapp-: the '-' 4 bytes after the start.
+        for (size_t q = next_byte(c, 0, '-'); q < c->n; q = next_byte(c, q + 1, '-')) {
+            if (q >= 4 && c->d[q - 4] == 'x') slack(c, q - 4);
+        }
+    }
+    if (webhooks) each_literal(c, "://hooks.slack.com/services/", 6, 5, slack_webhook);  // "https" before it
+    if (aws_ids) {
+        for (size_t q = next_byte(c, 0, 'A'); q < c->n; q = next_byte(c, q + 1, 'A')) aws_key_id(c, q);
+    }
 }
 
 // MARK: - Credentials in URLs and connection strings, PEM private keys
@@ -1454,11 +1473,6 @@ static void build_anchor_table(void) {
         anchor_table[b] = a;
         uint8_t k = 0;
         if (is_aws_secret((uint8_t)b)) k |= B_AWS_SECRET;
-        if (b == 's' || b == 'r') k |= B_STRIPE;
-        if (b == 'g') k |= B_GITHUB;
-        if (b == 'x') k |= B_SLACK;
-        if (b == 'h') k |= B_WEBHOOK;
-        if (b == 'A') k |= B_AWS_ID;
         byte_table[b] = k;
     }
     anchor_table_ready = 1;
