@@ -1002,7 +1002,8 @@ struct Resolver {
     /// Forgets hits and matches that can no longer matter once output reached `cursor`.
     mutating func prune() {
         let horizon = cursor - engine.maxContextBefore - 8
-        for index in contextHits.indices {
+        // Only detectors with an event since the last reset can hold hits.
+        for index in touched {
             if let first = contextHits[index].first, first.end < horizon {
                 contextHits[index].removeAll { $0.end < horizon }
             }
