@@ -73,12 +73,16 @@ public final class ValueMasker {
         if resolver.pending.isEmpty { return .unchanged }
         output.removeAll(keepingCapacity: true)
         resolver.emit(bytes: value, base: 0, limit: value.count, upTo: value.count, atEnd: true) { output.append(contentsOf: $0) }
-        guard resolver.counts.contains(where: { $0 > 0 }) else { return .unchanged }
-        matchedLast = true
-        for (index, count) in resolver.counts.enumerated() where count > 0 && engine.detectors[index].style == .null {
-            return .null
+        // Only touched detectors can have masked something: no pass over every detector.
+        var masked = false
+        var null = false
+        for index in resolver.touched where resolver.counts[index] > 0 {
+            masked = true
+            if engine.detectors[index].style == .null { null = true }
         }
-        return .masked(output)
+        guard masked else { return .unchanged }
+        matchedLast = true
+        return null ? .null : .masked(output)
     }
 
     public func mask(_ value: [UInt8]) throws -> MaskedValue {
