@@ -36,6 +36,15 @@ func openStore(_ configuration: GatewayConfiguration, url: String? = nil) -> SQL
     }
 }
 
+/// The result of `body`, or exit 2 with its error and `context`.
+func orFail<T>(_ context: String, _ body: () throws -> T) -> T {
+    do {
+        return try body()
+    } catch {
+        fail("\(error) (\(context))", code: 2)
+    }
+}
+
 func pad(_ text: String, _ width: Int) -> String {
     text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
 }
@@ -84,7 +93,8 @@ struct Token: ParsableCommand {
             guard let seconds = GatewayConfiguration.parseDurationText(ttl) else { fail("--ttl: expected e.g. 30m or 1h", code: 2) }
             lifetime = .seconds(seconds)
         }
-        let key = try StateDirectory(path: configuration.stateDir).signingKey()
+        let state = StateDirectory(path: configuration.stateDir)
+        let key = orFail("configuration: \(configuration.file ?? "embedded defaults")") { try state.existingSigningKey() }
         let groupList = groups.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         print(try DevIssuer.mint(user: user, groups: groupList, ttl: lifetime, key: key))
     }

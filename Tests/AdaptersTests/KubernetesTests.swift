@@ -24,7 +24,7 @@ import Testing
         #expect(get.namespace == "prod")
         #expect(get.name == "web-1")
         #expect(get.path == "/api/v1/namespaces/prod/pods/web-1")
-        #expect(get.command == Command(text: "get pods prod/web-1", classes: ["get", "pods", "read"]))
+        #expect(get.command == Command(text: "get pods prod/web-1", classes: ["get", "pods", "resource:pods", "read"]))
         #expect(text("PUT", "/api/v1/namespaces/prod/configmaps/app") == "update configmaps prod/app")
         #expect(text("POST", "/api/v1/namespaces/prod/pods") == "create pods prod/")
     }
@@ -34,10 +34,10 @@ import Testing
         #expect(get.apiGroup == "apps")
         #expect(get.apiVersion == "v1")
         #expect(get.command.text == "get deployments prod/api")
-        #expect(get.command.classes == ["get", "deployments", "read", "group:apps"])
+        #expect(get.command.classes == ["get", "deployments", "resource:deployments", "read", "group:apps"])
         let scale = request("PATCH", "/apis/apps/v1/namespaces/prod/deployments/api/scale")
         #expect(scale.command.text == "patch deployments/scale prod/api")
-        #expect(scale.command.classes == ["patch", "deployments", "deployments/scale", "write", "group:apps"])
+        #expect(scale.command.classes == ["patch", "deployments", "resource:deployments", "deployments/scale", "resource:deployments/scale", "write", "group:apps"])
         #expect(text("GET", "/apis/rbac.authorization.k8s.io/v1/clusterroles") == "list clusterroles ")
     }
 
@@ -82,7 +82,7 @@ import Testing
             #expect(exec.subresource == "exec")
             #expect(exec.command.text == "create pods/exec prod/db-0")
             #expect(exec.command.text.hasPrefix("create pods/exec prod/"))
-            #expect(exec.command.classes == ["create", "pods", "pods/exec", "write", "exec"])
+            #expect(exec.command.classes == ["create", "pods", "resource:pods", "pods/exec", "resource:pods/exec", "write", "exec"])
             #expect(exec.execCommand == ["sh", "-c", "echo hi"])
             #expect(exec.queryFlags == .init(stdin: true, stdout: true, stderr: true, tty: false, container: "db"))
         }
@@ -99,12 +99,12 @@ import Testing
     @Test func podLogIsGet() {
         let log = request("GET", "/api/v1/namespaces/prod/pods/db-0/log?container=db&follow=true")
         #expect(log.command.text == "get pods/log prod/db-0")
-        #expect(log.command.classes == ["get", "pods", "pods/log", "read"])
+        #expect(log.command.classes == ["get", "pods", "resource:pods", "pods/log", "resource:pods/log", "read"])
         #expect(log.queryFlags.container == "db")
     }
 
     @Test func secretsAreClassed() {
-        #expect(request("GET", "/api/v1/namespaces/prod/secrets/db").command.classes == ["get", "secrets", "read", "secrets"])
+        #expect(request("GET", "/api/v1/namespaces/prod/secrets/db").command.classes == ["get", "secrets", "resource:secrets", "read", "secrets"])
         #expect(request("GET", "/api/v1/secrets").command.text == "list secrets ")
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Adapters
 @testable import Gateway
 import Testing
@@ -49,11 +50,82 @@ import Testing
             ("identity: { oidc: [{ issuer: 'idp', audience: a }] }", "identity.oidc[0].issuer"),
             ("connections: [{ name: a, type: ssh, target: 'h:22', port_forwarding: ['db'] }]", "connections[0].port_forwarding"),
             ("connections: [{ name: a, type: postgres, target: 'h:1', port_forwarding: ['db:5432'] }]", "connections[0].port_forwarding"),
+            ("connections: [{ name: a, type: postgres, target: 'h:1', guardrails: [{ class: delet_without_where, action: review }] }]",
+             "connections[0].guardrails[0].class"),
+            ("connections: [{ name: a, type: ssh, target: 'h:22', guardrails: [{ class: drop, action: block }] }]", "connections[0].guardrails[0].class"),
         ]
         for (text, key) in cases {
             let error = #expect(throws: ConfigurationError.self, "\(text)") { try GatewayConfiguration.parse(text: text) }
             #expect(error?.key == key, "\(text)")
         }
+    }
+
+    @Test func relativePathsResolveAgainstTheConfigurationFilesFolder() throws {
+        let directory = TemporaryDirectory()
+        let folder = directory.path + "/gw"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let file = folder + "/sluice.yaml"
+        try """
+        state_dir: state
+        store: sqlite:data/sluice.db
+        tls: { cert: certs/tls.crt, key: /etc/abs.key }
+        detectors: [corpora, ../shared-corpora, /opt/corpora]
+        connections:
+          - { name: box, type: ssh, target: 'h:22', credential: { username: u, private_key_file: keys/id } }
+          - { name: k8s, type: kubernetes, target: 'https://h:6443', ca_file: ca.crt, credential: { token_file: ./token } }
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        let configuration = try GatewayConfiguration.parse(file: file)
+        #expect(configuration.stateDir == folder + "/state")
+        #expect(configuration.storeURL == "sqlite:" + folder + "/data/sluice.db")
+        #expect(configuration.tls == .init(cert: folder + "/certs/tls.crt", key: "/etc/abs.key"))
+        #expect(configuration.detectors == [folder + "/corpora", directory.path + "/shared-corpora", "/opt/corpora"])
+        #expect(configuration.connections[0].credential.privateKeyFile == folder + "/keys/id")
+        #expect(configuration.connections[1].caFile == folder + "/ca.crt")
+        #expect(configuration.connections[1].credential.tokenFile == folder + "/token")
+        // The default state_dir is next to the file too.
+        try "listen: { admin: 127.0.0.1:9000 }".write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try GatewayConfiguration.parse(file: file).stateDir == folder + "/.sluice")
+        #expect(try GatewayConfiguration.parse(file: file).storeURL == "sqlite:" + folder + "/.sluice/sluice.db")
+    }
+
+    @Test func aListenBlockOpensOnlyTheListenersItNames() throws {
+        let named = try GatewayConfiguration.parse(text: "listen: { admin: 127.0.0.1:9000, ssh: 127.0.0.1:2222 }")
+        #expect(named.listen.admin == HostPort(host: "127.0.0.1", port: 9000))
+        #expect(named.listen.ssh == HostPort(host: "127.0.0.1", port: 2222))
+        #expect(named.listen.postgres == nil && named.listen.http == nil && named.listen.kubernetes == nil)
+        // No block: every default listener.
+        let defaults = try GatewayConfiguration.parse(text: "state_dir: x")
+        #expect(defaults.listen == GatewayConfiguration.Listeners())
+        // A block that names none, or turns every one off, is a mistake.
+        for text in ["listen: {}", "listen: { admin: off, postgres: off }"] {
+            let error = #expect(throws: ConfigurationError.self, "\(text)") { try GatewayConfiguration.parse(text: text) }
+            #expect(error?.key == "listen", "\(text)")
+        }
+    }
+
+    @Test func aMisspeltGuardrailClassIsRefusedWithTheKnownOnes() throws {
+        let text = """
+        connections:
+          - name: db
+            type: postgres
+            target: 127.0.0.1:5432
+            guardrails:
+              - { class: delet_without_where, action: review }
+        """
+        let error = #expect(throws: ConfigurationError.self) { try GatewayConfiguration.parse(text: text, file: "x.yaml") }
+        #expect(error?.key == "connections[0].guardrails[0].class")
+        #expect(error?.line == 6)
+        #expect(error?.reason.contains("did you mean 'delete_without_where'") == true)
+        #expect(error?.reason.contains("update_without_where") == true)
+        // Every class the shipped example and the docs use loads.
+        let fine = try GatewayConfiguration.parse(text: """
+        connections:
+          - { name: db, type: postgres, target: 'h:1', guardrails: [{ class: delete_without_where, action: review }, { class: copy_program, action: block }] }
+          - { name: box, type: ssh, target: 'h:22', guardrails: [{ class: sftp, action: block }, { class: dynamic, action: review }, { class: shell_session, action: block }] }
+          - { name: api, type: http, target: 'http://h:1', guardrails: [{ class: delete, action: review }, { class: write, action: review }] }
+          - { name: k8s, type: kubernetes, target: 'https://h:6443', guardrails: [{ class: kubernetes_exec, action: review }, { class: secrets, action: block }, { class: 'pods/exec', action: review }, { class: 'group:apps', action: review }, { class: 'resource:widgets', action: block }] }
+        """)
+        #expect(fine.connections.count == 4)
     }
 
     @Test func portForwardingListReachesTheConnection() throws {

@@ -326,6 +326,25 @@ import Testing
         }
     }
 
+    @Test func theAuditPageChecksTheControlChain() async throws {
+        try await app().test(.router) { client in
+            // Signing in writes control records; then record #0 is edited behind the gateway's back.
+            let auditor = try await signIn(client, user: "aud", groups: "auditor")
+            let store = try #require(gateway.runtime.store as? SQLiteStore)
+            try store.executeForTesting("UPDATE control_events SET actor = 'mallory' WHERE seq = 0")
+            try await client.execute(uri: "/console/audit/verify", method: .post,
+                                     headers: [.cookie: auditor.cookie, .contentType: "application/x-www-form-urlencoded"],
+                                     body: ByteBuffer(string: "csrf=\(auditor.csrf)")) { response in
+                #expect(response.status == .seeOther)
+            }
+            try await client.execute(uri: "/console/audit", method: .get, headers: [.cookie: auditor.cookie]) { response in
+                let body = String(buffer: response.body)
+                #expect(!body.contains("every chain and seal verified"))
+                #expect(body.contains("control chain record #0: hash mismatch"))
+            }
+        }
+    }
+
     @Test func theOwnerGetsTheCastAndAuditorsCanVerifyAgain() async throws {
         let id = try await session("alice", ["eng"], output: "cast-line")
         try await app().test(.router) { client in

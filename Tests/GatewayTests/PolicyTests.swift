@@ -57,6 +57,28 @@ import Testing
         #expect(Self.connection.columnStyle(table: "orders", column: "ssn") == nil)
     }
 
+    @Test func aProfileNamingAnUnknownDetectorIsRefused() throws {
+        for (selector, key) in [("detectors: [emial]", "emial"), ("detectors: ['*'], exclude: [credit_crad]", "credit_crad"),
+                                ("detectors: ['category:pi']", "category:pi"), ("styles: { ipv5: redact }", "ipv5")] {
+            let configuration = try GatewayConfiguration.parse(text: """
+            masking:
+              profiles:
+                narrow: { \(selector) }
+            """)
+            let error = #expect(throws: ConfigurationError.self, "\(selector)") { try CompiledPolicy(configuration: configuration) }
+            #expect(error?.key == "masking.profiles.narrow", "\(selector)")
+            #expect(error?.reason.contains("unknown detector '\(key)'") == true, "\(selector)")
+            #expect(error?.reason.contains("category:secret") == true, "\(selector)")
+        }
+        // Known ids, categories and `*` load.
+        let fine = try GatewayConfiguration.parse(text: """
+        masking:
+          profiles:
+            narrow: { detectors: [email, 'category:secret'], exclude: [jwt], styles: { email: partial } }
+        """)
+        _ = try CompiledPolicy(configuration: fine)
+    }
+
     @Test func accessNeedsAGroup() {
         #expect(Self.connection.groupAllows(Self.eng))
         #expect(!Self.connection.groupAllows(Identity(user: "x", groups: ["sales"], issuer: "t")))

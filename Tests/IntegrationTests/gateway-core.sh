@@ -179,6 +179,23 @@ set -e
 check "broken config exits 2" test "$rc" = 2
 check "error names file, line and key" bash -c "echo '$ERR' | grep -q 'broken.yaml:2: listen.admin'"
 
+cat >"$WORK/misspelt.yaml" <<EOF2
+listen: { admin: 127.0.0.1:$(free_port) }
+state_dir: $WORK/state-misspelt
+connections:
+  - name: db
+    type: postgres
+    target: 127.0.0.1:5432
+    guardrails:
+      - { class: delet_without_where, action: review }
+EOF2
+set +e
+"$SLUICE" serve --config "$WORK/misspelt.yaml" >"$WORK/misspelt.err" 2>&1; rc=$?
+set -e
+check "a misspelt guardrail class stops serve (exit 2)" test "$rc" = 2
+check "naming the line, the key and the class meant" \
+  grep -qF "misspelt.yaml:8: connections[0].guardrails[0].class: unknown class 'delet_without_where' for a postgres connection (did you mean 'delete_without_where'?)" "$WORK/misspelt.err"
+
 echo "== the dev issuer on a public address"
 PUB_PORT=$(free_port)
 printf 'listen: { admin: 0.0.0.0:%s, postgres: off, ssh: off, http: off, kubernetes: off }\nstate_dir: %s\ndetectors: [%s]\n' \
@@ -199,6 +216,62 @@ check "and records a gateway.dev_issuer_public control event" python3 -c '
 import sqlite3, sys
 kinds = [row[0] for row in sqlite3.connect(sys.argv[1]).execute("select kind from control_events")]
 sys.exit(0 if "gateway.dev_issuer_public" in kinds else 1)' "$WORK/state-public/sluice.db"
+
+echo "== only the listeners a listen block names open"
+ONLY_ADMIN=$(free_port)
+ONLY_SSH=$(free_port)
+printf 'listen: { admin: 127.0.0.1:%s, ssh: 127.0.0.1:%s }\nstate_dir: %s\ndetectors: [%s]\n' \
+  "$ONLY_ADMIN" "$ONLY_SSH" "$WORK/state-only" "$ROOT/corpora" >"$WORK/only.yaml"
+"$SLUICE" serve --config "$WORK/only.yaml" >"$WORK/only.out" 2>&1 &
+ONLY_PID=$!
+PIDS+=($ONLY_PID)
+check "a gateway with listen: { admin, ssh } starts" wait_http "http://127.0.0.1:$ONLY_ADMIN/healthz"
+# The TCP ports this process listens on: its socket inodes (/proc/PID/fd) in LISTEN state in /proc/net/tcp{,6}.
+python3 - "$ONLY_PID" >"$WORK/only.ports" <<'PY'
+import os, sys
+pid = sys.argv[1]
+inodes = set()
+for fd in os.listdir(f"/proc/{pid}/fd"):
+    try:
+        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+    except OSError:
+        continue
+    if target.startswith("socket:["):
+        inodes.add(target[8:-1])
+ports = set()
+for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    with open(table) as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:
+                ports.add(int(fields[1].split(":")[1], 16))
+print("\n".join(str(p) for p in sorted(ports)))
+PY
+check "it listens on exactly the two named ports" test "$(tr '\n' ' ' <"$WORK/only.ports")" = "$(printf '%s\n%s\n' "$ONLY_ADMIN" "$ONLY_SSH" | sort -n | tr '\n' ' ')"
+check "and not on the default Postgres, HTTP or Kubernetes ports" bash -c "! grep -qxE '15432|18080|16443' '$WORK/only.ports'"
+kill -TERM "$ONLY_PID"; wait "$ONLY_PID" 2>/dev/null || true
+
+echo "== relative paths name places next to the configuration file"
+mkdir -p "$WORK/rel" "$WORK/elsewhere" "$WORK/empty"
+REL_ADMIN=$(free_port)
+printf 'listen: { admin: 127.0.0.1:%s }\nstate_dir: state\ndetectors: [%s]\n' "$REL_ADMIN" "$ROOT/corpora" >"$WORK/rel/sluice.yaml"
+(cd "$WORK/elsewhere" && exec "$SLUICE" serve --config ../rel/sluice.yaml) >"$WORK/rel.out" 2>&1 &
+REL_PID=$!
+PIDS+=($REL_PID)
+check "a gateway started from another folder is up" wait_http "http://127.0.0.1:$REL_ADMIN/healthz"
+check "its state is next to its configuration" test -s "$WORK/rel/state/signing.key"
+check "and not in the folder it was started from" test ! -e "$WORK/elsewhere/state"
+REL_TOKEN=$(cd / && "$SLUICE" token --config "$WORK/rel/sluice.yaml" --user rita --groups eng)
+check "sluice token run from / mints a token that gateway accepts" \
+  bash -c "curl -fsS -H 'Authorization: Bearer $REL_TOKEN' http://127.0.0.1:$REL_ADMIN/api/me | grep -q '\"user\":\"rita\"'"
+kill -TERM "$REL_PID"; wait "$REL_PID" 2>/dev/null || true
+printf 'state_dir: nothing-here\n' >"$WORK/empty/sluice.yaml"
+set +e
+(cd "$WORK/elsewhere" && "$SLUICE" token --config "$WORK/empty/sluice.yaml" --user x) >"$WORK/empty.err" 2>&1; rc=$?
+set -e
+check "sluice token without a gateway's key exits 2" test "$rc" = 2
+check "and says where it looked" grep -qF "$WORK/empty/nothing-here/signing.key: state_dir: no signing key here" "$WORK/empty.err"
+check "and creates no state" bash -c "test ! -e '$WORK/empty/nothing-here' && test ! -e '$WORK/elsewhere/nothing-here'"
 
 echo "gateway-core: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -223,8 +223,10 @@ public struct KubernetesRequest: Sendable, Equatable {
         if let subresource { target += "/" + subresource }
         let scope = namespaced ? "\(namespace ?? "")/\(name ?? "")" : name ?? ""
 
-        var classes = [verb, resource]
-        if let subresource { classes.append(resource + "/" + subresource) }
+        // `resource:` names any resource, built-in or custom, so a rule on a custom resource is
+        // spelled apart from a misspelled built-in one (see `GuardrailClasses`).
+        var classes = [verb, resource, "resource:" + resource]
+        if let subresource { classes += [resource + "/" + subresource, "resource:" + resource + "/" + subresource] }
         classes.append(Self.readVerbs.contains(verb) ? "read" : "write")
         if resource == "pods", apiGroup.isEmpty {
             if subresource == "exec" || subresource == "attach" { classes.append("exec") }

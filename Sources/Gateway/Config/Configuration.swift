@@ -11,6 +11,17 @@ public struct GatewayConfiguration: Sendable {
         public var http: HostPort? = HostPort(host: "127.0.0.1", port: 18080)
         public var kubernetes: HostPort? = HostPort(host: "127.0.0.1", port: 16443)
         public init() {}
+
+        /// No listener at all: where a `listen:` block starts before its entries apply.
+        public static var none: Listeners {
+            var listeners = Listeners()
+            listeners.admin = nil
+            listeners.postgres = nil
+            listeners.ssh = nil
+            listeners.http = nil
+            listeners.kubernetes = nil
+            return listeners
+        }
     }
 
     public struct OIDCProvider: Sendable, Equatable {
@@ -167,17 +178,43 @@ extension GatewayConfiguration {
             configuration.file = "(embedded defaults)"
             return configuration
         }
-        return try parse(file: path)
+        return try parse(file: path, resolvingPaths: false)
     }
 
-    public static func parse(file: String) throws -> GatewayConfiguration {
+    /// Reads a configuration file. Relative paths in it (`state_dir`, also when left at its default,
+    /// a `sqlite:` store, `tls`, `detectors`, credential files, `ca_file`) name places next to the
+    /// file, not in the folder a command happens to run from: `sluice token --config
+    /// gw/sluice.yaml` uses the gateway's key wherever it runs. The embedded defaults keep their
+    /// paths as written (the current folder), which is what `make run` wants.
+    public static func parse(file: String, resolvingPaths: Bool = true) throws -> GatewayConfiguration {
         guard let data = FileManager.default.contents(atPath: file) else {
             throw ConfigurationError(file: file, key: "(file)", reason: "cannot be read")
         }
         guard let text = String(data: data, encoding: .utf8) else {
             throw ConfigurationError(file: file, key: "(file)", reason: "is not UTF-8 text")
         }
-        return try parse(text: text, file: file)
+        var configuration = try parse(text: text, file: file)
+        if resolvingPaths {
+            configuration.resolvePaths(relativeTo: URL(fileURLWithPath: file).standardizedFileURL.deletingLastPathComponent().path)
+        }
+        return configuration
+    }
+
+    /// Makes every relative path of the configuration relative to `folder`.
+    mutating func resolvePaths(relativeTo folder: String) {
+        func resolve(_ path: String) -> String {
+            path.hasPrefix("/") ? path : URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: folder, isDirectory: true)).standardizedFileURL.path
+        }
+        stateDir = resolve(stateDir)
+        if let store, store.hasPrefix("sqlite:") { self.store = "sqlite:" + resolve(String(store.dropFirst("sqlite:".count))) }
+        if let tls { self.tls = TLSFiles(cert: resolve(tls.cert), key: resolve(tls.key)) }
+        detectors = detectors?.map(resolve)
+        for index in connections.indices {
+            connections[index].credential.passwordFile = connections[index].credential.passwordFile.map(resolve)
+            connections[index].credential.privateKeyFile = connections[index].credential.privateKeyFile.map(resolve)
+            connections[index].credential.tokenFile = connections[index].credential.tokenFile.map(resolve)
+            connections[index].caFile = connections[index].caFile.map(resolve)
+        }
     }
 
     public static func parse(text: String, file: String? = nil) throws -> GatewayConfiguration {
@@ -190,6 +227,9 @@ extension GatewayConfiguration {
         ])
         if let listen = top["listen"] {
             let map = try listen.mapping(allowed: ["admin", "postgres", "ssh", "http", "kubernetes"])
+            // With a `listen:` block only the listeners it names open (the defaults apply when
+            // there is no block at all): a listener nobody asked for is a port nobody watches.
+            configuration.listen = Listeners.none
             func address(_ key: String) throws -> HostPort?? {
                 guard let node = map[key] else { return .none }
                 if node.isNull || (try? node.string()) == "off" { return .some(nil) }
@@ -200,6 +240,9 @@ extension GatewayConfiguration {
             if let value = try address("ssh") { configuration.listen.ssh = value }
             if let value = try address("http") { configuration.listen.http = value }
             if let value = try address("kubernetes") { configuration.listen.kubernetes = value }
+            if configuration.listen == .none {
+                throw listen.error("names no listener (name at least one, or remove the block for the defaults)")
+            }
         }
         if let node = top["state_dir"] { configuration.stateDir = try node.nonEmptyString() }
         if let node = top["store"] {
@@ -396,6 +439,11 @@ extension GatewayConfiguration {
                 let match = try entry["match"]?.nonEmptyString()
                 let commandClass = try entry["class"]?.nonEmptyString()
                 if match == nil && commandClass == nil { throw element.error("needs match or class") }
+                // A class no adapter reports would never match: a misspelt rule is refused, not ignored.
+                if let commandClass, let classNode = entry["class"],
+                   let problem = GuardrailClasses.problem(with: commandClass, protocolName: kind.rawValue) {
+                    throw classNode.error(problem)
+                }
                 if let match, let matchNode = entry["match"] {
                     do { _ = try Regex(match) } catch {
                         throw matchNode.error("invalid regular expression")

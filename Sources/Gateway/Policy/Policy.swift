@@ -147,6 +147,15 @@ public final class CompiledPolicy: Sendable {
             throw ConfigurationError(file: configuration.file, key: "detectors", reason: "\(error)")
         }
         self.detectorCount = detectors.count
+        for (name, profile) in configuration.masking.profiles.sorted(by: { $0.key < $1.key }) {
+            let unknown = profile.unknownSelectors(among: detectors)
+            guard let first = unknown.first else { continue }
+            let categories = Set(detectors.map(\.category)).sorted().map { "category:" + $0 }
+            throw ConfigurationError(file: configuration.file, key: "masking.profiles.\(name)",
+                                     reason: "unknown detector '\(first.prefix(64))'"
+                                         + (unknown.count > 1 ? " (and \(unknown.count - 1) more)" : "")
+                                         + "; known: " + (detectors.map(\.id) + categories + ["*"]).joined(separator: ", "))
+        }
         var needed: Set<String> = ["default"]
         for connection in configuration.connections {
             needed.insert(connection.masking.profile)

@@ -45,6 +45,18 @@ public struct StateDirectory: Sendable {
         return key
     }
 
+    /// The signing key the gateway created, for commands other than `serve`: they never create
+    /// state, so a command pointed at the wrong configuration says where it looked instead of
+    /// minting tokens with a new key the gateway does not know.
+    public func existingSigningKey() throws -> Curve25519.Signing.PrivateKey {
+        guard FileManager.default.fileExists(atPath: signingKeyPath) else {
+            throw ConfigurationError(file: signingKeyPath, key: "state_dir",
+                                     reason: "no signing key here: the gateway creates it when it first starts (sluice serve); "
+                                         + "give this command the gateway's own --config")
+        }
+        return try signingKey()
+    }
+
     /// The public half, from `signing.pub` (all that `audit verify` needs).
     public func publicKey() throws -> Curve25519.Signing.PublicKey {
         try StateDirectory.readPublicKey(at: publicKeyPath)

@@ -38,6 +38,24 @@ public struct MaskingProfile: Sendable, Equatable {
         return detectors.contains(where: matches) && !exclude.contains(where: matches)
     }
 
+    /// The selectors of this profile (in `detectors`, `exclude` and `styles`) that name no detector
+    /// of `detectors` and no category one of them has: a misspelt name would otherwise select
+    /// nothing, silently (a detector left out of `detectors` is a value left unmasked).
+    public func unknownSelectors(among detectors: [Detector]) -> [String] {
+        let ids = Set(detectors.map(\.id))
+        let categories = Set(detectors.map(\.category))
+        func known(_ selector: String) -> Bool {
+            if selector == "*" { return true }
+            if selector.hasPrefix("category:") { return categories.contains(String(selector.dropFirst("category:".count))) }
+            return ids.contains(selector)
+        }
+        var unknown: [String] = []
+        for selector in self.detectors + exclude + styles.keys.sorted() where !known(selector) && !unknown.contains(selector) {
+            unknown.append(selector)
+        }
+        return unknown
+    }
+
     func style(for detector: Detector) -> MaskStyle {
         styles[detector.id] ?? style ?? detector.style
     }
