@@ -32,7 +32,8 @@ func openStore(_ configuration: GatewayConfiguration, url: String? = nil) -> SQL
     do {
         return try SQLiteStore.open(url: url ?? configuration.storeURL, readOnly: true)
     } catch {
-        fail("\(error)", code: 2)
+        // Commands other than `serve` never create a store: say which one was looked for.
+        fail("\(error) (configuration: \(configuration.file ?? "embedded defaults"))", code: 2)
     }
 }
 

@@ -272,6 +272,12 @@ set -e
 check "sluice token without a gateway's key exits 2" test "$rc" = 2
 check "and says where it looked" grep -qF "$WORK/empty/nothing-here/signing.key: state_dir: no signing key here" "$WORK/empty.err"
 check "and creates no state" bash -c "test ! -e '$WORK/empty/nothing-here' && test ! -e '$WORK/elsewhere/nothing-here'"
+set +e
+(cd "$WORK/elsewhere" && "$SLUICE" reviews list --config "$WORK/empty/sluice.yaml") >"$WORK/empty-reviews.err" 2>&1; rc=$?
+set -e
+check "sluice reviews list on a configuration without a store exits 2, not an empty list" test "$rc" = 2
+check "and names the store it looked for" grep -qF "$WORK/empty/nothing-here/sluice.db: store: no store at this path" "$WORK/empty-reviews.err"
+check "still creating no state" test ! -e "$WORK/empty/nothing-here"
 
 echo "gateway-core: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
