@@ -28,6 +28,7 @@ wait_port "$UP_PORT" || { cat "$WORK/upstream.out"; exit 1; }
 
 ADMIN_PORT=$(free_port)
 HTTP_PORT=$(free_port)
+DEAD_PORT=$(free_port)   # nothing listens there
 printf 'key-for-upstream-%s' "$RANDOM" >"$WORK/api-key"
 export API_TOKEN="upstream-bearer-$RANDOM$RANDOM"
 cat >"$WORK/sluice.yaml" <<YAML
@@ -67,6 +68,10 @@ connections:
     type: http
     target: http://127.0.0.1:$UP_PORT
     access: { groups: [ops] }
+  - name: gone
+    type: http
+    target: http://127.0.0.1:$DEAD_PORT
+    access: { groups: [eng] }
 YAML
 "$SLUICE" serve --config "$WORK/sluice.yaml" >"$WORK/serve.log" 2>&1 &
 GATEWAY=$!
@@ -234,6 +239,14 @@ check "no token: 401" test "$(curl -sS -o /dev/null -w '%{http_code}' "$GW/api/c
 check "a bad token: 401" test "$(get not-a-token -o /dev/null -w '%{http_code}' "$GW/api/customers")" = 401
 check "no access to the connection: 403" test "$(get "$ALICE" -o /dev/null -w '%{http_code}' "$GW/ops-only/customers")" = 403
 check "an unknown connection: 404" test "$(get "$ALICE" -o /dev/null -w '%{http_code}' "$GW/nope/customers")" = 404
+
+echo "== an unreachable upstream"
+CODE=$(get "$ALICE" -o "$WORK/gone.out" -w '%{http_code}' "$GW/gone/x")
+check "a connection whose upstream is down answers 502 upstream_unreachable" bash -c "test '$CODE' = 502 && grep -q upstream_unreachable '$WORK/gone.out'"
+check "the 502 names the connection but not the internal address or the network error" \
+  bash -c "grep -q gone '$WORK/gone.out' && ! grep -q '$DEAD_PORT' '$WORK/gone.out' && ! grep -qi 'refused\|NIO\|errno' '$WORK/gone.out'"
+check "the gateway logs it at the default level, with the target" \
+  bash -c "grep 'upstream unreachable' '$WORK/serve.log' | grep -q 'connection=gone' && grep 'upstream unreachable' '$WORK/serve.log' | grep -q '$DEAD_PORT'"
 
 echo "== guardrails"
 : >"$WORK/upstream.log"

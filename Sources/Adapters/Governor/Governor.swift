@@ -37,6 +37,11 @@ public protocol GovernedSession: AnyObject, Sendable {
     /// Reports what masking did: bytes scanned, values masked per detector, time spent.
     func reportMasking(bytes: Int, counts: [String: Int], latency: Duration)
 
+    /// The upstream could not be reached or failed before answering: the gateway logs it for the
+    /// operator at the default level (the reason is the network error and the target, never
+    /// payload), while the client gets only a code and the connection's name.
+    func reportUpstreamFailure(_ reason: String)
+
     /// Ends the session and seals its record.
     func close(reason: String) async
 
@@ -52,6 +57,7 @@ public protocol GovernedSession: AnyObject, Sendable {
 
 extension GovernedSession {
     public var expiresAt: Int64? { nil }
+    public func reportUpstreamFailure(_ reason: String) {}
 }
 
 /// The protocols Sluice speaks.

@@ -370,15 +370,20 @@ public struct HTTPProxyMachine {
         return actions
     }
 
+    /// The network error goes to the operator's log and the record; the client's 502 names the
+    /// connection and a code only (the error text carries the internal target address).
     public mutating func upstreamFailed(_ reason: String) -> [Action] {
         switch state {
         case .awaitingUpstream:
-            return answer(.badGateway, code: "upstream_unreachable", "cannot reach \(route?.connection ?? "the upstream"): \(reason)")
+            reportUpstreamFailure(reason)
+            return answer(.badGateway, code: "upstream_unreachable", "cannot reach \(route?.connection ?? "the upstream")")
         case .forwarding where !responseStarted:
+            reportUpstreamFailure(reason)
             var actions: [Action] = [.releaseUpstream(reusable: false)]
-            actions += answer(.badGateway, code: "upstream_failed", "the upstream connection failed: \(reason)")
+            actions += answer(.badGateway, code: "upstream_failed", "the connection to \(route?.connection ?? "the upstream") failed")
             return actions
         case .forwarding:
+            reportUpstreamFailure(reason)
             recordMarker(#"{"error":"upstream failed mid-response"}"#)
             return fail("the upstream failed mid-response")
         default:
@@ -592,6 +597,11 @@ public struct HTTPProxyMachine {
     }
 
     /// The gateway answers itself (an error): a complete response with a JSON body.
+    private func reportUpstreamFailure(_ reason: String) {
+        session?.reportUpstreamFailure(reason)
+        recordMarker(#"{"upstream_error":"\#(JSONText.escaped(String(reason.prefix(200))))"}"#)
+    }
+
     private mutating func answer(_ status: HTTPResponseStatus, code: String, _ message: String, close: Bool = false) -> [Action] {
         recordMarker(#"{"status":\#(status.code),"error":"\#(JSONText.escaped(code))"}"#)
         let (type, body) = profile.errorBody(status, code, message)

@@ -155,7 +155,7 @@ struct PostgresProxyMachine {
         var out = ByteBuffer()
         PostgresMessages.error(sqlState: sqlState, message: message, severity: "FATAL").write(into: &out)
         state = .closed
-        session?.record(SessionEvent(.marker, text: #"{"error":"\#(reason.prefix(200))"}"#))
+        session?.record(SessionEvent(.marker, text: #"{"error":"\#(JSONText.escaped(String(reason.prefix(200))))"}"#))
         return [.sendToClient(out), .close(reason: reason)]
     }
 
@@ -240,7 +240,8 @@ struct PostgresProxyMachine {
     }
 
     mutating func upstreamFailed(_ reason: String) -> [Action] {
-        fail(sqlState: "08006", message: "the gateway could not reach the database", reason: reason)
+        session?.reportUpstreamFailure(reason)
+        return fail(sqlState: "08006", message: "the gateway could not reach the database", reason: reason)
     }
 
     // MARK: - Upstream input

@@ -284,6 +284,14 @@ final class GatewaySession: GovernedSession {
         runtime.hub.recorded(event, session: id)
     }
 
+    func reportUpstreamFailure(_ reason: String) {
+        runtime.logger.warning("upstream unreachable", metadata: [
+            "session": "\(id)", "connection": "\(connection.name)", "protocol": "\(connection.kind.rawValue)",
+            "target": "\(connection.target)", "error": "\(reason.prefix(300))",
+        ])
+        runtime.metrics.add("sluice_upstream_failures_total", 1, labels: ["protocol": connection.kind.rawValue])
+    }
+
     func reportMasking(bytes: Int, counts: [String: Int], latency: Duration) {
         runtime.metrics.add("sluice_bytes_scanned_total", Double(bytes), labels: ["protocol": connection.kind.rawValue])
         for (detector, count) in counts where count > 0 {
