@@ -196,6 +196,21 @@ check "a misspelt guardrail class stops serve (exit 2)" test "$rc" = 2
 check "naming the line, the key and the class meant" \
   grep -qF "misspelt.yaml:8: connections[0].guardrails[0].class: unknown class 'delet_without_where' for a postgres connection (did you mean 'delete_without_where'?)" "$WORK/misspelt.err"
 
+BUSY_PORT=$(free_port)
+python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); time.sleep(60)' "$BUSY_PORT" &
+BUSY_PID=$!
+PIDS+=($BUSY_PID)
+wait_port "$BUSY_PORT"
+printf 'listen: { admin: 127.0.0.1:%s, postgres: 127.0.0.1:%s }\nstate_dir: %s\ndetectors: [%s]\n' \
+  "$(free_port)" "$BUSY_PORT" "$WORK/state-busy" "$ROOT/corpora" >"$WORK/busy.yaml"
+set +e
+timeout 30 "$SLUICE" serve --config "$WORK/busy.yaml" >"$WORK/busy.err" 2>&1; rc=$?
+set -e
+check "a listener address in use stops serve (exit 2)" test "$rc" = 2
+check "naming the listener and its address" grep -qF "listen.postgres: cannot listen on 127.0.0.1:$BUSY_PORT: Address already in use" "$WORK/busy.err"
+kill "$BUSY_PID" 2>/dev/null || true
+
 echo "== the dev issuer on a public address"
 PUB_PORT=$(free_port)
 printf 'listen: { admin: 0.0.0.0:%s, postgres: off, ssh: off, http: off, kubernetes: off }\nstate_dir: %s\ndetectors: [%s]\n' \

@@ -34,6 +34,7 @@ public struct GatewayServer {
 
     public func run() async throws {
         let exposed = try configuration.checkDevIssuerExposure()
+        try ListenerProbe.check(configuration)
         let runtime = try Self.makeRuntime(configuration, logger: logger)
         try await runtime.reviews.restore()
         if !exposed.isEmpty {
