@@ -78,4 +78,49 @@ import Testing
         #expect(try PostgresMessages.parseFields(error[0].body)["C"] == "08P01")
         try await client.closeFuture.get()
     }
+
+    @Test func aClientThatNeverLogsInIsClosedAtTheStartupDeadline() async throws {
+        let loop = NIOAsyncTestingEventLoop()
+        var configuration = PostgresAdapterConfiguration()
+        configuration.startupTimeout = .seconds(3)
+        let adapter = PostgresAdapter(governor: makeGovernor(), configuration: configuration,
+                                      connector: { eventLoop, _, _ in eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) },
+                                      tlsUpgrade: nil)
+        let client = try await NIOAsyncTestingChannel(loop: loop) { channel in
+            try channel.pipeline.syncOperations.addHandler(adapter.makeHandler())
+        }
+        try await client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
+        // The startup packet, then nothing (a client stuck at the password prompt, or a slowloris).
+        try await client.writeInbound(PostgresMessages.startup([("user", "alice"), ("database", "db")]))
+        #expect(try Wire.types([try await waitForWrite(client)]) == "R")
+        await loop.advanceTime(by: .seconds(2))
+        #expect(client.isActive)
+        await loop.advanceTime(by: .seconds(1))
+        let error = try Wire.decode([try await waitForWrite(client)])
+        let fields = try PostgresMessages.parseFields(error[0].body)
+        #expect(fields["C"] == "57014")
+        #expect(fields["S"] == "FATAL")
+        #expect(fields["M"]?.contains("timeout") == true)
+        try await client.closeFuture.get()
+    }
+
+    @Test func aLoggedInSessionIsNotTouchedByTheStartupDeadline() async throws {
+        let loop = NIOAsyncTestingEventLoop()
+        let upstream = NIOAsyncTestingChannel(loop: loop)
+        var configuration = PostgresAdapterConfiguration()
+        configuration.startupTimeout = .seconds(3)
+        let adapter = PostgresAdapter(governor: makeGovernor(), configuration: configuration,
+                                      connector: { _, _, initializer in initializer(upstream).map { upstream } }, tlsUpgrade: nil)
+        let client = try await NIOAsyncTestingChannel(loop: loop) { channel in
+            try channel.pipeline.syncOperations.addHandler(adapter.makeHandler())
+        }
+        try await client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
+        try await client.writeInbound(PostgresMessages.startup([("user", "alice"), ("database", "db")]))
+        _ = try await waitForWrite(client)
+        try await client.writeInbound(Wire.password("tok"))
+        _ = try await waitForWrite(upstream)  // the gateway's own login upstream: the token was accepted
+        await loop.advanceTime(by: .seconds(60))
+        #expect(client.isActive)
+        #expect(try await client.readOutbound(as: ByteBuffer.self) == nil)
+    }
 }

@@ -198,6 +198,21 @@ struct Harness {
 }
 
 @Suite struct PostgresProxyMachineTests {
+    @Test func theStartupDeadlineEndsOnlyConnectionsThatHaveNotSentTheirToken() async throws {
+        // Before the token: a FATAL 57014 and a close.
+        var machine = PostgresProxyMachine(configuration: PostgresAdapterConfiguration(), clientKey: .init(processID: 1, secretKey: 2))
+        let actions = machine.startupDeadlinePassed()
+        guard case .sendToClient(let buffer)? = actions.first, case .close? = actions.last else {
+            Issue.record("expected an error and a close, got \(actions)")
+            return
+        }
+        #expect(try PostgresMessages.parseFields(try Wire.decode([buffer])[0].body)["C"] == "57014")
+        #expect(machine.startupDeadlinePassed().isEmpty)  // closed already
+        // Logged in: nothing happens.
+        var harness = try await Harness()
+        #expect(harness.machine.startupDeadlinePassed().isEmpty)
+    }
+
     @Test func loginHandsTheClientOurCancelKeyAndRegistersTheUpstreamOne() async throws {
         var harness = try await Harness()
         _ = harness

@@ -53,6 +53,9 @@ import Testing
             ("connections: [{ name: a, type: postgres, target: 'h:1', guardrails: [{ class: delet_without_where, action: review }] }]",
              "connections[0].guardrails[0].class"),
             ("connections: [{ name: a, type: ssh, target: 'h:22', guardrails: [{ class: drop, action: block }] }]", "connections[0].guardrails[0].class"),
+            ("limits: { startup_timeout: 0s }", "limits.startup_timeout"),
+            ("limits: { startup_timeout: 1h }", "limits.startup_timeout"),
+            ("limits: { login_timeout: 5s }", "limits.login_timeout"),
         ]
         for (text, key) in cases {
             let error = #expect(throws: ConfigurationError.self, "\(text)") { try GatewayConfiguration.parse(text: text) }
@@ -86,6 +89,11 @@ import Testing
         try "listen: { admin: 127.0.0.1:9000 }".write(toFile: file, atomically: true, encoding: .utf8)
         #expect(try GatewayConfiguration.parse(file: file).stateDir == folder + "/.sluice")
         #expect(try GatewayConfiguration.parse(file: file).storeURL == "sqlite:" + folder + "/.sluice/sluice.db")
+    }
+
+    @Test func theStartupTimeoutDefaultsToTenSecondsAndIsConfigurable() throws {
+        #expect(try GatewayConfiguration.parse(text: "").startupTimeout == .seconds(10))
+        #expect(try GatewayConfiguration.parse(text: "limits: { startup_timeout: 3s }").startupTimeout == .seconds(3))
     }
 
     @Test func aListenBlockOpensOnlyTheListenersItNames() throws {

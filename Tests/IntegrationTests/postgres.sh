@@ -69,6 +69,7 @@ cat >"$WORK/sluice.yaml" <<EOF
 listen: { admin: 127.0.0.1:$ADMIN_PORT, postgres: 127.0.0.1:$PG_PORT, ssh: off, http: off, kubernetes: off }
 state_dir: $WORK/state
 detectors: [$ROOT/corpora]
+limits: { startup_timeout: 3s }
 connections:
 EOF
 for method in trust md5 scram scram-wrong-ca; do
@@ -293,6 +294,39 @@ print("sent", len(cases))
 EOF
 N=$(echo "select count(*) from customers" | q app-scram "$DPO")
 check "gateway keeps serving after garbage" test "$N" = 3
+
+echo "== unauthenticated connections time out (limits.startup_timeout: 3s)"
+python3 - "$PG_PORT" >"$WORK/idle.out" 2>&1 <<'EOF' && rc=0 || rc=$?
+import socket, struct, sys, time
+port = int(sys.argv[1])
+# 40 idle sockets (nothing sent) and 10 that stop after the startup packet, at the password prompt.
+idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(40)]
+startup = b"user\x00alice\x00database\x00app-scram\x00\x00"
+stuck = []
+for _ in range(10):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(struct.pack("!ii", 8 + len(startup), 196608) + startup)
+    stuck.append(s)
+started = time.monotonic()
+timed_out = 0
+for s in idle + stuck:
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    if b"C57014" in data:
+        timed_out += 1
+    s.close()
+elapsed = time.monotonic() - started
+print("closed all 50 after %.1f s, %d with 57014" % (elapsed, timed_out))
+sys.exit(0 if elapsed < 8 and timed_out == 50 else 1)
+EOF
+sed 's/^/      /' "$WORK/idle.out"
+check "50 connections that never log in are closed at the deadline with 57014" test "$rc" = 0
+N=$(echo "select count(*) from customers" | q app-scram "$DPO")
+check "and the gateway keeps serving" test "$N" = 3
 
 echo "== the record"
 "$SLUICE" audit verify --config "$WORK/sluice.yaml" >"$WORK/verify.out" 2>&1 && rc=0 || rc=$?

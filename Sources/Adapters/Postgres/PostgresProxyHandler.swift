@@ -70,6 +70,7 @@ public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChan
     private var upstream: (any Channel)?
     private var closed = false
     private var registeredKey: PostgresProxyMachine.CancelKey?
+    private var startupDeadline: Scheduled<Void>?
 
     init(adapter: PostgresAdapter) {
         self.adapter = adapter
@@ -81,6 +82,15 @@ public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChan
 
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        // An unauthenticated connection holds a descriptor: it gets `startupTimeout` to log in.
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let (seconds, attoseconds) = adapter.configuration.startupTimeout.components
+        let delay = TimeAmount.milliseconds(min(seconds, 86_400) * 1000 + attoseconds / 1_000_000_000_000_000)
+        startupDeadline = context.eventLoop.scheduleTask(in: delay) {
+            let handler = bound.value
+            guard !handler.closed else { return }
+            handler.run(handler.machine.startupDeadlinePassed())
+        }
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -240,6 +250,8 @@ public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChan
     private func shutdown(reason: String) {
         guard !closed else { return }
         closed = true
+        startupDeadline?.cancel()
+        startupDeadline = nil
         if let registeredKey { adapter.cancelRegistry.remove(registeredKey) }
         upstream?.close(promise: nil)
         upstream = nil

@@ -11,6 +11,9 @@ public struct PostgresAdapterConfiguration: Sendable {
     public var recordOutputCap = 1 << 20
     /// Statements per simple query beyond which the query is refused.
     public var maximumStatements = 1000
+    /// How long a client may take from connecting to sending its token (startup packet, TLS
+    /// request, password): after it, an unauthenticated connection is closed (`limits.startup_timeout`).
+    public var startupTimeout: Duration = .seconds(10)
 
     public init() {}
 }
@@ -212,6 +215,19 @@ struct PostgresProxyMachine {
         self.session = session
         state = .connecting
         return [.connectUpstream(session.connection)]
+    }
+
+    /// The startup deadline passed. A client that has not sent its token yet (still in the
+    /// startup packet or the password exchange) is told and closed, as PostgreSQL does with
+    /// `authentication_timeout`; once the token is in, the gateway's own steps are not timed here.
+    mutating func startupDeadlinePassed() -> [Action] {
+        switch state {
+        case .startup, .awaitingPassword:
+            return fail(sqlState: "57014", message: "canceling authentication due to timeout (the token must arrive within "
+                            + "\(configuration.startupTimeout.components.seconds) s)", reason: "startup timeout")
+        default:
+            return []
+        }
     }
 
     mutating func sessionRefused(_ error: GovernorError) -> [Action] {

@@ -126,6 +126,9 @@ public struct GatewayConfiguration: Sendable {
     public var file: String?
     public var listen = Listeners()
     public var stateDir = ".sluice"
+    /// `limits.startup_timeout`: how long a client may take from connecting to presenting its
+    /// token before an unauthenticated connection is closed.
+    public var startupTimeout: Duration = .seconds(10)
     public var store: String?
     public struct TLSFiles: Sendable, Equatable {
         public var cert: String
@@ -223,7 +226,7 @@ extension GatewayConfiguration {
         guard let root = try ConfigNode.parse(text, file: file), !root.isNull else { return configuration }
         let top = try root.mapping(allowed: [
             "listen", "state_dir", "store", "tls", "identity", "detectors", "masking", "connections",
-            "notifications", "public_url", "recording", "http",
+            "notifications", "public_url", "recording", "http", "limits",
         ])
         if let listen = top["listen"] {
             let map = try listen.mapping(allowed: ["admin", "postgres", "ssh", "http", "kubernetes"])
@@ -266,6 +269,15 @@ extension GatewayConfiguration {
             configuration.reviewWebhook = try map["review_webhook"]?.nonEmptyString()
         }
         if let node = top["public_url"] { configuration.publicURL = try node.nonEmptyString() }
+        if let node = top["limits"] {
+            let map = try node.mapping(allowed: ["startup_timeout"])
+            if let value = map["startup_timeout"] {
+                configuration.startupTimeout = try value.duration()
+                guard configuration.startupTimeout >= .seconds(1), configuration.startupTimeout <= .seconds(600) else {
+                    throw value.error("must be between 1s and 10m")
+                }
+            }
+        }
         if let node = top["recording"] {
             let map = try node.mapping(allowed: ["output_cap_bytes"])
             if let cap = map["output_cap_bytes"] { configuration.recordOutputCap = try cap.int(in: 0...(1 << 30)) }

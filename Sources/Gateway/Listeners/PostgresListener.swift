@@ -116,6 +116,7 @@ struct PostgresListener: Service {
         var settings = PostgresAdapterConfiguration()
         settings.clientTLS = true
         settings.recordOutputCap = configuration.recordOutputCap
+        settings.startupTimeout = configuration.startupTimeout
         let context = try Sockets.serverTLS(configuration)
         let upgrade: ClientTLSUpgrade = { channel in
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context), position: .first)
