@@ -94,6 +94,9 @@ import Testing
     @Test func theStartupTimeoutDefaultsToTenSecondsAndIsConfigurable() throws {
         #expect(try GatewayConfiguration.parse(text: "").startupTimeout == .seconds(10))
         #expect(try GatewayConfiguration.parse(text: "limits: { startup_timeout: 3s }").startupTimeout == .seconds(3))
+        #expect(try GatewayConfiguration.parse(text: "").shutdownTimeout == .seconds(10))
+        #expect(try GatewayConfiguration.parse(text: "limits: { shutdown_timeout: 30s }").shutdownTimeout == .seconds(30))
+        #expect(throws: ConfigurationError.self) { try GatewayConfiguration.parse(text: "limits: { shutdown_timeout: 0s }") }
     }
 
     @Test func aListenBlockOpensOnlyTheListenersItNames() throws {

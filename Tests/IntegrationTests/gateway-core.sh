@@ -132,10 +132,36 @@ cp "$WORK/good.yaml" "$WORK/sluice.yaml"
 kill -HUP "$GATEWAY"; sleep 1
 check "good reload is a control event" bash -c "curl -fsS -H 'Authorization: Bearer $ALICE' '$ADMIN/api/audit/control' | grep -q config.reloaded"
 
+echo "== graceful stop with console feeds open (one half-closed by its page, one live)"
+COOKIE=$(python3 - "$ADMIN" "$DEV" <<'PY'
+import http.cookiejar, re, sys, urllib.parse, urllib.request
+admin, token = sys.argv[1], sys.argv[2]
+jar = http.cookiejar.CookieJar()
+opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+html = opener.open(admin + "/console/signin").read().decode()
+nonce = re.search(r'name="nonce" value="([^"]+)"', html).group(1)
+opener.open(admin + "/console/signin/dev", data=urllib.parse.urlencode({"nonce": nonce, "token": token}).encode())
+print("; ".join(f"{c.name}={c.value}" for c in jar))
+PY
+)
+timeout 2 curl -s -N -H "Cookie: $COOKIE" "$ADMIN/console/events" >"$WORK/feed-closed.out" || true
+curl -s -N -H "Cookie: $COOKIE" "$ADMIN/console/events" >"$WORK/feed-live.out" 2>&1 &
+FEED_PID=$!
+sleep 1
+check "the live feed is open" grep -q ': reviews' "$WORK/feed-live.out"
+STOP_START=$(date +%s)
+
 echo "== graceful stop (SIGTERM)"
 kill -TERM "$GATEWAY"
+# Bounded here too: a gateway that does not stop within 20 s is killed and fails the checks.
+for _ in $(seq 1 200); do kill -0 "$GATEWAY" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$GATEWAY" 2>/dev/null && kill -9 "$GATEWAY"
 wait "$GATEWAY"; rc=$?
 check "sluice serve exits 0 on SIGTERM" test "$rc" = 0
+STOP_SECONDS=$(( $(date +%s) - STOP_START ))
+check "within the shutdown bound, console feeds open ($STOP_SECONDS s)" test "$STOP_SECONDS" -le 12
+for _ in $(seq 1 50); do kill -0 "$FEED_PID" 2>/dev/null || break; sleep 0.1; done
+check "the live feed was ended by the stop" bash -c "! kill -0 $FEED_PID 2>/dev/null"
 check "audit verify passes after a clean stop" "$SLUICE" audit verify --config "$WORK/sluice.yaml" >/dev/null
 
 echo "== SIGKILL during writes"

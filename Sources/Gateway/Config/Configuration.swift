@@ -129,6 +129,9 @@ public struct GatewayConfiguration: Sendable {
     /// `limits.startup_timeout`: how long a client may take from connecting to presenting its
     /// token before an unauthenticated connection is closed.
     public var startupTimeout: Duration = .seconds(10)
+    /// `limits.shutdown_timeout`: how long a graceful stop may take before what is still open is
+    /// cancelled (and, five seconds later, the process ends).
+    public var shutdownTimeout: Duration = .seconds(10)
     public var store: String?
     public struct TLSFiles: Sendable, Equatable {
         public var cert: String
@@ -270,7 +273,13 @@ extension GatewayConfiguration {
         }
         if let node = top["public_url"] { configuration.publicURL = try node.nonEmptyString() }
         if let node = top["limits"] {
-            let map = try node.mapping(allowed: ["startup_timeout"])
+            let map = try node.mapping(allowed: ["startup_timeout", "shutdown_timeout"])
+            if let value = map["shutdown_timeout"] {
+                configuration.shutdownTimeout = try value.duration()
+                guard configuration.shutdownTimeout >= .seconds(1), configuration.shutdownTimeout <= .seconds(600) else {
+                    throw value.error("must be between 1s and 10m")
+                }
+            }
             if let value = map["startup_timeout"] {
                 configuration.startupTimeout = try value.duration()
                 guard configuration.startupTimeout >= .seconds(1), configuration.startupTimeout <= .seconds(600) else {

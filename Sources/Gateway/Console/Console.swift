@@ -275,7 +275,12 @@ public struct Console: Sendable {
             return Response(status: .ok, headers: Self.headers("text/event-stream"), body: ResponseBody { writer in
                 try await writer.write(ByteBuffer(string: ": watching \(session.id)\n\n"))
                 if open {
-                    for await event in stream where event.kind == .output {
+                    for await feed in stream {
+                        guard case .item(let event) = feed else {
+                            try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
+                            continue
+                        }
+                        guard event.kind == .output else { continue }
                         let text = String(decoding: event.data, as: UTF8.self)
                         let json = #"{"terminal":\#(terminal),"text":"\#(JSONText.escaped(text))"}"#
                         try await writer.write(ByteBuffer(string: "event: output\ndata: \(json)\n\n"))
@@ -517,7 +522,12 @@ public struct Console: Sendable {
             let identity = self.login(request)!.identity
             return Response(status: .ok, headers: Self.headers("text/event-stream"), body: ResponseBody { writer in
                 try await writer.write(ByteBuffer(string: ": reviews\n\n"))
-                for await review in stream where AdminAPI.visible(review, to: identity) {
+                for await feed in stream {
+                    guard case .item(let review) = feed else {
+                        try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
+                        continue
+                    }
+                    guard AdminAPI.visible(review, to: identity) else { continue }
                     let pending = (try? await reviews.list(status: "pending", limit: 1000).count) ?? 0
                     var row = Self.reviewRow(review)
                     row["pending"] = pending

@@ -84,7 +84,8 @@ public struct GatewayServer {
         if let kubernetes = try KubernetesListener.make(configuration: configuration, runtime: runtime, logger: logger) {
             services.append(kubernetes)
         }
-        services.append(SessionCloser(runtime: runtime))
+        services.append(SessionCloser(runtime: runtime, timeout: configuration.shutdownTimeout, logger: logger))
+        services.append(ConsoleHeartbeat(hub: runtime.hub))
 
         runtime.control.append("gateway.started", actor: "sluice", ["connections": String(configuration.connections.count),
                                                                    "config": configuration.file ?? "(embedded defaults)"])
@@ -93,8 +94,11 @@ public struct GatewayServer {
             "store": "\(configuration.storeURL)", "connections": "\(configuration.connections.count)",
             "dev_issuer": "\(configuration.identity.devIssuer)",
         ])
-        let group = ServiceGroup(
-            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        // Services still running when the bound passes are cancelled; SessionCloser's watchdog
+        // ends the process if cancellation does not finish either.
+        groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownTimeout
+        let group = ServiceGroup(configuration: groupConfiguration)
         try await group.run()
         runtime.control.append("gateway.stopped", actor: "sluice")
         logger.notice("sluice stopped")
@@ -113,13 +117,45 @@ struct ReviewTicker: Service {
     }
 }
 
-/// On graceful shutdown, tells and seals every open session.
+/// On graceful shutdown, tells and seals every open session, and bounds the whole stop: the
+/// service group cancels what still runs after `timeout` (`limits.shutdown_timeout`), and a
+/// watchdog ends the process five seconds later if something ignores cancellation too (a
+/// connection a library keeps waiting on), recording why.
 struct SessionCloser: Service {
     let runtime: GatewayRuntime
+    let timeout: Duration
+    let logger: Logger
 
     func run() async throws {
         try? await gracefulShutdown()
+        let runtime = self.runtime
+        let logger = self.logger
+        let limit = Double(timeout.components.seconds) + 5
+        let watchdog = Thread {
+            Thread.sleep(forTimeInterval: limit)
+            logger.error("shutdown took longer than allowed; ending the process", metadata: ["limit_seconds": "\(limit)"])
+            runtime.control.append("gateway.stopped", actor: "sluice", ["forced": "true", "after_seconds": String(Int(limit))])
+            exit(0)
+        }
+        watchdog.start()
+        // Open console pages first: their feeds would otherwise keep the admin server waiting.
+        runtime.hub.shutdown()
         await runtime.closeAll(reason: "gateway shutting down")
+    }
+}
+
+/// Sends the console's live feeds a heartbeat every ``ConsoleHub/heartbeatInterval``, so a page
+/// that went away is noticed (its connection closed) within one interval.
+struct ConsoleHeartbeat: Service {
+    let hub: ConsoleHub
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while true {
+                do { try await Task.sleep(for: ConsoleHub.heartbeatInterval) } catch { return }
+                hub.heartbeat()
+            }
+        }
     }
 }
 
