@@ -384,6 +384,21 @@ import Testing
         #expect(status(actions) == .forbidden && body(actions).contains("denied by lena: not today"))
     }
 
+    @Test func aRequestWaitingWhenTheGatewayEndsTheSessionIsToldWhy() async throws {
+        let review: @Sendable (Command) -> Decision? = {
+            $0.classes.contains("write") ? .review(ReviewTicket(id: "r-9", approveHint: "sluice reviews approve r-9") { .timedOut }) : nil
+        }
+        var held = HTTPProxyMachine(configuration: HTTPAdapterConfiguration(), profile: .http)
+        _ = try await open(&held, governor(rules: [review]), head(.POST, "/api/refunds"))
+        let actions = held.terminated("gateway shutting down")
+        #expect(status(actions) == .serviceUnavailable)
+        #expect(body(actions).contains("session_ended") && body(actions).contains("gateway shutting down"))
+        #expect(actions.contains { if case .closeClient = $0 { true } else { false } })
+        // An idle kept-alive connection has nothing to be told.
+        var idle = HTTPProxyMachine(configuration: HTTPAdapterConfiguration(), profile: .http)
+        #expect(idle.terminated("gateway shutting down").isEmpty)
+    }
+
     @Test func missingOrBadTokensAndUnknownConnectionsAreAnswered() async throws {
         var machine = HTTPProxyMachine(configuration: HTTPAdapterConfiguration(), profile: .http)
         let noToken = machine.requestHead(head(.GET, "/api/x", token: nil), clientAddress: nil)

@@ -362,5 +362,39 @@ check "a session ended at its token's expiry is recorded so" grep -q 'token expi
 check "the record holds no PII from headers, escapes or fullwidth forms" bash -c "! grep -q 'jane' '$WORK/alice.json' && ! grep -q '268-45-8731' '$WORK/alice.json'"
 check "no tokens in the gateway log" bash -c "! grep -q '$API_TOKEN' '$WORK/serve.log' && ! grep -qF '$ALICE' '$WORK/serve.log'"
 
+echo "== graceful stop with a kept-alive connection and a held review open"
+python3 - "$HTTP_PORT" "$ALICE" >"$WORK/keepalive.out" 2>&1 <<'PY' &
+import socket, sys
+port, token = int(sys.argv[1]), sys.argv[2]
+s = socket.create_connection(("127.0.0.1", port), timeout=60)
+s.sendall(f"GET /api/customers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
+data = b""
+while True:   # the answer, then wait on the kept-alive connection until the gateway closes it
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+print("closed by the gateway after", len(data), "bytes")
+PY
+KEEP_PID=$!
+( get "$ALICE" -X POST -d 'x=2' -o "$WORK/review3.out" -w '%{http_code}' --max-time 60 "$GW/api/refunds" >"$WORK/review3.code"; echo $? >"$WORK/review3.rc" ) &
+PIDS+=($!)
+RID=$(pending_review "$WORK/sluice.yaml")
+check "a review is held while the stop begins" test -n "$RID"
+STOP_START=$(date +%s)
+kill -TERM "$GATEWAY"
+for _ in $(seq 1 200); do kill -0 "$GATEWAY" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$GATEWAY" 2>/dev/null && kill -9 "$GATEWAY"
+wait "$GATEWAY"; rc=$?
+STOP_SECONDS=$(( $(date +%s) - STOP_START ))
+check "sluice serve exits 0 within the bound ($STOP_SECONDS s)" bash -c "test '$rc' = 0 && test '$STOP_SECONDS' -le 12"
+wait_file "$WORK/review3.rc" || true
+check "the held request is answered 503 with why, not left hanging" \
+  bash -c "test \"\$(cat '$WORK/review3.code')\" = 503 && grep -q session_ended '$WORK/review3.out' && grep -q 'shutting down' '$WORK/review3.out'"
+for _ in $(seq 1 50); do kill -0 "$KEEP_PID" 2>/dev/null || break; sleep 0.1; done
+check "the kept-alive connection is closed by the stop" bash -c "! kill -0 $KEEP_PID 2>/dev/null && grep -q 'closed by the gateway' '$WORK/keepalive.out'"
+"$SLUICE" audit verify --config "$WORK/sluice.yaml" >"$WORK/verify-stop.out" 2>&1 && rc=0 || rc=$?
+check "audit verify passes after the stop" test "$rc" = 0
+
 echo "http: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

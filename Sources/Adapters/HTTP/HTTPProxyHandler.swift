@@ -295,7 +295,7 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
             let handler = bound.value
             switch result {
             case .success(let session):
-                session.onTermination { _ in eventLoop.execute { bound.value.terminate() } }
+                session.onTermination { reason in eventLoop.execute { bound.value.terminate(reason) } }
                 if handler.closed {
                     Task { await session.close(reason: "client left during login") }
                     return
@@ -346,15 +346,23 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
         }
     }
 
-    /// The gateway ends the session (shutdown, revoked access).
-    private func terminate() {
+    /// The gateway ends the session (shutdown, revoked access): a waiting request is told why.
+    private func terminate(_ reason: String) {
         if upgradedAway {
             // An exec/attach stream: closing the client ends the upgraded bridge and its upstream.
             upgradedClient?.close(promise: nil)
             upgradedClient = nil
             return
         }
-        guard let context, !closed else { return }
+        guard !closed else { return }
+        let answer = machine.terminated(reason)
+        if !answer.isEmpty {
+            // The 503 goes out, then its closeClient action closes the connection after the write.
+            run(answer)
+            shutdown()
+            return
+        }
+        guard let context else { return }
         context.close(promise: nil)
         shutdown()
     }

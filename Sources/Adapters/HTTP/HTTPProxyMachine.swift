@@ -302,6 +302,18 @@ public struct HTTPProxyMachine {
         return answer(status, code: error.code.rawValue, error.message)
     }
 
+    /// The gateway ended the session (shutdown, revoked access). A request still waiting — for
+    /// its review, its session or its upstream — is answered 503 with why (the connection then
+    /// closes); otherwise there is nothing to say and the handler just closes.
+    public mutating func terminated(_ reason: String) -> [Action] {
+        switch state {
+        case .awaitingSession, .awaitingReview, .awaitingUpstream:
+            return answer(.serviceUnavailable, code: "session_ended", "the gateway ended this session: \(reason)", close: true)
+        default:
+            return []
+        }
+    }
+
     public mutating func reviewDecided(_ outcome: ReviewOutcome) -> [Action] {
         guard case .awaitingReview = state, let session else { return [] }
         switch outcome {
