@@ -389,5 +389,22 @@ echo "== the record"
 check "audit verify passes" test "$rc" = 0
 check "no raw PII in the store" bash -c "! grep -rqa 'jane.doe@example.com' '$WORK/state/'"
 
+echo "== graceful stop with an SSH channel open"
+( gssh "$ALICE" box "echo started; sleep 60" >"$WORK/stop-ssh.out" 2>"$WORK/stop-ssh.err" && echo 0 >"$WORK/stop-ssh.rc" || echo $? >"$WORK/stop-ssh.rc" ) &
+for _ in $(seq 1 100); do grep -q started "$WORK/stop-ssh.out" 2>/dev/null && break; sleep 0.1; done
+check "a command is running through the gateway" grep -q started "$WORK/stop-ssh.out"
+STOP_START=$(date +%s)
+kill -TERM "$GATEWAY"
+for _ in $(seq 1 200); do kill -0 "$GATEWAY" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$GATEWAY" 2>/dev/null && kill -9 "$GATEWAY"
+wait "$GATEWAY"; rc=$?
+STOP_SECONDS=$(( $(date +%s) - STOP_START ))
+check "sluice serve exits 0 within the bound ($STOP_SECONDS s)" bash -c "test '$rc' = 0 && test '$STOP_SECONDS' -le 12"
+wait_file "$WORK/stop-ssh.rc" || true
+check "the ssh client ends instead of hanging" test -s "$WORK/stop-ssh.rc"
+check "and is told why" grep -q "sluice: session ended: gateway shutting down" "$WORK/stop-ssh.err"
+"$SLUICE" audit verify --config "$WORK/sluice.yaml" >"$WORK/verify-stop.out" 2>&1 && rc=0 || rc=$?
+check "audit verify passes after the stop, the open session sealed" test "$rc" = 0
+
 echo "ssh: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

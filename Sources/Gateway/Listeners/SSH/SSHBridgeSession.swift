@@ -33,6 +33,9 @@ final class SSHBridgeSession: @unchecked Sendable {
     private var request: Request?
     private var started = false
     private var finished = false
+    /// Why the gateway ended the session (shutdown, revoked access, token expiry), set from the
+    /// closing thread and read by the session's loop, which tells the user before closing.
+    private let terminationReason = Mutex<String?>(nil)
     private final class OutcomeBox: Sendable {
         let value = Mutex<ReviewOutcome?>(nil)
     }
@@ -132,6 +135,21 @@ final class SSHBridgeSession: @unchecked Sendable {
             }
             step()
         }
+        tellTermination(client: client, event: event)
+    }
+
+    /// A session the gateway ended is told why on stderr (`sluice: session ended: REASON`), then
+    /// its channel closes, as a blocked command is told; the client gets a moment to read it.
+    private func tellTermination(client: ssh_session, event: ssh_event) {
+        guard let reason = terminationReason.withLock({ $0 }), let channel = clientChannel, ssh_channel_is_open(channel) != 0 else { return }
+        toClientStderr.append(contentsOf: Array("\r\nsluice: session ended: \(reason)\r\n".utf8))
+        flushToClient()
+        ssh_channel_request_send_exit_status(channel, 255)
+        ssh_channel_send_eof(channel)
+        ssh_channel_close(channel)
+        for _ in 0..<50 where ssh_is_connected(client) != 0 {
+            if ssh_event_dopoll(event, 20) == SSH_ERROR { break }
+        }
     }
 
     private func teardown() {
@@ -174,7 +192,11 @@ final class SSHBridgeSession: @unchecked Sendable {
                 try await runtime.openSession(token: token, connection: connection, kind: .ssh, peer: peer)
             }
             governed = session
-            session.onTermination { [weak self] _ in self?.finished = true }
+            session.onTermination { [weak self] reason in
+                guard let self else { return }
+                self.terminationReason.withLock { $0 = reason }
+                self.finished = true
+            }
             return Int32(SSH_AUTH_SUCCESS.rawValue)
         } catch let error as GovernorError {
             logger.info("ssh login refused", metadata: ["code": "\(error.code)"])
