@@ -27,6 +27,28 @@ import Testing
         return session.id
     }
 
+    @Test func healthNamesConnectionsWhoseCredentialIsMissing() async throws {
+        unsetenv("SLUICE_TEST_UNSET_TOKEN")
+        let gateway = try TestGateway(extra: """
+          - { name: billing, type: http, target: 'http://127.0.0.1:1', credential: { token_env: SLUICE_TEST_UNSET_TOKEN } }
+          - { name: keys, type: ssh, target: '127.0.0.1:22', credential: { username: u, private_key_file: /nonexistent/key } }
+        """)
+        let runtime = gateway.runtime
+        let problems = runtime.credentialProblems()
+        #expect(problems["billing"] == "environment variable SLUICE_TEST_UNSET_TOKEN is not set")
+        #expect(problems["keys"] == "file /nonexistent/key does not exist")
+        #expect(problems["app-db"] == nil)  // SLUICE_TEST_PASSWORD is set
+        let router = AdminAPI(runtime: runtime, reloadSource: { runtime.policy.configuration }).router()
+        try await Application(router: router).test(.router) { client in
+            try await client.execute(uri: "/healthz", method: .get) { response in
+                let body = String(buffer: response.body)
+                #expect(response.status == .ok)
+                #expect(body.contains("\"status\":\"ok\""))
+                #expect(body.contains("SLUICE_TEST_UNSET_TOKEN is not set") && body.contains("\"billing\""))
+            }
+        }
+    }
+
     @Test func healthAndMetricsAnswerWithoutAToken() async throws {
         try await app().test(.router) { client in
             try await client.execute(uri: "/healthz", method: .get) { response in

@@ -62,7 +62,9 @@ connections:
     target: 127.0.0.1:5432
     access: { groups: [eng] }
     reviews: { approvers: [dba-leads], timeout: 10m }
+  - { name: billing, type: http, target: "http://127.0.0.1:9", credential: { token_env: SLUICE_IT_UNSET_TOKEN } }
 EOF
+unset SLUICE_IT_UNSET_TOKEN
 ADMIN=http://127.0.0.1:$ADMIN_PORT
 cd "$WORK"
 
@@ -77,6 +79,10 @@ start_gateway() {
 echo "== sluice serve, health, dev tokens"
 start_gateway
 check "healthz answers" bash -c "curl -fsS $ADMIN/healthz | grep -q '\"status\":\"ok\"'"
+check "healthz names a connection whose credential is missing" \
+  bash -c "curl -fsS $ADMIN/healthz | grep -q 'environment variable SLUICE_IT_UNSET_TOKEN is not set'"
+check "and the start warned about it at the default level" \
+  bash -c "grep 'credential unavailable' '$WORK/serve.log' | grep -q 'connection=billing'"
 DEV=$("$SLUICE" token --config "$WORK/sluice.yaml" --user carol --groups eng,admin)
 check "dev token lists sessions as JSON" bash -c "curl -fsS -H 'Authorization: Bearer $DEV' $ADMIN/api/sessions | python3 -c 'import json,sys; assert isinstance(json.load(sys.stdin), list)'"
 code=$(curl -s -o /dev/null -w '%{http_code}' $ADMIN/api/sessions)

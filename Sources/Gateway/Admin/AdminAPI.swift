@@ -117,7 +117,13 @@ public struct AdminAPI: Sendable {
         let router = Router()
         let runtime = self.runtime
         router.get("healthz") { _, _ in
-            Self.json(["status": "ok", "open_sessions": String(runtime.openSessionCount)])
+            // The process is up ("ok"); connections that cannot work yet are listed by name.
+            struct Health: Encodable {
+                var status = "ok"
+                var open_sessions: String
+                var credential_problems: [String: String]
+            }
+            return Self.json(Health(open_sessions: String(runtime.openSessionCount), credential_problems: runtime.credentialProblems()))
         }
         router.get("metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],

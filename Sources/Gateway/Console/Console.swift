@@ -570,7 +570,8 @@ public struct Console: Sendable {
     }
 
     func connections(for identity: Identity) -> [[String: Any]] {
-        runtime.policy.configuration.connections
+        let problems = runtime.credentialProblems()
+        return runtime.policy.configuration.connections
             .filter { AdminAPI.isAuditor(identity) || identity.isMember(of: $0.accessGroups) || identity.isMember(of: $0.reviews.approvers) }
             .map { connection in
                 [
@@ -586,6 +587,7 @@ public struct Console: Sendable {
                          "message": rule.message ?? ""]
                     },
                     "approvers": connection.reviews.approvers.joined(separator: ", "),
+                    "credential_problem": problems[connection.name] ?? "", "has_credential_problem": problems[connection.name] != nil,
                 ]
             }
     }

@@ -53,6 +53,23 @@ public final class GatewayRuntime: Governor {
     }
 
     public var policy: CompiledPolicy { snapshot.withLock { $0.policy } }
+
+    /// Connections whose credential cannot be resolved now, with why (no secret in it).
+    public func credentialProblems() -> [String: String] {
+        var problems: [String: String] = [:]
+        for connection in policy.configuration.connections {
+            if let problem = CredentialResolver.problem(connection.credential) { problems[connection.name] = problem }
+        }
+        return problems
+    }
+
+    /// Logs every credential problem (at start and after a reload): a session on such a
+    /// connection would fail when it opens, so the operator hears of it first.
+    public func warnAboutCredentials() {
+        for (name, problem) in credentialProblems().sorted(by: { $0.key < $1.key }) {
+            logger.warning("credential unavailable", metadata: ["connection": "\(name)", "problem": "\(problem)"])
+        }
+    }
     public var verifier: TokenVerifier { snapshot.withLock { $0.verifier } }
 
     /// Swaps in a new configuration atomically. Open sessions keep running and use the new policy
@@ -80,6 +97,7 @@ public final class GatewayRuntime: Governor {
         control.append("config.reloaded", actor: actor, ["connections": String(configuration.connections.count),
                                                          "detectors": String(policy.detectorCount)])
         logger.notice("configuration reloaded", metadata: ["connections": "\(configuration.connections.count)"])
+        warnAboutCredentials()
     }
 
     /// Verifies a bearer token (admin API and adapters alike). Failures go to the control chain by code.
@@ -362,6 +380,22 @@ enum CredentialResolver {
     struct Missing: Error, CustomStringConvertible {
         var source: String
         var description: String { "credential source \(source) is empty or unreadable" }
+    }
+
+    /// Why `source` cannot be resolved now (an unset or empty variable, a missing, empty or
+    /// unreadable file), without reading any secret; nil when it can. Checked at start and on
+    /// reload, and shown in `/healthz` and the console's Connections page.
+    static func problem(_ source: GatewayConfiguration.CredentialSource) -> String? {
+        for name in [source.passwordEnv, source.tokenEnv].compactMap({ $0 }) {
+            if ProcessInfo.processInfo.environment[name]?.isEmpty ?? true { return "environment variable \(name) is not set" }
+        }
+        for path in [source.passwordFile, source.privateKeyFile, source.tokenFile].compactMap({ $0 }) {
+            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
+            guard let size else { return "file \(path) does not exist" }
+            if size == 0 { return "file \(path) is empty" }
+            if !FileManager.default.isReadableFile(atPath: path) { return "file \(path) is not readable by the gateway" }
+        }
+        return nil
     }
 
     static func resolve(_ source: GatewayConfiguration.CredentialSource) throws -> Credential {

@@ -37,6 +37,7 @@ public struct GatewayServer {
         try ListenerProbe.check(configuration)
         let runtime = try Self.makeRuntime(configuration, logger: logger)
         try await runtime.reviews.restore()
+        runtime.warnAboutCredentials()
         if !exposed.isEmpty {
             let warning = "sluice: WARNING: the dev issuer is on and listeners face the network (\(exposed.joined(separator: ", "))): "
                 + "anyone with the state directory's signing key can mint any identity. Never do this in production.\n"
