@@ -57,6 +57,9 @@ BOUNCER_PORT=$(free_port)
 export APP_DB_PASSWORD=$PG_PASSWORD
 cat >"$WORK/sluice.yaml" <<EOF
 listen: { admin: 127.0.0.1:$ADMIN_PORT, postgres: 127.0.0.1:$PG_PORT, ssh: off, http: off, kubernetes: off }
+# Plaintext like the direct connection and PgBouncer it is compared with (loopback only; the
+# default refuses plaintext logins because the token is a password).
+postgres: { require_tls: false }
 state_dir: $WORK/state
 detectors: [$ROOT/corpora]
 connections:

@@ -198,6 +198,29 @@ struct Harness {
 }
 
 @Suite struct PostgresProxyMachineTests {
+    @Test func aPlaintextLoginIsRefusedWhenTLSIsRequired() throws {
+        var configuration = PostgresAdapterConfiguration()
+        configuration.clientTLS = true
+        configuration.requireClientTLS = true
+        // Plaintext: the startup packet is refused before any password is asked for.
+        var plain = PostgresProxyMachine(configuration: configuration, clientKey: .init(processID: 1, secretKey: 2))
+        var startup = PostgresMessages.startup([("user", "alice"), ("database", "db")])
+        let refused = plain.clientBytes(&startup)
+        guard case .sendToClient(let buffer)? = refused.first else { Issue.record("\(refused)"); return }
+        let fields = try PostgresMessages.parseFields(try Wire.decode([buffer])[0].body)
+        #expect(fields["C"] == "28000" && fields["M"]?.contains("sslmode=require") == true)
+        #expect(refused.contains { if case .close = $0 { true } else { false } })
+        // After an SSLRequest and the upgrade, the same packet is answered with the password request.
+        var secure = PostgresProxyMachine(configuration: configuration, clientKey: .init(processID: 1, secretKey: 2))
+        var sslRequest = ByteBuffer()
+        sslRequest.writeInteger(Int32(8))
+        sslRequest.writeInteger(Int32(80_877_103))
+        #expect(secure.clientBytes(&sslRequest).contains { if case .startClientTLS = $0 { true } else { false } })
+        var again = PostgresMessages.startup([("user", "alice"), ("database", "db")])
+        guard case .sendToClient(let answer)? = secure.clientBytes(&again).first else { Issue.record("no answer"); return }
+        #expect(try Wire.types([answer]) == "R")
+    }
+
     @Test func theStartupDeadlineEndsOnlyConnectionsThatHaveNotSentTheirToken() async throws {
         // Before the token: a FATAL 57014 and a close.
         var machine = PostgresProxyMachine(configuration: PostgresAdapterConfiguration(), clientKey: .init(processID: 1, secretKey: 2))

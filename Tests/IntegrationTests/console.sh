@@ -117,7 +117,7 @@ SLUICE_TOKEN=$ALICE SSH_ASKPASS=$WORK/askpass SSH_ASKPASS_REQUIRE=force DISPLAY=
   -o PubkeyAuthentication=no -o PreferredAuthentications=keyboard-interactive box@127.0.0.1 \
   "printf '\\033[1;31mDANGER\\033[0m deploy by jane.doe@example.com\\n'; sleep 0.3; printf 'card 4111 1111 1111 1111 ok\\n'" >"$WORK/ssh.out" 2>&1
 check "an SSH session was recorded (masked on the way)" grep -q '\[EMAIL\]' "$WORK/ssh.out"
-dsn="host=127.0.0.1 port=$PG_PORT dbname=app-db user=alice password=$ALICE sslmode=disable"
+dsn="host=127.0.0.1 port=$PG_PORT dbname=app-db user=alice password=$ALICE sslmode=require"
 echo "select name, email, ssn from customers" | psql "$dsn" -X -A -t >/dev/null
 # The held statement starts once the browser has the reviews inbox open.
 ( wait_file "$WORK/trigger" || true; while [ ! -e "$WORK/trigger" ]; do sleep 0.2; done

@@ -4,6 +4,7 @@ leave unmasked (ParameterStatus, RowDescription names, error fields, notificatio
 and message types the gateway must refuse. Prints ok/FAIL lines; exits 1 on any failure.
 usage: pg_raw.py PORT CONNECTION TOKEN [paths|scs]"""
 import socket
+import ssl
 import struct
 import sys
 
@@ -22,7 +23,14 @@ def check(name, condition):
 
 class Conn:
     def __init__(self):
-        self.sock = socket.create_connection(("127.0.0.1", PORT), timeout=20)
+        sock = socket.create_connection(("127.0.0.1", PORT), timeout=20)
+        # The gateway takes logins over TLS only (the token is a password): SSLRequest first.
+        sock.sendall(struct.pack("!ii", 8, 80877103))
+        assert sock.recv(1) == b"S"
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        self.sock = context.wrap_socket(sock)
         self.buffer = b""
         params = b"user\x00alice\x00database\x00" + CONNECTION.encode() + b"\x00\x00"
         body = struct.pack("!i", 196608) + params

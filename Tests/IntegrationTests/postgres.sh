@@ -70,6 +70,9 @@ listen: { admin: 127.0.0.1:$ADMIN_PORT, postgres: 127.0.0.1:$PG_PORT, ssh: off, 
 state_dir: $WORK/state
 detectors: [$ROOT/corpora]
 limits: { startup_timeout: 3s }
+# psql 16 from the pgserver wheel (the \bind checks) has no TLS: this gateway allows plaintext
+# logins; the default (TLS required) is checked on a second gateway below.
+postgres: { require_tls: false }
 connections:
 EOF
 for method in trust md5 scram scram-wrong-ca; do
@@ -132,7 +135,7 @@ wait_port "$PG_PORT"
 ALICE=$("$SLUICE" token --config "$WORK/sluice.yaml" --user alice --groups eng)
 DPO=$("$SLUICE" token --config "$WORK/sluice.yaml" --user dana --groups dpo)
 LEAD=$("$SLUICE" token --config "$WORK/sluice.yaml" --user lena --groups dba-leads)
-dsn() { echo "host=127.0.0.1 port=$PG_PORT dbname=$1 user=${3:-alice} password=$2 sslmode=${4:-disable}"; }
+dsn() { echo "host=127.0.0.1 port=$PG_PORT dbname=$1 user=${3:-alice} password=$2 sslmode=${4:-require}"; }
 q() { psql "$(dsn "$@")" -X -A -t -v ON_ERROR_STOP=1; }
 
 echo "== masking through psql, each upstream auth method"
@@ -148,6 +151,23 @@ OUT=$(echo "select email, ssn from customers where id = 1" | q app-scram "$DPO")
 check "dpo sees data unmasked" test "$OUT" = "jane.doe@example.com|268-45-8731"
 OUT=$(echo "select email from customers where id = 1" | psql "$(dsn app-scram "$ALICE" alice require)" -X -A -t 2>&1 || true)
 check "TLS to the gateway (sslmode=require) works and masks" bash -c "echo '$OUT' | grep -q '\[EMAIL\]'"
+# The default: logins over TLS only. A second gateway on the same configuration without the opt-out.
+TLS_ADMIN=$(free_port)
+TLS_PG=$(free_port)
+sed -e '/^postgres: { require_tls: false }/d' -e "s#admin: 127.0.0.1:$ADMIN_PORT#admin: 127.0.0.1:$TLS_ADMIN#" \
+    -e "s#postgres: 127.0.0.1:$PG_PORT#postgres: 127.0.0.1:$TLS_PG#" -e "s#state_dir: $WORK/state#state_dir: $WORK/state-tls#" \
+    "$WORK/sluice.yaml" >"$WORK/tls.yaml"
+"$SLUICE" serve --config "$WORK/tls.yaml" >"$WORK/serve-tls.log" 2>&1 &
+TLS_GATEWAY=$!
+PIDS+=("$TLS_GATEWAY")
+wait_port "$TLS_PG" || cat "$WORK/serve-tls.log"
+TLS_TOKEN=$("$SLUICE" token --config "$WORK/tls.yaml" --user alice --groups eng)
+OUT=$(echo "select 1" | psql "host=127.0.0.1 port=$TLS_PG dbname=app-scram user=alice password=$TLS_TOKEN sslmode=disable" -X -A -t 2>&1 || true)
+check "by default a plaintext login (sslmode=disable) is refused: the token is a password" \
+  bash -c "echo '$OUT' | grep -q 'requires TLS for logins' && echo '$OUT' | grep -q 'sslmode=require'"
+OUT=$(echo "select email from customers where id = 1" | psql "host=127.0.0.1 port=$TLS_PG dbname=app-scram user=alice password=$TLS_TOKEN sslmode=require" -X -A -t 2>&1 || true)
+check "and a TLS login works and masks" test "$OUT" = "[EMAIL]"
+kill -TERM "$TLS_GATEWAY"; wait "$TLS_GATEWAY" 2>/dev/null || true
 
 OUT=$(echo "select ssl from pg_stat_ssl where pid = pg_backend_pid()" | q app-scram "$ALICE" 2>&1)
 check "upstream leg uses TLS (verify-full against the CA, pg_hba hostssl)" test "$OUT" = "t"
@@ -255,9 +275,9 @@ check "denied DELETE fails with the reason" bash -c "grep -q 'denied by lena: no
 echo "== extended protocol from psql (\\bind ... \\g) and pgbench -M prepared"
 PSQL16_MAJOR=$(psql16 --version | sed -n 's/.* \([0-9][0-9]*\)\..*/\1/p')
 check "a psql 16 client is available (pgserver wheel)" test "${PSQL16_MAJOR:-0}" -ge 16
-OUT=$(printf 'select email, ssn from customers where id = $1 \\bind 1 \\g\n' | psql16 "$(dsn app-scram "$ALICE")" -X -A -t 2>&1)
+OUT=$(printf 'select email, ssn from customers where id = $1 \\bind 1 \\g\n' | psql16 "$(dsn app-scram "$ALICE" alice disable)" -X -A -t 2>&1)
 check "\\bind ... \\g result masked" test "$OUT" = "[EMAIL]|[SSN]"
-printf 'drop table customers \\bind \\g\nselect count(*) from customers \\bind \\g\n' | psql16 "$(dsn app-scram "$ALICE")" -X -A -t >"$WORK/bind-block.out" 2>&1 || true
+printf 'drop table customers \\bind \\g\nselect count(*) from customers \\bind \\g\n' | psql16 "$(dsn app-scram "$ALICE" alice disable)" -X -A -t >"$WORK/bind-block.out" 2>&1 || true
 check "\\bind of a blocked statement is refused" grep -q 'not allowed' "$WORK/bind-block.out"
 check "the session goes on after the refused \\bind" grep -qx 3 "$WORK/bind-block.out"
 printf '\\set id random(1, 3)\nselect email, ssn from customers where id = :id;\n' >"$WORK/bench.sql"
@@ -297,14 +317,20 @@ check "gateway keeps serving after garbage" test "$N" = 3
 
 echo "== unauthenticated connections time out (limits.startup_timeout: 3s)"
 python3 - "$PG_PORT" >"$WORK/idle.out" 2>&1 <<'EOF' && rc=0 || rc=$?
-import socket, struct, sys, time
+import socket, ssl, struct, sys, time
 port = int(sys.argv[1])
 # 40 idle sockets (nothing sent) and 10 that stop after the startup packet, at the password prompt.
 idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(40)]
 startup = b"user\x00alice\x00database\x00app-scram\x00\x00"
+context = ssl.create_default_context()
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE
 stuck = []
-for _ in range(10):
+for _ in range(10):   # TLS as the gateway requires, the startup packet, then silence
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(struct.pack("!ii", 8, 80877103))
+    assert s.recv(1) == b"S"
+    s = context.wrap_socket(s)
     s.sendall(struct.pack("!ii", 8 + len(startup), 196608) + startup)
     stuck.append(s)
 started = time.monotonic()

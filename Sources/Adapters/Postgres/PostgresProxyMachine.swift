@@ -14,6 +14,9 @@ public struct PostgresAdapterConfiguration: Sendable {
     /// How long a client may take from connecting to sending its token (startup packet, TLS
     /// request, password): after it, an unauthenticated connection is closed (`limits.startup_timeout`).
     public var startupTimeout: Duration = .seconds(10)
+    /// Logins (the token is the password) only over TLS: a startup packet on a plaintext
+    /// connection is refused (`postgres.require_tls`, default on when the listener offers TLS).
+    public var requireClientTLS = false
 
     public init() {}
 }
@@ -77,6 +80,8 @@ struct PostgresProxyMachine {
     private var clientDecoder: PostgresFrameDecoder
     private var upstreamDecoder: PostgresFrameDecoder
     private(set) var session: (any GovernedSession)?
+    /// Whether the client connection was upgraded to TLS.
+    private var clientTLSActive = false
     private var masker: PostgresResultMasker?
     private var clientParameters: [String: String] = [:]
     private var transactionStatus = UInt8(ascii: "I")
@@ -165,7 +170,10 @@ struct PostgresProxyMachine {
     private mutating func startupPacket(_ packet: StartupPacket) -> [Action] {
         switch packet {
         case .ssl:
-            if configuration.clientTLS { return [.startClientTLS] }
+            if configuration.clientTLS {
+                clientTLSActive = true
+                return [.startClientTLS]
+            }
             return [.sendToClient(ByteBuffer(string: "N"))]
         case .gssEncryption:
             return [.sendToClient(ByteBuffer(string: "N"))]
@@ -173,6 +181,10 @@ struct PostgresProxyMachine {
             state = .closed
             return [.cancel(processID: processID, secretKey: secretKey), .close(reason: "cancel request")]
         case .startup(let parameters):
+            if configuration.requireClientTLS && !clientTLSActive {
+                return fail(sqlState: "28000", message: "the gateway requires TLS for logins (the token is a password): "
+                                + "connect with sslmode=require or verify-full", reason: "plaintext login refused")
+            }
             guard let database = parameters["database"] ?? parameters["user"], !database.isEmpty else {
                 return fail(sqlState: "28000", message: "name the connection as the database: dbname=CONNECTION", reason: "no database")
             }

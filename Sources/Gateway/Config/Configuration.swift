@@ -132,6 +132,9 @@ public struct GatewayConfiguration: Sendable {
     /// `limits.shutdown_timeout`: how long a graceful stop may take before what is still open is
     /// cancelled (and, five seconds later, the process ends).
     public var shutdownTimeout: Duration = .seconds(10)
+    /// `postgres.require_tls`: refuse Postgres logins on plaintext connections (the token is the
+    /// password). On by default; turning it off is an explicit, documented choice.
+    public var postgresRequireTLS = true
     public var store: String?
     public struct TLSFiles: Sendable, Equatable {
         public var cert: String
@@ -229,7 +232,7 @@ extension GatewayConfiguration {
         guard let root = try ConfigNode.parse(text, file: file), !root.isNull else { return configuration }
         let top = try root.mapping(allowed: [
             "listen", "state_dir", "store", "tls", "identity", "detectors", "masking", "connections",
-            "notifications", "public_url", "recording", "http", "limits",
+            "notifications", "public_url", "recording", "http", "limits", "postgres",
         ])
         if let listen = top["listen"] {
             let map = try listen.mapping(allowed: ["admin", "postgres", "ssh", "http", "kubernetes"])
@@ -272,6 +275,10 @@ extension GatewayConfiguration {
             configuration.reviewWebhook = try map["review_webhook"]?.nonEmptyString()
         }
         if let node = top["public_url"] { configuration.publicURL = try node.nonEmptyString() }
+        if let node = top["postgres"] {
+            let map = try node.mapping(allowed: ["require_tls"])
+            if let value = map["require_tls"] { configuration.postgresRequireTLS = try value.bool() }
+        }
         if let node = top["limits"] {
             let map = try node.mapping(allowed: ["startup_timeout", "shutdown_timeout"])
             if let value = map["shutdown_timeout"] {

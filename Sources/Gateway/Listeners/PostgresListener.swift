@@ -117,6 +117,7 @@ struct PostgresListener: Service {
         settings.clientTLS = true
         settings.recordOutputCap = configuration.recordOutputCap
         settings.startupTimeout = configuration.startupTimeout
+        settings.requireClientTLS = configuration.postgresRequireTLS
         let context = try Sockets.serverTLS(configuration)
         let upgrade: ClientTLSUpgrade = { channel in
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context), position: .first)
