@@ -29,6 +29,30 @@ import Testing
         #expect(try await reviews.review(id: review.id)?.status == .approved)
     }
 
+    @Test func aReviewNobodyWaitsForIsWithdrawn() async throws {
+        let review = try await hold()
+        let waiter = Task { await reviews.wait(id: review.id) }
+        await reviews.withdraw(id: review.id, reason: "the client closed the connection before a decision")
+        #expect(await waiter.value == .denied(by: "sluice", reason: "withdrawn: the client closed the connection before a decision"))
+        let stored = try #require(try await reviews.review(id: review.id))
+        #expect(stored.status == .denied && stored.denial?.user == "sluice")
+        // An approver can no longer decide it.
+        await #expect(throws: ReviewError.self) { try await reviews.approve(id: review.id, by: lead) }
+        // A withdrawal that arrives before the review is filed closes it as soon as it is.
+        let early = ReviewCenter.newID()
+        await reviews.withdraw(id: early, reason: "gone")
+        let filed = try await reviews.requestCommandReview(identity: alice, connection: appDB, sessionID: "s-1",
+                                                           command: Command(text: "delete from t", classes: ["delete_without_where"]),
+                                                           reason: "r", id: early)
+        #expect(filed.status == .denied)
+        #expect(try await reviews.list(status: "pending").isEmpty)
+        // A decided review is left alone.
+        let decided = try await hold()
+        try await reviews.approve(id: decided.id, by: lead)
+        await reviews.withdraw(id: decided.id, reason: "late")
+        #expect(try await reviews.review(id: decided.id)?.status == .approved)
+    }
+
     @Test func selfApprovalIsRefused() async throws {
         var review = try await hold()
         let error = await #expect(throws: ReviewError.self) { try await reviews.approve(id: review.id, by: alice) }

@@ -184,15 +184,22 @@ public struct ReviewTicket: Sendable {
     /// A human hint such as `sluice reviews approve r-1a2b` or a console URL.
     public var approveHint: String
     private let wait: @Sendable () async -> ReviewOutcome
+    private let withdrawal: @Sendable (String) async -> Void
 
-    public init(id: String, approveHint: String, wait: @escaping @Sendable () async -> ReviewOutcome) {
+    public init(id: String, approveHint: String, withdraw: @escaping @Sendable (String) async -> Void = { _ in },
+                wait: @escaping @Sendable () async -> ReviewOutcome) {
         self.id = id
         self.approveHint = approveHint
+        self.withdrawal = withdraw
         self.wait = wait
     }
 
     /// Files the review and suspends until it is approved, denied or times out.
     public func outcome() async -> ReviewOutcome { await wait() }
+
+    /// Nobody waits for the decision any more (the client went away): the review is closed with
+    /// `reason`, so approvers are not asked to decide a request that can no longer run.
+    public func withdraw(reason: String) async { await withdrawal(reason) }
 }
 
 public enum ReviewOutcome: Sendable, Equatable {

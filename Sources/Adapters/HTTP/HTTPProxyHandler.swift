@@ -53,6 +53,8 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
     private var upstreamWritable = true
     private var timer: Scheduled<Void>?
     private var closed = false
+    /// The review a request waits for, withdrawn if the client leaves before the decision.
+    private var awaitedReview: ReviewTicket?
     /// The connection left HTTP (upgrade): the session now belongs to the upgraded protocol.
     private var upgradedAway = false
     /// The client channel after an upgrade: closed if the gateway ends the session (token expiry).
@@ -177,9 +179,13 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
             case .awaitReview(let ticket):
                 let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
                 let eventLoop = context.eventLoop
+                awaitedReview = ticket
                 Task {
                     let outcome = await ticket.outcome()
-                    eventLoop.execute { bound.value.run(bound.value.machine.reviewDecided(outcome)) }
+                    eventLoop.execute {
+                        bound.value.awaitedReview = nil
+                        bound.value.run(bound.value.machine.reviewDecided(outcome))
+                    }
                 }
             case .connectUpstream(let connection, let target):
                 connectUpstream(connection, target, context: context)
@@ -359,7 +365,7 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
         if !answer.isEmpty {
             // The 503 goes out, then its closeClient action closes the connection after the write.
             run(answer)
-            shutdown()
+            shutdown(withdrawing: "the gateway ended the session: \(reason)")
             return
         }
         guard let context else { return }
@@ -367,9 +373,14 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
         shutdown()
     }
 
-    private func shutdown() {
+    private func shutdown(withdrawing why: String = "the client closed the connection before a decision") {
         guard !closed, !upgradedAway else { return }
         closed = true
+        if let ticket = awaitedReview {
+            // Nobody will receive the decision: close the review instead of leaving it pending.
+            awaitedReview = nil
+            Task { await ticket.withdraw(reason: why) }
+        }
         timer?.cancel()
         timer = nil
         upstream?.close(promise: nil)

@@ -75,6 +75,8 @@ public actor ReviewCenter {
     private let notifier: (any ReviewNotifier)?
     private var waiters: [String: [CheckedContinuation<ReviewOutcome, Never>]] = [:]
     private var pending: [String: ReviewRecord] = [:]
+    /// Withdrawals that arrived before their review was filed (bounded like `pending`).
+    private var withdrawnBeforeFiling: [String: String] = [:]
     private var grants: [String: ReviewRecord] = [:]
     /// At most this many pending reviews at once; more are refused (each holds a command).
     public static let maximumPending = 10_000
@@ -130,7 +132,31 @@ public actor ReviewCenter {
         control.append("review.created", actor: identity.user,
                        ["id": review.id, "kind": "command", "connection": connection.name, "session": sessionID])
         notifier?.reviewCreated(review)
+        if let why = withdrawnBeforeFiling.removeValue(forKey: review.id) {
+            // The client left between the decision and the filing.
+            withdraw(id: review.id, reason: why)
+            return (try? store.review(id: review.id)) ?? nil ?? review
+        }
         return review
+    }
+
+    /// Closes a pending command review that nobody waits for any more (its client went away):
+    /// denied by `sluice` with `reason`, recorded as `review.withdrawn`. A review not filed yet
+    /// is withdrawn as soon as it is; a decided one is left alone.
+    public func withdraw(id: String, reason: String) {
+        guard var review = pending[id] else {
+            if (try? store.review(id: id)) ?? nil == nil, withdrawnBeforeFiling.count < Self.maximumPending {
+                withdrawnBeforeFiling[id] = reason
+            }
+            return
+        }
+        let now = clock.nowMicros()
+        review.status = .denied
+        review.decidedAt = now
+        review.denial = .init(user: "sluice", reason: "withdrawn: " + String(reason.prefix(200)), at: now)
+        try? store.saveReview(review)
+        control.append("review.withdrawn", actor: "sluice", ["id": id, "why": String(reason.prefix(200))])
+        resolve(review)
     }
 
     /// A just-in-time access request: when approved, `identity` may open `connection` for `duration`.

@@ -257,7 +257,8 @@ final class GatewaySession: GovernedSession {
             let sessionID = self.id
             let config = compiled.config
             let reason = decision.message ?? "review required"
-            return .review(ReviewTicket(id: id, approveHint: "sluice reviews approve \(id)") {
+            return .review(ReviewTicket(id: id, approveHint: "sluice reviews approve \(id)",
+                                        withdraw: { why in await reviews.withdraw(id: id, reason: why) }) {
                 var fields = ["review": id]
                 let outcome: ReviewOutcome
                 do {
