@@ -155,16 +155,10 @@ curl -s -N -H "Cookie: $COOKIE" "$ADMIN/console/events" >"$WORK/feed-live.out" 2
 FEED_PID=$!
 sleep 1
 check "the live feed is open" grep -q ': reviews' "$WORK/feed-live.out"
-STOP_START=$(date +%s)
 
 echo "== graceful stop (SIGTERM)"
-kill -TERM "$GATEWAY"
-# Bounded here too: a gateway that does not stop within 20 s is killed and fails the checks.
-for _ in $(seq 1 200); do kill -0 "$GATEWAY" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$GATEWAY" 2>/dev/null && kill -9 "$GATEWAY"
-wait "$GATEWAY"; rc=$?
-check "sluice serve exits 0 on SIGTERM" test "$rc" = 0
-STOP_SECONDS=$(( $(date +%s) - STOP_START ))
+stop_gateway "$GATEWAY"
+check "sluice serve exits 0 on SIGTERM" test "$STOP_RC" = 0
 check "within the shutdown bound, console feeds open ($STOP_SECONDS s)" test "$STOP_SECONDS" -le 12
 for _ in $(seq 1 50); do kill -0 "$FEED_PID" 2>/dev/null || break; sleep 0.1; done
 check "the live feed was ended by the stop" bash -c "! kill -0 $FEED_PID 2>/dev/null"

@@ -397,13 +397,8 @@ KEEP_PID=$!
 PIDS+=($!)
 RID=$(pending_review "$WORK/sluice.yaml")
 check "a review is held while the stop begins" test -n "$RID"
-STOP_START=$(date +%s)
-kill -TERM "$GATEWAY"
-for _ in $(seq 1 200); do kill -0 "$GATEWAY" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$GATEWAY" 2>/dev/null && kill -9 "$GATEWAY"
-wait "$GATEWAY"; rc=$?
-STOP_SECONDS=$(( $(date +%s) - STOP_START ))
-check "sluice serve exits 0 within the bound ($STOP_SECONDS s)" bash -c "test '$rc' = 0 && test '$STOP_SECONDS' -le 12"
+stop_gateway "$GATEWAY"
+check "sluice serve exits 0 within the bound ($STOP_SECONDS s)" bash -c "test '$STOP_RC' = 0 && test '$STOP_SECONDS' -le 12"
 wait_file "$WORK/review3.rc" || true
 check "the held request is answered 503 with why, not left hanging" \
   bash -c "test \"\$(cat '$WORK/review3.code')\" = 503 && grep -q session_ended '$WORK/review3.out' && grep -q 'shutting down' '$WORK/review3.out'"

@@ -21,3 +21,15 @@ pending_review() {
   done
   echo "$id"
 }
+# stop_gateway PID: SIGTERM, then wait up to 20 s (SIGKILL after that, so a hang fails instead of
+# blocking the run); sets STOP_RC (the exit status) and STOP_SECONDS (how long the stop took).
+stop_gateway() {
+  local pid=$1 start
+  start=$(date +%s)
+  kill -TERM "$pid"
+  for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+  STOP_RC=0
+  wait "$pid" || STOP_RC=$?
+  STOP_SECONDS=$(( $(date +%s) - start ))
+}

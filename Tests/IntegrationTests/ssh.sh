@@ -393,13 +393,8 @@ echo "== graceful stop with an SSH channel open"
 ( gssh "$ALICE" box "echo started; sleep 60" >"$WORK/stop-ssh.out" 2>"$WORK/stop-ssh.err" && echo 0 >"$WORK/stop-ssh.rc" || echo $? >"$WORK/stop-ssh.rc" ) &
 for _ in $(seq 1 100); do grep -q started "$WORK/stop-ssh.out" 2>/dev/null && break; sleep 0.1; done
 check "a command is running through the gateway" grep -q started "$WORK/stop-ssh.out"
-STOP_START=$(date +%s)
-kill -TERM "$GATEWAY"
-for _ in $(seq 1 200); do kill -0 "$GATEWAY" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$GATEWAY" 2>/dev/null && kill -9 "$GATEWAY"
-wait "$GATEWAY"; rc=$?
-STOP_SECONDS=$(( $(date +%s) - STOP_START ))
-check "sluice serve exits 0 within the bound ($STOP_SECONDS s)" bash -c "test '$rc' = 0 && test '$STOP_SECONDS' -le 12"
+stop_gateway "$GATEWAY"
+check "sluice serve exits 0 within the bound ($STOP_SECONDS s)" bash -c "test '$STOP_RC' = 0 && test '$STOP_SECONDS' -le 12"
 wait_file "$WORK/stop-ssh.rc" || true
 check "the ssh client ends instead of hanging" test -s "$WORK/stop-ssh.rc"
 check "and is told why" grep -q "sluice: session ended: gateway shutting down" "$WORK/stop-ssh.err"

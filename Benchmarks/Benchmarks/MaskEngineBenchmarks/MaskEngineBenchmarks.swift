@@ -11,6 +11,19 @@ let samples = ["api_json.txt", "psql.txt", "app_log.txt", "shell.txt"].compactMa
 }.reduce([UInt8]()) { $0 + [UInt8]($1) }
 let quiet = [UInt8](String(repeating: "the quick brown fox jumps over the lazy dog while nothing happens here ", count: 240).utf8)
 
+/// The sample corpus through `masker` in 16 KiB writes, then `finish`.
+func maskSamples(with masker: StreamMasker) throws {
+    try samples.withUnsafeBytes { raw in
+        var offset = 0
+        while offset < raw.count {
+            let end = min(raw.count, offset + 16384)
+            try masker.write(UnsafeRawBufferPointer(rebasing: raw[offset..<end])) { blackHole($0.count) }
+            offset = end
+        }
+        try masker.finish { blackHole($0.count) }
+    }
+}
+
 let benchmarks: @Sendable () -> Void = {
     let engine = try! MaskingEngine(detectors: try! CorpusLoader.load(directories: [corpora]), hashKey: Array("benchmark".utf8))
     let metrics: [BenchmarkMetric] = [.wallClock, .throughput, .mallocCountTotal]
@@ -31,33 +44,14 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     Benchmark("stream masker: sample corpus in 16 KiB writes", configuration: .init(metrics: metrics)) { benchmark in
-        for _ in benchmark.scaledIterations {
-            let masker = try engine.makeStreamMasker()
-            try samples.withUnsafeBytes { raw in
-                var offset = 0
-                while offset < raw.count {
-                    let end = min(raw.count, offset + 16384)
-                    try masker.write(UnsafeRawBufferPointer(rebasing: raw[offset..<end])) { blackHole($0.count) }
-                    offset = end
-                }
-                try masker.finish { blackHole($0.count) }
-            }
-        }
+        for _ in benchmark.scaledIterations { try maskSamples(with: try engine.makeStreamMasker()) }
     }
 
     Benchmark("stream masker: sample corpus in 16 KiB writes, one stream reused", configuration: .init(metrics: metrics)) { benchmark in
         // The steady state with values masked: the stream and its working memory exist already.
         let masker = try engine.makeStreamMasker()
         func pass() throws {
-            try samples.withUnsafeBytes { raw in
-                var offset = 0
-                while offset < raw.count {
-                    let end = min(raw.count, offset + 16384)
-                    try masker.write(UnsafeRawBufferPointer(rebasing: raw[offset..<end])) { blackHole($0.count) }
-                    offset = end
-                }
-                try masker.finish { blackHole($0.count) }
-            }
+            try maskSamples(with: masker)
             try masker.reset()
         }
         try pass()
