@@ -281,18 +281,13 @@ extension GatewayConfiguration {
         }
         if let node = top["limits"] {
             let map = try node.mapping(allowed: ["startup_timeout", "shutdown_timeout"])
-            if let value = map["shutdown_timeout"] {
-                configuration.shutdownTimeout = try value.duration()
-                guard configuration.shutdownTimeout >= .seconds(1), configuration.shutdownTimeout <= .seconds(600) else {
-                    throw value.error("must be between 1s and 10m")
-                }
+            func bounded(_ value: ConfigNode) throws -> Duration {
+                let duration = try value.duration()
+                guard duration >= .seconds(1), duration <= .seconds(600) else { throw value.error("must be between 1s and 10m") }
+                return duration
             }
-            if let value = map["startup_timeout"] {
-                configuration.startupTimeout = try value.duration()
-                guard configuration.startupTimeout >= .seconds(1), configuration.startupTimeout <= .seconds(600) else {
-                    throw value.error("must be between 1s and 10m")
-                }
-            }
+            if let value = map["shutdown_timeout"] { configuration.shutdownTimeout = try bounded(value) }
+            if let value = map["startup_timeout"] { configuration.startupTimeout = try bounded(value) }
         }
         if let node = top["recording"] {
             let map = try node.mapping(allowed: ["output_cap_bytes"])
