@@ -326,6 +326,9 @@ struct Audit: ParsableCommand {
                 print("sessions: \(report.sessionsChecked) checked, \(report.sessionsSealed) sealed, \(report.unsealed.count) unsealed")
                 print("events: \(report.eventsChecked) verified; control chain: \(report.controlEventsChecked) verified")
                 for id in report.unsealed { print("unsealed: session \(id) (intact, but the gateway stopped before sealing it, or it is still open)") }
+                for id in report.recordingFailed {
+                    print("recording failed: session \(id) (the store refused a write; the gateway stopped the session and marked the gap; not tampering)")
+                }
                 for problem in report.problems { print("BROKEN: \(problem)") }
                 print(report.ok ? "audit verify: OK" : "audit verify: FAILED (\(report.problems.count) problem(s))")
             }

@@ -64,6 +64,64 @@ import Testing
         #expect(try PostgresMessages.parseFields(goodbye[0].body)["C"] == "57P01")
     }
 
+    /// A handler that kept its context after removal stayed alive with every buffer of its
+    /// connection (issue 14: 57 MB per `repeat(…)` query, never released).
+    @Test func aClosedConnectionReleasesItsHandlerAndBuffers() async throws {
+        let loop = NIOAsyncTestingEventLoop()
+        let upstream = NIOAsyncTestingChannel(loop: loop)
+        let adapter = PostgresAdapter(governor: makeGovernor(), configuration: PostgresAdapterConfiguration(),
+                                      connector: { _, _, initializer in initializer(upstream).map { upstream } },
+                                      tlsUpgrade: nil)
+        let released = WeakHandler()
+        let client = try await NIOAsyncTestingChannel(loop: loop) { channel in
+            let handler = adapter.makeHandler()
+            released.handler = handler
+            try channel.pipeline.syncOperations.addHandler(handler)
+        }
+        try await client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
+        try await client.writeInbound(PostgresMessages.startup([("user", "alice"), ("database", "db")]))
+        _ = try await waitForWrite(client)
+        try await client.writeInbound(Wire.password("tok"))
+        _ = try await waitForWrite(upstream)
+        var ready = ByteBuffer()
+        for var message in [Wire.authentication(0), Wire.ready()] { ready.writeBuffer(&message) }
+        try await upstream.writeInbound(ready)
+        _ = try await waitForWrite(client)
+        #expect(released.handler != nil)
+
+        try await client.close()
+        await loop.run()
+        #expect(released.handler == nil)
+    }
+
+    @Test func aSourceOverItsShareOfConnectionsStillLoggingInIsRefusedAtOnce() async throws {
+        let loop = NIOAsyncTestingEventLoop()
+        let admission = ConnectionAdmission(limits: .init(perSource: 1, total: 10))
+        let adapter = PostgresAdapter(governor: makeGovernor(), configuration: PostgresAdapterConfiguration(),
+                                      connector: { eventLoop, _, _ in eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) },
+                                      tlsUpgrade: nil, admission: admission)
+        func connect() async throws -> NIOAsyncTestingChannel {
+            let channel = try await NIOAsyncTestingChannel(loop: loop) { channel in
+                try channel.pipeline.syncOperations.addHandler(adapter.makeHandler())
+            }
+            try await channel.connect(to: SocketAddress(ipAddress: "192.0.2.1", port: 1)).get()
+            return channel
+        }
+        let first = try await connect()
+        #expect(admission.counts.waiting == 1)
+        let second = try await connect()
+        let refusal = try Wire.decode([try await waitForWrite(second)])
+        #expect(try PostgresMessages.parseFields(refusal[0].body)["C"] == "53300")
+        try await second.closeFuture.get()
+        // The first leaving frees its place.
+        try await first.close()
+        await loop.run()
+        #expect(admission.counts.waiting == 0)
+        let third = try await connect()
+        #expect(admission.counts.waiting == 1)
+        try await third.close()
+    }
+
     @Test func garbageStartupGetsAnErrorAndAClosedConnection() async throws {
         let loop = NIOAsyncTestingEventLoop()
         let adapter = PostgresAdapter(governor: makeGovernor(), configuration: PostgresAdapterConfiguration(),
@@ -123,4 +181,9 @@ import Testing
         #expect(client.isActive)
         #expect(try await client.readOutbound(as: ByteBuffer.self) == nil)
     }
+}
+
+/// Watches a handler without keeping it: set once on the test's event loop, read after it ran.
+private final class WeakHandler: @unchecked Sendable {
+    weak var handler: PostgresFrontendHandler?
 }

@@ -106,4 +106,45 @@ import Testing
         #expect(throws: PostgresProtocolError.self) { try scram.verifyServerFinal(Array("v=AAAA".utf8)) }
         #expect(throws: PostgresProtocolError.self) { try scram.verifyServerFinal(Array("e=invalid-proof".utf8)) }
     }
+
+    /// Reads that end mid-message used to append behind the bytes already read: a long result of
+    /// small rows grew one buffer to the size of the whole result.
+    @Test func theDecoderKeepsOnlyWhatItHasNotReadYet() throws {
+        var decoder = PostgresFrameDecoder(maximumMessageSize: 1 << 20, expectsStartup: false)
+        var stream = ByteBuffer()
+        for row in 0..<20_000 {
+            stream.writeInteger(UInt8(ascii: "D"))
+            stream.writeInteger(Int32(4 + 1000))
+            stream.writeRepeatingByte(UInt8(truncatingIfNeeded: row), count: 1000)
+        }
+        var messages = 0
+        var largest = 0
+        while stream.readableBytes > 0 {
+            // 65,000-byte reads: every one ends inside a row.
+            var chunk = stream.readSlice(length: min(65_000, stream.readableBytes))!
+            decoder.append(&chunk)
+            while let message = try decoder.next() {
+                #expect(message.body.readableBytes == 1000)
+                messages += 1
+            }
+            largest = max(largest, decoder.bufferedCapacity)
+        }
+        #expect(messages == 20_000)
+        #expect(largest < 4 * 65_536)
+    }
+
+    @Test func aBufferGrownForOneLargeMessageIsLetGo() throws {
+        var decoder = PostgresFrameDecoder(maximumMessageSize: 8 << 20, expectsStartup: false)
+        var message = ByteBuffer()
+        message.writeInteger(UInt8(ascii: "D"))
+        message.writeInteger(Int32(4 + (4 << 20)))
+        message.writeRepeatingByte(7, count: 4 << 20)
+        var first = message.readSlice(length: 100)!
+        decoder.append(&first)
+        #expect(try decoder.next() == nil)
+        decoder.append(&message)
+        let body = try #require(try decoder.next())
+        #expect(body.body.readableBytes == 4 << 20)
+        #expect(decoder.bufferedCapacity <= PostgresFrameDecoder.retainedCapacity)
+    }
 }

@@ -56,6 +56,7 @@ import Testing
             ("limits: { startup_timeout: 0s }", "limits.startup_timeout"),
             ("limits: { startup_timeout: 1h }", "limits.startup_timeout"),
             ("limits: { login_timeout: 5s }", "limits.login_timeout"),
+            ("limits: { max_message_bytes: 1000 }", "limits.max_message_bytes"),
         ]
         for (text, key) in cases {
             let error = #expect(throws: ConfigurationError.self, "\(text)") { try GatewayConfiguration.parse(text: text) }
@@ -97,6 +98,8 @@ import Testing
         #expect(try GatewayConfiguration.parse(text: "").shutdownTimeout == .seconds(10))
         #expect(try GatewayConfiguration.parse(text: "limits: { shutdown_timeout: 30s }").shutdownTimeout == .seconds(30))
         #expect(throws: ConfigurationError.self) { try GatewayConfiguration.parse(text: "limits: { shutdown_timeout: 0s }") }
+        #expect(try GatewayConfiguration.parse(text: "").maxMessageBytes == 64 << 20)
+        #expect(try GatewayConfiguration.parse(text: "limits: { max_message_bytes: 1048576 }").maxMessageBytes == 1 << 20)
     }
 
     @Test func aListenBlockOpensOnlyTheListenersItNames() throws {

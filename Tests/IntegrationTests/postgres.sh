@@ -69,7 +69,7 @@ cat >"$WORK/sluice.yaml" <<EOF
 listen: { admin: 127.0.0.1:$ADMIN_PORT, postgres: 127.0.0.1:$PG_PORT, ssh: off, http: off, kubernetes: off }
 state_dir: $WORK/state
 detectors: [$ROOT/corpora]
-limits: { startup_timeout: 3s }
+limits: { startup_timeout: 3s, max_message_bytes: 8388608, unauthenticated_per_source: 45, failed_logins_per_source: 20 }
 # psql 16 from the pgserver wheel (the \bind checks) has no TLS: this gateway allows plaintext
 # logins; the default (TLS required) is checked on a second gateway below.
 postgres: { require_tls: false }
@@ -315,21 +315,30 @@ EOF
 N=$(echo "select count(*) from customers" | q app-scram "$DPO")
 check "gateway keeps serving after garbage" test "$N" = 3
 
-echo "== unauthenticated connections time out (limits.startup_timeout: 3s)"
+echo "== unauthenticated connections time out (limits.startup_timeout: 3s) and are bounded per source (45)"
 python3 - "$PG_PORT" >"$WORK/idle.out" 2>&1 <<'EOF' && rc=0 || rc=$?
 import socket, ssl, struct, sys, time
 port = int(sys.argv[1])
-# 40 idle sockets (nothing sent) and 10 that stop after the startup packet, at the password prompt.
+# 40 idle sockets (nothing sent), then 10 that stop after the startup packet, at the password
+# prompt: 5 of those fit under limits.unauthenticated_per_source (45), 5 are refused at once.
 idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(40)]
+time.sleep(0.5)
 startup = b"user\x00alice\x00database\x00app-scram\x00\x00"
 context = ssl.create_default_context()
 context.check_hostname = False
 context.verify_mode = ssl.CERT_NONE
-stuck = []
+stuck, refused = [], 0
 for _ in range(10):   # TLS as the gateway requires, the startup packet, then silence
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.sendall(struct.pack("!ii", 8, 80877103))
-    assert s.recv(1) == b"S"
+    answer = s.recv(1)
+    if answer == b"E":
+        rest = s.recv(4096)
+        if b"C53300" in rest and b"still logging in" in rest:
+            refused += 1
+        s.close()
+        continue
+    assert answer == b"S", answer
     s = context.wrap_socket(s)
     s.sendall(struct.pack("!ii", 8 + len(startup), 196608) + startup)
     stuck.append(s)
@@ -346,13 +355,49 @@ for s in idle + stuck:
         timed_out += 1
     s.close()
 elapsed = time.monotonic() - started
-print("closed all 50 after %.1f s, %d with 57014" % (elapsed, timed_out))
-sys.exit(0 if elapsed < 8 and timed_out == 50 else 1)
+print("closed all %d after %.1f s, %d with 57014; %d refused at once with 53300" % (len(idle) + len(stuck), elapsed, timed_out, refused))
+sys.exit(0 if elapsed < 8 and timed_out == 45 and refused == 5 else 1)
 EOF
 sed 's/^/      /' "$WORK/idle.out"
-check "50 connections that never log in are closed at the deadline with 57014" test "$rc" = 0
+check "45 connections that never log in are closed at the deadline with 57014, 5 over the per-source limit refused" test "$rc" = 0
 N=$(echo "select count(*) from customers" | q app-scram "$DPO")
 check "and the gateway keeps serving" test "$N" = 3
+
+echo "== failed logins are throttled per source and recorded as counts (limits.failed_logins_per_source: 20)"
+AUDITOR=$("$SLUICE" token --config "$WORK/sluice.yaml" --user aude --groups auditor)
+control_count() { curl -fsS -H "Authorization: Bearer $AUDITOR" "http://127.0.0.1:$ADMIN_PORT/api/audit/control" | grep -o "\"kind\" *: *\"$1\"" | wc -l; }
+FAILED_BEFORE=$(control_count login.failed)
+for attempt in $(seq 1 60); do echo "select 1" | q app-scram "bad-token-$attempt" >>"$WORK/throttle.out" 2>&1 || true; done
+FAILED_AFTER=$(control_count login.failed)
+THROTTLED=$(control_count login.throttled)
+echo "      60 bad logins: $(grep -c 'authentication failed' "$WORK/throttle.out") checked, $(grep -c 'too many failed logins' "$WORK/throttle.out") refused unchecked; control events: $((FAILED_AFTER - FAILED_BEFORE)) login.failed, $THROTTLED login.throttled"
+check "after 20 failures the source is refused before its token is checked" grep -q 'too many failed logins from this address' "$WORK/throttle.out"
+check "at most 20 of the 60 bad tokens were checked" test "$(grep -c 'authentication failed' "$WORK/throttle.out")" -le 20
+check "the 60 attempts are a handful of control events, not 60" test $((FAILED_AFTER - FAILED_BEFORE + THROTTLED)) -le 4
+check "the lockout is a control event with its count" test "$THROTTLED" -ge 1
+sleep 6
+OUT=$(echo "select 1" | q app-scram "$ALICE" 2>&1 || true)
+check "a valid login from the same address works once the 5 s lockout ends" test "$OUT" = 1
+
+echo "== memory stays flat over large values (issue 14, finding 2)"
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$GATEWAY/status"; }
+big="select repeat('jane.doe@example.com ', 50000) from generate_series(1,40)"
+for run in 1 2; do echo "$big" | q app-trust "$ALICE" | wc -c >"$WORK/big.out"; done
+BEFORE=$(rss_kib)
+for run in 1 2 3; do echo "$big" | q app-trust "$ALICE" | wc -c >"$WORK/big.out"; done
+printf '%s;\n%s;\n%s;\n' "$big" "$big" "$big" | q app-trust "$ALICE" | wc -c >"$WORK/big3.out"
+AFTER=$(rss_kib)
+echo "      RSS after 2 runs of 40 x 1 MB values: $BEFORE KiB; after 3 more on new connections and 3 in one session: $AFTER KiB (each run sends $(cat "$WORK/big.out") masked bytes)"
+check "six more 40 MB results add less than 24 MB" test $((AFTER - BEFORE)) -lt 24576
+echo "select length(repeat('x', 10000000))" | q app-trust "$ALICE" >"$WORK/len.out" 2>&1 || true
+check "a large value computed upstream is fine" grep -qx 10000000 "$WORK/len.out"
+echo "select repeat('x', 10000000)" | q app-trust "$ALICE" >"$WORK/huge.out" 2>&1 && rc=0 || rc=$?
+sed 's/^/      /' "$WORK/huge.out" | cut -c1-160 | head -3
+check "a 10 MB value over limits.max_message_bytes (8 MiB) ends the statement with a clear error" \
+  grep -q 'could not be masked (pg_message_too_large)' "$WORK/huge.out"
+check "the three in one session all came back" test "$(cat "$WORK/big3.out")" = $((3 * $(cat "$WORK/big.out")))
+echo "$big" | q app-trust "$ALICE" | grep -c 'jane.doe@example.com' >"$WORK/leak.out" || true
+check "every result was masked" test "$(cat "$WORK/leak.out")" = 0
 
 echo "== the record"
 "$SLUICE" audit verify --config "$WORK/sluice.yaml" >"$WORK/verify.out" 2>&1 && rc=0 || rc=$?

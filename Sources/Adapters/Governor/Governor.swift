@@ -262,6 +262,8 @@ public struct GovernorError: Error, Sendable, CustomStringConvertible, Equatable
         public static let unknownConnection = Code(rawValue: "unknown_connection")
         public static let wrongProtocol = Code(rawValue: "wrong_protocol")
         public static let unavailable = Code(rawValue: "unavailable")
+        /// Too many failed logins from the source address or for the claimed user: try later.
+        public static let throttled = Code(rawValue: "throttled")
     }
 
     public var code: Code

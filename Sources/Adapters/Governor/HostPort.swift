@@ -1,3 +1,5 @@
+import NIOCore
+
 /// A listening or target address.
 public struct HostPort: Sendable, Equatable, CustomStringConvertible {
     public var host: String
@@ -27,4 +29,11 @@ public struct HostPort: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// A client's address as sessions record it (`HOST:PORT`, IPv6 in brackets): the source
+    /// address that login throttling counts is its host.
+    public static func peer(_ address: SocketAddress?) -> String {
+        guard let address, let ip = address.ipAddress else { return "?" }
+        return HostPort(host: ip, port: address.port ?? 0).description
+    }
 }

@@ -77,6 +77,12 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
         if context.channel.isActive { armTimer(adapter.configuration.headerTimeout) }
     }
 
+    /// The context holds this handler: keeping it after removal would keep both, and every
+    /// buffer of the exchange, alive for ever.
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
     public func channelActive(context: ChannelHandlerContext) {
         armTimer(adapter.configuration.headerTimeout)
         context.fireChannelActive()
@@ -297,7 +303,7 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
         adapter.governor.openSession(token: token, connection: connection, kind: adapter.profile.kind,
-                                     peer: context.remoteAddress?.description ?? "?", on: eventLoop) { result in
+                                     peer: HostPort.peer(context.remoteAddress), on: eventLoop) { result in
             let handler = bound.value
             switch result {
             case .success(let session):

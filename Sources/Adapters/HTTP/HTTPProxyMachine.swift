@@ -297,6 +297,7 @@ public struct HTTPProxyMachine {
         case .unauthenticated: status = .unauthorized
         case .forbidden: status = .forbidden
         case .unknownConnection: status = .notFound
+        case .throttled: status = .tooManyRequests
         default: status = .serviceUnavailable
         }
         return answer(status, code: error.code.rawValue, error.message)

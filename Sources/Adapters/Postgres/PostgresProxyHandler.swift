@@ -40,9 +40,12 @@ public struct PostgresAdapter: Sendable {
     public let connector: UpstreamConnector
     public let tlsUpgrade: ClientTLSUpgrade?
     public let cancelRegistry: PostgresCancelRegistry
+    /// Bounds connections that have not logged in yet (per source address and in all).
+    public let admission: ConnectionAdmission?
 
     public init(governor: any Governor, configuration: PostgresAdapterConfiguration, connector: @escaping UpstreamConnector,
-                tlsUpgrade: ClientTLSUpgrade?, cancelRegistry: PostgresCancelRegistry = PostgresCancelRegistry()) {
+                tlsUpgrade: ClientTLSUpgrade?, cancelRegistry: PostgresCancelRegistry = PostgresCancelRegistry(),
+                admission: ConnectionAdmission? = nil) {
         self.governor = governor
         var configuration = configuration
         configuration.clientTLS = tlsUpgrade != nil && configuration.clientTLS
@@ -50,6 +53,7 @@ public struct PostgresAdapter: Sendable {
         self.connector = connector
         self.tlsUpgrade = tlsUpgrade
         self.cancelRegistry = cancelRegistry
+        self.admission = admission
     }
 
     /// The handler for one accepted client connection.
@@ -71,6 +75,8 @@ public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChan
     private var closed = false
     private var registeredKey: PostgresProxyMachine.CancelKey?
     private var startupDeadline: Scheduled<Void>?
+    /// The source address counted in `adapter.admission` until the session opens or the connection ends.
+    private var admittedSource: String?
 
     init(adapter: PostgresAdapter) {
         self.adapter = adapter
@@ -80,8 +86,17 @@ public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChan
         machine = PostgresProxyMachine(configuration: adapter.configuration, clientKey: key)
     }
 
+    /// The context holds this handler: keeping it after removal would keep both, and every
+    /// buffer of the connection, alive for ever.
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        startupDeadline?.cancel()
+        startupDeadline = nil
+    }
+
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if context.channel.isActive { admit(context: context) }
         // An unauthenticated connection holds a descriptor: it gets `startupTimeout` to log in.
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let (seconds, attoseconds) = adapter.configuration.startupTimeout.components
@@ -93,7 +108,32 @@ public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChan
         }
     }
 
+    public func channelActive(context: ChannelHandlerContext) {
+        admit(context: context)
+        context.fireChannelActive()
+    }
+
+    /// Counts this connection as not logged in yet; over the limit it is told and closed at once.
+    private func admit(context: ChannelHandlerContext) {
+        guard let admission = adapter.admission, admittedSource == nil, !closed else { return }
+        let source = context.remoteAddress?.ipAddress ?? "?"
+        if let refusal = admission.admit(source) {
+            var out = ByteBuffer()
+            PostgresMessages.error(sqlState: "53300", message: refusal.message, severity: "FATAL").write(into: &out)
+            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+            shutdown(reason: "refused: \(refusal)")
+            return
+        }
+        admittedSource = source
+    }
+
+    private func releaseAdmission() {
+        if let admittedSource { adapter.admission?.release(admittedSource) }
+        admittedSource = nil
+    }
+
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closed else { return }
         var bytes = unwrapInboundIn(data)
         run(machine.clientBytes(&bytes))
     }
@@ -184,10 +224,11 @@ public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChan
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
         adapter.governor.openSession(token: token, connection: connection, kind: .postgres,
-                                     peer: context.remoteAddress?.description ?? "?", on: eventLoop) { result in
+                                     peer: HostPort.peer(context.remoteAddress), on: eventLoop) { result in
             let handler = bound.value
             switch result {
             case .success(let session):
+                handler.releaseAdmission()
                 session.onTermination { reason in eventLoop.execute { bound.value.terminate(reason: reason) } }
                 if handler.closed {
                     Task { await session.close(reason: "client left during login") }
@@ -250,6 +291,7 @@ public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChan
     private func shutdown(reason: String) {
         guard !closed else { return }
         closed = true
+        releaseAdmission()
         startupDeadline?.cancel()
         startupDeadline = nil
         if let registeredKey { adapter.cancelRegistry.remove(registeredKey) }

@@ -247,6 +247,7 @@ struct PostgresProxyMachine {
         switch error.code {
         case .unauthenticated: sqlState = "28P01"
         case .forbidden, .unknownConnection, .wrongProtocol: sqlState = "28000"
+        case .throttled: sqlState = "08004"
         default: sqlState = "08006"
         }
         return fail(sqlState: sqlState, message: error.message, reason: error.code.rawValue)

@@ -57,6 +57,8 @@ public struct AdminAPI: Sendable {
             return try await runtime.authenticate(token: String(parts[1]), purpose: "admin")
         } catch let error as TokenError {
             throw Refusal(response: Self.failure(.unauthorized, error.code.rawValue, error.message))
+        } catch let error as GovernorError where error.code == .throttled {
+            throw Refusal(response: Self.failure(.tooManyRequests, error.code.rawValue, error.message))
         }
     }
 

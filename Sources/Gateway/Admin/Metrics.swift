@@ -53,6 +53,9 @@ public final class Metrics: Sendable {
         "sluice_values_masked_total": ("counter", "Values masked, by detector."),
         "sluice_logins_failed_total": ("counter", "Rejected tokens, by error code."),
         "sluice_access_denied_total": ("counter", "Sessions refused for lack of access, by connection."),
+        "sluice_logins_throttled_total": ("counter", "Logins refused because the source address or claimed user is locked out, by purpose."),
+        "sluice_sessions_stopped_unrecorded_total": ("counter", "Sessions stopped because their record could not be written, by protocol."),
+        "sluice_upstream_failures_total": ("counter", "Upstream connections that failed, by protocol."),
     ]
 
     static func escape(_ value: String) -> String {

@@ -1,3 +1,4 @@
+import Adapters
 import Crypto
 import Foundation
 
@@ -100,6 +101,10 @@ public struct AuditReport: Sendable, Codable, Equatable {
     public var sessionsSealed = 0
     /// Sessions whose chain is intact but that never got a seal (the gateway stopped abruptly, or still open).
     public var unsealed: [String] = []
+    /// Sessions whose record has a gap the gateway recorded itself: a write failed (full disk,
+    /// lost store), the session was stopped, and a `recording_failed` marker closes the gap. Not
+    /// tampering: the marker and the seal after it verify.
+    public var recordingFailed: [String] = []
     public var eventsChecked = 0
     public var controlEventsChecked = 0
     public var problems: [Problem] = []
@@ -108,6 +113,7 @@ public struct AuditReport: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case sessionsChecked = "sessions_checked", sessionsSealed = "sessions_sealed", unsealed
+        case recordingFailed = "recording_failed"
         case eventsChecked = "events_checked", controlEventsChecked = "control_events_checked", problems, ok
     }
 
@@ -118,6 +124,7 @@ public struct AuditReport: Sendable, Codable, Equatable {
         sessionsChecked = try container.decode(Int.self, forKey: .sessionsChecked)
         sessionsSealed = try container.decode(Int.self, forKey: .sessionsSealed)
         unsealed = try container.decode([String].self, forKey: .unsealed)
+        recordingFailed = try container.decodeIfPresent([String].self, forKey: .recordingFailed) ?? []
         eventsChecked = try container.decode(Int.self, forKey: .eventsChecked)
         controlEventsChecked = try container.decode(Int.self, forKey: .controlEventsChecked)
         problems = try container.decode([Problem].self, forKey: .problems)
@@ -129,6 +136,7 @@ public struct AuditReport: Sendable, Codable, Equatable {
         try container.encode(sessionsChecked, forKey: .sessionsChecked)
         try container.encode(sessionsSealed, forKey: .sessionsSealed)
         try container.encode(unsealed, forKey: .unsealed)
+        try container.encode(recordingFailed, forKey: .recordingFailed)
         try container.encode(eventsChecked, forKey: .eventsChecked)
         try container.encode(controlEventsChecked, forKey: .controlEventsChecked)
         try container.encode(problems, forKey: .problems)
@@ -183,6 +191,11 @@ public struct AuditVerifier: Sendable {
                 previous = hash
                 expectedSeq += 1
                 report.eventsChecked += 1
+                if event.kind == SessionEvent.Kind.marker.rawValue,
+                   event.data.starts(with: Array(#"{""#.utf8) + Array(SessionRecorder.recordingFailedMarker.utf8)),
+                   report.recordingFailed.last != id {
+                    report.recordingFailed.append(id)
+                }
             }
         }
         if let problem {

@@ -81,6 +81,8 @@ public final class SessionRecorder: Sendable {
         var previous: [UInt8]
         var sealed = false
         var failed: String?
+        /// Where the stored chain ends when this session's own append was refused.
+        var loss: RecordWriter.Loss?
     }
 
     public let id: String
@@ -128,7 +130,9 @@ public final class SessionRecorder: Sendable {
                 start = end
             } while start < event.data.count
             guard writer.append(events) else {
-                state.failed = writer.failure ?? "recording backlog over \(writer.maximumBytes) bytes"
+                let reason = writer.failure ?? "recording backlog over \(writer.maximumBytes) bytes"
+                state.failed = reason
+                state.loss = Self.loss(firstSeq: state.record.eventCount, previous: state.previous, genesis: AuditChain.genesis(state.record), reason: reason)
                 return false
             }
             state.record.eventCount += events.count
@@ -137,7 +141,20 @@ public final class SessionRecorder: Sendable {
         }
     }
 
+    static func loss(firstSeq: Int, previous: [UInt8], genesis: [UInt8], reason: String) -> RecordWriter.Loss {
+        RecordWriter.Loss(firstSeq: firstSeq, previousHash: firstSeq == 0 ? nil : previous, reason: reason)
+    }
+
+    /// The marker that closes a gap in the record: what was lost and why (no payload).
+    public static let recordingFailedMarker = "recording_failed"
+
     /// Ends the session: writes the end, the last hash and the Ed25519 seal. Idempotent.
+    ///
+    /// When records of the session never reached the store (a failed write, a refused append),
+    /// the chain is taken back to the last stored record and continued with one marker event,
+    /// `{"recording_failed": REASON, "lost_records": N}`, before the seal: the record stays one
+    /// verifiable chain, and `audit verify` reports the gap as a recording failure, not as
+    /// tampering.
     public func seal(reason: String) {
         let now = clock.nowMicros()
         state.withLock { state in
@@ -146,10 +163,37 @@ public final class SessionRecorder: Sendable {
             state.record.endedAt = now
             state.record.endReason = reason
             state.record.lastHash = state.previous
-            if let signature = try? key.signature(for: AuditChain.sealMessage(state.record)) {
+            if let loss = writer.loss(for: id) ?? state.loss {
+                let (marker, sealed) = Self.closeGap(state.record, loss: loss, key: key)
+                writer.appendForced([marker])
+                writer.forgetLoss(id)
+                state.record = sealed
+                state.previous = marker.hash
+            } else if let signature = try? key.signature(for: AuditChain.sealMessage(state.record)) {
                 state.record.seal = Data(signature).base64EncodedString()
             }
             writer.update(state.record)
         }
+    }
+
+    /// The marker that closes a gap and the record sealed after it: the chain goes back to the
+    /// last stored record (`loss`) and continues with the marker. `record` is the ended session
+    /// as it would have been sealed (its `eventCount` counts the lost records).
+    static func closeGap(_ record: SessionRecord, loss: RecordWriter.Loss, key: Curve25519.Signing.PrivateKey)
+        -> (marker: StoredEvent, sealed: SessionRecord) {
+        var sealed = record
+        let lost = max(0, record.eventCount - loss.firstSeq)
+        let previous = loss.previousHash ?? AuditChain.genesis(record)
+        let text = #"{"\#(recordingFailedMarker)":"\#(JSONText.escaped(loss.reason))","lost_records":\#(lost)}"#
+        let data = Array(text.utf8)
+        let offset = max(0, (record.endedAt ?? record.startedAt) - record.startedAt)
+        let hash = AuditChain.eventHash(previous: previous, seq: loss.firstSeq, offset: offset,
+                                        kind: SessionEvent.Kind.marker.rawValue, data: data)
+        let marker = StoredEvent(sessionID: record.id, seq: loss.firstSeq, offset: offset,
+                                 kind: SessionEvent.Kind.marker.rawValue, data: data, hash: hash)
+        sealed.eventCount = loss.firstSeq + 1
+        sealed.lastHash = hash
+        sealed.seal = (try? key.signature(for: AuditChain.sealMessage(sealed))).map { Data($0).base64EncodedString() }
+        return (marker, sealed)
     }
 }

@@ -132,6 +132,17 @@ public struct GatewayConfiguration: Sendable {
     /// `limits.shutdown_timeout`: how long a graceful stop may take before what is still open is
     /// cancelled (and, five seconds later, the process ends).
     public var shutdownTimeout: Duration = .seconds(10)
+    /// `limits.max_message_bytes`: the largest Postgres protocol message (a row, a query) the
+    /// gateway holds whole to mask it; a larger one ends the statement with an error. With the
+    /// decoder's compaction it bounds a session's memory whatever the values' size.
+    public var maxMessageBytes = 64 << 20
+    /// `limits.failed_logins_per_source` / `limits.failed_logins_per_user`: failed logins per
+    /// minute before the source address (or the claimed user) is locked out, 5 s at first,
+    /// doubling up to 5 minutes.
+    var loginThrottle = LoginThrottle.Limits()
+    /// `limits.unauthenticated_per_source` / `limits.unauthenticated_total`: Postgres and SSH
+    /// connections that have not logged in yet, per source address and in all.
+    public var admission = ConnectionAdmission.Limits()
     /// `postgres.require_tls`: refuse Postgres logins on plaintext connections (the token is the
     /// password). On by default; turning it off is an explicit, documented choice.
     public var postgresRequireTLS = true
@@ -280,7 +291,9 @@ extension GatewayConfiguration {
             if let value = map["require_tls"] { configuration.postgresRequireTLS = try value.bool() }
         }
         if let node = top["limits"] {
-            let map = try node.mapping(allowed: ["startup_timeout", "shutdown_timeout"])
+            let map = try node.mapping(allowed: ["startup_timeout", "shutdown_timeout", "max_message_bytes",
+                                                    "failed_logins_per_source", "failed_logins_per_user",
+                                                    "unauthenticated_per_source", "unauthenticated_total"])
             func bounded(_ value: ConfigNode) throws -> Duration {
                 let duration = try value.duration()
                 guard duration >= .seconds(1), duration <= .seconds(600) else { throw value.error("must be between 1s and 10m") }
@@ -288,6 +301,11 @@ extension GatewayConfiguration {
             }
             if let value = map["shutdown_timeout"] { configuration.shutdownTimeout = try bounded(value) }
             if let value = map["startup_timeout"] { configuration.startupTimeout = try bounded(value) }
+            if let value = map["failed_logins_per_source"] { configuration.loginThrottle.perSource = try value.int(in: 1...100_000) }
+            if let value = map["failed_logins_per_user"] { configuration.loginThrottle.perUser = try value.int(in: 1...100_000) }
+            if let value = map["unauthenticated_per_source"] { configuration.admission.perSource = try value.int(in: 1...100_000) }
+            if let value = map["unauthenticated_total"] { configuration.admission.total = try value.int(in: 1...1_000_000) }
+            if let value = map["max_message_bytes"] { configuration.maxMessageBytes = try value.int(in: (64 << 10)...(1 << 30)) }
         }
         if let node = top["recording"] {
             let map = try node.mapping(allowed: ["output_cap_bytes"])

@@ -117,12 +117,14 @@ struct PostgresListener: Service {
         settings.clientTLS = true
         settings.recordOutputCap = configuration.recordOutputCap
         settings.startupTimeout = configuration.startupTimeout
+        settings.maximumMessageSize = configuration.maxMessageBytes
         settings.requireClientTLS = configuration.postgresRequireTLS
         let context = try Sockets.serverTLS(configuration)
         let upgrade: ClientTLSUpgrade = { channel in
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context), position: .first)
         }
-        let adapter = PostgresAdapter(governor: runtime, configuration: settings, connector: Sockets.connector, tlsUpgrade: upgrade)
+        let adapter = PostgresAdapter(governor: runtime, configuration: settings, connector: Sockets.connector, tlsUpgrade: upgrade,
+                                      admission: runtime.admission)
         return PostgresListener(address: address, adapter: adapter, logger: logger)
     }
 

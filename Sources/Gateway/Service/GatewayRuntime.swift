@@ -28,12 +28,16 @@ public final class GatewayRuntime: Governor {
     let fetch: HTTPFetcher
     private let snapshot: Mutex<Snapshot>
     private let openSessions = Mutex<[String: GatewaySession]>([:])
+    /// Failed logins per source address and per claimed user (`limits.failed_logins_per_*`).
+    private let throttle: Mutex<LoginThrottle>
+    /// Postgres and SSH connections that have not logged in yet (`limits.unauthenticated_*`).
+    public let admission: ConnectionAdmission
 
     public init(policy: CompiledPolicy, store: any Store, signingKey: Curve25519.Signing.PrivateKey,
                 clock: any GatewayClock = SystemClock(), fetch: @escaping HTTPFetcher = HTTPFetch.live,
                 logger: Logger = Logger(label: "sluice")) throws {
         self.store = store
-        self.writer = RecordWriter(store: store, logger: logger)
+        self.writer = RecordWriter(store: store, key: signingKey, logger: logger)
         self.signingKey = signingKey
         self.clock = clock
         self.logger = logger
@@ -50,6 +54,22 @@ public final class GatewayRuntime: Governor {
         let verifier = TokenVerifier(identity: configuration.identity, devKey: signingKey.publicKey, fetch: fetch,
                                      now: { Date(timeIntervalSince1970: Double(clock.nowMicros()) / 1_000_000) })
         snapshot = Mutex(Snapshot(policy: policy, verifier: verifier))
+        throttle = Mutex(LoginThrottle(limits: configuration.loginThrottle))
+        admission = ConnectionAdmission(limits: configuration.admission)
+        let stopped = Mutex(0)
+        writer.onFailure(loss: { [weak self] sessions, reason in
+            guard let self else { return }
+            let open = openSessions.withLock { all in sessions.compactMap { all[$0] } }
+            stopped.withLock { $0 += open.count }
+            for session in open { session.stopUnrecorded(reason) }
+        }, recovery: { [weak self] failure in
+            guard let self else { return }
+            let count = stopped.withLock { count in
+                defer { count = 0 }
+                return count
+            }
+            control.append("recording.recovered", actor: "sluice", ["failure": String(failure.prefix(200)), "sessions_stopped": String(count)])
+        })
     }
 
     public var policy: CompiledPolicy { snapshot.withLock { $0.policy } }
@@ -100,18 +120,59 @@ public final class GatewayRuntime: Governor {
         warnAboutCredentials()
     }
 
-    /// Verifies a bearer token (admin API and adapters alike). Failures go to the control chain by code.
-    public func authenticate(token: String, purpose: String) async throws -> Identity {
-        try await authenticateWithExpiry(token: token, purpose: purpose).identity
+    /// Verifies a bearer token (admin API and adapters alike). Failures go to the control chain
+    /// as counts (``LoginThrottle``): the first of a window and each lockout are events, the rest
+    /// are counted in them. A source address or claimed user that is locked out is refused before
+    /// its token is checked (`GovernorError.throttled`).
+    public func authenticate(token: String, purpose: String, source: String? = nil) async throws -> Identity {
+        try await authenticateWithExpiry(token: token, purpose: purpose, source: source).identity
     }
 
-    /// ``authenticate(token:purpose:)``, also giving the Unix time the token stops being valid (skew included).
-    public func authenticateWithExpiry(token: String, purpose: String) async throws -> (identity: Identity, validUntil: Int64) {
+    /// ``authenticate(token:purpose:source:)``, also giving the Unix time the token stops being valid (skew included).
+    public func authenticateWithExpiry(token: String, purpose: String, source: String? = nil) async throws
+        -> (identity: Identity, validUntil: Int64) {
+        var keys: [LoginThrottle.Key] = []
+        if let source { keys.append(.source(source)) }
+        if let user = LoginThrottle.claimedUser(token) { keys.append(.user(user)) }
+        if keys.isEmpty { keys.append(.unattributed(purpose)) }
+        let sources = keys.filter { if case .source = $0 { true } else { false } }
+        let now = clock.nowMicros()
+        if let wait = throttle.withLock({ $0.lockedOut(sources, now: now) }) {
+            metrics.increment("sluice_logins_throttled_total", labels: ["purpose": purpose])
+            throw GovernorError(.throttled, "too many failed logins from this address; try again in \(wait) s")
+        }
         do {
-            return try await verifier.verifyWithExpiry(token)
+            let verified = try await verifier.verifyWithExpiry(token)
+            throttle.withLock { $0.succeeded(keys) }
+            return verified
         } catch let error as TokenError {
-            control.append("login.failed", actor: "-", ["code": error.code.rawValue, "purpose": purpose])
             metrics.increment("sluice_logins_failed_total", labels: ["code": error.code.rawValue])
+            // A claimed user already locked out: this failure is only counted, and refused as throttled.
+            let (events, userWait) = throttle.withLock { throttle in
+                let wait = keys.compactMap { key -> Int64? in
+                    if case .user = key { return throttle.remainingLockout(key, now: now) }
+                    return nil
+                }.max()
+                return (throttle.failed(keys, now: now), wait)
+            }
+            for event in events {
+                var fields = ["code": error.code.rawValue, "purpose": purpose, "failures": String(event.failures),
+                              "unrecorded": String(event.unrecorded)]
+                let (name, value) = event.key.field
+                fields[name] = value
+                switch event.kind {
+                case .failed:
+                    control.append("login.failed", actor: "-", fields)
+                case .lockedOut(let seconds):
+                    fields["locked_seconds"] = String(seconds)
+                    control.append("login.throttled", actor: "-", fields)
+                    logger.warning("failed logins throttled", metadata: [name: "\(value)", "seconds": "\(seconds)", "purpose": "\(purpose)"])
+                }
+            }
+            if let userWait {
+                metrics.increment("sluice_logins_throttled_total", labels: ["purpose": purpose])
+                throw GovernorError(.throttled, "too many failed logins for this user; try again in \(userWait) s")
+            }
             throw error
         }
     }
@@ -120,7 +181,8 @@ public final class GatewayRuntime: Governor {
         let identity: Identity
         let validUntil: Int64
         do {
-            (identity, validUntil) = try await authenticateWithExpiry(token: token, purpose: kind.rawValue)
+            (identity, validUntil) = try await authenticateWithExpiry(token: token, purpose: kind.rawValue,
+                                                                      source: LoginThrottle.source(ofPeer: peer))
         } catch let error as TokenError {
             throw GovernorError(.unauthenticated, "authentication failed (\(error.code.rawValue))")
         }
@@ -154,6 +216,10 @@ public final class GatewayRuntime: Governor {
         let record = SessionRecord(id: Self.newSessionID(), user: identity.user, groups: identity.groups, connection: name,
                                    kind: kind.rawValue, peer: String(peer.prefix(100)), startedAt: clock.nowMicros())
         let recorder: SessionRecorder
+        if let failure = writer.failure {
+            logger.error("session not recorded", metadata: ["error": "\(failure)"])
+            throw GovernorError(.unavailable, "recording is unavailable; sessions are refused until it is back")
+        }
         do {
             recorder = try SessionRecorder(session: record, writer: writer, key: signingKey, clock: clock)
         } catch {
@@ -203,8 +269,10 @@ final class GatewaySession: GovernedSession {
     let expiresAt: Int64?
     private let closed = Mutex(false)
     /// The adapter's termination handler, and the reason once the gateway ended the session (a
-    /// handler registered after that is called at once).
-    private let termination = Mutex<(handler: (@Sendable (String) -> Void)?, reason: String?)>((nil, nil))
+    /// handler registered after that is called at once). `closed` drops the handler: it captures
+    /// the adapter's handler, which holds this session, and the cycle would keep both (and every
+    /// buffer of the connection) alive after the session ends.
+    private let termination = Mutex<(handler: (@Sendable (String) -> Void)?, reason: String?, closed: Bool)>((nil, nil, false))
     private let expiryWatch = Mutex<Task<Void, Never>?>(nil)
 
     var id: String { recorder.id }
@@ -299,8 +367,26 @@ final class GatewaySession: GovernedSession {
     }
 
     func record(_ event: SessionEvent) {
-        recorder.append(event)
+        guard recorder.append(event) else {
+            stopUnrecorded(recorder.failure ?? "recording failed")
+            return
+        }
         runtime.hub.recorded(event, session: id)
+    }
+
+    private let recordingStopped = Mutex(false)
+
+    /// Fail closed: a session whose record cannot be written stops relaying. Its client is told
+    /// why; the gap is closed with a marker when the session is sealed.
+    func stopUnrecorded(_ why: String) {
+        let first = recordingStopped.withLock { stopped in
+            defer { stopped = true }
+            return !stopped
+        }
+        guard first else { return }
+        runtime.logger.error("recording failed; session stopped", metadata: ["session": "\(id)", "error": "\(why.prefix(200))"])
+        runtime.metrics.increment("sluice_sessions_stopped_unrecorded_total", labels: ["protocol": connection.kind.rawValue])
+        Task { await self.terminate(reason: "recording failed, so the session was stopped (nothing may run unrecorded)") }
     }
 
     func reportUpstreamFailure(_ reason: String) {
@@ -323,7 +409,7 @@ final class GatewaySession: GovernedSession {
     func onTermination(_ handler: @escaping @Sendable (String) -> Void) {
         let ended = termination.withLock { state -> String? in
             if let reason = state.reason { return reason }
-            state.handler = handler
+            if !state.closed { state.handler = handler }
             return nil
         }
         if let ended { handler(ended) }
@@ -365,6 +451,10 @@ final class GatewaySession: GovernedSession {
             return !closed
         }
         guard first else { return }
+        termination.withLock { state in
+            state.handler = nil
+            state.closed = true
+        }
         expiryWatch.withLock { task in
             task?.cancel()
             task = nil

@@ -64,8 +64,13 @@ public struct GatewayServer {
             let logger = self.logger
             let router = api.router()
             try await Console(runtime: runtime).register(on: router)
+            // A connection that sends no request for `limits.startup_timeout` (none at all, or
+            // none after the last, or a head that never ends) is closed: it holds a descriptor.
+            let (seconds, attoseconds) = configuration.startupTimeout.components
+            let idle = TimeAmount.nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
             let application = Application(
                 router: router,
+                server: .http1(configuration: .init(idleTimeout: idle)),
                 configuration: .init(address: .hostname(admin.host, port: admin.port), serverName: "sluice"),
                 onServerRunning: { channel in
                     logger.notice("admin listening", metadata: ["address": "\(channel.localAddress?.description ?? "?")"])

@@ -92,6 +92,9 @@ public protocol Store: Sendable {
     func saveReview(_ review: ReviewRecord) throws
     func review(id: String) throws -> ReviewRecord?
     func reviews(status: String?, limit: Int) throws -> [ReviewRecord]
+
+    /// Proves the store takes writes again after a failure: writes (and removes) 64 KiB.
+    func probeWrite() throws
 }
 
 /// The embedded store: one SQLite file in WAL mode.
@@ -151,6 +154,7 @@ public final class SQLiteStore: Store {
         id TEXT PRIMARY KEY, status TEXT NOT NULL, requester TEXT NOT NULL, connection TEXT NOT NULL,
         created_at INTEGER NOT NULL, body TEXT NOT NULL);
     CREATE INDEX IF NOT EXISTS reviews_status ON reviews(status, created_at);
+    CREATE TABLE IF NOT EXISTS write_probe (data BLOB NOT NULL);
     """
 
     private static func encode(_ value: some Encodable) -> String {
@@ -309,6 +313,13 @@ extension SQLiteStore {
     /// inspect the file).
     public func checkpoint() throws {
         try connection.withLock { try $0.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
+    }
+
+    public func probeWrite() throws {
+        try connection.withLock { database in
+            try database.run("INSERT INTO write_probe (data) VALUES (?)", [.blob([UInt8](repeating: 0, count: 64 << 10))])
+            try database.run("DELETE FROM write_probe")
+        }
     }
 
     /// Runs raw SQL (tests tamper with the record through it).

@@ -75,12 +75,20 @@ public struct PostgresFrameDecoder: Sendable {
     }
 
     public var bufferedBytes: Int { buffer.readableBytes }
+    /// The storage the decoder holds now (bounded: see ``retainedCapacity``).
+    var bufferedCapacity: Int { buffer.capacity }
+
+    /// Storage kept between reads; a buffer grown past it for one large message is let go.
+    static let retainedCapacity = 256 << 10
 
     public mutating func append(_ bytes: inout ByteBuffer) {
         if buffer.readableBytes == 0 {
             buffer = bytes
             bytes.moveReaderIndex(to: bytes.writerIndex)
         } else {
+            // The part already read is dropped before the new bytes go in: without it, a stream
+            // whose reads end mid-message keeps every byte of a long result in one buffer.
+            if buffer.readerIndex > 0 { buffer.discardReadBytes() }
             buffer.writeBuffer(&bytes)
         }
     }
@@ -139,7 +147,9 @@ public struct PostgresFrameDecoder: Sendable {
         guard buffer.readableBytes >= length + 1 else { return nil }
         buffer.moveReaderIndex(forwardBy: 5)
         let body = buffer.readSlice(length: length - 4)!
-        if buffer.readableBytes == 0 { buffer.clear() }
+        if buffer.readableBytes == 0 {
+            if buffer.capacity > Self.retainedCapacity { buffer = ByteBuffer() } else { buffer.clear() }
+        }
         return PostgresMessage(type: type, body: body)
     }
 }

@@ -75,11 +75,28 @@ final class SSHBridgeSession: @unchecked Sendable {
     private let clientChannelCallbacks = UnsafeMutablePointer<ssh_channel_callbacks_struct>.allocate(capacity: 1)
     private let upstreamChannelCallbacks = UnsafeMutablePointer<ssh_channel_callbacks_struct>.allocate(capacity: 1)
 
-    init(session: ssh_session, runtime: GatewayRuntime, logger: Logger, recordCap: Int) {
+    /// The client's `HOST:PORT`, recorded with the session and counted by login throttling.
+    private let peer: String
+    /// The source counted in `runtime.admission` until the login succeeds or the connection ends.
+    private var admitted: String?
+
+    /// `limits.startup_timeout`: for the key exchange, then again for the login.
+    private let startupTimeout: Duration
+
+    init(session: ssh_session, runtime: GatewayRuntime, logger: Logger, recordCap: Int, peer: String, admitted: String?,
+         startupTimeout: Duration = .seconds(10)) {
+        self.startupTimeout = startupTimeout
         self.client = session
         self.runtime = runtime
         self.logger = logger
         self.recordCap = recordCap
+        self.peer = peer
+        self.admitted = admitted
+    }
+
+    private func releaseAdmission() {
+        if let admitted { runtime.admission.release(admitted) }
+        admitted = nil
     }
 
     deinit {
@@ -113,8 +130,11 @@ final class SSHBridgeSession: @unchecked Sendable {
         ssh_set_message_callback(client, { session, message, userdata in
             SSHBridgeSession.from(userdata).message(message, session: session)
         }, me)
-        var timeout: Int = 30
+        // An outsider who connects and stays silent holds this thread for at most the startup
+        // timeout, once for the key exchange and once for the login.
+        var timeout = Int(max(1, startupTimeout.components.seconds))
         ssh_options_set(client, SSH_OPTIONS_TIMEOUT, &timeout)
+        let loginPolls = timeout * 20
         guard ssh_handle_key_exchange(client) == SSH_OK else {
             logger.info("ssh handshake failed", metadata: ["error": "\(String(cString: ssh_get_error(UnsafeMutableRawPointer(client))))"])
             return
@@ -130,7 +150,7 @@ final class SSHBridgeSession: @unchecked Sendable {
             }
             if governed == nil {
                 idle += 1
-                if idle > 1200 || ssh_is_connected(client) == 0 { break }   // one minute to authenticate
+                if idle > loginPolls || ssh_is_connected(client) == 0 { break }   // 50 ms polls
                 continue
             }
             step()
@@ -153,6 +173,7 @@ final class SSHBridgeSession: @unchecked Sendable {
     }
 
     private func teardown() {
+        releaseAdmission()
         for forward in forwards { closeForward(forward) }
         forwards.removeAll()
         if let event {
@@ -186,12 +207,13 @@ final class SSHBridgeSession: @unchecked Sendable {
         authAttempts += 1
         guard authAttempts <= 3, governed == nil else { return Int32(SSH_AUTH_DENIED.rawValue) }
         let runtime = self.runtime
-        let peer = "ssh"
+        let peer = self.peer
         do {
             let session = try blockingAwait {
                 try await runtime.openSession(token: token, connection: connection, kind: .ssh, peer: peer)
             }
             governed = session
+            releaseAdmission()
             session.onTermination { [weak self] reason in
                 guard let self else { return }
                 self.terminationReason.withLock { $0 = reason }

@@ -22,12 +22,16 @@ final class SSHListener: Service, @unchecked Sendable {
     let hostKeyPath: String
     let logger: Logger
     let recordCap: Int
+    /// `limits.startup_timeout`: the key exchange and the login must be done within it.
+    let startupTimeout: Duration
     /// A libssh handle shared with the accept thread (libssh objects are not Sendable).
     private struct Handle: @unchecked Sendable { let raw: OpaquePointer }
     private let bind = Mutex<Handle?>(nil)
     private let stopped = Mutex(false)
 
-    init(address: HostPort, runtime: GatewayRuntime, hostKeyPath: String, recordCap: Int, logger: Logger) {
+    init(address: HostPort, runtime: GatewayRuntime, hostKeyPath: String, recordCap: Int, startupTimeout: Duration = .seconds(10),
+         logger: Logger) {
+        self.startupTimeout = startupTimeout
         self.address = address
         self.runtime = runtime
         self.hostKeyPath = hostKeyPath
@@ -40,7 +44,7 @@ final class SSHListener: Service, @unchecked Sendable {
         let path = (configuration.stateDir as NSString).appendingPathComponent("ssh_host_ed25519_key")
         try ensureHostKey(path)
         return SSHListener(address: address, runtime: runtime, hostKeyPath: path, recordCap: configuration.recordOutputCap * 16,
-                           logger: logger)
+                           startupTimeout: configuration.startupTimeout, logger: logger)
     }
 
     /// The gateway's SSH host key, generated once and kept in the state dir.
@@ -90,12 +94,59 @@ final class SSHListener: Service, @unchecked Sendable {
                 if stopped.withLock({ $0 }) { break }
                 continue
             }
-            let bridge = SSHBridgeSession(session: session, runtime: runtime, logger: logger, recordCap: recordCap)
+            // A source over its share of connections still logging in costs no thread.
+            let peer = Self.peer(ofDescriptor: ssh_get_fd(session))
+            let source = HostPort(peer)?.host ?? "?"
+            if let refusal = runtime.admission.admit(source) {
+                logger.info("ssh connection refused", metadata: ["why": "\(refusal)", "source": "\(source)"])
+                ssh_disconnect(session)
+                ssh_free(session)
+                continue
+            }
+            let bridge = SSHBridgeSession(session: session, runtime: runtime, logger: logger, recordCap: recordCap,
+                                          peer: peer, admitted: source, startupTimeout: startupTimeout)
             let thread = Thread { bridge.run() }
             thread.name = "sluice-ssh-session"
             thread.stackSize = 1 << 20
             thread.start()
         }
+    }
+}
+
+extension SSHListener {
+    /// `HOST:PORT` of a connected socket's peer, as ``HostPort/peer(_:)`` writes it.
+    static func peer(ofDescriptor fd: Int32) -> String {
+        guard fd >= 0 else { return "?" }
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let found = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
+        }
+        guard found == 0 else { return "?" }
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        var port: UInt16 = 0
+        switch Int32(storage.ss_family) {
+        case AF_INET:
+            withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { address in
+                    var raw = address.pointee.sin_addr
+                    _ = inet_ntop(AF_INET, &raw, &text, socklen_t(text.count))
+                    port = UInt16(bigEndian: address.pointee.sin_port)
+                }
+            }
+        case AF_INET6:
+            withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { address in
+                    var raw = address.pointee.sin6_addr
+                    _ = inet_ntop(AF_INET6, &raw, &text, socklen_t(text.count))
+                    port = UInt16(bigEndian: address.pointee.sin6_port)
+                }
+            }
+        default:
+            return "?"
+        }
+        let host = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return HostPort(host: host, port: Int(port)).description
     }
 }
 
