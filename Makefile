@@ -4,7 +4,7 @@
 SWIFT ?= swift
 SAMPLE ?= corpora/samples/app_log.txt
 
-.PHONY: deps build release run mask-sample test unit-test engine-check integration-test bench clean
+.PHONY: deps build release run mask-sample test unit-test engine-check integration-test fuzz fuzz-smoke bench clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -37,7 +37,15 @@ integration-test: build
 	bash Tests/IntegrationTests/kubernetes.sh
 	bash Tests/IntegrationTests/console.sh
 
-test: unit-test engine-check integration-test
+# The libFuzzer harnesses (docs/fuzzing.md): `make fuzz` runs each for FUZZ_SECONDS (60 by
+# default); the test suite runs each for 20 seconds so a regression in a harness fails the build.
+fuzz: deps
+	bash scripts/fuzz.sh
+
+fuzz-smoke: deps
+	FUZZ_SECONDS=20 bash scripts/fuzz.sh
+
+test: unit-test engine-check integration-test fuzz-smoke
 
 bench: deps
 	bash Benchmarks/compare-engines.sh

@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "sluice", targets: ["sluice"]),
         .library(name: "MaskEngine", targets: ["MaskEngine"]),
         .library(name: "Gateway", targets: ["Gateway"]),
+        .library(name: "Adapters", targets: ["Adapters"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),

@@ -387,12 +387,16 @@ try:
         chunk = s.recv(65536)
         if not chunk:
             break
+        if not data:
+            print("answered", flush=True)
         data += chunk
 except ConnectionResetError:   # a close with a reset is a close too
     pass
 print("closed by the gateway after", len(data), "bytes")
 PY
 KEEP_PID=$!
+# The stop must find the connection kept alive (answered, idle), not still connecting.
+for _ in $(seq 1 100); do grep -q answered "$WORK/keepalive.out" 2>/dev/null && break; sleep 0.1; done
 ( get "$ALICE" -X POST -d 'x=2' -o "$WORK/review3.out" -w '%{http_code}' --max-time 60 "$GW/api/refunds" >"$WORK/review3.code"; echo $? >"$WORK/review3.rc" ) &
 PIDS+=($!)
 RID=$(pending_review "$WORK/sluice.yaml")

@@ -27,30 +27,9 @@ fi
 mkdir -p /run/sshd
 
 echo "== upstream sshd"
-TARGET_USER=$(id -un)
-HOME_DIR=$WORK/home
-mkdir -p "$HOME_DIR"
-ssh-keygen -q -t ed25519 -N '' -f "$WORK/host_ed25519" -C host
-ssh-keygen -q -t ed25519 -N '' -f "$WORK/gateway_key" -C sluice-gateway
-cp "$WORK/gateway_key.pub" "$WORK/authorized_keys"
-SSHD_PORT=$(free_port)
-cat >"$WORK/sshd_config" <<EOF
-Port $SSHD_PORT
-ListenAddress 127.0.0.1
-HostKey $WORK/host_ed25519
-AuthorizedKeysFile $WORK/authorized_keys
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PubkeyAuthentication yes
-StrictModes no
-UsePAM no
-PidFile $WORK/sshd.pid
-Subsystem sftp internal-sftp
-EOF
-/usr/sbin/sshd -D -e -f "$WORK/sshd_config" 2>"$WORK/sshd.log" &
-PIDS+=($!)
-wait_port "$SSHD_PORT" || { cat "$WORK/sshd.log"; exit 1; }
-HOST_KEY=$(cut -d' ' -f1,2 "$WORK/host_ed25519.pub")
+source "$ROOT/Tests/IntegrationTests/sshd.sh"
+sshd_start "$WORK"
+PIDS+=("$SSHD_PID")
 
 # A host with only an RSA host key that re-keys every 10 MB, and one that allows only aes256-ctr
 # with hmac-sha2-256: older and hardened hosts.

@@ -1,0 +1,7 @@
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+/// libFuzzer's driver (compiler-rt, linked by -sanitize=fuzzer): runs the fuzzing loop with the
+/// given callback and the command line's options.
+int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*callback)(const uint8_t *data, size_t size));
