@@ -15,9 +15,14 @@ OUT=$ROOT/.build/fuzz
 mkdir -p "$OUT"
 
 echo "== building the harnesses (-sanitize=fuzzer,address)"
-swift build --package-path Fuzz --product SluiceFuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library \
-  2>&1 | grep -E "error|warning: |Compiling SluiceFuzz|Build" | grep -v -e "swift-distributed-tracing" -e "Cannot export local symbol" || true
-BIN=$(swift build --package-path Fuzz --product SluiceFuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library --show-bin-path)/SluiceFuzz
+FLAGS=(--package-path Fuzz --product SluiceFuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library)
+if ! swift build "${FLAGS[@]}" >"$OUT/build.log" 2>&1; then
+  grep -E "error" "$OUT/build.log" | grep -v "Cannot export local symbol" | head -20 >&2
+  echo "fuzz: the harnesses did not build (see $OUT/build.log)" >&2
+  exit 1
+fi
+grep -E "warning: " "$OUT/build.log" | grep -v -e "swift-distributed-tracing" -e "Cannot export local symbol" || true
+BIN=$(swift build "${FLAGS[@]}" --show-bin-path)/SluiceFuzz
 [ -x "$BIN" ] || { echo "fuzz: the harness did not build" >&2; exit 1; }
 
 failed=0

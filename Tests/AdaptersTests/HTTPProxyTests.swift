@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NIOEmbedded
 import NIOHTTP1
 import Synchronization
 import Testing
@@ -609,4 +610,43 @@ import Testing
         #expect(expired.contains { if case .closeSession = $0 { true } else { false } })
         #expect(!expired.contains { if case .connectUpstream = $0 { true } else { false } })
     }
+}
+
+/// The HTTP handler with in-memory channels: a finished connection must release the handler
+/// and everything it holds (issue 14: the soak's RSS grew with every HTTP connection).
+@Suite struct HTTPProxyHandlerTests {
+    @Test func aClosedConnectionReleasesItsHandler() async throws {
+        let loop = NIOAsyncTestingEventLoop()
+        let upstream = NIOAsyncTestingChannel(loop: loop)
+        let governor = InMemoryGovernor(tokens: ["tok-alice": Identity(user: "alice", groups: ["eng"], issuer: "test")],
+                                        connections: [HTTPProxyMachineTests.target], engine: testEngine)
+        let adapter = HTTPAdapter(governor: governor, configuration: HTTPAdapterConfiguration(),
+                                  connector: { _, _, initializer in initializer(upstream).map { upstream } })
+        let released = WeakHTTPHandler()
+        let client = try await NIOAsyncTestingChannel(loop: loop) { channel in
+            try adapter.configure(channel)
+            released.handler = try channel.pipeline.syncOperations.handler(type: HTTPFrontendHandler.self)
+        }
+        try await client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
+        try await upstream.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 2)).get()
+        try await client.writeInbound(ByteBuffer(string: "GET /api/users HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer tok-alice\r\n\r\n"))
+        let sent = try await upstream.waitForOutboundWrite(as: ByteBuffer.self)
+        #expect(String(buffer: sent).hasPrefix("GET /base/users HTTP/1.1"))
+        try await upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 26\r\n\r\nmail jane.doe@example.com\n"))
+        var answer = ""
+        while !answer.contains("[EMAIL]") {
+            answer += String(buffer: try await client.waitForOutboundWrite(as: ByteBuffer.self))
+        }
+        #expect(answer.hasPrefix("HTTP/1.1 200 OK"))
+        #expect(released.handler != nil)
+
+        try await client.close()
+        await loop.run()
+        #expect(released.handler == nil)
+    }
+}
+
+/// Watches a handler without keeping it: set once on the test's event loop, read after it ran.
+private final class WeakHTTPHandler: @unchecked Sendable {
+    weak var handler: HTTPFrontendHandler?
 }

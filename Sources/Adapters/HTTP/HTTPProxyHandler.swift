@@ -141,9 +141,17 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
 
     func upstreamClosed(_ channel: any Channel) {
         guard channel === upstream else { return }
+        dropUpstream()
+        run(machine.upstreamClosed())
+    }
+
+    /// Lets the upstream channel go. Its handlers hold this one (their events come here), so the
+    /// list of them must go too, or both would keep each other alive after the connection ends.
+    private func dropUpstream() {
+        upstream?.close(promise: nil)
         upstream = nil
         upstreamKey = nil
-        run(machine.upstreamClosed())
+        upstreamHTTPHandlers = []
     }
 
     func upstreamWritabilityChanged(_ channel: any Channel, _ writable: Bool) {
@@ -196,11 +204,7 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
             case .connectUpstream(let connection, let target):
                 connectUpstream(connection, target, context: context)
             case .releaseUpstream(let reusable):
-                if !reusable {
-                    upstream?.close(promise: nil)
-                    upstream = nil
-                    upstreamKey = nil
-                }
+                if !reusable { dropUpstream() }
             case .closeClient:
                 flush = false
                 context.flush()
@@ -248,6 +252,7 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
                     try installer(client, upstream, request, response, uri, session)
                     // This handler and the upstream's go first, so nothing HTTP reaches them again.
                     handler.upstream = nil
+                    handler.upstreamHTTPHandlers = []
                     handler.closed = true
                     handler.upgradedAway = true
                     handler.upgradedClient = client
@@ -325,9 +330,7 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
             run(machine.upstreamConnected())
             return
         }
-        upstream?.close(promise: nil)
-        upstream = nil
-        upstreamKey = nil
+        dropUpstream()
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let request = UpstreamRequest(target: connection, host: target.host, port: target.port, negotiateTLS: false, directTLS: target.tls)
         let handlers = NIOLoopBoundBox([any RemovableChannelHandler](), eventLoop: context.eventLoop)
@@ -389,8 +392,7 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
         }
         timer?.cancel()
         timer = nil
-        upstream?.close(promise: nil)
-        upstream = nil
+        dropUpstream()
         run(machine.clientClosed())
     }
 }

@@ -14,10 +14,11 @@ import Synchronization
 ///
 /// When the store refuses a write (a full disk, a lost file), the events of that batch are lost:
 /// the writer remembers, per session, the first lost record and the hash of the last one stored
-/// (``loss(for:)``), tells `onLoss` which sessions lost records (the gateway stops them), and
-/// refuses every append until the store takes writes again. Forced items (the gap markers and
-/// seals of the stopped sessions) are kept and retried every `retryInterval`; once they are
-/// written the writer takes appends again (`onRecovery`), without a restart.
+/// (``loss(for:)``), tells the `loss` handler of ``onFailure(loss:recovery:)`` which sessions lost
+/// records (the gateway stops them), and refuses every append until the store takes writes
+/// again. Forced items (the gap markers and seals of the stopped sessions) are kept and retried
+/// every `retryInterval`; once they are written and a 64 KiB probe write goes in too, the writer
+/// takes appends again and calls the `recovery` handler — no restart.
 public final class RecordWriter: Sendable {
     private enum Item {
         /// A forced event (a gap marker) is kept for the retry like a seal, never counted as lost.
