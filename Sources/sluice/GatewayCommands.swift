@@ -258,23 +258,23 @@ struct Sessions: ParsableCommand {
 
         func run() throws {
             let store = openStore(try options.load())
-            guard try store.session(id: id) != nil else { fail("no session \(id)", code: 1) }
+            guard let session = try store.session(id: id) else { fail("no session \(id)", code: 1) }
             var last: Int64 = 0
             var after = -1
+            var terminal: Bool?
             while true {
                 let page = try store.events(session: id, after: after, limit: 1000)
                 if page.isEmpty { break }
+                let isTerminal = terminal ?? SessionTimeline.isTerminal(kind: session.kind, events: page)
+                terminal = isTerminal
                 for event in page {
                     after = event.seq
                     if !noWait && event.offset > last && speed > 0 {
                         usleep(useconds_t(min(5_000_000, Double(event.offset - last) / speed)))
                     }
                     last = event.offset
-                    switch event.kind {
-                    case "o": FileHandle.standardOutput.write(Data(event.data))
-                    case "m": FileHandle.standardOutput.write(Data("\r\n\u{1B}[2m# \(String(decoding: event.data, as: UTF8.self))\u{1B}[0m\r\n".utf8))
-                    default: break
-                    }
+                    let shown = SessionTimeline.replay(event, kind: session.kind, terminal: isTerminal)
+                    if !shown.isEmpty { FileHandle.standardOutput.write(Data(shown)) }
                 }
             }
         }

@@ -63,7 +63,7 @@ import Testing
         var observer = SFTPObserver()
         observer.serverBytes(packet(103, id + string(String(repeating: "b", count: 1234))))
         #expect(observer.bytesDownloaded == 1234)
-        #expect(observer.summary(kind: "sftp").contains(#""bytes_down":1234"#))
+        #expect(observer.summary(kind: "sftp") == .transfer(kind: "sftp", files: [], bytesUp: 0, bytesDown: 1234))
     }
 }
 

@@ -405,6 +405,14 @@ check "audit verify passes" test "$rc" = 0
 SID=$("$SLUICE" sessions list --config "$WORK/sluice.yaml" --json | python3 -c 'import json,sys; print([s["id"] for s in json.load(sys.stdin) if s["user"]=="alice"][0])')
 "$SLUICE" sessions show "$SID" --config "$WORK/sluice.yaml" >"$WORK/session.json"
 check "the record holds statements" bash -c "grep -q '\"kind\" : \"i\"' '$WORK/session.json'"
+for id in $(cat "$WORK/alice-sessions"); do
+  "$SLUICE" sessions replay "$id" --config "$WORK/sluice.yaml" --no-wait >"$WORK/replay.out" 2>&1 || true
+  grep -q 'rows\?)' "$WORK/replay.out" && break
+done
+check "sessions replay shows each statement, then its result and row count on lines of their own" python3 -c '
+import re, sys
+text = open(sys.argv[1], encoding="utf-8", errors="replace").read()
+sys.exit(0 if re.search(r"\x1b\[1m=> [^\n]+\x1b\[0m\n(?:[^\n]*\n)*?\([A-Z]+[^\n]*; \d+ rows?\)\n", text) else 1)' "$WORK/replay.out"
 check "the record never holds raw PII" bash -c "! grep -rqa 'jane.doe@example.com' '$WORK/state/'"
 
 echo "== SIGKILL while sessions are writing"

@@ -262,7 +262,7 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
                     for http in handler.httpHandlers { clientPipeline.removeHandler(http, promise: nil) }
                     for http in upstreamHandlers { upstreamPipeline.removeHandler(http, promise: nil) }
                 } catch {
-                    session.record(SessionEvent(.marker, text: #"{"error":"upgrade failed"}"#))
+                    session.mark(.error("upgrade failed"))
                     client.close(promise: nil)
                     upstream.close(promise: nil)
                     Task { await session.close(reason: "upgrade failed") }

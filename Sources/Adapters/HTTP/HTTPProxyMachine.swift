@@ -397,7 +397,7 @@ public struct HTTPProxyMachine {
             return actions
         case .forwarding:
             reportUpstreamFailure(reason)
-            recordMarker(#"{"error":"upstream failed mid-response"}"#)
+            session?.mark(.error("upstream failed mid-response"))
             return fail("the upstream failed mid-response")
         default:
             return []
@@ -411,7 +411,7 @@ public struct HTTPProxyMachine {
             var out = HTTPResponseHead(version: head.version, status: .switchingProtocols, headers: HTTPHeaderRules.removingHopByHop(response.headers))
             out.headers.add(name: "Connection", value: "Upgrade")
             for value in response.headers["upgrade"] { out.headers.add(name: "Upgrade", value: value) }
-            recordMarker(#"{"upgraded":"\#(JSONText.escaped(response.headers.first(name: "sec-websocket-protocol") ?? "?"))"}"#)
+            session.mark(.upgraded(response.headers.first(name: "sec-websocket-protocol") ?? "?"))
             return [.upgrade(response: out, request: head, uri: route?.uri ?? head.uri, session: session)]
         }
         if response.status.code < 200 {
@@ -421,7 +421,7 @@ public struct HTTPProxyMachine {
         upstreamKeepAlive = response.isKeepAlive
         let choice = session.masking(for: .stream)
         if choice.isMasked, response.status == .partialContent {
-            recordMarker(#"{"refused":"206 partial content on a masked connection"}"#)
+            session.mark(.refused("206 partial content on a masked connection"))
             var actions: [Action] = [.releaseUpstream(reusable: false)]
             actions += answer(.badGateway, code: "unscannable_response", "partial content (206) is not served on a masked connection")
             return actions
@@ -430,7 +430,7 @@ public struct HTTPProxyMachine {
         let plan = HTTPResponsePlan.make(requestMethod: head.method, status: response.status, headers: response.headers, passThrough: passThrough)
         if let refusal = plan.refusal {
             // Fail closed: the body is never forwarded unscanned.
-            recordMarker(#"{"refused":"\#(JSONText.escaped(refusal))"}"#)
+            session.mark(.refused(refusal))
             var actions: [Action] = [.releaseUpstream(reusable: false)]
             actions += answer(.badGateway, code: "unscannable_response", refusal)
             return actions
@@ -558,7 +558,7 @@ public struct HTTPProxyMachine {
         state = .closed
         var actions: [Action] = []
         if case .forwarding = previous {
-            recordMarker(#"{"error":"client left mid-exchange"}"#)
+            session?.mark(.error("client left mid-exchange"))
             actions.append(.releaseUpstream(reusable: false))
         }
         if let session { actions.append(.closeSession(session)) }
@@ -612,11 +612,11 @@ public struct HTTPProxyMachine {
     /// The gateway answers itself (an error): a complete response with a JSON body.
     private func reportUpstreamFailure(_ reason: String) {
         session?.reportUpstreamFailure(reason)
-        recordMarker(#"{"upstream_error":"\#(JSONText.escaped(String(reason.prefix(200))))"}"#)
+        session?.mark(.upstreamError(String(reason.prefix(200))))
     }
 
     private mutating func answer(_ status: HTTPResponseStatus, code: String, _ message: String, close: Bool = false) -> [Action] {
-        recordMarker(#"{"status":\#(status.code),"error":"\#(JSONText.escaped(code))"}"#)
+        session?.mark(.answered(status: Int(status.code), code: code))
         let (type, body) = profile.errorBody(status, code, message)
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: type)
@@ -654,13 +654,13 @@ public struct HTTPProxyMachine {
 
     private mutating func failResponse(_ error: any Error) -> [Action] {
         // Fail closed: what could not be masked is not sent; the client sees a cut response.
-        recordMarker(#"{"error":"response could not be masked","reason":"\#(JSONText.escaped(String(describing: error).prefix(120)))"}"#)
+        session?.mark(.error("response could not be masked", reason: String(String(describing: error).prefix(120))))
         if !responseStarted {
             heldHead = nil
             heldPlan = nil
             var actions: [Action] = [.releaseUpstream(reusable: false)]
             if (error as? HTTPBodyError)?.code == "binary_body" {
-                recordMarker(#"{"refused":"binary body of a type not on the pass-through list"}"#)
+                session?.mark(.refused("binary body of a type not on the pass-through list"))
                 actions += answer(.badGateway, code: "unscannable_response",
                                   "the response is binary and its type is not on the connection's pass-through list")
             } else {
@@ -683,11 +683,8 @@ public struct HTTPProxyMachine {
     private func recordExchangeEnd() {
         let status = responseStatus?.code ?? 0
         let cut = (transformer?.recordCut ?? false) || (requestRecorder?.recordCut ?? false)
-        recordMarker(#"{"status":\#(status),"request_bytes":\#(requestBytes),"response_bytes":\#(transformer?.bytesOut ?? 0),"upstream_bytes":\#(transformer?.bytesIn ?? 0)\#(cut ? #","recorded":"cut""# : "")}"#)
-    }
-
-    private func recordMarker(_ text: String) {
-        session?.record(SessionEvent(.marker, text: text))
+        session?.mark(.exchange(status: Int(status), requestBytes: requestBytes, responseBytes: transformer?.bytesOut ?? 0,
+                                 upstreamBytes: transformer?.bytesIn ?? 0, recordCut: cut))
     }
 }
 

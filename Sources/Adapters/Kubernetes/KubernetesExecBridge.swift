@@ -101,7 +101,7 @@ final class ExecBridge {
                 }
             } catch {
                 // Unreadable messages are not relayed.
-                session.record(SessionEvent(.marker, text: #"{"error":"unreadable client message","bytes":\#(data.count)}"#))
+                session.mark(.error("unreadable client message", bytes: data.count))
                 return
             }
             send(to: .upstream, WebSocketFrame(fin: true, opcode: frame.opcode, data: frame.unmaskedData))
@@ -142,7 +142,7 @@ final class ExecBridge {
                     flushMaskers(final: true)
                     exitStatus = try? ExecStatus(json: json)
                     let code = exitStatus.map { $0.success ? 0 : ($0.exitCode ?? -1) } ?? -1
-                    session.record(SessionEvent(.marker, text: #"{"exit_status":\#(code)}"#))
+                    session.mark(.exitStatus(code))
                     sendMessage(to: .client, [ExecStreamMessage.statusStream] + json)
                 case .close(let stream):
                     if stream == ExecStreamMessage.stdoutStream { try drain(stdout, stream: stream) }
@@ -196,7 +196,7 @@ final class ExecBridge {
         guard recorded < recordCap else {
             if !recordCut {
                 recordCut = true
-                session.record(SessionEvent(.marker, text: #"{"recorded":"output cut at \#(recordCap) bytes"}"#))
+                session.mark(.outputCut(atBytes: recordCap))
             }
             return
         }
@@ -245,7 +245,7 @@ final class ExecBridge {
 
     /// Fail closed: the user gets a Status saying why, the stream ends, nothing unscanned leaves.
     private func failClosed(_ reason: String) {
-        session.record(SessionEvent(.marker, text: #"{"error":"\#(JSONText.escaped(reason))"}"#))
+        session.mark(.error(reason))
         sendMessage(to: .client, [ExecStreamMessage.statusStream] + ExecStatus.failureStatus(message: "sluice: \(reason)", code: 500, reason: "InternalError"))
         var code = ByteBuffer()
         code.writeInteger(UInt16(1011))

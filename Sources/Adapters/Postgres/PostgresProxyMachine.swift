@@ -163,7 +163,7 @@ struct PostgresProxyMachine {
         var out = ByteBuffer()
         PostgresMessages.error(sqlState: sqlState, message: message, severity: "FATAL").write(into: &out)
         state = .closed
-        session?.record(SessionEvent(.marker, text: #"{"error":"\#(JSONText.escaped(String(reason.prefix(200))))"}"#))
+        session?.mark(.error(String(reason.prefix(200))))
         return [.sendToClient(out), .close(reason: reason)]
     }
 
@@ -463,7 +463,7 @@ extension PostgresProxyMachine {
             guard copyInActive else { return [] }
             if message.type == UInt8(ascii: "c") || message.type == UInt8(ascii: "f") {
                 copyInActive = false
-                session?.record(SessionEvent(.marker, text: #"{"copy_in":"\#(message.type == UInt8(ascii: "c") ? "done" : "failed")"}"#))
+                session?.mark(.copyIn(done: message.type == UInt8(ascii: "c")))
             }
             return [.sendToUpstream(frame(message))]
         case UInt8(ascii: "F"):
@@ -635,7 +635,7 @@ extension PostgresProxyMachine {
         var body = message.body
         let oid = body.readInteger(as: UInt32.self) ?? 0
         session?.record(SessionEvent(.input, Array("FUNCTION CALL \(oid)".utf8)))
-        session?.record(SessionEvent(.marker, text: #"{"refused":"function_call","oid":\#(oid)}"#))
+        session?.mark(.refusedFunctionCall(oid: Int(oid)))
         let messages = batch + [message]
         batch = []
         batchBytes = 0
@@ -866,7 +866,7 @@ extension PostgresProxyMachine {
                 // Binary COPY cannot be scanned per value: refuse it (fail closed).
                 copyOut = (true, true)
                 PostgresMessages.error(sqlState: "42501", message: "binary COPY output cannot be masked; use text format").write(into: &out)
-                masker.session.record(SessionEvent(.marker, text: #"{"refused":"binary copy out"}"#))
+                masker.session.mark(.refused("binary copy out"))
                 return []
             }
             copyOut = (false, true)

@@ -81,9 +81,8 @@ public struct SFTPObserver: Sendable {
         bytesDownloaded = downloaded
     }
 
-    /// A JSON marker for the record: names and sizes only.
-    public func summary(kind: String) -> String {
-        let names = opened.prefix(100).map { "\"\(JSONText.escaped($0.prefix(200)))\"" }.joined(separator: ",")
-        return #"{"transfer":"\#(kind)","files":[\#(names)],"bytes_up":\#(bytesUploaded),"bytes_down":\#(bytesDownloaded)}"#
+    /// The marker for the record: names and sizes only.
+    public func summary(kind: String) -> SessionMarker {
+        .transfer(kind: kind, files: opened.prefix(100).map { String($0.prefix(200)) }, bytesUp: Int(bytesUploaded), bytesDown: Int(bytesDownloaded))
     }
 }

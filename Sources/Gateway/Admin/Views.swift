@@ -1,4 +1,5 @@
 import Foundation
+import Adapters
 
 /// JSON shapes of the admin API and the CLI (snake_case, times in ISO 8601 UTC).
 public enum Views {
@@ -152,7 +153,10 @@ public enum Asciicast {
             if page.isEmpty { break }
             for event in page {
                 after = event.seq
-                let text = String(decoding: event.data, as: UTF8.self)
+                // A marker is an asciicast label: its one-line summary.
+                let text = event.kind == SessionEvent.Kind.marker.rawValue
+                    ? (SessionMarker(json: event.data)?.summary ?? String(decoding: event.data, as: UTF8.self))
+                    : String(decoding: event.data, as: UTF8.self)
                 if event.kind == "r", !sawSize, let size = Self.size(text) {
                     sawSize = true
                     if lines.count == 1 && event.offset == 0 {

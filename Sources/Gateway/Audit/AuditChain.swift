@@ -153,6 +153,10 @@ public struct AuditVerifier: Sendable {
         self.publicKey = publicKey
     }
 
+    /// How a ``SessionMarker/recordingFailed(reason:lostRecords:)`` marker starts: a cheap test
+    /// before the marker is read.
+    private static let recordingFailedPrefix = Array(#"{""#.utf8) + Array(SessionMarker.recordingFailedKey.utf8)
+
     public func verify(sessionIDs: [String]? = nil) throws -> AuditReport {
         var report = AuditReport()
         for id in try sessionIDs ?? store.allSessionIDs() {
@@ -192,7 +196,8 @@ public struct AuditVerifier: Sendable {
                 expectedSeq += 1
                 report.eventsChecked += 1
                 if event.kind == SessionEvent.Kind.marker.rawValue,
-                   event.data.starts(with: Array(#"{""#.utf8) + Array(SessionRecorder.recordingFailedMarker.utf8)),
+                   event.data.starts(with: Self.recordingFailedPrefix),
+                   case .recordingFailed = SessionMarker(json: event.data),
                    report.recordingFailed.last != id {
                     report.recordingFailed.append(id)
                 }

@@ -145,9 +145,6 @@ public final class SessionRecorder: Sendable {
         RecordWriter.Loss(firstSeq: firstSeq, previousHash: firstSeq == 0 ? nil : previous, reason: reason)
     }
 
-    /// The marker that closes a gap in the record: what was lost and why (no payload).
-    public static let recordingFailedMarker = "recording_failed"
-
     /// Ends the session: writes the end, the last hash and the Ed25519 seal. Idempotent.
     ///
     /// When records of the session never reached the store (a failed write, a refused append),
@@ -184,8 +181,7 @@ public final class SessionRecorder: Sendable {
         var sealed = record
         let lost = max(0, record.eventCount - loss.firstSeq)
         let previous = loss.previousHash ?? AuditChain.genesis(record)
-        let text = #"{"\#(recordingFailedMarker)":"\#(JSONText.escaped(loss.reason))","lost_records":\#(lost)}"#
-        let data = Array(text.utf8)
+        let data = SessionMarker.recordingFailed(reason: loss.reason, lostRecords: lost).json
         let offset = max(0, (record.endedAt ?? record.startedAt) - record.startedAt)
         let hash = AuditChain.eventHash(previous: previous, seq: loss.firstSeq, offset: offset,
                                         kind: SessionEvent.Kind.marker.rawValue, data: data)

@@ -383,6 +383,11 @@ public struct Console: Sendable {
         return formatter.string(from: Date(timeIntervalSince1970: Double(micros) / 1_000_000)) + " UTC"
     }
 
+    /// Time since the session started, for its timeline.
+    static func offset(_ micros: Int64) -> String {
+        String(format: "%.3f s", Double(micros) / 1_000_000)
+    }
+
     static func sessionRow(_ session: SessionRecord) -> [String: Any] {
         let masked: Int = session.counters.filter { $0.key.hasPrefix("masked:") }.values.reduce(0, +)
         var row: [String: Any] = ["id": session.id, "user": session.user, "connection": session.connection, "protocol": session.kind]
@@ -401,59 +406,32 @@ public struct Console: Sendable {
         var report = AuditReport()
         try AuditVerifier(store: runtime.store, publicKey: runtime.signingKey.publicKey).verifySession(id: session.id, into: &report)
         let events = try runtime.store.events(session: session.id, after: -1, limit: 5000)
-        var decisions: [[String: Any]] = []
-        var statements: [[String: Any]] = []
-        var requests: [[String: Any]] = []
-        var lastInput: String?
-        for event in events {
-            let text = String(decoding: event.data, as: UTF8.self)
-            let at = String(format: "%.3f s", Double(event.offset) / 1_000_000)
-            switch event.kind {
-            case "i":
-                lastInput = String(text.prefix(2000))
-                if session.kind == "postgres" {
-                    statements.append(["at": at, "sql": lastInput ?? "", "preview": "", "markers": [String]()])
-                } else if session.kind == "http" || session.kind == "kubernetes", let line = lastInput, line.first?.isUppercase == true,
-                          line.contains(" /") {
-                    requests.append(["at": at, "request": line, "status": "", "sizes": ""])
-                }
-            case "o":
-                if session.kind == "postgres", var last = statements.popLast() {
-                    let preview = (last["preview"] as? String ?? "")
-                    if preview.count < 1500 { last["preview"] = preview + String(text.prefix(1500 - preview.count)) }
-                    statements.append(last)
-                }
-            case "m":
-                guard let marker = (try? JSONSerialization.jsonObject(with: Data(event.data))) as? [String: Any] else { continue }
-                if let decision = marker["decision"] as? String {
-                    let review: String = marker["review"] as? String ?? ""
-                    let rule: String = (marker["rule"]).map { "rule \($0)" } ?? ""
-                    decisions.append(["at": at, "decision": decision, "command": lastInput ?? "", "review": review, "rule": rule,
-                                      "blocked": decision == "block", "reviewed": decision == "review"])
-                } else if let outcome = marker["outcome"] as? String {
-                    let by = (marker["by"] as? String) ?? ((marker["by"] as? [String])?.joined(separator: ", ") ?? "")
-                    let review: String = marker["review"] as? String ?? ""
-                    decisions.append(["at": at, "decision": outcome, "command": "review " + review, "review": "",
-                                      "rule": by.isEmpty ? "" : "by \(by)", "blocked": outcome != "approved", "reviewed": false])
-                } else if let status = marker["status"] as? Int, var last = requests.popLast() {
-                    last["status"] = String(status)
-                    if let bytes = marker["response_bytes"] as? Int {
-                        last["sizes"] = "\(marker["request_bytes"] as? Int ?? 0) B in, \(bytes) B out"
-                    }
-                    requests.append(last)
-                } else if session.kind == "postgres", var last = statements.popLast() {
-                    var markers = last["markers"] as? [String] ?? []
-                    if markers.count < 5 { markers.append(text.prefix(300).description) }
-                    last["markers"] = markers
-                    statements.append(last)
-                }
+        let timeline = SessionTimeline(kind: session.kind, events: events)
+        let decisions: [[String: Any]] = timeline.decisions.map { decision in
+            let at = Self.offset(decision.at)
+            switch decision.marker {
+            case .decision(let verdict, let rule, _, _, let review):
+                return ["at": at, "decision": verdict.rawValue, "command": decision.command, "review": review ?? "",
+                        "rule": rule.map { "rule \($0)" } ?? "", "blocked": verdict == .block, "reviewed": verdict == .review]
+            case .reviewOutcome(_, let result, let by, _):
+                return ["at": at, "decision": result.rawValue, "command": decision.command, "review": "",
+                        "rule": by.isEmpty ? "" : "by \(by.joined(separator: ", "))", "blocked": result != .approved, "reviewed": false]
             default:
-                break
+                return ["at": at, "decision": decision.marker.summary, "command": decision.command, "review": "", "rule": "",
+                        "blocked": false, "reviewed": false]
             }
         }
+        let statements: [[String: Any]] = timeline.statements.map {
+            ["at": Self.offset($0.at), "sql": $0.text, "preview": $0.result, "markers": $0.markers.map(\.summary)]
+        }
+        let requests: [[String: Any]] = timeline.requests.map {
+            ["at": Self.offset($0.at), "request": $0.line, "status": $0.status.map(String.init) ?? "",
+             "sizes": $0.sizes.map { "\($0.request) B in, \($0.response) B out" } ?? ""]
+        }
+        let notes: [[String: Any]] = timeline.notes.map { ["at": Self.offset($0.at), "text": $0.marker.summary] }
         let counts = session.counters.filter { $0.key.hasPrefix("masked:") }.sorted { $0.key < $1.key }
             .map { ["detector": String($0.key.dropFirst("masked:".count)), "count": $0.value] }
-        let terminal = session.kind == "ssh" || (session.kind == "kubernetes" && events.contains { $0.kind == "o" && $0.data.first != UInt8(ascii: "{") })
+        let terminal = SessionTimeline.isTerminal(kind: session.kind, events: events)
         return [
             "session": Self.sessionRow(session), "groups": session.groups.joined(separator: ", "), "peer": session.peer,
             "end_reason": session.endReason ?? "", "verified": report.ok, "problems": report.problems.map(\.description),
@@ -462,6 +440,7 @@ public struct Console: Sendable {
             "counts": counts, "has_counts": !counts.isEmpty,
             "player": terminal, "statements": statements, "has_statements": !statements.isEmpty,
             "requests": requests, "has_requests": !requests.isEmpty, "live": session.endedAt == nil,
+            "notes": notes, "has_notes": !notes.isEmpty,
             "truncated": events.count >= 5000,
         ]
     }

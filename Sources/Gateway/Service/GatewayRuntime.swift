@@ -285,11 +285,6 @@ final class GatewaySession: GovernedSession {
         self.recorder = recorder
     }
 
-    private func marker(_ fields: [String: String]) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        recorder.append(SessionEvent(.marker, (try? Array(encoder.encode(fields))) ?? []))
-    }
 
     func decide(_ command: Command) -> Decision {
         if let failure = recorder.failure {
@@ -300,7 +295,6 @@ final class GatewaySession: GovernedSession {
             return .block(message: "connection \(connection.name) was removed from the configuration")
         }
         let decision = compiled.decide(command, for: identity)
-        let classes = command.classes.joined(separator: ",")
         switch decision.action {
         case .allow:
             runtime.metrics.increment("sluice_commands_total", labels: ["outcome": "allowed", "protocol": connection.kind.rawValue])
@@ -308,7 +302,7 @@ final class GatewaySession: GovernedSession {
             return .allow
         case .block:
             let message = decision.message ?? "blocked by policy"
-            marker(["decision": "block", "rule": decision.rule.map { String($0 + 1) } ?? "", "classes": classes, "message": message])
+            recorder.append(SessionMarker.decision(.block, rule: decision.rule.map { $0 + 1 }, classes: command.classes, message: message).event)
             recorder.count("blocked")
             runtime.metrics.increment("sluice_commands_total", labels: ["outcome": "blocked", "protocol": connection.kind.rawValue])
             runtime.control.append("command.blocked", actor: identity.user,
@@ -318,7 +312,7 @@ final class GatewaySession: GovernedSession {
             runtime.metrics.increment("sluice_commands_total", labels: ["outcome": "reviewed", "protocol": connection.kind.rawValue])
             recorder.count("reviewed")
             let id = ReviewCenter.newID()
-            marker(["decision": "review", "review": id, "rule": decision.rule.map { String($0 + 1) } ?? "", "classes": classes])
+            recorder.append(SessionMarker.decision(.review, rule: decision.rule.map { $0 + 1 }, classes: command.classes, review: id).event)
             let reviews = runtime.reviews
             let recorder = self.recorder
             let identity = self.identity
@@ -327,24 +321,22 @@ final class GatewaySession: GovernedSession {
             let reason = decision.message ?? "review required"
             return .review(ReviewTicket(id: id, approveHint: "sluice reviews approve \(id)",
                                         withdraw: { why in await reviews.withdraw(id: id, reason: why) }) {
-                var fields = ["review": id]
+                var failure: String?
                 let outcome: ReviewOutcome
                 do {
                     _ = try await reviews.requestCommandReview(identity: identity, connection: config, sessionID: sessionID,
                                                                command: command, reason: reason, id: id)
                     outcome = await reviews.wait(id: id)
                 } catch {
-                    fields["error"] = "\(error)"
+                    failure = "\(error)"
                     outcome = .denied(by: "sluice", reason: "the review could not be filed")
                 }
-                switch outcome {
-                case .approved(let by): fields["outcome"] = "approved"; fields["by"] = by.joined(separator: ",")
-                case .denied(let by, _): fields["outcome"] = "denied"; fields["by"] = by
-                case .timedOut: fields["outcome"] = "timed_out"
+                let marker: SessionMarker = switch outcome {
+                case .approved(let by): .reviewOutcome(review: id, .approved, by: by, error: failure)
+                case .denied(let by, _): .reviewOutcome(review: id, .denied, by: [by], error: failure)
+                case .timedOut: .reviewOutcome(review: id, .timedOut, by: [], error: failure)
                 }
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                recorder.append(SessionEvent(.marker, (try? Array(encoder.encode(fields))) ?? []))
+                recorder.append(marker.event)
                 return outcome
             })
         }
@@ -435,7 +427,7 @@ final class GatewaySession: GovernedSession {
                 // Valid through the second `validUntil`, as the verifier counts.
                 let left = (validUntil + 1) * 1_000_000 - clock.nowMicros()
                 if left <= 0 {
-                    self?.recorder.append(SessionEvent(.marker, text: #"{"ended":"token expired"}"#))
+                    self?.recorder.append(SessionMarker.ended("token expired").event)
                     await self?.terminate(reason: "your token expired; sign in again")
                     return
                 }

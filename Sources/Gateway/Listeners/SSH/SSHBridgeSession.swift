@@ -191,7 +191,7 @@ final class SSHBridgeSession: @unchecked Sendable {
         ssh_free(client)
         finishInput()
         if transfer, let governed {
-            governed.record(SessionEvent(.marker, Array(sftp.summary(kind: request.map { if case .subsystem = $0 { "sftp" } else { "scp" } } ?? "transfer").utf8)))
+            governed.mark(sftp.summary(kind: request.map { if case .subsystem = $0 { "sftp" } else { "scp" } } ?? "transfer"))
         }
         if let governed {
             let reason = failure ?? "ssh session ended"
@@ -485,7 +485,7 @@ final class SSHBridgeSession: @unchecked Sendable {
         } catch {
             failure = "\(error)"
             logger.warning("ssh upstream failed", metadata: ["connection": "\(governed.connection.name)", "error": "\(error)"])
-            governed.record(SessionEvent(.marker, text: #"{"error":"upstream: \#(String(describing: error).prefix(200))"}"#))
+            governed.mark(.upstreamError(String(String(describing: error).prefix(200))))
             toClientStderr.append(contentsOf: Array("sluice: cannot reach \(governed.connection.name): \(error)\r\n".utf8))
             exitStatus = 255
             upstreamEOF = true
@@ -537,7 +537,7 @@ final class SSHBridgeSession: @unchecked Sendable {
         let presented = typeName + " " + (base64.map { String(cString: $0) } ?? "")
         ssh_string_free_char(base64)
         guard presented == expected else {
-            governed?.record(SessionEvent(.marker, text: #"{"refused":"host key mismatch","presented":"\#(typeName)"}"#))
+            governed?.mark(.hostKeyMismatch(presented: typeName))
             runtime.control.append("ssh.host_key_mismatch", actor: governed?.identity.user ?? "-", ["connection": target.name])
             throw SSHBridgeError(reason: "the host key of \(target.name) does not match host_key (\(typeName) presented)")
         }
@@ -638,7 +638,7 @@ final class SSHBridgeSession: @unchecked Sendable {
             governed?.record(SessionEvent(.output, part))
         } else if !recordCut {
             recordCut = true
-            governed?.record(SessionEvent(.marker, text: #"{"recorded":"output cut at \#(recordCap) bytes"}"#))
+            governed?.mark(.outputCut(atBytes: recordCap))
         }
     }
 
@@ -759,7 +759,7 @@ final class SSHBridgeSession: @unchecked Sendable {
             && stdoutMasker == nil && stderrMasker == nil, let channel = clientChannel {
             if let exitStatus { ssh_channel_request_send_exit_status(channel, exitStatus) }
             if let exitSignal { ssh_channel_request_send_exit_signal(channel, exitSignal, 0, "", "") }
-            governed?.record(SessionEvent(.marker, text: #"{"exit_status":\#(exitStatus ?? -1)}"#))
+            governed?.mark(.exitStatus(Int(exitStatus ?? -1)))
             ssh_channel_send_eof(channel)
             ssh_channel_close(channel)
             // Let the client close the connection itself (as with sshd), for up to two seconds.
@@ -808,10 +808,10 @@ final class SSHBridgeSession: @unchecked Sendable {
                 return 0
             }
             forwards.append(SSHForward(client: clientChannel, upstream: upstreamChannel, destination: destination))
-            governed.record(SessionEvent(.marker, text: #"{"forward":"\#(JSONText.escaped(destination))","opened":true}"#))
+            governed.mark(.forward(destination: destination, .opened))
             return 0
         } catch {
-            governed.record(SessionEvent(.marker, text: #"{"forward":"\#(JSONText.escaped(destination))","error":"\#(JSONText.escaped(String(describing: error).prefix(200)))"}"#))
+            governed.mark(.forward(destination: destination, .failed(String(String(describing: error).prefix(200)))))
             tell("sluice: forward to \(destination) failed: \(error)")
             return 1
         }
@@ -819,7 +819,7 @@ final class SSHBridgeSession: @unchecked Sendable {
 
     private func decideForward(host: String, port: Int, destination: String, governed: any GovernedSession) -> Bool {
         guard governed.connection.portForwarding.permits(host: host, port: port) else {
-            governed.record(SessionEvent(.marker, text: #"{"forward":"\#(JSONText.escaped(destination))","refused":"not in port_forwarding"}"#))
+            governed.mark(.forward(destination: destination, .refused("not in port_forwarding")))
             tell("sluice: port forwarding to \(destination) is not allowed on \(governed.connection.name)")
             return false
         }
@@ -866,7 +866,6 @@ final class SSHBridgeSession: @unchecked Sendable {
 
     private func closeForward(_ forward: SSHForward) {
         forward.close()
-        governed?.record(SessionEvent(.marker, text:
-            #"{"forward":"\#(JSONText.escaped(forward.destination))","closed":true,"bytes_up":\#(forward.bytesUp),"bytes_down":\#(forward.bytesDown)}"#))
+        governed?.mark(.forward(destination: forward.destination, .closed(bytesUp: Int(forward.bytesUp), bytesDown: Int(forward.bytesDown))))
     }
 }
