@@ -4,7 +4,7 @@
 SWIFT ?= swift
 SAMPLE ?= corpora/samples/app_log.txt
 
-.PHONY: deps build release run mask-sample test unit-test engine-check integration-test fuzz fuzz-smoke bench clean
+.PHONY: deps build release run mask-sample test unit-test tsan engine-check integration-test fuzz fuzz-smoke bench clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -26,6 +26,13 @@ mask-sample: release
 unit-test: deps
 	$(SWIFT) test --parallel
 
+# The unit tests under the thread sanitizer, in their own build folder (docs/operations.md):
+# any report fails the run.
+tsan: deps
+	$(SWIFT) build --build-tests --sanitize=thread --scratch-path .build-tsan
+	bash -o pipefail -c '$(SWIFT) test --skip-build --sanitize=thread --scratch-path .build-tsan 2>&1 | tee .build-tsan/tsan.log'
+	@! grep -q 'WARNING: ThreadSanitizer' .build-tsan/tsan.log
+
 engine-check: release
 	bash scripts/engine-check.sh
 
@@ -45,10 +52,10 @@ fuzz: deps
 fuzz-smoke: deps
 	FUZZ_SECONDS=20 bash scripts/fuzz.sh
 
-test: unit-test engine-check integration-test fuzz-smoke
+test: unit-test tsan engine-check integration-test fuzz-smoke
 
 bench: deps
 	bash Benchmarks/compare-engines.sh
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-tsan

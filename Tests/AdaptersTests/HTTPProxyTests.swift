@@ -1,8 +1,8 @@
+import MaskEngine
 import Foundation
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
-import Synchronization
 import Testing
 @testable import Adapters
 
@@ -583,7 +583,7 @@ import Testing
     }
 
     @Test func anExpiredTokenIsRefusedOnAKeptAliveConnection() async throws {
-        let clock = Mutex<Int64>(1_000)
+        let clock = Locked<Int64>(1_000)
         var configuration = HTTPAdapterConfiguration()
         configuration.now = { clock.withLock { $0 } }
         let governor = InMemoryGovernor(tokens: ["tok-alice": Identity(user: "alice", groups: ["eng"], issuer: "test")],

@@ -1,6 +1,5 @@
 import MaskEngine
 import NIOCore
-import Synchronization
 import Testing
 @testable import Adapters
 
@@ -240,7 +239,7 @@ import Testing
 
 /// Commands a test rule saw.
 final class CommandLog: Sendable {
-    private let commands = Mutex<[Command]>([])
+    private let commands = Locked<[Command]>([])
     func append(_ command: Command) { commands.withLock { $0.append(command) } }
     func clear() { commands.withLock { $0.removeAll() } }
     var texts: [String] { commands.withLock { $0.map(\.text) } }

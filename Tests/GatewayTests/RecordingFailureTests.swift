@@ -1,7 +1,7 @@
+import MaskEngine
 import Adapters
 import Crypto
 import Foundation
-import Synchronization
 import Testing
 @testable import Gateway
 
@@ -29,8 +29,8 @@ import Testing
     @Test func aFailedWriteStopsTheSessionMarksTheGapAndRecoversWhenSpaceReturns() async throws {
         let store = try SQLiteStore(path: directory.file("audit.db"))
         let writer = RecordWriter(store: store, retryInterval: .milliseconds(50))
-        let lost = Mutex<Set<String>>([])
-        let recovered = Mutex<String?>(nil)
+        let lost = Locked<Set<String>>([])
+        let recovered = Locked<String?>(nil)
         writer.onFailure(loss: { sessions, _ in lost.withLock { $0.formUnion(sessions) } },
                          recovery: { failure in recovered.withLock { $0 = failure } })
         let recorder = try SessionRecorder(session: session("s-full"), writer: writer, key: key, clock: clock)
@@ -110,7 +110,7 @@ import Testing
         let store = try #require(gateway.runtime.store as? SQLiteStore)
         let token = try gateway.token("alice", ["eng"])
         let session = try await gateway.runtime.openSession(token: token, connection: "app-db", kind: .postgres, peer: "127.0.0.1:5")
-        let ended = Mutex<String?>(nil)
+        let ended = Locked<String?>(nil)
         session.onTermination { reason in ended.withLock { $0 = reason } }
         session.record(SessionEvent(.input, text: "select 1"))
         gateway.runtime.writer.drain()

@@ -1,6 +1,6 @@
+import MaskEngine
 import Adapters
 import Foundation
-import Synchronization
 import Testing
 @testable import Gateway
 
@@ -13,7 +13,7 @@ import Testing
         let session = try await gateway.runtime.openSession(token: token, connection: "app-db", kind: .postgres, peer: "t")
         let expiry = try #require(session.expiresAt)
         #expect(expiry == Int64(now.timeIntervalSince1970) + 1 + 1)   // exp plus the skew
-        let told = Mutex<String?>(nil)
+        let told = Locked<String?>(nil)
         session.onTermination { reason in told.withLock { $0 = reason } }
         // Not before the expiry: the watch re-checks the gateway's clock after each sleep.
         try await Task.sleep(for: .milliseconds(300))
@@ -30,7 +30,7 @@ import Testing
                                                             kind: .postgres, peer: "t")
         let gatewaySession = try #require(session as? GatewaySession)
         await gatewaySession.terminate(reason: "your token expired; sign in again")
-        let told = Mutex<String?>(nil)
+        let told = Locked<String?>(nil)
         session.onTermination { reason in told.withLock { $0 = reason } }
         #expect(told.withLock { $0 } == "your token expired; sign in again")
     }

@@ -1,8 +1,8 @@
+import MaskEngine
 import Adapters
 import Crypto
 import CryptoExtras
 import Foundation
-import Synchronization
 import Testing
 @testable import Gateway
 
@@ -12,9 +12,9 @@ final class TestProvider: Sendable {
     let rsa = try! _RSA.Signing.PrivateKey(keySize: .bits2048)
     let p256 = P256.Signing.PrivateKey()
     let ed = Curve25519.Signing.PrivateKey()
-    let fetches = Mutex<[String]>([])
+    let fetches = Locked<[String]>([])
     /// Key ids the JWKS publishes now (rotation changes it).
-    let published = Mutex<Set<String>>(["rsa-1", "ec-1", "ed-1"])
+    let published = Locked<Set<String>>(["rsa-1", "ec-1", "ed-1"])
 
     var fetcher: HTTPFetcher {
         { [self] url in

@@ -1,8 +1,8 @@
 import Dispatch
 import Foundation
+import MaskEngine
 import NIOCore
 import NIOHTTP1
-import Synchronization
 @testable import Adapters
 
 /// The HTTP proxy machine (request head to masked response) and the body decoders.
@@ -18,7 +18,7 @@ enum HTTPFuzz {
 
     static func open(_ connection: String, kind: ConnectionKind) -> any GovernedSession {
         let semaphore = DispatchSemaphore(value: 0)
-        let result = Mutex<(any GovernedSession)?>(nil)
+        let result = Locked<(any GovernedSession)?>(nil)
         Task {
             let opened = try? await governor.openSession(token: "tok", connection: connection, kind: kind, peer: "127.0.0.1:1")
             result.withLock { $0 = opened }

@@ -2,7 +2,6 @@ import Dispatch
 import Foundation
 import MaskEngine
 import NIOCore
-import Synchronization
 @testable import Adapters
 
 /// The Postgres wire codec and the proxy machine.
@@ -44,7 +43,7 @@ enum PostgresFuzz {
     /// A session opened once (the governor is async; the harness is not).
     static let session: any GovernedSession = {
         let semaphore = DispatchSemaphore(value: 0)
-        let result = Mutex<(any GovernedSession)?>(nil)
+        let result = Locked<(any GovernedSession)?>(nil)
         Task {
             let opened = try? await governor.openSession(token: "tok", connection: "db", kind: .postgres, peer: "127.0.0.1:1")
             result.withLock { $0 = opened }

@@ -1,4 +1,4 @@
-import Synchronization
+import MaskEngine
 
 /// Bounds the connections that have not logged in yet, per source address and in all (issue 14,
 /// finding 3: 320 idle sockets to one port took the descriptors of every listener). A listener
@@ -29,7 +29,7 @@ public final class ConnectionAdmission: Sendable {
     }
 
     public let limits: Limits
-    private let state = Mutex<(bySource: [String: Int], total: Int, refused: Int)>(([:], 0, 0))
+    private let state = Locked<(bySource: [String: Int], total: Int, refused: Int)>(([:], 0, 0))
 
     public init(limits: Limits = Limits()) {
         self.limits = limits

@@ -1,5 +1,4 @@
 import MaskEngine
-import Synchronization
 
 /// A governor for adapter tests: fixed tokens, rules as closures, events kept in memory.
 ///
@@ -19,7 +18,7 @@ public final class InMemoryGovernor: Governor {
     public let unmaskedGroups: [String]
     /// Per token: the Unix time its sessions expire (``GovernedSession/expiresAt``).
     public let expiries: [String: Int64]
-    private let state = Mutex<(events: [Recorded], closed: [String], counter: Int)>(([], [], 0))
+    private let state = Locked<(events: [Recorded], closed: [String], counter: Int)>(([], [], 0))
 
     public init(tokens: [String: Identity], connections: [ConnectionTarget], engine: MaskingEngine?,
                 rules: [@Sendable (Command) -> Decision?] = [], reviewOutcome: ReviewOutcome = .approved(by: ["approver"]),

@@ -1,7 +1,6 @@
 import Crypto
 import Foundation
 import MaskEngine
-import Synchronization
 import NIOCore
 import NIOHTTP1
 
@@ -60,7 +59,7 @@ public struct HTTPProxyProfile: Sendable {
 /// the same answer rather than file a second review.
 public final class HTTPRefusalMemory: Sendable {
     private struct Entry { var refusal: HTTPRefusal; var until: ContinuousClock.Instant }
-    private let entries = Mutex<[String: Entry]>([:])
+    private let entries = Locked<[String: Entry]>([:])
     public let lifetime: Duration
     public static let maximumEntries = 10_000
 
@@ -323,10 +322,10 @@ public struct HTTPProxyMachine {
                 return answer(refusal.status, code: refusal.code, refusal.message)
             }
             return forward(session)
-        case .denied(let by, let reason):
-            return refuseAfterReview(HTTPRefusal(.forbidden, code: "review_denied", "denied by \(by)" + (reason.isEmpty ? "" : ": \(reason)")))
+        case .denied:
+            return refuseAfterReview(HTTPRefusal(.forbidden, code: "review_denied", ReviewWording.refusal(outcome) ?? ""))
         case .timedOut:
-            return refuseAfterReview(HTTPRefusal(.forbidden, code: "review_timed_out", "the review timed out"))
+            return refuseAfterReview(HTTPRefusal(.forbidden, code: "review_timed_out", ReviewWording.refusal(outcome) ?? ""))
         }
     }
 

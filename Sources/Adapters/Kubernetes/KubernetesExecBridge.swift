@@ -40,15 +40,11 @@ final class ExecBridge {
 
     let session: any GovernedSession
     let subprotocol: ExecSubprotocol
-    private let recordCap: Int
     private let idleFlush: TimeAmount
     private var client: ChannelHandlerContext?
     private var upstream: ChannelHandlerContext?
-    private let stdout: SSHOutputMasker
-    private let stderr: SSHOutputMasker
-    private var inputRecorder: StreamMasker?
-    private var recorded = 0
-    private var recordCut = false
+    /// Masking, idle flush, record cap and input recording of the two output streams.
+    private let relay: TerminalRelay
     private var flushTimer: RepeatedTask?
     private var finished = false
     private var exitStatus: ExecStatus?
@@ -58,12 +54,10 @@ final class ExecBridge {
     init(session: any GovernedSession, subprotocol: ExecSubprotocol, recordCap: Int, idleFlush: TimeAmount) throws {
         self.session = session
         self.subprotocol = subprotocol
-        self.recordCap = recordCap
         self.idleFlush = idleFlush
         let choice = session.masking(for: .stream)
-        stdout = try SSHOutputMasker(choice: choice, idleFlush: .nanoseconds(idleFlush.nanoseconds))
-        stderr = try SSHOutputMasker(choice: choice, idleFlush: .nanoseconds(idleFlush.nanoseconds))
-        inputRecorder = try session.recordingEngine?.makeStreamMasker()
+        relay = try TerminalRelay(session: session, stdout: choice, stderr: choice, recordCap: recordCap,
+                                  idleFlush: .nanoseconds(idleFlush.nanoseconds))
     }
 
     func attach(_ context: ChannelHandlerContext, side: Side) {
@@ -135,9 +129,9 @@ final class ExecBridge {
             do {
                 switch message {
                 case .stdout(let bytes):
-                    try relayOutput(bytes, stream: ExecStreamMessage.stdoutStream, masker: stdout)
+                    try relayOutput(bytes, stream: ExecStreamMessage.stdoutStream)
                 case .stderr(let bytes):
-                    try relayOutput(bytes, stream: ExecStreamMessage.stderrStream, masker: stderr)
+                    try relayOutput(bytes, stream: ExecStreamMessage.stderrStream)
                 case .status(let json):
                     flushMaskers(final: true)
                     exitStatus = try? ExecStatus(json: json)
@@ -145,8 +139,7 @@ final class ExecBridge {
                     session.mark(.exitStatus(code))
                     sendMessage(to: .client, [ExecStreamMessage.statusStream] + json)
                 case .close(let stream):
-                    if stream == ExecStreamMessage.stdoutStream { try drain(stdout, stream: stream) }
-                    if stream == ExecStreamMessage.stderrStream { try drain(stderr, stream: stream) }
+                    if stream == ExecStreamMessage.stdoutStream || stream == ExecStreamMessage.stderrStream { try drain(stream) }
                     sendMessage(to: .client, data)
                 default:
                     sendMessage(to: .client, data)
@@ -169,55 +162,35 @@ final class ExecBridge {
 
     // MARK: Internals
 
-    private func relayOutput(_ bytes: [UInt8], stream: UInt8, masker: SSHOutputMasker) throws {
+    private static func terminalStream(_ stream: UInt8) -> TerminalRelay.Stream {
+        stream == ExecStreamMessage.stderrStream ? .stderr : .stdout
+    }
+
+    private func relayOutput(_ bytes: [UInt8], stream: UInt8) throws {
         if bytes.isEmpty {
             // The API server's first message on a stream carries no data: relay it as it is.
             sendMessage(to: .client, [stream])
             return
         }
-        // Output after its stream ended cannot be scanned in order: fail closed.
-        guard !drained.contains(stream) else { throw KubernetesProtocolError(.malformedClose, "output after the end of stream \(stream)") }
-        let masked = try bytes.withUnsafeBytes { try masker.write($0) }
-        guard !masked.isEmpty else { return }
-        deliver(masked, stream: stream)
+        // Output after its stream ended cannot be scanned in order: the relay throws (fail closed).
+        let masked = try relay.output(bytes, on: Self.terminalStream(stream), now: .now)
+        if !masked.isEmpty { sendMessage(to: .client, [stream] + masked) }
     }
 
-    /// Ends a stream's masker once (the status, a close message and the close frame all end it).
-    private var drained: Set<UInt8> = []
-
-    private func drain(_ masker: SSHOutputMasker, stream: UInt8) throws {
-        guard drained.insert(stream).inserted, !masker.failed else { return }
-        let rest = try masker.finish()
-        if !rest.isEmpty { deliver(rest, stream: stream) }
-    }
-
-    private func deliver(_ bytes: [UInt8], stream: UInt8) {
-        sendMessage(to: .client, [stream] + bytes)
-        guard recorded < recordCap else {
-            if !recordCut {
-                recordCut = true
-                session.mark(.outputCut(atBytes: recordCap))
-            }
-            return
-        }
-        let part = Array(bytes.prefix(recordCap - recorded))
-        recorded += part.count
-        session.record(SessionEvent(.output, part))
+    /// Ends a stream once (the status, a close message and the close frame all end it).
+    private func drain(_ stream: UInt8) throws {
+        let rest = try relay.finish(Self.terminalStream(stream))
+        if !rest.isEmpty { sendMessage(to: .client, [stream] + rest) }
     }
 
     private func flushMaskers(final: Bool) {
         do {
             if final {
-                try drain(stdout, stream: ExecStreamMessage.stdoutStream)
-                try drain(stderr, stream: ExecStreamMessage.stderrStream)
+                try drain(ExecStreamMessage.stdoutStream)
+                try drain(ExecStreamMessage.stderrStream)
             } else {
-                if !drained.contains(ExecStreamMessage.stdoutStream) {
-                    let out = try stdout.idleBytes()
-                    if !out.isEmpty { deliver(out, stream: ExecStreamMessage.stdoutStream) }
-                }
-                if !drained.contains(ExecStreamMessage.stderrStream) {
-                    let err = try stderr.idleBytes()
-                    if !err.isEmpty { deliver(err, stream: ExecStreamMessage.stderrStream) }
+                for (stream, bytes) in try relay.idle(now: .now) {
+                    sendMessage(to: .client, [stream == .stderr ? ExecStreamMessage.stderrStream : ExecStreamMessage.stdoutStream] + bytes)
                 }
             }
             client?.flush()
@@ -232,15 +205,7 @@ final class ExecBridge {
     }
 
     private func recordInput(_ bytes: [UInt8]) {
-        guard let inputRecorder, !bytes.isEmpty else { return }
-        var masked: [UInt8] = []
-        do {
-            try bytes.withUnsafeBytes { try inputRecorder.write($0) { masked.append(contentsOf: $0) } }
-        } catch {
-            self.inputRecorder = nil
-            return
-        }
-        if !masked.isEmpty { session.record(SessionEvent(.input, masked)) }
+        relay.recordInput(bytes, now: .now)
     }
 
     /// Fail closed: the user gets a Status saying why, the stream ends, nothing unscanned leaves.
@@ -278,9 +243,7 @@ final class ExecBridge {
         finished = true
         flushTimer?.cancel()
         flushTimer = nil
-        if let inputRecorder, let rest = try? inputRecorder.finish(), !rest.isEmpty {
-            session.record(SessionEvent(.input, rest))
-        }
+        relay.finishInput()
         // Close once what was written has gone out (the close frame included).
         if let clientChannel = client?.channel, closeClient {
             (lastClientWrite ?? clientChannel.eventLoop.makeSucceededVoidFuture()).whenComplete { _ in clientChannel.close(promise: nil) }

@@ -1,5 +1,5 @@
+import MaskEngine
 import NIOCore
-import Synchronization
 
 /// Puts TLS in front of a client channel (called on its event loop, right after `S` is written).
 public typealias ClientTLSUpgrade = @Sendable (any Channel) throws -> Void
@@ -13,7 +13,7 @@ public final class PostgresCancelRegistry: Sendable {
         var port: Int
     }
 
-    private let entries = Mutex<[PostgresProxyMachine.CancelKey: Entry]>([:])
+    private let entries = Locked<[PostgresProxyMachine.CancelKey: Entry]>([:])
     public static let maximumEntries = 1_000_000
 
     public init() {}

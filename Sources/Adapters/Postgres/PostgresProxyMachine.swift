@@ -720,13 +720,12 @@ extension PostgresProxyMachine {
         guard let messages = held else { return [] }
         held = nil
         var actions: [Action]
-        switch outcome {
-        case .approved:
+        if let refusal = ReviewWording.refusal(outcome) {
+            var message = refusal
+            if case .timedOut = outcome { message += "; the statement did not run" }
+            actions = refuse(messages, message: message)
+        } else {
             actions = forward(messages)
-        case .denied(let by, let reason):
-            actions = refuse(messages, message: "denied by \(by)" + (reason.isEmpty ? "" : ": \(reason)"))
-        case .timedOut:
-            actions = refuse(messages, message: "the review timed out; the statement did not run")
         }
         var empty = ByteBuffer()
         return actions + clientBytes(&empty)

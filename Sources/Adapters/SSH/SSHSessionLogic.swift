@@ -21,7 +21,8 @@ public final class SSHOutputMasker {
     }
 
     /// Masks `bytes`; returns what may be sent now. Throws (fail closed) when scanning fails.
-    public func write(_ bytes: UnsafeRawBufferPointer) throws -> [UInt8] {
+    /// `now` starts the idle wait for what is held back.
+    public func write(_ bytes: UnsafeRawBufferPointer, now: ContinuousClock.Instant = .now) throws -> [UInt8] {
         guard let masker else { return Array(bytes) }
         var out: [UInt8] = []
         do {
@@ -30,8 +31,14 @@ public final class SSHOutputMasker {
             failed = true
             throw error
         }
-        lastWrite = .now
+        lastWrite = now
         return out
+    }
+
+    /// When held bytes are released by ``idleBytes(now:)``; nil when nothing is held.
+    public var idleDeadline: ContinuousClock.Instant? {
+        guard let masker, let lastWrite, masker.heldBack > 0 else { return nil }
+        return lastWrite + idleFlush
     }
 
     /// Held bytes when the stream has been idle for `idleFlush`, else nothing.

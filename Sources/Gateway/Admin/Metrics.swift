@@ -1,5 +1,5 @@
+import MaskEngine
 import Foundation
-import Synchronization
 
 /// Prometheus counters, gauges and one latency histogram. Label values are names and codes
 /// (protocols, detectors, outcomes), never payload. At most `maximumSeries` series are kept.
@@ -18,7 +18,7 @@ public final class Metrics: Sendable {
 
     static let bounds: [Double] = [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1]
     public static let maximumSeries = 10_000
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     public init() {}
 

@@ -1,8 +1,8 @@
+import MaskEngine
 import Crypto
 import Dispatch
 import Foundation
 import Logging
-import Synchronization
 
 /// Writes session events to the store off the event loops, in batches (group commit).
 ///
@@ -53,12 +53,12 @@ public final class RecordWriter: Sendable {
     /// Group commit: events enqueued within this interval share one transaction.
     public let commitInterval: DispatchTimeInterval
     public let retryInterval: DispatchTimeInterval
-    private let pending = Mutex(Pending())
+    private let pending = Locked(Pending())
     private let queue = DispatchQueue(label: "sluice.record-writer")
     private let logger: Logger
     /// Re-seals a session whose seal was written in the same failed batch as its lost records.
     private let key: Curve25519.Signing.PrivateKey?
-    private let handlers = Mutex<(loss: (@Sendable (Set<String>, String) -> Void)?, recovery: (@Sendable (String) -> Void)?)>((nil, nil))
+    private let handlers = Locked<(loss: (@Sendable (Set<String>, String) -> Void)?, recovery: (@Sendable (String) -> Void)?)>((nil, nil))
 
     public init(store: any Store, maximumBytes: Int = 256 << 20, commitInterval: DispatchTimeInterval = .milliseconds(5),
                 retryInterval: DispatchTimeInterval = .seconds(1), key: Curve25519.Signing.PrivateKey? = nil,

@@ -1,8 +1,8 @@
+import MaskEngine
 import Adapters
 import Crypto
 import Foundation
 import Logging
-import Synchronization
 
 /// Wall-clock time in microseconds, injectable so reviews and grants can be tested without waiting.
 public protocol GatewayClock: Sendable {
@@ -16,8 +16,8 @@ public struct SystemClock: GatewayClock {
 
 /// A clock that moves only when told to.
 public final class ManualClock: GatewayClock {
-    private let now: Mutex<Int64>
-    public init(start: Int64 = 1_800_000_000_000_000) { now = Mutex(start) }
+    private let now: Locked<Int64>
+    public init(start: Int64 = 1_800_000_000_000_000) { now = Locked(start) }
     public func nowMicros() -> Int64 { now.withLock { $0 } }
     public func advance(by duration: Duration) {
         let micros = duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
@@ -37,7 +37,7 @@ public final class ControlLog: Sendable {
     private let key: Curve25519.Signing.PrivateKey
     private let clock: any GatewayClock
     private let logger: Logger
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     public init(store: any Store, key: Curve25519.Signing.PrivateKey, clock: any GatewayClock = SystemClock(),
                 logger: Logger = Logger(label: "sluice.audit")) throws {
@@ -46,9 +46,9 @@ public final class ControlLog: Sendable {
         self.clock = clock
         self.logger = logger
         if let last = try store.lastControl() {
-            state = Mutex(State(seq: last.seq + 1, previous: last.hash))
+            state = Locked(State(seq: last.seq + 1, previous: last.hash))
         } else {
-            state = Mutex(State(seq: 0, previous: AuditChain.controlGenesis(publicKey: key.publicKey)))
+            state = Locked(State(seq: 0, previous: AuditChain.controlGenesis(publicKey: key.publicKey)))
         }
     }
 
@@ -89,7 +89,7 @@ public final class SessionRecorder: Sendable {
     private let writer: RecordWriter
     private let key: Curve25519.Signing.PrivateKey
     private let clock: any GatewayClock
-    private let state: Mutex<State>
+    private let state: Locked<State>
     /// Longest data of one stored event; longer data is split into several events.
     public static let maximumEventBytes = 64 * 1024
 
@@ -99,7 +99,7 @@ public final class SessionRecorder: Sendable {
         self.key = key
         self.clock = clock
         try writer.store.createSession(session)
-        state = Mutex(State(record: session, previous: AuditChain.genesis(session)))
+        state = Locked(State(record: session, previous: AuditChain.genesis(session)))
     }
 
     /// Why recording failed, if it did: the session must then stop (no unrecorded activity).

@@ -1,9 +1,9 @@
+import MaskEngine
 import Adapters
 import AsyncHTTPClient
 import Crypto
 import Foundation
 import NIOCore
-import Synchronization
 
 /// Who is signed in to the console: a random session id in an `HttpOnly; SameSite=Strict`
 /// cookie, mapped here to the identity and the CSRF token of every form. Bounded and expiring.
@@ -24,8 +24,8 @@ public final class ConsoleLogins: Sendable {
 
     public static let maximumLogins = 10_000
     public static let lifetime: Duration = .seconds(8 * 3600)
-    private let logins = Mutex<[String: Login]>([:])
-    private let pending = Mutex<[String: PendingOIDC]>([:])
+    private let logins = Locked<[String: Login]>([:])
+    private let pending = Locked<[String: PendingOIDC]>([:])
 
     public init() {}
 

@@ -1,3 +1,4 @@
+import MaskEngine
 import Adapters
 import Synchronization
 
@@ -27,7 +28,7 @@ public final class ConsoleHub: Sendable {
         var closed = false
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     /// Read without the lock on every recorded event: most of the time nobody watches.
     private let watchedSessions = Atomic<Int>(0)
 

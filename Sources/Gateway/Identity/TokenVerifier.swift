@@ -1,9 +1,9 @@
+import MaskEngine
 import Adapters
 import AsyncHTTPClient
 import Crypto
 import Foundation
 import NIOCore
-import Synchronization
 
 /// Fetches a URL's body (discovery documents, JWKS). Injected so tests can count fetches.
 public typealias HTTPFetcher = @Sendable (String) async throws -> Data
@@ -53,7 +53,7 @@ final class OIDCKeySource: KeySource {
     let discoveryURL: String
     let fetch: HTTPFetcher
     let refetchInterval: Duration
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(issuer: String, discoveryURL: String?, fetch: @escaping HTTPFetcher, refetchInterval: Duration = .seconds(30)) {
         self.issuer = issuer

@@ -5,7 +5,6 @@ import Foundation
 import Logging
 import MaskEngine
 import NIOCore
-import Synchronization
 
 /// Everything a running gateway shares: the current policy snapshot, identity, reviews, the store,
 /// the control chain and metrics. It is the ``Governor`` the adapters talk to.
@@ -26,10 +25,10 @@ public final class GatewayRuntime: Governor {
     /// Live feeds for the web console (new reviews, output of open sessions).
     public let hub: ConsoleHub
     let fetch: HTTPFetcher
-    private let snapshot: Mutex<Snapshot>
-    private let openSessions = Mutex<[String: GatewaySession]>([:])
+    private let snapshot: Locked<Snapshot>
+    private let openSessions = Locked<[String: GatewaySession]>([:])
     /// Failed logins per source address and per claimed user (`limits.failed_logins_per_*`).
-    private let throttle: Mutex<LoginThrottle>
+    private let throttle: Locked<LoginThrottle>
     /// Postgres and SSH connections that have not logged in yet (`limits.unauthenticated_*`).
     public let admission: ConnectionAdmission
 
@@ -53,10 +52,10 @@ public final class GatewayRuntime: Governor {
         self.reviews = ReviewCenter(store: store, control: control, clock: clock, notifier: notifier)
         let verifier = TokenVerifier(identity: configuration.identity, devKey: signingKey.publicKey, fetch: fetch,
                                      now: { Date(timeIntervalSince1970: Double(clock.nowMicros()) / 1_000_000) })
-        snapshot = Mutex(Snapshot(policy: policy, verifier: verifier))
-        throttle = Mutex(LoginThrottle(limits: configuration.loginThrottle))
+        snapshot = Locked(Snapshot(policy: policy, verifier: verifier))
+        throttle = Locked(LoginThrottle(limits: configuration.loginThrottle))
         admission = ConnectionAdmission(limits: configuration.admission)
-        let stopped = Mutex(0)
+        let stopped = Locked(0)
         writer.onFailure(loss: { [weak self] sessions, reason in
             guard let self else { return }
             let open = openSessions.withLock { all in sessions.compactMap { all[$0] } }
@@ -267,13 +266,13 @@ final class GatewaySession: GovernedSession {
     let connection: ConnectionTarget
     let recorder: SessionRecorder
     let expiresAt: Int64?
-    private let closed = Mutex(false)
+    private let closed = Locked(false)
     /// The adapter's termination handler, and the reason once the gateway ended the session (a
     /// handler registered after that is called at once). `closed` drops the handler: it captures
     /// the adapter's handler, which holds this session, and the cycle would keep both (and every
     /// buffer of the connection) alive after the session ends.
-    private let termination = Mutex<(handler: (@Sendable (String) -> Void)?, reason: String?, closed: Bool)>((nil, nil, false))
-    private let expiryWatch = Mutex<Task<Void, Never>?>(nil)
+    private let termination = Locked<(handler: (@Sendable (String) -> Void)?, reason: String?, closed: Bool)>((nil, nil, false))
+    private let expiryWatch = Locked<Task<Void, Never>?>(nil)
 
     var id: String { recorder.id }
 
@@ -366,7 +365,7 @@ final class GatewaySession: GovernedSession {
         runtime.hub.recorded(event, session: id)
     }
 
-    private let recordingStopped = Mutex(false)
+    private let recordingStopped = Locked(false)
 
     /// Fail closed: a session whose record cannot be written stops relaying. Its client is told
     /// why; the gap is closed with a marker when the session is sealed.

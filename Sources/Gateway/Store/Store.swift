@@ -1,5 +1,5 @@
+import MaskEngine
 import Foundation
-import Synchronization
 
 /// A recorded session's metadata. Its events are chained from a genesis hash over these fields.
 public struct SessionRecord: Sendable, Equatable, Codable {
@@ -104,7 +104,7 @@ public protocol Store: Sendable {
 /// transactions since the most recent WAL sync, and never corrupts earlier ones. Set
 /// `SLUICE_SQLITE_SYNC=FULL` to fsync every commit.
 public final class SQLiteStore: Store {
-    let connection: Mutex<SQLiteConnection>
+    let connection: Locked<SQLiteConnection>
     public let path: String
 
     public init(path: String, readOnly: Bool = false) throws {
@@ -116,7 +116,7 @@ public final class SQLiteStore: Store {
             try database.execute("PRAGMA synchronous=\(sync)")
             try database.execute(Self.schema)
         }
-        connection = Mutex(database)
+        connection = Locked(database)
     }
 
     /// Opens `sqlite:PATH`.

@@ -1,7 +1,6 @@
 import CHyperscan
 import Crypto
 import Foundation
-import Synchronization
 
 /// A folder of serialised Hyperscan databases, so that a process does not compile the same
 /// patterns again on every start (compiling the corpora takes a few hundred milliseconds;
@@ -48,7 +47,7 @@ public final class HyperscanDatabaseCache: Sendable {
         var statistics = Statistics()
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     public init(directory: String, limitBytes: Int = HyperscanDatabaseCache.defaultLimit) {
         self.directory = directory
@@ -81,7 +80,7 @@ public final class HyperscanDatabaseCache: Sendable {
         return nil
     }
 
-    private static let processDefault = Mutex<HyperscanDatabaseCache??>(nil)
+    private static let processDefault = Locked<HyperscanDatabaseCache??>(nil)
 
     /// The cache databases use when none is given: from the environment on first use, or what
     /// ``setDefault(_:)`` set.

@@ -1,6 +1,5 @@
 import CHyperscan
 import Foundation
-import Synchronization
 
 /// An error raised by Hyperscan or by compiling a detector's pattern.
 ///
@@ -181,7 +180,7 @@ final class HyperscanDatabase: @unchecked Sendable {
 /// the number of threads that scan at the same time and no further.
 final class ScratchPool: Sendable {
     private let prototype: Prototype
-    private let free: Mutex<[UnsafeScratch]>
+    private let free: Locked<[UnsafeScratch]>
     private let limit: Int
 
     private final class Prototype: @unchecked Sendable {
@@ -205,7 +204,7 @@ final class ScratchPool: Sendable {
             }
         }
         self.prototype = Prototype(raw: scratch!)
-        self.free = Mutex([])
+        self.free = Locked([])
         self.limit = limit
     }
 

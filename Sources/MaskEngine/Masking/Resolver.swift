@@ -1,6 +1,5 @@
 import CMaskKernel
 import CHyperscan
-import Synchronization
 
 /// The working memory of one masking call: what a Hyperscan scan or a software finder reports
 /// (filled from inside the C callbacks), the confirm and sort buffers, and the piece buffer of a
@@ -89,7 +88,7 @@ final class EventCollector: @unchecked Sendable {
 /// The engine's spare working memories (`EventCollector`), lent to stream maskers one call at a
 /// time: per-stream memory stays the stream's own state, and threads share the buffers.
 final class WorkPool: Sendable {
-    private let free = Mutex<[EventCollector]>([])
+    private let free = Locked<[EventCollector]>([])
     /// Spare work areas kept (about one per thread that masks at once).
     let limit: Int
 

@@ -1,6 +1,6 @@
+import MaskEngine
 import Crypto
 import Foundation
-import Synchronization
 
 /// The client side of PostgreSQL authentication with the connection's stored credential:
 /// trust, cleartext, md5 and SCRAM-SHA-256 (RFC 5802/7677, no channel binding).
@@ -88,7 +88,7 @@ public enum PostgresClientAuth {
 
         /// PBKDF2 runs 4096 HMACs per login; the result is cached per (password digest, salt,
         /// iterations), so reconnects are cheap. Bounded to 256 entries.
-        private static let cache = Mutex<[CacheKey: [UInt8]]>([:])
+        private static let cache = Locked<[CacheKey: [UInt8]]>([:])
 
         static func saltedPassword(_ password: [UInt8], salt: [UInt8], iterations: Int) -> [UInt8] {
             let key = CacheKey(digest: Array(SHA256.hash(data: password + salt)), salt: salt, iterations: iterations)

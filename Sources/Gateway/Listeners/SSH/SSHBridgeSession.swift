@@ -1,8 +1,8 @@
+import MaskEngine
 import Adapters
 import CLibSSH
 import Foundation
 import Logging
-import Synchronization
 
 /// One user's SSH connection through the gateway, on its own thread: authenticates the token,
 /// accepts one session channel, checks the exec/shell/subsystem request against the policy,
@@ -35,9 +35,9 @@ final class SSHBridgeSession: @unchecked Sendable {
     private var finished = false
     /// Why the gateway ended the session (shutdown, revoked access, token expiry), set from the
     /// closing thread and read by the session's loop, which tells the user before closing.
-    private let terminationReason = Mutex<String?>(nil)
+    private let terminationReason = Locked<String?>(nil)
     private final class OutcomeBox: Sendable {
-        let value = Mutex<ReviewOutcome?>(nil)
+        let value = Locked<ReviewOutcome?>(nil)
     }
 
     private var review: (ticket: ReviewTicket, outcome: OutcomeBox)?
@@ -352,7 +352,7 @@ final class SSHBridgeSession: @unchecked Sendable {
                             let outcome = await ticket.outcome()
                             box.value.withLock { $0 = outcome }
                         }
-                        toClient.append(contentsOf: Array("\r\nsluice: held for review \(ticket.id); waiting for an approver (\(ticket.approveHint))\r\n".utf8))
+                        toClient.append(contentsOf: Array("\r\nsluice: \(ReviewWording.held(ticket))\r\n".utf8))
                         lineStart = index + 1
                         consumed = index + 1
                         break scan
@@ -407,15 +407,11 @@ final class SSHBridgeSession: @unchecked Sendable {
     private func releaseHeldLine() {
         guard let held = heldLine, let outcome = held.outcome.value.withLock({ $0 }) else { return }
         heldLine = nil
-        switch outcome {
-        case .approved(let by):
-            toClient.append(contentsOf: Array("sluice: approved by \(by.joined(separator: ", "))\r\n".utf8))
+        toClient.append(contentsOf: Array("sluice: \(ReviewWording.decided(outcome))\r\n".utf8))
+        if case .approved = outcome {
             toUpstream.append(0x0d)
-        case .denied(let by, let reason):
-            toClient.append(contentsOf: Array("sluice: denied by \(by)\(reason.isEmpty ? "" : ": " + reason)\r\n".utf8))
-            toUpstream.append(contentsOf: [0x15, 0x0d])
-        case .timedOut:
-            toClient.append(contentsOf: Array("sluice: the review timed out\r\n".utf8))
+        } else {
+            // Denied or timed out: the typed line is erased (Ctrl-U) instead of run.
             toUpstream.append(contentsOf: [0x15, 0x0d])
         }
     }
@@ -427,11 +423,7 @@ final class SSHBridgeSession: @unchecked Sendable {
             if let review {
                 guard let outcome = review.outcome.value.withLock({ $0 }) else { return }
                 self.review = nil
-                switch outcome {
-                case .approved: start(request)
-                case .denied(let by, let reason): refuse("denied by \(by)" + (reason.isEmpty ? "" : ": \(reason)"))
-                case .timedOut: refuse("the review timed out")
-                }
+                if let refusal = ReviewWording.refusal(outcome) { refuse(refusal) } else { start(request) }
                 return
             }
             let command: Command
@@ -445,7 +437,7 @@ final class SSHBridgeSession: @unchecked Sendable {
             case .allow: start(request)
             case .block(let message): refuse(message)
             case .review(let ticket):
-                toClientStderr.append(contentsOf: Array("sluice: held for review \(ticket.id); waiting for an approver (\(ticket.approveHint))\r\n".utf8))
+                toClientStderr.append(contentsOf: Array("sluice: \(ReviewWording.held(ticket))\r\n".utf8))
                 let box = OutcomeBox()
                 review = (ticket, box)
                 Task {
@@ -830,20 +822,12 @@ final class SSHBridgeSession: @unchecked Sendable {
             tell("sluice: blocked: \(message)")
             return false
         case .review(let ticket):
-            tell("sluice: forward to \(destination) held for review \(ticket.id); waiting for an approver (\(ticket.approveHint))")
+            tell("sluice: forward to \(destination) \(ReviewWording.held(ticket))")
             flushToClient()
             let outcome = (try? blockingAwait { await ticket.outcome() }) ?? .timedOut
-            switch outcome {
-            case .approved(let by):
-                tell("sluice: forward to \(destination) approved by \(by.joined(separator: ", "))")
-                return true
-            case .denied(let by, let reason):
-                tell("sluice: forward to \(destination) denied by \(by)" + (reason.isEmpty ? "" : ": \(reason)"))
-                return false
-            case .timedOut:
-                tell("sluice: the review of the forward to \(destination) timed out")
-                return false
-            }
+            tell("sluice: forward to \(destination) \(ReviewWording.decided(outcome))")
+            if case .approved = outcome { return true }
+            return false
         }
     }
 

@@ -1,10 +1,10 @@
+import MaskEngine
 import Adapters
 import CLibSSH
 import Dispatch
 import Foundation
 import Logging
 import ServiceLifecycle
-import Synchronization
 
 /// An SSH failure: a code and names, never payload or secrets.
 struct SSHBridgeError: Error, CustomStringConvertible {
@@ -26,8 +26,8 @@ final class SSHListener: Service, @unchecked Sendable {
     let startupTimeout: Duration
     /// A libssh handle shared with the accept thread (libssh objects are not Sendable).
     private struct Handle: @unchecked Sendable { let raw: OpaquePointer }
-    private let bind = Mutex<Handle?>(nil)
-    private let stopped = Mutex(false)
+    private let bind = Locked<Handle?>(nil)
+    private let stopped = Locked(false)
 
     init(address: HostPort, runtime: GatewayRuntime, hostKeyPath: String, recordCap: Int, startupTimeout: Duration = .seconds(10),
          logger: Logger) {
@@ -140,7 +140,7 @@ extension SSHListener {
 /// Runs an async call from a session thread, blocking that thread (never an event loop).
 func blockingAwait<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
     let semaphore = DispatchSemaphore(value: 0)
-    let result = Mutex<Result<T, any Error>?>(nil)
+    let result = Locked<Result<T, any Error>?>(nil)
     Task {
         do {
             let value = try await body()
