@@ -9,7 +9,8 @@ import Foundation
 final class SSHForward {
     let client: ssh_channel
     let upstream: ssh_channel
-    let destination: String
+    let host: String
+    let port: Int
     private(set) var toUpstream: [UInt8] = []
     private(set) var toClient: [UInt8] = []
     private(set) var bytesUp = 0
@@ -25,10 +26,11 @@ final class SSHForward {
 
     static let bufferLimit = 1 << 20
 
-    init(client: ssh_channel, upstream: ssh_channel, destination: String) {
+    init(client: ssh_channel, upstream: ssh_channel, host: String, port: Int) {
         self.client = client
         self.upstream = upstream
-        self.destination = destination
+        self.host = host
+        self.port = port
         let me = Unmanaged.passUnretained(self).toOpaque()
         for (callbacks, channel, isClient) in [(clientCallbacks, client, true), (upstreamCallbacks, upstream, false)] {
             callbacks.initialize(to: ssh_channel_callbacks_struct())

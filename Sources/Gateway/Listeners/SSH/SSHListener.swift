@@ -103,9 +103,9 @@ final class SSHListener: Service, @unchecked Sendable {
                 ssh_free(session)
                 continue
             }
-            let bridge = SSHBridgeSession(session: session, runtime: runtime, logger: logger, recordCap: recordCap,
+            let driver = SSHSessionDriver(session: session, runtime: runtime, logger: logger, recordCap: recordCap,
                                           peer: peer, admitted: source, startupTimeout: startupTimeout)
-            let thread = Thread { bridge.run() }
+            let thread = Thread { driver.run() }
             thread.name = "sluice-ssh-session"
             thread.stackSize = 1 << 20
             thread.start()
