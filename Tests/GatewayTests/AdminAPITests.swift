@@ -27,6 +27,33 @@ import Testing
         return session.id
     }
 
+    /// Over a real socket the admin listener knows the client's address: failed sign-ins are
+    /// throttled per source, like the protocol listeners' logins (issue 14, finding 3).
+    @Test func failedAdminLoginsAreThrottledPerSourceAddress() async throws {
+        let gateway = try TestGateway(extra: "limits: { failed_logins_per_source: 3 }")
+        let runtime = gateway.runtime
+        let good = try gateway.token("alice", ["eng"])
+        let app = Application(router: AdminAPI(runtime: runtime, reloadSource: { runtime.policy.configuration }).router(),
+                              configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            for attempt in 0..<3 {
+                try await client.execute(uri: "/api/me", method: .get, headers: headers("bad-\(attempt)")) { response in
+                    #expect(response.status == .unauthorized)
+                }
+            }
+            // Locked out: refused before the token is checked, a good one included.
+            try await client.execute(uri: "/api/me", method: .get, headers: headers(good)) { response in
+                #expect(response.status == .tooManyRequests)
+                #expect(String(buffer: response.body).contains("throttled"))
+            }
+            gateway.clock.advance(by: .seconds(6))
+            try await client.execute(uri: "/api/me", method: .get, headers: headers(good)) { response in
+                #expect(response.status == .ok)
+            }
+        }
+        #expect(runtime.metrics.render().contains(#"sluice_logins_throttled_total{purpose="admin"}"#))
+    }
+
     @Test func healthNamesConnectionsWhoseCredentialIsMissing() async throws {
         unsetenv("SLUICE_TEST_UNSET_TOKEN")
         let gateway = try TestGateway(extra: """

@@ -45,7 +45,7 @@ public struct AdminAPI: Sendable {
         var response: Response
     }
 
-    func identity(_ request: Request) async throws -> Identity {
+    func identity(_ request: Request, _ context: AdminRequestContext) async throws -> Identity {
         guard let header = request.headers[.authorization] else {
             throw Refusal(response: Self.failure(.unauthorized, "unauthenticated", "send Authorization: Bearer TOKEN"))
         }
@@ -54,7 +54,7 @@ public struct AdminAPI: Sendable {
             throw Refusal(response: Self.failure(.unauthorized, "unauthenticated", "send Authorization: Bearer TOKEN"))
         }
         do {
-            return try await runtime.authenticate(token: String(parts[1]), purpose: "admin")
+            return try await runtime.authenticate(token: String(parts[1]), purpose: "admin", source: context.source)
         } catch let error as TokenError {
             throw Refusal(response: Self.failure(.unauthorized, error.code.rawValue, error.message))
         } catch let error as GovernorError where error.code == .throttled {
@@ -65,9 +65,9 @@ public struct AdminAPI: Sendable {
     static func isAuditor(_ identity: Identity) -> Bool { identity.isMember(of: ["auditor", "admin"]) }
 
     /// Wraps a handler: authenticates, turns refusals into their responses.
-    func handle(_ request: Request, _ body: @Sendable (Identity) async throws -> Response) async -> Response {
+    func handle(_ request: Request, _ context: AdminRequestContext, _ body: @Sendable (Identity) async throws -> Response) async -> Response {
         do {
-            return try await body(try await identity(request))
+            return try await body(try await identity(request, context))
         } catch let refusal as Refusal {
             return refusal.response
         } catch let error as ReviewError {
@@ -115,8 +115,8 @@ public struct AdminAPI: Sendable {
         return body
     }
 
-    public func router() -> Router<BasicRequestContext> {
-        let router = Router()
+    public func router() -> Router<AdminRequestContext> {
+        let router = Router(context: AdminRequestContext.self)
         let runtime = self.runtime
         router.get("healthz") { _, _ in
             // The process is up ("ok"); connections that cannot work yet are listed by name.
@@ -132,11 +132,11 @@ public struct AdminAPI: Sendable {
                      body: .init(byteBuffer: ByteBuffer(string: runtime.metrics.render())))
         }
         let api = router.group("api")
-        api.get("me") { request, _ in
-            await self.handle(request) { identity in Self.json(identity) }
+        api.get("me") { request, context in
+            await self.handle(request, context) { identity in Self.json(identity) }
         }
-        api.get("sessions") { request, _ in
-            await self.handle(request) { identity in
+        api.get("sessions") { request, context in
+            await self.handle(request, context) { identity in
                 var filter = SessionFilter()
                 let query = request.uri.queryParameters
                 filter.user = query["user"].map(String.init)
@@ -149,13 +149,13 @@ public struct AdminAPI: Sendable {
             }
         }
         api.get("sessions/:id") { request, context in
-            await self.handle(request) { identity in
+            await self.handle(request, context) { identity in
                 let session = try self.visibleSession(context.parameters.get("id") ?? "", to: identity)
                 return Self.json(Views.Session(session))
             }
         }
         api.get("sessions/:id/events") { request, context in
-            await self.handle(request) { identity in
+            await self.handle(request, context) { identity in
                 let session = try self.visibleSession(context.parameters.get("id") ?? "", to: identity)
                 let after = request.uri.queryParameters["after"].flatMap { Int(String($0)) } ?? -1
                 let limit = min(5000, request.uri.queryParameters["limit"].flatMap { Int(String($0)) } ?? 1000)
@@ -163,7 +163,7 @@ public struct AdminAPI: Sendable {
             }
         }
         api.get("sessions/:id/asciicast") { request, context in
-            await self.handle(request) { identity in
+            await self.handle(request, context) { identity in
                 let session = try self.visibleSession(context.parameters.get("id") ?? "", to: identity)
                 let cast = try Asciicast.export(session: session, store: runtime.store)
                 return Response(status: .ok, headers: [.contentType: "application/x-asciicast",
@@ -172,22 +172,22 @@ public struct AdminAPI: Sendable {
             }
         }
         api.get("sessions/:id/verify") { request, context in
-            await self.handle(request) { identity in
+            await self.handle(request, context) { identity in
                 let session = try self.visibleSession(context.parameters.get("id") ?? "", to: identity)
                 var report = AuditReport()
                 try AuditVerifier(store: runtime.store, publicKey: runtime.signingKey.publicKey).verifySession(id: session.id, into: &report)
                 return Self.json(report)
             }
         }
-        api.get("reviews") { request, _ in
-            await self.handle(request) { identity in
+        api.get("reviews") { request, context in
+            await self.handle(request, context) { identity in
                 let status = request.uri.queryParameters["status"].map(String.init)
                 let reviews = try await runtime.reviews.list(status: status, limit: 500)
                 return Self.json(reviews.filter { Self.visible($0, to: identity) }.map(Views.Review.init))
             }
         }
         api.get("reviews/:id") { request, context in
-            await self.handle(request) { identity in
+            await self.handle(request, context) { identity in
                 let id = context.parameters.get("id") ?? ""
                 guard let review = try await runtime.reviews.review(id: id) else {
                     return Self.failure(.notFound, "review_not_found", "no review \(id.prefix(64))")
@@ -199,21 +199,21 @@ public struct AdminAPI: Sendable {
             }
         }
         api.post("reviews/:id/approve") { request, context in
-            await self.handle(request) { identity in
+            await self.handle(request, context) { identity in
                 let review = try await runtime.reviews.approve(id: context.parameters.get("id") ?? "", by: identity)
                 return Self.json(Views.Review(review))
             }
         }
         api.post("reviews/:id/deny") { request, context in
-            await self.handle(request) { identity in
+            await self.handle(request, context) { identity in
                 let body = try await self.decodeBody(request)
                 let review = try await runtime.reviews.deny(id: context.parameters.get("id") ?? "", by: identity,
                                                             reason: body.reason ?? "")
                 return Self.json(Views.Review(review))
             }
         }
-        api.post("access-requests") { request, _ in
-            await self.handle(request) { identity in
+        api.post("access-requests") { request, context in
+            await self.handle(request, context) { identity in
                 let body = try await self.decodeBody(request)
                 guard let name = body.connection, let connection = runtime.policy.connection(name) else {
                     return Self.failure(.badRequest, "unknown_connection", "name an existing connection")
@@ -226,24 +226,24 @@ public struct AdminAPI: Sendable {
                 return Self.json(Views.Review(review), status: .created)
             }
         }
-        api.get("connections") { request, _ in
-            await self.handle(request) { identity in
+        api.get("connections") { request, context in
+            await self.handle(request, context) { identity in
                 let connections = runtime.policy.configuration.connections.filter {
                     Self.isAuditor(identity) || identity.isMember(of: $0.accessGroups) || identity.isMember(of: $0.reviews.approvers)
                 }
                 return Self.json(connections.map(Views.connection))
             }
         }
-        api.get("audit/verify") { request, _ in
-            await self.handle(request) { identity in
+        api.get("audit/verify") { request, context in
+            await self.handle(request, context) { identity in
                 guard Self.isAuditor(identity) else { return Self.failure(.forbidden, "forbidden", "auditors only") }
                 let report = try AuditVerifier(store: runtime.store, publicKey: runtime.signingKey.publicKey).verify()
                 runtime.control.append("audit.verified", actor: identity.user, ["ok": String(report.ok), "problems": String(report.problems.count)])
                 return Self.json(report)
             }
         }
-        api.get("audit/control") { request, _ in
-            await self.handle(request) { identity in
+        api.get("audit/control") { request, context in
+            await self.handle(request, context) { identity in
                 guard Self.isAuditor(identity) else { return Self.failure(.forbidden, "forbidden", "auditors only") }
                 let after = request.uri.queryParameters["after"].flatMap { Int(String($0)) } ?? -1
                 let events = try runtime.store.controlEvents(after: after, limit: 1000).map { event in
@@ -253,8 +253,8 @@ public struct AdminAPI: Sendable {
                 return Self.json(events)
             }
         }
-        api.post("reload") { request, _ in
-            await self.handle(request) { identity in
+        api.post("reload") { request, context in
+            await self.handle(request, context) { identity in
                 guard identity.groups.contains("admin") else { return Self.failure(.forbidden, "forbidden", "admins only") }
                 try runtime.reload(actor: identity.user, source: self.reloadSource)
                 return Self.json(["status": "reloaded"])

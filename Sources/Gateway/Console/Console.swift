@@ -132,7 +132,7 @@ public struct Console: Sendable {
 
     // MARK: - Routes
 
-    public func register(on router: Router<BasicRequestContext>) {
+    public func register(on router: Router<AdminRequestContext>) {
         let group = router.group("console")
         router.get("console") { _, _ in self.redirect("/console/sessions") }
         group.get("static/:file") { _, context in
@@ -155,7 +155,7 @@ public struct Console: Sendable {
 
     // MARK: Sign-in
 
-    private func registerSignIn(_ group: RouterGroup<BasicRequestContext>) {
+    private func registerSignIn(_ group: RouterGroup<AdminRequestContext>) {
         group.get("signin") { request, _ in
             let configuration = self.runtime.policy.configuration
             let nonce = ConsoleLogins.random()
@@ -166,7 +166,7 @@ public struct Console: Sendable {
             response.headers.append(HTTPField(name: .setCookie, value: self.cookie(Self.preCookie, nonce, maxAge: 600)))
             return response
         }
-        group.post("signin/dev") { request, _ in
+        group.post("signin/dev") { request, context in
             let form = await self.form(request)
             guard let nonce = Self.cookies(request)[Self.preCookie], ConsoleLogins.same(form["nonce"] ?? "", nonce) else {
                 return self.error(.forbidden, "the sign-in form expired; open it again", login: nil)
@@ -180,7 +180,7 @@ public struct Console: Sendable {
                 return self.error(.badRequest, "paste a token from `sluice token --user NAME --groups G1,G2`", login: nil)
             }
             do {
-                let identity = try await self.runtime.authenticate(token: token, purpose: "console")
+                let identity = try await self.runtime.authenticate(token: token, purpose: "console", source: context.source)
                 return self.signedIn(identity)
             } catch {
                 return self.error(.unauthorized, "sign-in failed: the token was not accepted", login: nil)
@@ -200,7 +200,7 @@ public struct Console: Sendable {
                 return self.error(.badGateway, "the identity provider is unavailable", login: nil)
             }
         }
-        group.get("callback") { request, _ in
+        group.get("callback") { request, context in
             let query = request.uri.queryParameters
             guard let provider = self.runtime.policy.configuration.identity.oidc.first,
                   let state = query["state"], let code = query["code"],
@@ -211,7 +211,7 @@ public struct Console: Sendable {
             do {
                 let endpoints = try await oidc.endpoints()
                 let idToken = try await oidc.exchange(code: String(code), pending: pending, endpoints: endpoints)
-                let identity = try await self.runtime.authenticate(token: idToken, purpose: "console")
+                let identity = try await self.runtime.authenticate(token: idToken, purpose: "console", source: context.source)
                 return self.signedIn(identity)
             } catch {
                 self.runtime.logger.info("console sign-in refused", metadata: ["error": "\(type(of: error))"])
@@ -242,7 +242,7 @@ public struct Console: Sendable {
 
     // MARK: Sessions
 
-    private func registerSessions(_ group: RouterGroup<BasicRequestContext>) {
+    private func registerSessions(_ group: RouterGroup<AdminRequestContext>) {
         group.get("sessions") { request, _ in
             guard let login = self.login(request) else { return self.redirect("/console/signin") }
             return self.page("sessions", try self.sessionList(request, identity: login.identity), login: login)
@@ -447,7 +447,7 @@ public struct Console: Sendable {
 
     // MARK: Reviews
 
-    private func registerReviews(_ group: RouterGroup<BasicRequestContext>) {
+    private func registerReviews(_ group: RouterGroup<AdminRequestContext>) {
         group.get("reviews") { request, _ in
             guard let login = self.login(request) else { return self.redirect("/console/signin") }
             let reviews = try await self.runtime.reviews.list(status: nil, limit: 500).filter { AdminAPI.visible($0, to: login.identity) }
@@ -531,7 +531,7 @@ public struct Console: Sendable {
 
     // MARK: Audit and connections
 
-    private func registerAudit(_ group: RouterGroup<BasicRequestContext>) {
+    private func registerAudit(_ group: RouterGroup<AdminRequestContext>) {
         group.get("audit") { request, _ in
             guard let login = self.login(request) else { return self.redirect("/console/signin") }
             guard AdminAPI.isAuditor(login.identity) else { return self.error(.forbidden, "auditors only", login: login) }
