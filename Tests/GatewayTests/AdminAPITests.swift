@@ -54,6 +54,21 @@ import Testing
         #expect(runtime.metrics.render().contains(#"sluice_logins_throttled_total{purpose="admin"}"#))
     }
 
+    @Test func aDataListenerLockoutDoesNotLockTheAdminListenerOut() async throws {
+        let gateway = try TestGateway(extra: "limits: { failed_logins_per_source: 3 }")
+        let good = try gateway.token("alice", ["eng"])
+        for attempt in 0..<3 {
+            _ = try? await gateway.runtime.authenticate(token: "bad-\(attempt)", purpose: "postgres", source: "192.0.2.5")
+        }
+        let refused = await #expect(throws: GovernorError.self) {
+            _ = try await gateway.runtime.authenticate(token: good, purpose: "ssh", source: "192.0.2.5")
+        }
+        #expect(refused?.code == .throttled)
+        // The operators' tool from the same address still works, and counts its own failures.
+        _ = try await gateway.runtime.authenticate(token: good, purpose: "admin", source: "192.0.2.5")
+        _ = try await gateway.runtime.authenticate(token: good, purpose: "console", source: "192.0.2.5")
+    }
+
     @Test func healthNamesConnectionsWhoseCredentialIsMissing() async throws {
         unsetenv("SLUICE_TEST_UNSET_TOKEN")
         let gateway = try TestGateway(extra: """

@@ -131,7 +131,7 @@ public final class GatewayRuntime: Governor {
     public func authenticateWithExpiry(token: String, purpose: String, source: String? = nil) async throws
         -> (identity: Identity, validUntil: Int64) {
         var keys: [LoginThrottle.Key] = []
-        if let source { keys.append(.source(source)) }
+        if let source { keys.append(.source(source, admin: purpose == "admin" || purpose == "console")) }
         if let user = LoginThrottle.claimedUser(token) { keys.append(.user(user)) }
         if keys.isEmpty { keys.append(.unattributed(purpose)) }
         let sources = keys.filter { if case .source = $0 { true } else { false } }

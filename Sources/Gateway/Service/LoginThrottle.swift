@@ -25,7 +25,9 @@ struct LoginThrottle {
 
     enum Key: Hashable, Sendable {
         /// A client's address: locked out at its limit, refused before its token is checked.
-        case source(String)
+        /// The admin listener (API and console) counts its own failures per address: an outsider
+        /// hammering a data listener does not lock the operators out of the tool that stops it.
+        case source(String, admin: Bool = false)
         /// The unverified `sub` of a failed token: at its limit, further failures for it are
         /// refused and counted, but a token that verifies still gets in (anyone can write a
         /// token naming someone else, so this lockout must not lock the real user out).
@@ -36,7 +38,7 @@ struct LoginThrottle {
 
         var field: (String, String) {
             switch self {
-            case .source(let address): ("source", address)
+            case .source(let address, _): ("source", address)
             case .user(let name): ("user_claimed", name)
             case .unattributed(let purpose): ("source", "unknown (\(purpose))")
             }
