@@ -20,6 +20,23 @@ public struct RecordBudget: Sendable, Equatable {
         defer { if dropped { cut = true } }
         return (part, dropped && !cut)
     }
+
+    /// Appends to `record` the part of `bytes` within the cap, without an intermediate copy;
+    /// true when this call is the first to drop bytes.
+    @discardableResult
+    public mutating func append<C: Collection>(_ bytes: C, to record: inout [UInt8]) -> Bool where C.Element == UInt8 {
+        let room = cap - used
+        let count = bytes.count
+        if count <= room {
+            record.append(contentsOf: bytes)
+            used += count
+            return false
+        }
+        record.append(contentsOf: bytes.prefix(room))
+        used = cap
+        defer { cut = true }
+        return !cut
+    }
 }
 
 extension GovernedSession {
