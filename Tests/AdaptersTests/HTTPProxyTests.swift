@@ -367,6 +367,42 @@ import Testing
         #expect(machine.isIdle)
     }
 
+    @Test func aReviewRefusalIsKeptForTheSameRequestRetriedOverAnotherTransport() async throws {
+        let review: @Sendable (Command) -> Decision? = {
+            $0.text.hasPrefix("POST ") ? .review(ReviewTicket(id: "r-7", approveHint: "sluice reviews approve r-7") { .timedOut }) : nil
+        }
+        var profile = HTTPProxyProfile.http
+        profile.allowsUpgrade = { _, _ in true }
+        func upgrade(_ name: String) -> HTTPRequestHead {
+            var request = head(.POST, "/api/exec")
+            request.headers.add(name: "Connection", value: "Upgrade")
+            request.headers.add(name: "Upgrade", value: name)
+            return request
+        }
+        // The first try (WebSocket) is reviewed and denied: the machine asks to remember it.
+        var first = HTTPProxyMachine(configuration: HTTPAdapterConfiguration(), profile: profile)
+        let held = try await open(&first, governor(rules: [review]), upgrade("websocket"))
+        #expect(held.contains { if case .awaitReview = $0 { true } else { false } })
+        let denied = first.reviewDecided(.denied(by: "lena", reason: "not now"))
+        var remembered: (String, HTTPRefusal)?
+        for case .rememberRefusal(let key, let refusal) in denied { remembered = (key, refusal) }
+        #expect(remembered?.1.code == "review_denied" && status(denied) == .forbidden)
+
+        // The retry over SPDY asks for that key and gets the same answer, without a new review.
+        var retry = HTTPProxyMachine(configuration: HTTPAdapterConfiguration(), profile: profile)
+        let asked = try await open(&retry, governor(rules: [review]), upgrade("SPDY/3.1"))
+        guard case .recallRefusal(let key)? = asked.last else { Issue.record("\(asked)"); return }
+        #expect(key == remembered?.0)
+        let answered = retry.refusalRecalled(remembered?.1)
+        #expect(status(answered) == .forbidden && body(answered).contains("denied by lena"))
+        #expect(!answered.contains { if case .awaitReview = $0 { true } else { false } })
+
+        // Nothing remembered: the retry is decided as usual (a review of its own).
+        var fresh = HTTPProxyMachine(configuration: HTTPAdapterConfiguration(), profile: profile)
+        _ = try await open(&fresh, governor(rules: [review]), upgrade("SPDY/3.1"))
+        #expect(fresh.refusalRecalled(nil).contains { if case .awaitReview = $0 { true } else { false } })
+    }
+
     @Test func reviewedRequestsWaitThenRunOrFail() async throws {
         let review: @Sendable (Command) -> Decision? = {
             $0.classes.contains("write") ? .review(ReviewTicket(id: "r-9", approveHint: "sluice reviews approve r-9") { .timedOut }) : nil

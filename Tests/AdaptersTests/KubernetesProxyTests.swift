@@ -102,6 +102,20 @@ private func request(_ method: HTTPMethod = .GET, _ uri: String, _ extra: HTTPHe
         return machine.sessionOpened(session)
     }
 
+    /// Performs the refusal-memory actions as the handler does, with the listener's memory.
+    func settle(_ machine: inout HTTPProxyMachine, _ actions: [HTTPProxyMachine.Action],
+                _ memory: HTTPRefusalMemory) -> [HTTPProxyMachine.Action] {
+        var out: [HTTPProxyMachine.Action] = []
+        for action in actions {
+            switch action {
+            case .rememberRefusal(let key, let refusal): memory.remember(key, refusal)
+            case .recallRefusal(let key): out += settle(&machine, machine.refusalRecalled(memory.recall(key)), memory)
+            default: out.append(action)
+            }
+        }
+        return out
+    }
+
     func body(_ actions: [HTTPProxyMachine.Action]) -> String {
         var out = ""
         for case .sendClient(.body(.byteBuffer(let buffer))) in actions { out += String(buffer: buffer) }
@@ -127,14 +141,16 @@ private func request(_ method: HTTPMethod = .GET, _ uri: String, _ extra: HTTPHe
         let uri = "/prod/api/v1/namespaces/prod/pods/db-0/exec?command=true"
         var websocket = HTTPProxyMachine(configuration: configuration, profile: .kubernetes())
         _ = try await open(&websocket, governor, request(.GET, uri, ["Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Protocol": "v5.channel.k8s.io"]))
-        #expect(body(websocket.reviewDecided(.denied(by: "lena", reason: "no"))).contains("denied by lena: no"))
+        let memory = configuration.refusals
+        #expect(body(settle(&websocket, websocket.reviewDecided(.denied(by: "lena", reason: "no")), memory)).contains("denied by lena: no"))
         var spdy = HTTPProxyMachine(configuration: configuration, profile: .kubernetes())
-        let retry = try await open(&spdy, governor, request(.POST, uri, ["Upgrade": "SPDY/3.1", "Connection": "Upgrade"]))
+        let asked = try await open(&spdy, governor, request(.POST, uri, ["Upgrade": "SPDY/3.1", "Connection": "Upgrade"]))
+        let retry = settle(&spdy, asked, memory)
         #expect(body(retry).contains("denied by lena: no"))
         #expect(counter.value == 1)
         var again = HTTPProxyMachine(configuration: configuration, profile: .kubernetes())
-        let asked = try await open(&again, governor, request(.GET, uri, ["Upgrade": "websocket", "Sec-WebSocket-Protocol": "v5.channel.k8s.io"]))
-        #expect(asked.contains { if case .awaitReview = $0 { true } else { false } })
+        let reviewed = try await open(&again, governor, request(.GET, uri, ["Upgrade": "websocket", "Sec-WebSocket-Protocol": "v5.channel.k8s.io"]))
+        #expect(reviewed.contains { if case .awaitReview = $0 { true } else { false } })
         #expect(counter.value == 2)
     }
 }
