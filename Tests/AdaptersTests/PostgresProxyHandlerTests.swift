@@ -64,6 +64,48 @@ import Testing
         #expect(try PostgresMessages.parseFields(goodbye[0].body)["C"] == "57P01")
     }
 
+    /// A statement held for review whose client leaves is withdrawn, not left for approvers to
+    /// decide for nobody (the HTTP adapter did this; the shared ``ReviewWait`` now does it for both).
+    @Test func aHeldStatementsReviewIsWithdrawnWhenTheClientLeaves() async throws {
+        let withdrawn = Locked<String?>(nil)
+        let ticket = ReviewTicket(id: "r-held", approveHint: "sluice reviews approve r-held",
+                                  withdraw: { reason in withdrawn.withLock { $0 = reason } }) {
+            try? await Task.sleep(for: .seconds(30))
+            return .timedOut
+        }
+        let governor = InMemoryGovernor(
+            tokens: ["tok": Identity(user: "alice", groups: ["eng"], issuer: "test")],
+            connections: [ConnectionTarget(name: "db", kind: .postgres, target: "127.0.0.1:5432", database: "app",
+                                           credential: Credential(username: "app"))],
+            engine: testEngine, rules: [{ $0.text.lowercased().hasPrefix("delete") ? .review(ticket) : nil }], reviewOutcome: nil)
+        let loop = NIOAsyncTestingEventLoop()
+        let upstream = NIOAsyncTestingChannel(loop: loop)
+        let adapter = PostgresAdapter(governor: governor, configuration: PostgresAdapterConfiguration(),
+                                      connector: { _, _, initializer in initializer(upstream).map { upstream } }, tlsUpgrade: nil)
+        let client = try await NIOAsyncTestingChannel(loop: loop) { channel in
+            try channel.pipeline.syncOperations.addHandler(adapter.makeHandler())
+        }
+        try await client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
+        try await client.writeInbound(PostgresMessages.startup([("user", "alice"), ("database", "db")]))
+        _ = try await waitForWrite(client)
+        try await client.writeInbound(Wire.password("tok"))
+        _ = try await waitForWrite(upstream)
+        var ready = ByteBuffer()
+        for var message in [Wire.authentication(0), Wire.ready()] { ready.writeBuffer(&message) }
+        try await upstream.writeInbound(ready)
+        _ = try await waitForWrite(client)
+
+        try await client.writeInbound(Wire.query("delete from customers"))
+        #expect(try Wire.types([try await waitForWrite(client)]) == "N")
+        let sent = try await upstream.readOutbound(as: ByteBuffer.self)
+        #expect(sent == nil, "\(sent.map { String(buffer: $0) } ?? "")")
+        #expect(withdrawn.withLock { $0 } == nil)
+
+        try await client.close()
+        for _ in 0..<100 where withdrawn.withLock({ $0 }) == nil { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(withdrawn.withLock { $0 }?.contains("ended before a decision") == true)
+    }
+
     /// A handler that kept its context after removal stayed alive with every buffer of its
     /// connection (issue 14: 57 MB per `repeat(…)` query, never released).
     @Test func aClosedConnectionReleasesItsHandlerAndBuffers() async throws {

@@ -271,6 +271,20 @@ RID=$(pending_review "$WORK/sluice.yaml")
 "$SLUICE" reviews deny "$RID" --config "$WORK/sluice.yaml" --token "$LEAD" --reason "not now" >/dev/null
 wait_file "$WORK/review2.rc" || true
 check "denied DELETE fails with the reason" bash -c "grep -q 'denied by lena: not now' '$WORK/review2.out'"
+( echo "delete from audit_keep" | timeout 3 psql "$(dsn app-scram "$ALICE")" -X -v ON_ERROR_STOP=1 >/dev/null 2>&1 ) &
+PIDS+=($!)
+RID=$(pending_review "$WORK/sluice.yaml")
+GAVE_UP=""
+for _ in $(seq 1 60); do
+  GAVE_UP=$("$SLUICE" reviews list --config "$WORK/sluice.yaml" --json | python3 -c '
+import json, sys
+for r in json.load(sys.stdin):
+    if r["id"] == sys.argv[1] and "withdrawn" in json.dumps(r):
+        print(r["id"])' "$RID")
+  [ -n "$GAVE_UP" ] && break
+  sleep 0.2
+done
+check "a held DELETE whose psql gave up is withdrawn, not left pending" test -n "$RID" -a -n "$GAVE_UP"
 
 echo "== extended protocol from psql (\\bind ... \\g) and pgbench -M prepared"
 PSQL16_MAJOR=$(psql16 --version | sed -n 's/.* \([0-9][0-9]*\)\..*/\1/p')

@@ -3,7 +3,7 @@ import MaskEngine
 /// A governor for adapter tests: fixed tokens, rules as closures, events kept in memory.
 ///
 /// Tokens map to identities; `decide` runs `rules` in order (first non-nil wins, else allow);
-/// `review` decisions resolve with ``reviewOutcome``.
+/// `review` decisions resolve with ``reviewOutcome``, or as the rule's own ticket says when it is nil.
 public final class InMemoryGovernor: Governor {
     public struct Recorded: Sendable, Equatable {
         public var session: String
@@ -14,14 +14,14 @@ public final class InMemoryGovernor: Governor {
     public let connections: [String: ConnectionTarget]
     public let engine: MaskingEngine?
     public let rules: [@Sendable (Command) -> Decision?]
-    public let reviewOutcome: ReviewOutcome
+    public let reviewOutcome: ReviewOutcome?
     public let unmaskedGroups: [String]
     /// Per token: the Unix time its sessions expire (``GovernedSession/expiresAt``).
     public let expiries: [String: Int64]
     private let state = Locked<(events: [Recorded], closed: [String], counter: Int)>(([], [], 0))
 
     public init(tokens: [String: Identity], connections: [ConnectionTarget], engine: MaskingEngine?,
-                rules: [@Sendable (Command) -> Decision?] = [], reviewOutcome: ReviewOutcome = .approved(by: ["approver"]),
+                rules: [@Sendable (Command) -> Decision?] = [], reviewOutcome: ReviewOutcome? = .approved(by: ["approver"]),
                 unmaskedGroups: [String] = [], expiries: [String: Int64] = [:]) {
         self.expiries = expiries
         self.tokens = tokens
@@ -72,8 +72,7 @@ public final class InMemoryGovernor: Governor {
         func decide(_ command: Command) -> Decision {
             for rule in governor.rules {
                 if let decision = rule(command) {
-                    if case .review(let ticket) = decision {
-                        let outcome = governor.reviewOutcome
+                    if case .review(let ticket) = decision, let outcome = governor.reviewOutcome {
                         return .review(ReviewTicket(id: ticket.id, approveHint: ticket.approveHint) { outcome })
                     }
                     return decision

@@ -37,7 +37,8 @@ public struct HTTPAdapter: Sendable {
     }
 }
 
-public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelHandler {
+public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelHandler, GovernedConnectionHost,
+                                       UpstreamEventSink {
     public typealias InboundIn = HTTPServerRequestPart
     public typealias OutboundOut = HTTPServerResponsePart
 
@@ -54,7 +55,7 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
     private var timer: Scheduled<Void>?
     private var closed = false
     /// The review a request waits for, withdrawn if the client leaves before the decision.
-    private var awaitedReview: ReviewTicket?
+    private var reviewWait = ReviewWait()
     /// The connection left HTTP (upgrade): the session now belongs to the upgraded protocol.
     private var upgradedAway = false
     /// The client channel after an upgrade: closed if the gateway ends the session (token expiry).
@@ -187,20 +188,12 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
                 wantsRead = on
                 updateReading()
             case .openSession(let token, let connection):
-                openSession(token: token, connection: connection, context: context)
+                openSession(with: adapter.governor, token: token, connection: connection, kind: adapter.profile.kind,
+                            peer: HostPort.peer(context.remoteAddress), on: context.eventLoop)
             case .closeSession(let session):
                 Task { await session.close(reason: "http session switched or ended") }
             case .awaitReview(let ticket):
-                let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-                let eventLoop = context.eventLoop
-                awaitedReview = ticket
-                Task {
-                    let outcome = await ticket.outcome()
-                    eventLoop.execute {
-                        bound.value.awaitedReview = nil
-                        bound.value.run(bound.value.machine.reviewDecided(outcome))
-                    }
-                }
+                reviewWait.start(ticket, for: self, on: context.eventLoop)
             case .connectUpstream(let connection, let target):
                 connectUpstream(connection, target, context: context)
             case .releaseUpstream(let reusable):
@@ -215,6 +208,10 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
                     channel.close(promise: nil)
                 }
                 shutdown()
+            case .recallRefusal(let key):
+                run(machine.refusalRecalled(adapter.configuration.refusals.recall(key)))
+            case .rememberRefusal(let key, let refusal):
+                adapter.configuration.refusals.remember(key, refusal)
             case .upgrade(let response, let request, let uri, let session):
                 upgrade(response: response, request: request, uri: uri, session: session, context: context)
                 return
@@ -304,24 +301,25 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
         run(machine.timedOut())
     }
 
-    private func openSession(token: String, connection: String, context: ChannelHandlerContext) {
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let eventLoop = context.eventLoop
-        adapter.governor.openSession(token: token, connection: connection, kind: adapter.profile.kind,
-                                     peer: HostPort.peer(context.remoteAddress), on: eventLoop) { result in
-            let handler = bound.value
-            switch result {
-            case .success(let session):
-                session.onTermination { reason in eventLoop.execute { bound.value.terminate(reason) } }
-                if handler.closed {
-                    Task { await session.close(reason: "client left during login") }
-                    return
-                }
-                handler.run(handler.machine.sessionOpened(session))
-            case .failure(let error):
-                handler.run(handler.machine.sessionRefused(error))
-            }
-        }
+    // MARK: Session events (GovernedConnectionHost)
+
+    var hasClosed: Bool { closed }
+
+    func sessionOpened(_ session: any GovernedSession) {
+        run(machine.sessionOpened(session))
+    }
+
+    func sessionRefused(_ error: GovernorError) {
+        run(machine.sessionRefused(error))
+    }
+
+    func sessionTerminated(_ reason: String) {
+        terminate(reason)
+    }
+
+    func reviewDecided(_ outcome: ReviewOutcome) {
+        reviewWait.settle()
+        run(machine.reviewDecided(outcome))
     }
 
     private func connectUpstream(_ connection: ConnectionTarget, _ target: HTTPTarget, context: ChannelHandlerContext) {
@@ -338,7 +336,7 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
             channel.eventLoop.makeCompletedFuture {
                 let encoder = HTTPRequestEncoder()
                 let decoder = ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes))
-                let upstreamHandler = HTTPUpstreamHandler(frontend: bound)
+                let upstreamHandler = UpstreamForwarder(bound)
                 try channel.pipeline.syncOperations.addHandlers([encoder, decoder, upstreamHandler])
                 handlers.value = [upstreamHandler, encoder, decoder]
             }
@@ -385,48 +383,11 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
     private func shutdown(withdrawing why: String = "the client closed the connection before a decision") {
         guard !closed, !upgradedAway else { return }
         closed = true
-        if let ticket = awaitedReview {
-            // Nobody will receive the decision: close the review instead of leaving it pending.
-            awaitedReview = nil
-            Task { await ticket.withdraw(reason: why) }
-        }
+        // Nobody will receive the decision: close the review instead of leaving it pending.
+        reviewWait.withdraw(reason: why)
         timer?.cancel()
         timer = nil
         dropUpstream()
         run(machine.clientClosed())
-    }
-}
-
-/// Forwards the upstream channel's events to the frontend handler (same event loop).
-final class HTTPUpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPClientResponsePart
-
-    private let frontend: NIOLoopBound<HTTPFrontendHandler>
-
-    init(frontend: NIOLoopBound<HTTPFrontendHandler>) {
-        self.frontend = frontend
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        frontend.value.upstreamRead(unwrapInboundIn(data))
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        frontend.value.upstreamClosed(context.channel)
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        context.close(promise: nil)
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        frontend.value.upstreamReadComplete()
-        context.fireChannelReadComplete()
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        frontend.value.upstreamWritabilityChanged(context.channel, context.channel.isWritable)
-        context.fireChannelWritabilityChanged()
     }
 }

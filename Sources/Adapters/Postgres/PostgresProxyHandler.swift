@@ -64,7 +64,8 @@ public struct PostgresAdapter: Sendable {
 
 /// The client-facing handler: feeds bytes to the machine and performs its actions; owns the
 /// upstream channel of the session.
-public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChannelHandler {
+public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChannelHandler, GovernedConnectionHost,
+                                           UpstreamEventSink {
     public typealias InboundIn = ByteBuffer
     public typealias OutboundOut = ByteBuffer
 
@@ -77,6 +78,8 @@ public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChan
     private var startupDeadline: Scheduled<Void>?
     /// The source address counted in `adapter.admission` until the session opens or the connection ends.
     private var admittedSource: String?
+    /// The review a held statement waits for.
+    private var reviewWait = ReviewWait()
 
     init(adapter: PostgresAdapter) {
         self.adapter = adapter
@@ -161,7 +164,7 @@ public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChan
         run(machine.upstreamBytes(&bytes))
     }
 
-    func upstreamClosed() {
+    func upstreamClosed(_ channel: any Channel) {
         guard !closed else { return }
         if let context {
             var out = ByteBuffer()
@@ -171,7 +174,7 @@ public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChan
         shutdown(reason: "upstream closed")
     }
 
-    func upstreamWritabilityChanged(_ writable: Bool) {
+    func upstreamWritabilityChanged(_ channel: any Channel, _ writable: Bool) {
         context?.channel.setOption(ChannelOptions.autoRead, value: writable).whenFailure { _ in }
     }
 
@@ -193,7 +196,8 @@ public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChan
                     shutdown(reason: "TLS setup failed")
                 }
             case .openSession(let token, let connection):
-                openSession(token: token, connection: connection, context: context)
+                openSession(with: adapter.governor, token: token, connection: connection, kind: .postgres,
+                            peer: HostPort.peer(context.remoteAddress), on: context.eventLoop)
             case .connectUpstream(let target):
                 connectUpstream(target, context: context)
             case .cancel(let processID, let secretKey):
@@ -204,41 +208,33 @@ public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChan
                     registeredKey = client
                 }
             case .awaitReview(let ticket):
-                let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-                let eventLoop = context.eventLoop
-                Task {
-                    let outcome = await ticket.outcome()
-                    eventLoop.execute { bound.value.reviewDecided(outcome) }
-                }
+                reviewWait.start(ticket, for: self, on: context.eventLoop)
             case .close(let reason):
                 shutdown(reason: reason)
             }
         }
     }
 
-    private func reviewDecided(_ outcome: ReviewOutcome) {
-        run(machine.reviewDecided(outcome))
+    // MARK: Session events (GovernedConnectionHost)
+
+    var hasClosed: Bool { closed }
+
+    func sessionOpened(_ session: any GovernedSession) {
+        releaseAdmission()
+        run(machine.sessionOpened(session))
     }
 
-    private func openSession(token: String, connection: String, context: ChannelHandlerContext) {
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let eventLoop = context.eventLoop
-        adapter.governor.openSession(token: token, connection: connection, kind: .postgres,
-                                     peer: HostPort.peer(context.remoteAddress), on: eventLoop) { result in
-            let handler = bound.value
-            switch result {
-            case .success(let session):
-                handler.releaseAdmission()
-                session.onTermination { reason in eventLoop.execute { bound.value.terminate(reason: reason) } }
-                if handler.closed {
-                    Task { await session.close(reason: "client left during login") }
-                    return
-                }
-                handler.run(handler.machine.sessionOpened(session))
-            case .failure(let error):
-                handler.run(handler.machine.sessionRefused(error))
-            }
-        }
+    func sessionRefused(_ error: GovernorError) {
+        run(machine.sessionRefused(error))
+    }
+
+    func sessionTerminated(_ reason: String) {
+        terminate(reason: reason)
+    }
+
+    func reviewDecided(_ outcome: ReviewOutcome) {
+        reviewWait.settle()
+        run(machine.reviewDecided(outcome))
     }
 
     private func connectUpstream(_ target: ConnectionTarget, context: ChannelHandlerContext) {
@@ -251,7 +247,7 @@ public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChan
         let request = UpstreamRequest(target: target, host: address.host, port: address.port, negotiateTLS: true)
         adapter.connector(eventLoop, request) { channel in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(PostgresUpstreamHandler(frontend: bound))
+                try channel.pipeline.syncOperations.addHandler(UpstreamForwarder(bound))
             }
         }.whenComplete { result in
             let handler = bound.value
@@ -291,6 +287,7 @@ public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChan
     private func shutdown(reason: String) {
         guard !closed else { return }
         closed = true
+        reviewWait.withdraw(reason: "the connection ended before a decision (\(reason))")
         releaseAdmission()
         startupDeadline?.cancel()
         startupDeadline = nil
@@ -307,37 +304,5 @@ public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChan
     }
 }
 
-/// Forwards the upstream channel's events to the frontend handler (same event loop).
-final class PostgresUpstreamHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-
-    private let frontend: NIOLoopBound<PostgresFrontendHandler>
-
-    init(frontend: NIOLoopBound<PostgresFrontendHandler>) {
-        self.frontend = frontend
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        frontend.value.upstreamRead(unwrapInboundIn(data))
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        frontend.value.upstreamClosed()
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        context.close(promise: nil)
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        frontend.value.upstreamWritabilityChanged(context.channel.isWritable)
-        context.fireChannelWritabilityChanged()
-    }
-}
-
 @available(*, unavailable)
 extension PostgresFrontendHandler: Sendable {}
-
-@available(*, unavailable)
-extension PostgresUpstreamHandler: Sendable {}
