@@ -13,7 +13,7 @@ import Testing
     /// Records one sealed session of `count` output events and closes the store (checkpointing the WAL).
     func recordSession(id: String = "s-1", count: Int = 5, seal: Bool = true) throws {
         let store = try SQLiteStore(path: path)
-        let control = try ControlLog(store: store, key: key, clock: clock)
+        let control = try ControlLog(store: store, signer: AuditSigner(key: key), clock: clock)
         control.append("session.opened", actor: "alice", ["session": id])
         let writer = RecordWriter(store: store)
         defer {
@@ -23,7 +23,7 @@ import Testing
         let recorder = try SessionRecorder(
             session: SessionRecord(id: id, user: "alice", groups: ["eng"], connection: "app-db", kind: "postgres", peer: "127.0.0.1",
                                    startedAt: clock.nowMicros()),
-            writer: writer, key: key, clock: clock)
+            writer: writer, signer: AuditSigner(key: key), clock: clock)
         recorder.append(SessionEvent(.input, text: "select * from customers"))
         for index in 0..<count {
             clock.advance(by: .milliseconds(10))
@@ -130,7 +130,7 @@ import Testing
         let writer = RecordWriter(store: store)
         let recorder = try SessionRecorder(
             session: SessionRecord(id: "big", user: "a", groups: [], connection: "c", kind: "ssh", peer: "p", startedAt: 0),
-            writer: writer, key: key, clock: clock)
+            writer: writer, signer: AuditSigner(key: key), clock: clock)
         recorder.append(SessionEvent(.output, [UInt8](repeating: 65, count: SessionRecorder.maximumEventBytes * 2 + 10)))
         recorder.seal(reason: "done")
         writer.drain()

@@ -33,7 +33,7 @@ import Testing
         let recovered = Locked<String?>(nil)
         writer.onFailure(loss: { sessions, _ in lost.withLock { $0.formUnion(sessions) } },
                          recovery: { failure in recovered.withLock { $0 = failure } })
-        let recorder = try SessionRecorder(session: session("s-full"), writer: writer, key: key, clock: clock)
+        let recorder = try SessionRecorder(session: session("s-full"), writer: writer, signer: AuditSigner(key: key), clock: clock)
         for line in 0..<5 { #expect(recorder.append(SessionEvent(.output, text: "line \(line)"))) }
         writer.drain()
 
@@ -65,7 +65,7 @@ import Testing
         #expect(marker.hasSuffix(#""lost_records":20}"#))
 
         // Recovered without a restart: a new session records and verifies.
-        let next = try SessionRecorder(session: session("s-next"), writer: writer, key: key, clock: clock)
+        let next = try SessionRecorder(session: session("s-next"), writer: writer, signer: AuditSigner(key: key), clock: clock)
         #expect(next.append(SessionEvent(.output, text: "fine again")))
         next.seal(reason: "client closed")
         writer.drain()
@@ -76,8 +76,8 @@ import Testing
     @Test func aSessionSealedInTheBatchThatFailedIsSealedAgainAfterItsMarker() async throws {
         let store = try SQLiteStore(path: directory.file("audit.db"))
         // One long commit interval: the events and the seal share the batch that fails.
-        let writer = RecordWriter(store: store, commitInterval: .seconds(30), retryInterval: .milliseconds(50), key: key)
-        let recorder = try SessionRecorder(session: session("s-batch"), writer: writer, key: key, clock: clock)
+        let writer = RecordWriter(store: store, commitInterval: .seconds(30), retryInterval: .milliseconds(50), signer: AuditSigner(key: key))
+        let recorder = try SessionRecorder(session: session("s-batch"), writer: writer, signer: AuditSigner(key: key), clock: clock)
         try fill(store)
         for _ in 0..<20 { recorder.append(SessionEvent(.output, Array(repeating: UInt8(ascii: "z"), count: 60_000))) }
         recorder.seal(reason: "client closed")
@@ -95,7 +95,7 @@ import Testing
     @Test func removingRecordsIsStillTamperingWhenNoMarkerClosesTheGap() throws {
         let store = try SQLiteStore(path: directory.file("audit.db"))
         let writer = RecordWriter(store: store)
-        let recorder = try SessionRecorder(session: session("s-cut"), writer: writer, key: key, clock: clock)
+        let recorder = try SessionRecorder(session: session("s-cut"), writer: writer, signer: AuditSigner(key: key), clock: clock)
         for line in 0..<5 { recorder.append(SessionEvent(.output, text: "line \(line)")) }
         recorder.seal(reason: "client closed")
         writer.drain()
@@ -133,7 +133,7 @@ import Testing
         gateway.runtime.writer.drain()
         let kinds = try store.controlEvents(after: -1, limit: 1000).map(\.kind)
         #expect(kinds.contains("recording.recovered"))
-        let report = try AuditVerifier(store: store, publicKey: gateway.runtime.signingKey.publicKey).verify()
+        let report = try gateway.runtime.signer.verifier(for: store).verify()
         #expect(report.ok, "\(report.problems)")
         #expect(report.recordingFailed == [session.id])
     }

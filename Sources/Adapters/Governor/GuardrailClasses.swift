@@ -3,9 +3,9 @@
 /// configuration loads instead of never matching. The lists follow what the adapters emit
 /// (`SQLStatements`, `SSHCommands`, `HTTPProxyRules`, `KubernetesRequest`); a unit test checks
 /// that every class the adapters report on a set of sample commands is known here.
-public enum GuardrailClasses {
+package enum GuardrailClasses {
     /// The classes of a protocol (`postgres`, `ssh`, `http`, `kubernetes`), or nil for another name.
-    public static func known(for protocolName: String) -> Set<String>? {
+    package static func known(for protocolName: String) -> Set<String>? {
         switch protocolName {
         case "postgres": postgres
         case "ssh": ssh
@@ -17,7 +17,7 @@ public enum GuardrailClasses {
 
     /// nil when `name` is a class the protocol's adapter reports; otherwise why it is refused,
     /// with the nearest known class when one is close and what to write instead.
-    public static func problem(with name: String, protocolName: String) -> String? {
+    package static func problem(with name: String, protocolName: String) -> String? {
         guard let known = known(for: protocolName) else { return "unknown protocol '\(protocolName)'" }
         if known.contains(name) { return nil }
         if protocolName == "kubernetes" {

@@ -1,8 +1,8 @@
 /// Escaping for the small JSON markers adapters write into session records.
-public enum JSONText {
+package enum JSONText {
     /// `text` as a JSON string body (without the quotes): quotes, backslashes and control
     /// characters escaped.
-    public static func escaped<S: StringProtocol>(_ text: S) -> String {
+    package static func escaped<S: StringProtocol>(_ text: S) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count)
         for scalar in text.unicodeScalars {

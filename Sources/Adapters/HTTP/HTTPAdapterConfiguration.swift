@@ -5,12 +5,12 @@ import NIOCore
 import NIOHTTP1
 
 /// A request the gateway answers itself, with why.
-public struct HTTPRefusal: Sendable, Equatable {
-    public var status: HTTPResponseStatus
-    public var code: String
-    public var message: String
+package struct HTTPRefusal: Sendable, Equatable {
+    package var status: HTTPResponseStatus
+    package var code: String
+    package var message: String
 
-    public init(_ status: HTTPResponseStatus, code: String, _ message: String) {
+    package init(_ status: HTTPResponseStatus, code: String, _ message: String) {
         self.status = status
         self.code = code
         self.message = message
@@ -20,27 +20,27 @@ public struct HTTPRefusal: Sendable, Equatable {
 /// What differs between the plain HTTP listener and the Kubernetes one: how a request is
 /// described to the guardrails, what is refused before or after them, what is added upstream,
 /// which responses are rewritten as documents, and how the gateway's own errors look.
-public struct HTTPProxyProfile: Sendable {
-    public var kind: ConnectionKind
+package struct HTTPProxyProfile: Sendable {
+    package var kind: ConnectionKind
     /// The guardrail commands of a request (`uri` is the upstream URI, prefix removed), decided in
     /// order: the first that is not allowed decides.
-    public var commands: @Sendable (_ head: HTTPRequestHead, _ uri: String) -> [Command]
+    package var commands: @Sendable (_ head: HTTPRequestHead, _ uri: String) -> [Command]
     /// Refused before the guardrails (malformed requests, forbidden headers).
-    public var precheck: @Sendable (_ head: HTTPRequestHead, _ uri: String) -> HTTPRefusal? = { _, _ in nil }
+    package var precheck: @Sendable (_ head: HTTPRequestHead, _ uri: String) -> HTTPRefusal? = { _, _ in nil }
     /// Refused after the guardrails allowed it (what the gateway cannot proxy), so a blocked
     /// request gets the rule's message whatever the transport.
-    public var postcheck: @Sendable (_ head: HTTPRequestHead, _ uri: String) -> HTTPRefusal? = { _, _ in nil }
+    package var postcheck: @Sendable (_ head: HTTPRequestHead, _ uri: String) -> HTTPRefusal? = { _, _ in nil }
     /// Whether a request with `Upgrade` may be proxied (else 501).
-    public var allowsUpgrade: @Sendable (_ head: HTTPRequestHead, _ uri: String) -> Bool = { _, _ in false }
+    package var allowsUpgrade: @Sendable (_ head: HTTPRequestHead, _ uri: String) -> Bool = { _, _ in false }
     /// Extra upstream headers for a session (Kubernetes: impersonation).
-    public var upstreamHeaders: @Sendable (_ headers: inout HTTPHeaders, _ session: any GovernedSession) -> Void = { _, _ in }
+    package var upstreamHeaders: @Sendable (_ headers: inout HTTPHeaders, _ session: any GovernedSession) -> Void = { _, _ in }
     /// A document rewrite for responses to this request, made with a masking engine.
-    public var documentFilter: @Sendable (_ head: HTTPRequestHead, _ uri: String, _ session: any GovernedSession)
+    package var documentFilter: @Sendable (_ head: HTTPRequestHead, _ uri: String, _ session: any GovernedSession)
         -> ((MaskingEngine) -> HTTPDocumentFilter?)? = { _, _, _ in nil }
     /// The body of an error the gateway answers itself: content type and bytes.
-    public var errorBody: @Sendable (_ status: HTTPResponseStatus, _ code: String, _ message: String) -> (String, [UInt8])
+    package var errorBody: @Sendable (_ status: HTTPResponseStatus, _ code: String, _ message: String) -> (String, [UInt8])
 
-    public init(kind: ConnectionKind,
+    package init(kind: ConnectionKind,
                 commands: @escaping @Sendable (HTTPRequestHead, String) -> [Command],
                 errorBody: @escaping @Sendable (HTTPResponseStatus, String, String) -> (String, [UInt8])) {
         self.kind = kind
@@ -49,7 +49,7 @@ public struct HTTPProxyProfile: Sendable {
     }
 
     /// Plain HTTP: `METHOD /path?query`; errors as `{"error": CODE, "message": TEXT}`.
-    public static let http = HTTPProxyProfile(kind: .http, commands: { head, uri in HTTPCommands.requests(method: head.method, uri: uri) }) { _, code, message in
+    package static let http = HTTPProxyProfile(kind: .http, commands: { head, uri in HTTPCommands.requests(method: head.method, uri: uri) }) { _, code, message in
         ("application/json", Array(#"{"error":"\#(JSONText.escaped(code))","message":"\#(JSONText.escaped(message))"}"#.utf8) + [10])
     }
 }
@@ -57,13 +57,13 @@ public struct HTTPProxyProfile: Sendable {
 /// Refusals that came out of a review (denied, timed out), remembered briefly per token and
 /// request: kubectl retries a refused WebSocket exec at once over SPDY, and that retry must get
 /// the same answer rather than file a second review.
-public final class HTTPRefusalMemory: Sendable {
+package final class HTTPRefusalMemory: Sendable {
     private struct Entry { var refusal: HTTPRefusal; var until: ContinuousClock.Instant }
     private let entries = Locked<[String: Entry]>([:])
-    public let lifetime: Duration
-    public static let maximumEntries = 10_000
+    package let lifetime: Duration
+    package static let maximumEntries = 10_000
 
-    public init(lifetime: Duration = .seconds(15)) {
+    package init(lifetime: Duration = .seconds(15)) {
         self.lifetime = lifetime
     }
 
@@ -95,22 +95,22 @@ public final class HTTPRefusalMemory: Sendable {
     }
 }
 
-public struct HTTPAdapterConfiguration: Sendable {
-    public var routing: HTTPRouting = .path
+package struct HTTPAdapterConfiguration: Sendable {
+    package var routing: HTTPRouting = .path
     /// The scheme clients use to reach the listener (`X-Forwarded-Proto`).
-    public var clientScheme = "http"
+    package var clientScheme = "http"
     /// Recorded body bytes per request and per response; beyond it the record says it was cut.
-    public var recordCap = 64 * 1024
+    package var recordCap = 64 * 1024
     /// A request head must arrive complete within this (slow-loris), also between keep-alive requests.
-    public var headerTimeout: TimeAmount = .seconds(15)
+    package var headerTimeout: TimeAmount = .seconds(15)
     /// A request body that stalls this long is abandoned (408 when no response has started).
-    public var bodyIdleTimeout: TimeAmount = .seconds(30)
+    package var bodyIdleTimeout: TimeAmount = .seconds(30)
     /// Shared by the listener's connections (see ``HTTPRefusalMemory``).
-    public var refusals = HTTPRefusalMemory()
+    package var refusals = HTTPRefusalMemory()
     /// Unix time in seconds, compared with ``GovernedSession/expiresAt`` on every request.
-    public var now: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
+    package var now: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
     /// The monotonic clock exchanges are timed with (injected by tests).
-    public var clock: @Sendable () -> ContinuousClock.Instant = { .now }
+    package var clock: @Sendable () -> ContinuousClock.Instant = { .now }
 
-    public init() {}
+    package init() {}
 }

@@ -3,14 +3,14 @@ import MaskEngine
 import NIOCore
 
 /// An HTTP(S) base URL of a connection (`target: https://host:port/base`).
-public struct HTTPTarget: Sendable, Equatable {
-    public var tls: Bool
-    public var host: String
-    public var port: Int
+package struct HTTPTarget: Sendable, Equatable {
+    package var tls: Bool
+    package var host: String
+    package var port: Int
     /// Path prefix every request gets (no trailing slash; empty for none).
-    public var basePath: String
+    package var basePath: String
 
-    public init?(_ text: String) {
+    package init?(_ text: String) {
         let rest: Substring
         if text.hasPrefix("http://") {
             tls = false
@@ -38,7 +38,7 @@ public struct HTTPTarget: Sendable, Equatable {
     }
 
     /// The `Host` header value for this target.
-    public var hostHeader: String {
+    package var hostHeader: String {
         let name = host.contains(":") ? "[\(host)]" : host
         return (tls && port == 443) || (!tls && port == 80) ? name : "\(name):\(port)"
     }
@@ -47,38 +47,38 @@ public struct HTTPTarget: Sendable, Equatable {
 /// A whole-document rewrite applied before the stream masker (Kubernetes Secrets: their values
 /// are base64, where no detector can see them). The body is buffered up to `maxBytes` — whole, or
 /// line by line for newline-delimited streams such as watch events.
-public struct HTTPDocumentFilter {
-    public var maxBytes: Int
-    public var lineDelimited: Bool
-    public var transform: ([UInt8]) throws -> [UInt8]
+package struct HTTPDocumentFilter {
+    package var maxBytes: Int
+    package var lineDelimited: Bool
+    package var transform: ([UInt8]) throws -> [UInt8]
 
-    public init(maxBytes: Int, lineDelimited: Bool, transform: @escaping ([UInt8]) throws -> [UInt8]) {
+    package init(maxBytes: Int, lineDelimited: Bool, transform: @escaping ([UInt8]) throws -> [UInt8]) {
         self.maxBytes = maxBytes
         self.lineDelimited = lineDelimited
         self.transform = transform
     }
 }
 
-public struct HTTPBodyError: Error, Sendable, CustomStringConvertible {
-    public var code: String
-    public var description: String { "body: \(code)" }
+package struct HTTPBodyError: Error, Sendable, CustomStringConvertible {
+    package var code: String
+    package var description: String { "body: \(code)" }
 }
 
 /// The body of one response on its way to the client: decoded (gzip/deflate) when it is scanned,
 /// optionally rewritten as a document, masked per the user's profile, and recorded — masked — up
 /// to a cap. Fail closed: any error (corrupt coding, engine failure, oversize) throws and the
 /// caller ends the response.
-public final class HTTPBodyTransformer {
+package final class HTTPBodyTransformer {
     private let inflater: Inflater?
     private let masker: StreamMasker?
     /// For users who see data unmasked: the record still gets a masked copy.
     private let recordMasker: StreamMasker?
     private let record: (SessionEvent) -> Void
     private let recordCap: Int
-    public private(set) var recorded = 0
-    public private(set) var recordCut = false
-    public private(set) var bytesIn = 0
-    public private(set) var bytesOut = 0
+    package private(set) var recorded = 0
+    package private(set) var recordCut = false
+    package private(set) var bytesIn = 0
+    package private(set) var bytesOut = 0
     private let scanning: Bool
     /// The document stage: what the client gets, and (for unmasked users) what the record gets.
     private let clientFilter: HTTPDocumentFilter?
@@ -87,7 +87,7 @@ public final class HTTPBodyTransformer {
     private var documentMode: Bool { clientFilter != nil || recordFilter != nil }
 
     /// What the body turned out to be, decided on its first bytes.
-    public enum Mode: Sendable, Equatable {
+    package enum Mode: Sendable, Equatable {
         /// Nothing seen yet (the caller holds the response head until this changes).
         case pending
         /// Scanned: normalised, masked, recorded masked.
@@ -96,13 +96,13 @@ public final class HTTPBodyTransformer {
         /// an unmasked user sees).
         case raw
     }
-    public private(set) var mode: Mode
+    package private(set) var mode: Mode
     private let passThrough: Bool
     /// Normalises what is scanned (the client's copy when masked; else only the record's).
     private let normaliser = TextNormaliser()
     private let recordNormaliser = TextNormaliser()
     /// The most bytes sniffed to decide text or binary.
-    public static let sniffBytes = 1024
+    package static let sniffBytes = 1024
 
     /// - Parameters:
     ///   - plan: what the response head said about the body.
@@ -110,7 +110,7 @@ public final class HTTPBodyTransformer {
     ///   - recordingEngine: masks the recorded copy for unmasked users (nil: record nothing then).
     ///   - kind: `.output` for responses, `.input` for request bodies.
     ///   - documentFilter: a document rewrite made with an engine (the user's, or the recording one).
-    public init(plan: HTTPResponsePlan, choice: MaskingChoice, recordingEngine: MaskingEngine?, recordCap: Int,
+    package init(plan: HTTPResponsePlan, choice: MaskingChoice, recordingEngine: MaskingEngine?, recordCap: Int,
                 kind: SessionEvent.Kind = .output, documentFilter: ((MaskingEngine) -> HTTPDocumentFilter?)? = nil,
                 record: @escaping (SessionEvent) -> Void) throws {
         scanning = plan.scan
@@ -139,7 +139,7 @@ public final class HTTPBodyTransformer {
 
     /// Bytes from upstream in; bytes for the client out (possibly fewer: the masker holds back
     /// what could still be part of a match).
-    public func write(_ bytes: ByteBuffer) throws -> ByteBuffer? {
+    package func write(_ bytes: ByteBuffer) throws -> ByteBuffer? {
         bytesIn += bytes.readableBytes
         if mode == .raw {
             bytesOut += bytes.readableBytes
@@ -157,7 +157,7 @@ public final class HTTPBodyTransformer {
     }
 
     /// The end of the body: what the masker still held.
-    public func finish() throws -> ByteBuffer? {
+    package func finish() throws -> ByteBuffer? {
         try inflater?.finish()
         var out = ByteBuffer()
         if mode == .pending { mode = .text }   // an empty body
@@ -185,7 +185,7 @@ public final class HTTPBodyTransformer {
     }
 
     /// Detector counts of the client masker (or the recording one), for metrics.
-    public var counts: [String: Int] { masker?.counts ?? recordMasker?.counts ?? [:] }
+    package var counts: [String: Int] { masker?.counts ?? recordMasker?.counts ?? [:] }
 
     /// Decoded body bytes: sniffed (first bytes), checked, normalised, then staged.
     private func ingest(_ raw: UnsafeRawBufferPointer, into out: inout ByteBuffer) throws {
@@ -218,7 +218,7 @@ public final class HTTPBodyTransformer {
 
     /// Binary, for the gateway's purpose: a UTF-16/UTF-32 byte-order mark, a NUL byte, or more
     /// than a tenth of control bytes other than tab, line feed, form feed, carriage return and escape.
-    public static func looksBinary(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    package static func looksBinary(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard !bytes.isEmpty else { return false }
         if bytes.count >= 2, (bytes[0] == 0xFF && bytes[1] == 0xFE) || (bytes[0] == 0xFE && bytes[1] == 0xFF) { return true }
         var controls = 0

@@ -6,17 +6,17 @@ import NIOHTTP1
 /// Takes over both connections after an accepted protocol upgrade: adds its handlers at the end
 /// of each pipeline (the HTTP handlers are removed right after, and bytes that arrived behind the
 /// `101` flow into the new handlers).
-public typealias HTTPUpgradeInstaller = @Sendable (_ client: any Channel, _ upstream: any Channel, _ request: HTTPRequestHead,
+package typealias HTTPUpgradeInstaller = @Sendable (_ client: any Channel, _ upstream: any Channel, _ request: HTTPRequestHead,
                                                    _ response: HTTPResponseHead, _ uri: String, _ session: any GovernedSession) throws -> Void
 
-public struct HTTPAdapter: Sendable {
-    public let governor: any Governor
-    public let configuration: HTTPAdapterConfiguration
-    public let profile: HTTPProxyProfile
-    public let connector: UpstreamConnector
-    public let upgradeInstaller: HTTPUpgradeInstaller?
+package struct HTTPAdapter: Sendable {
+    package let governor: any Governor
+    package let configuration: HTTPAdapterConfiguration
+    package let profile: HTTPProxyProfile
+    package let connector: UpstreamConnector
+    package let upgradeInstaller: HTTPUpgradeInstaller?
 
-    public init(governor: any Governor, configuration: HTTPAdapterConfiguration, profile: HTTPProxyProfile = .http,
+    package init(governor: any Governor, configuration: HTTPAdapterConfiguration, profile: HTTPProxyProfile = .http,
                 connector: @escaping UpstreamConnector, upgradeInstaller: HTTPUpgradeInstaller? = nil) {
         self.governor = governor
         self.configuration = configuration
@@ -27,7 +27,7 @@ public struct HTTPAdapter: Sendable {
 
     /// Adds the HTTP server codec (with pipelining assistance and protocol-error handling) and the
     /// proxy handler to a new client channel. Reads are driven by the handler (`autoRead` toggled).
-    public func configure(_ channel: any Channel) throws {
+    package func configure(_ channel: any Channel) throws {
         let encoder = HTTPResponseEncoder()
         let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
         let pipelining = HTTPServerPipelineHandler()
@@ -37,10 +37,10 @@ public struct HTTPAdapter: Sendable {
     }
 }
 
-public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelHandler, GovernedConnectionHost,
+package final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelHandler, GovernedConnectionHost,
                                        UpstreamEventSink {
-    public typealias InboundIn = HTTPServerRequestPart
-    public typealias OutboundOut = HTTPServerResponsePart
+    package typealias InboundIn = HTTPServerRequestPart
+    package typealias OutboundOut = HTTPServerResponsePart
 
     let adapter: HTTPAdapter
     private var machine: HTTPProxyMachine
@@ -73,23 +73,23 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
         machine = HTTPProxyMachine(configuration: adapter.configuration, profile: adapter.profile)
     }
 
-    public func handlerAdded(context: ChannelHandlerContext) {
+    package func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         if context.channel.isActive { armTimer(adapter.configuration.headerTimeout) }
     }
 
     /// The context holds this handler: keeping it after removal would keep both, and every
     /// buffer of the exchange, alive for ever.
-    public func handlerRemoved(context: ChannelHandlerContext) {
+    package func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
     }
 
-    public func channelActive(context: ChannelHandlerContext) {
+    package func channelActive(context: ChannelHandlerContext) {
         armTimer(adapter.configuration.headerTimeout)
         context.fireChannelActive()
     }
 
-    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
             timer?.cancel()
@@ -105,17 +105,17 @@ public final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelH
         }
     }
 
-    public func channelInactive(context: ChannelHandlerContext) {
+    package func channelInactive(context: ChannelHandlerContext) {
         shutdown()
         context.fireChannelInactive()
     }
 
-    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    package func errorCaught(context: ChannelHandlerContext, error: any Error) {
         shutdown()
         context.close(promise: nil)
     }
 
-    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+    package func channelWritabilityChanged(context: ChannelHandlerContext) {
         // Backpressure: stop reading the upstream response while the client cannot take more.
         upstream?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenFailure { _ in }
         context.fireChannelWritabilityChanged()

@@ -37,10 +37,10 @@ struct HTTPExchange {
 /// guardrail decision (block, review hold), the upstream request head, and the response plan.
 /// Requests are handled one at a time (the pipelining handler in front delivers the next only
 /// after the previous response ended). The handler performs the returned actions.
-public struct HTTPProxyMachine {
+package struct HTTPProxyMachine {
     typealias Exchange = HTTPExchange
 
-    public enum Action {
+    package enum Action {
         case openSession(token: String, connection: String)
         case closeSession(any GovernedSession)
         case awaitReview(ReviewTicket)
@@ -78,27 +78,27 @@ public struct HTTPProxyMachine {
         case closed
     }
 
-    public let configuration: HTTPAdapterConfiguration
-    public let profile: HTTPProxyProfile
+    package let configuration: HTTPAdapterConfiguration
+    package let profile: HTTPProxyProfile
     private(set) var state = State.idle
-    public private(set) var session: (any GovernedSession)?
+    package private(set) var session: (any GovernedSession)?
     private var sessionToken: String?
 
     /// The request in progress and its response: a fresh value at each request head.
     private var exchange = Exchange()
 
-    public init(configuration: HTTPAdapterConfiguration, profile: HTTPProxyProfile) {
+    package init(configuration: HTTPAdapterConfiguration, profile: HTTPProxyProfile) {
         self.configuration = configuration
         self.profile = profile
     }
 
-    public var isIdle: Bool { if case .idle = state { true } else { false } }
+    package var isIdle: Bool { if case .idle = state { true } else { false } }
     /// Whether the response head went out (after that an error can only cut the connection).
-    public var hasStartedResponse: Bool { exchange.responseStarted }
+    package var hasStartedResponse: Bool { exchange.responseStarted }
 
     // MARK: - Client events
 
-    public mutating func requestHead(_ head: HTTPRequestHead, clientAddress: String?) -> [Action] {
+    package mutating func requestHead(_ head: HTTPRequestHead, clientAddress: String?) -> [Action] {
         guard case .idle = state else { return fail("a request arrived while another was in progress") }
         exchange = Exchange(head: head, clientAddress: clientAddress, started: configuration.clock())
         guard var route = HTTPRoute.resolve(uri: head.uri, host: head.headers.first(name: "host"), routing: configuration.routing) else {
@@ -147,7 +147,7 @@ public struct HTTPProxyMachine {
         return actions
     }
 
-    public mutating func requestBody(_ buffer: ByteBuffer) -> [Action] {
+    package mutating func requestBody(_ buffer: ByteBuffer) -> [Action] {
         exchange.requestBytes += buffer.readableBytes
         switch state {
         case .forwarding:
@@ -161,7 +161,7 @@ public struct HTTPProxyMachine {
         }
     }
 
-    public mutating func requestEnd() -> [Action] {
+    package mutating func requestEnd() -> [Action] {
         exchange.requestEnded = true
         switch state {
         case .forwarding:
@@ -176,7 +176,7 @@ public struct HTTPProxyMachine {
 
     // MARK: - Governor events
 
-    public mutating func sessionOpened(_ session: any GovernedSession) -> [Action] {
+    package mutating func sessionOpened(_ session: any GovernedSession) -> [Action] {
         guard case .awaitingSession = state else { return [.closeSession(session)] }
         self.session = session
         guard session.connection.kind == profile.kind else {
@@ -185,7 +185,7 @@ public struct HTTPProxyMachine {
         return decide(session)
     }
 
-    public mutating func sessionRefused(_ error: GovernorError) -> [Action] {
+    package mutating func sessionRefused(_ error: GovernorError) -> [Action] {
         guard case .awaitingSession = state else { return [] }
         sessionToken = nil
         let status: HTTPResponseStatus
@@ -202,7 +202,7 @@ public struct HTTPProxyMachine {
     /// The gateway ended the session (shutdown, revoked access). A request still waiting — for
     /// its review, its session or its upstream — is answered 503 with why (the connection then
     /// closes); otherwise there is nothing to say and the handler just closes.
-    public mutating func terminated(_ reason: String) -> [Action] {
+    package mutating func terminated(_ reason: String) -> [Action] {
         switch state {
         case .awaitingSession, .recallingRefusal, .awaitingReview, .awaitingUpstream:
             return answer(.serviceUnavailable, code: "session_ended", "the gateway ended this session: \(reason)", close: true)
@@ -211,7 +211,7 @@ public struct HTTPProxyMachine {
         }
     }
 
-    public mutating func reviewDecided(_ outcome: ReviewOutcome) -> [Action] {
+    package mutating func reviewDecided(_ outcome: ReviewOutcome) -> [Action] {
         guard case .awaitingReview = state, let session else { return [] }
         switch outcome {
         case .approved:
@@ -236,7 +236,7 @@ public struct HTTPProxyMachine {
 
     /// The answer to ``Action/recallRefusal(key:)``: the refusal a review gave the same request
     /// over another transport moments ago, or nil (the request is decided as usual).
-    public mutating func refusalRecalled(_ refusal: HTTPRefusal?) -> [Action] {
+    package mutating func refusalRecalled(_ refusal: HTTPRefusal?) -> [Action] {
         guard case .recallingRefusal = state, let session, let head = exchange.head, let route = exchange.route else { return [] }
         if let refusal { return answer(refusal.status, code: refusal.code, refusal.message) }
         return decide(session, commands: profile.commands(head, route.uri))
@@ -244,7 +244,7 @@ public struct HTTPProxyMachine {
 
     // MARK: - Upstream events
 
-    public mutating func upstreamConnected() -> [Action] {
+    package mutating func upstreamConnected() -> [Action] {
         guard case .awaitingUpstream = state, let head = exchange.head, let route = exchange.route, let target = exchange.target, let session else { return [] }
         state = .forwarding
         let scanning = session.masking(for: .stream).isMasked || session.recordingEngine != nil
@@ -290,7 +290,7 @@ public struct HTTPProxyMachine {
 
     /// The network error goes to the operator's log and the record; the client's 502 names the
     /// connection and a code only (the error text carries the internal target address).
-    public mutating func upstreamFailed(_ reason: String) -> [Action] {
+    package mutating func upstreamFailed(_ reason: String) -> [Action] {
         switch state {
         case .awaitingUpstream:
             reportUpstreamFailure(reason)
@@ -309,7 +309,7 @@ public struct HTTPProxyMachine {
         }
     }
 
-    public mutating func responseHead(_ response: HTTPResponseHead) -> [Action] {
+    package mutating func responseHead(_ response: HTTPResponseHead) -> [Action] {
         guard case .forwarding = state, let head = exchange.head, let session else { return [] }
         if exchange.upgrading && response.status == .switchingProtocols {
             state = .upgraded
@@ -394,7 +394,7 @@ public struct HTTPProxyMachine {
         actions.append(sendHead(held, plan: plan))
     }
 
-    public mutating func responseBody(_ buffer: ByteBuffer) -> [Action] {
+    package mutating func responseBody(_ buffer: ByteBuffer) -> [Action] {
         guard case .forwarding = state, let transformer = exchange.transformer else { return [] }
         do {
             let out = try transformer.write(buffer)
@@ -407,7 +407,7 @@ public struct HTTPProxyMachine {
         }
     }
 
-    public mutating func responseEnd() -> [Action] {
+    package mutating func responseEnd() -> [Action] {
         guard case .forwarding = state, let head = exchange.head else { return [] }
         var actions: [Action] = []
         if let transformer = exchange.transformer {
@@ -438,13 +438,13 @@ public struct HTTPProxyMachine {
     }
 
     /// The upstream connection closed (not at a response boundary).
-    public mutating func upstreamClosed() -> [Action] {
+    package mutating func upstreamClosed() -> [Action] {
         guard case .forwarding = state else { return [] }
         return upstreamFailed("connection closed")
     }
 
     /// The exchange.head of a request did not arrive in time, or its body stalled.
-    public mutating func timedOut() -> [Action] {
+    package mutating func timedOut() -> [Action] {
         switch state {
         case .idle:
             state = .closed
@@ -458,7 +458,7 @@ public struct HTTPProxyMachine {
         }
     }
 
-    public mutating func clientClosed() -> [Action] {
+    package mutating func clientClosed() -> [Action] {
         let previous = state
         state = .closed
         var actions: [Action] = []

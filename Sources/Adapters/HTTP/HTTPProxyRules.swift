@@ -3,7 +3,7 @@ import MaskEngine
 import NIOHTTP1
 
 /// How the HTTP listener finds the connection of a request.
-public enum HTTPRouting: Sendable, Equatable {
+package enum HTTPRouting: Sendable, Equatable {
     /// `/<connection>/rest…`: the first path segment names the connection and is removed.
     case path
     /// `Host: <connection>.<suffix>`: the host name names the connection and the path is kept;
@@ -12,12 +12,12 @@ public enum HTTPRouting: Sendable, Equatable {
 }
 
 /// A request's connection and the URI the upstream gets.
-public struct HTTPRoute: Sendable, Equatable {
-    public var connection: String
-    public var uri: String
+package struct HTTPRoute: Sendable, Equatable {
+    package var connection: String
+    package var uri: String
 
     /// nil when the request names no connection (the gateway answers 404).
-    public static func resolve(uri: String, host: String?, routing: HTTPRouting) -> HTTPRoute? {
+    package static func resolve(uri: String, host: String?, routing: HTTPRouting) -> HTTPRoute? {
         guard uri.hasPrefix("/") else { return nil }   // absolute-form and `*` are not proxied
         switch routing {
         case .path:
@@ -49,14 +49,14 @@ public struct HTTPRoute: Sendable, Equatable {
 }
 
 /// The credential the gateway puts on upstream requests in place of the user's token.
-public enum HTTPCredential: Sendable {
+package enum HTTPCredential: Sendable {
     case bearer(Secret)
     case basic(username: String, password: Secret)
     case header(name: String, value: Secret)
 
     /// From the connection's credential: a named header (`header` + token), basic auth
     /// (username + password) or a bearer token. nil when the connection has none.
-    public init?(_ credential: Credential) {
+    package init?(_ credential: Credential) {
         if let name = credential.headerName, let token = credential.token ?? credential.password {
             self = .header(name: name, value: token)
         } else if let username = credential.username, let password = credential.password {
@@ -82,14 +82,14 @@ public enum HTTPCredential: Sendable {
 }
 
 /// Header rules of the proxy (RFC 9110 §7.6.1 for hop-by-hop fields).
-public enum HTTPHeaderRules {
+package enum HTTPHeaderRules {
     static let hopByHop: Set<String> = [
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
         "proxy-authenticate", "proxy-authorization",
     ]
 
     /// Drops hop-by-hop fields, including those the `Connection` field names.
-    public static func removingHopByHop(_ headers: HTTPHeaders) -> HTTPHeaders {
+    package static func removingHopByHop(_ headers: HTTPHeaders) -> HTTPHeaders {
         var named = hopByHop
         for value in headers[canonicalForm: "connection"] { named.insert(value.lowercased()) }
         var out = HTTPHeaders()
@@ -99,7 +99,7 @@ public enum HTTPHeaderRules {
     }
 
     /// The user's token, read from `Authorization: Bearer T` or `Basic` (password = token).
-    public static func token(from headers: HTTPHeaders) -> String? {
+    package static func token(from headers: HTTPHeaders) -> String? {
         guard let value = headers.first(name: "authorization") else { return nil }
         let parts = value.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
         guard parts.count == 2 else { return nil }
@@ -117,7 +117,7 @@ public enum HTTPHeaderRules {
     /// The head sent upstream: hop-by-hop fields and the user's `Authorization` removed, the
     /// connection's credential added, `Host` set to the target, `X-Forwarded-*` appended, and
     /// `Accept-Encoding` narrowed to the codings the gateway can decode when it scans.
-    public static func upstreamHeaders(_ client: HTTPHeaders, clientAddress: String?, clientScheme: String,
+    package static func upstreamHeaders(_ client: HTTPHeaders, clientAddress: String?, clientScheme: String,
                                        upstreamHost: String, credential: HTTPCredential?, scanning: Bool) -> HTTPHeaders {
         var headers = removingHopByHop(client)
         let originalHost = headers.first(name: "host")
@@ -143,24 +143,24 @@ public enum HTTPHeaderRules {
 }
 
 /// What the gateway does with a response body.
-public struct HTTPResponsePlan: Sendable, Equatable {
-    public enum Coding: Sendable, Equatable { case identity, gzip, deflate }
+package struct HTTPResponsePlan: Sendable, Equatable {
+    package enum Coding: Sendable, Equatable { case identity, gzip, deflate }
     /// The body goes through the scanning path: sniffed on its first bytes, normalised, masked.
     /// False only for bodies without one, and pass-through types in a coding the gateway does not decode.
-    public var scan: Bool
+    package var scan: Bool
     /// The type is on the connection's pass-through list: if its first bytes look binary it passes
     /// byte for byte (recorded by size); if they look like text it is scanned all the same.
-    public var passThrough = false
+    package var passThrough = false
     /// A type known to be text (JSON, XML, `text/*`…): the head goes out at once (streams such as
     /// watches and server-sent events are not held back); other bodies' heads wait for the sniff.
-    public var knownText = false
+    package var knownText = false
     /// The body's content coding, decoded before scanning.
-    public var coding: Coding
+    package var coding: Coding
     /// Set when the body cannot be scanned (an unknown coding or charset): answer 502, never forward it.
-    public var refusal: String?
-    public var hasBody: Bool
+    package var refusal: String?
+    package var hasBody: Bool
 
-    public init(scan: Bool, passThrough: Bool = false, coding: Coding, refusal: String?, hasBody: Bool) {
+    package init(scan: Bool, passThrough: Bool = false, coding: Coding, refusal: String?, hasBody: Bool) {
         self.scan = scan
         self.passThrough = passThrough
         self.coding = coding
@@ -170,7 +170,7 @@ public struct HTTPResponsePlan: Sendable, Equatable {
 
     /// The media type of a `Content-Type` value, lower case, when it is well-formed
     /// (`type/subtype` made of token characters); nil for anything else (lists, garbage).
-    public static func mediaType(_ contentType: String?) -> String? {
+    package static func mediaType(_ contentType: String?) -> String? {
         guard let contentType else { return nil }
         let type = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first.map { ASCII.trimmed($0).lowercased() } ?? ""
         let parts = type.split(separator: "/", omittingEmptySubsequences: false)
@@ -187,7 +187,7 @@ public struct HTTPResponsePlan: Sendable, Equatable {
     }
 
     /// Whether a media type is on a pass-through list (`image/png`, `image/*`; `*/*` is not accepted).
-    public static func isPassThrough(_ contentType: String?, list: [String]) -> Bool {
+    package static func isPassThrough(_ contentType: String?, list: [String]) -> Bool {
         guard let type = mediaType(contentType) else { return false }
         let major = type.split(separator: "/")[0]
         return list.contains { pattern in
@@ -198,7 +198,7 @@ public struct HTTPResponsePlan: Sendable, Equatable {
     }
 
     /// Types known to be text: their heads are not held for sniffing (they are scanned either way).
-    public static func isKnownText(_ contentType: String?) -> Bool {
+    package static func isKnownText(_ contentType: String?) -> Bool {
         guard let type = mediaType(contentType) else { return false }
         if type.hasPrefix("text/") || type.hasSuffix("+json") || type.hasSuffix("+xml") { return true }
         return [
@@ -212,7 +212,7 @@ public struct HTTPResponsePlan: Sendable, Equatable {
     static let scannableCharsets: Set<String> = ["utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "latin1", "iso-8859-15", "windows-1252"]
 
     /// The `charset` parameter of a `Content-Type`, lower case, unquoted.
-    public static func charset(_ contentType: String?) -> String? {
+    package static func charset(_ contentType: String?) -> String? {
         guard let contentType else { return nil }
         for parameter in contentType.split(separator: ";").dropFirst() {
             let pair = parameter.split(separator: "=", maxSplits: 1)
@@ -226,7 +226,7 @@ public struct HTTPResponsePlan: Sendable, Equatable {
 
     /// Fail closed: every body is scanned except binary bodies of the connection's pass-through
     /// types. Codings other than gzip/deflate and charsets other than ASCII-compatible ones are refused.
-    public static func make(requestMethod: HTTPMethod, status: HTTPResponseStatus, headers: HTTPHeaders,
+    package static func make(requestMethod: HTTPMethod, status: HTTPResponseStatus, headers: HTTPHeaders,
                             passThrough: [String] = []) -> HTTPResponsePlan {
         let hasBody = requestMethod != .HEAD && status.code >= 200 && status != .noContent && status != .notModified
         // Several Content-Type fields are one malformed type (never a pass-through one).
@@ -265,7 +265,7 @@ public struct HTTPResponsePlan: Sendable, Equatable {
     /// The head sent to the client: hop-by-hop fields removed; when the body is rewritten (`raw`
     /// false), its length and coding go (the body is re-framed, chunked for HTTP/1.1 clients) and
     /// validators that describe the original bytes are dropped.
-    public func clientHeaders(_ upstream: HTTPHeaders, raw: Bool = false) -> HTTPHeaders {
+    package func clientHeaders(_ upstream: HTTPHeaders, raw: Bool = false) -> HTTPHeaders {
         var headers = HTTPHeaderRules.removingHopByHop(upstream)
         if scan && !raw {
             headers.remove(name: "content-length")
@@ -286,16 +286,16 @@ extension HTTPRefusal: Error {}
 /// Response header masking: every header is masked except the structural ones below, on every
 /// status (redirects, 304). The scanned view of a value is percent-decoded and normalised (see
 /// ``TextNormaliser``); when something matches, the masked view replaces the value.
-public enum HTTPHeaderMasking {
+package enum HTTPHeaderMasking {
     /// Headers that carry protocol structure, not data: passed as they are.
-    public static let structural: Set<String> = [
+    package static let structural: Set<String> = [
         "content-type", "content-length", "content-encoding", "content-language", "transfer-encoding", "connection",
         "keep-alive", "date", "cache-control", "expires", "last-modified", "age", "pragma", "etag", "vary", "server",
         "accept-ranges", "upgrade", "sec-websocket-accept", "sec-websocket-protocol", "sec-websocket-extensions",
         "strict-transport-security", "x-content-type-options", "retry-after",
     ]
 
-    public static func mask(_ headers: HTTPHeaders, with masker: ValueMasker) throws -> HTTPHeaders {
+    package static func mask(_ headers: HTTPHeaders, with masker: ValueMasker) throws -> HTTPHeaders {
         var out = HTTPHeaders()
         for (name, value) in headers {
             if structural.contains(name.lowercased()) {
@@ -308,7 +308,7 @@ public enum HTTPHeaderMasking {
     }
 
     /// One header value: the original when nothing matches in its scanned view, else the masked view.
-    public static func maskValue(_ value: String, with masker: ValueMasker) throws -> String {
+    package static func maskValue(_ value: String, with masker: ValueMasker) throws -> String {
         let view = TextNormaliser.normalise(percentDecoded(Array(value.utf8)))
         switch try masker.mask(view) {
         case .unchanged: return value
@@ -350,8 +350,8 @@ public enum HTTPHeaderMasking {
 /// `//` collapsed, dot segments removed). Refused: an encoded `/` (`%2F`) or backslash (`%5C`, or a
 /// raw one), encoded dots inside a dot segment, a `..` that would climb above the
 /// connection's base path, fragments, control bytes and malformed escapes.
-public enum HTTPPath {
-    public static func normalise(_ uri: String) -> Result<String, HTTPRefusal> {
+package enum HTTPPath {
+    package static func normalise(_ uri: String) -> Result<String, HTTPRefusal> {
         func refuse(_ message: String) -> Result<String, HTTPRefusal> { .failure(HTTPRefusal(.badRequest, code: "bad_path", message)) }
         let bytes = Array(uri.utf8)
         let queryStart = bytes.firstIndex(of: UInt8(ascii: "?")) ?? bytes.count
@@ -436,8 +436,8 @@ public enum HTTPPath {
 
 /// How an HTTP request is described to the guardrails: `METHOD /path?query` (prefix removed),
 /// classes: the method in lower case and `read` (GET, HEAD, OPTIONS) or `write`.
-public enum HTTPCommands {
-    public static func request(method: HTTPMethod, uri: String) -> Command {
+package enum HTTPCommands {
+    package static func request(method: HTTPMethod, uri: String) -> Command {
         let name = method.rawValue
         let read = [HTTPMethod.GET, .HEAD, .OPTIONS].contains(method)
         return Command(text: "\(name) \(uri)", classes: [name.lowercased(), read ? "read" : "write"])
@@ -446,7 +446,7 @@ public enum HTTPCommands {
     /// The commands a request is decided as, in order (the first not allowed decides). `HEAD`
     /// reads what `GET` reads, so it is decided as `HEAD /p` and then as `GET /p`: rules that
     /// name HEAD apply, and so do rules on GET.
-    public static func requests(method: HTTPMethod, uri: String) -> [Command] {
+    package static func requests(method: HTTPMethod, uri: String) -> [Command] {
         let command = request(method: method, uri: uri)
         guard method == .HEAD else { return [command] }
         return [command, request(method: .GET, uri: uri)]

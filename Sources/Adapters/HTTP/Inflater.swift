@@ -3,13 +3,13 @@ import CZlib
 /// Streaming gzip / deflate decompression for response bodies that must be scanned. Bounded:
 /// the caller says how much output one input chunk may produce (a "zip bomb" is an error, not an
 /// allocation), and the total is capped.
-public final class Inflater {
-    public enum Format: Sendable { case gzip, deflate }
+package final class Inflater {
+    package enum Format: Sendable { case gzip, deflate }
 
-    public struct Failure: Error, Sendable, CustomStringConvertible {
-        public enum Code: String, Sendable { case initFailed = "inflate_init", corrupt = "inflate_corrupt", tooLarge = "inflate_too_large", truncated = "inflate_truncated" }
-        public var code: Code
-        public var description: String { "decompression failed (\(code.rawValue))" }
+    package struct Failure: Error, Sendable, CustomStringConvertible {
+        package enum Code: String, Sendable { case initFailed = "inflate_init", corrupt = "inflate_corrupt", tooLarge = "inflate_too_large", truncated = "inflate_truncated" }
+        package var code: Code
+        package var description: String { "decompression failed (\(code.rawValue))" }
     }
 
     private var stream = z_stream()
@@ -19,10 +19,10 @@ public final class Inflater {
     /// `deflate` is zlib-wrapped per RFC 9110, but some servers send raw deflate: decided on the
     /// first bytes.
     private var formatDecided = false
-    public let maximumOutput: Int
-    public private(set) var totalOutput = 0
+    package let maximumOutput: Int
+    package private(set) var totalOutput = 0
 
-    public init(format: Format, maximumOutput: Int = 1 << 30) {
+    package init(format: Format, maximumOutput: Int = 1 << 30) {
         self.format = format
         self.maximumOutput = maximumOutput
     }
@@ -44,7 +44,7 @@ public final class Inflater {
     }
 
     /// Decompresses `input`, handing output to `sink` in pieces of at most 64 KiB.
-    public func write(_ input: UnsafeRawBufferPointer, _ sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+    package func write(_ input: UnsafeRawBufferPointer, _ sink: (UnsafeRawBufferPointer) throws -> Void) throws {
         guard !input.isEmpty else { return }
         if !initialised { try start(input.first) }
         if ended {
@@ -89,7 +89,7 @@ public final class Inflater {
     }
 
     /// At the end of the body: a stream that did not end is truncated.
-    public func finish() throws(Failure) {
+    package func finish() throws(Failure) {
         guard initialised else { return }
         guard ended else { throw Failure(code: .truncated) }
     }

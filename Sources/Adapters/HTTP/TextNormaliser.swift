@@ -13,13 +13,13 @@
 /// normalised form rather than mapping masks back onto the original bytes). Bytes that are not
 /// valid UTF-8 pass unchanged. Holds back at most 11 bytes between writes (an unfinished escape
 /// pair or UTF-8 sequence).
-public final class TextNormaliser {
+package final class TextNormaliser {
     private var pending: [UInt8] = []
 
-    public init() {}
+    package init() {}
 
     /// Normalises `input`, handing output to `sink` (possibly in several pieces).
-    public func write(_ input: UnsafeRawBufferPointer, _ sink: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+    package func write(_ input: UnsafeRawBufferPointer, _ sink: (UnsafeRawBufferPointer) throws -> Void) rethrows {
         guard !input.isEmpty else { return }
         if pending.isEmpty, !Self.needsWork(input) {
             try sink(input)
@@ -36,7 +36,7 @@ public final class TextNormaliser {
     }
 
     /// The end of the text: what was held back goes out as it is (an unfinished escape is not one).
-    public func finish(_ sink: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+    package func finish(_ sink: (UnsafeRawBufferPointer) throws -> Void) rethrows {
         guard !pending.isEmpty else { return }
         var out: [UInt8] = []
         _ = Self.process(pending, atEnd: true, into: &out)
@@ -45,7 +45,7 @@ public final class TextNormaliser {
     }
 
     /// A whole value at once (header values).
-    public static func normalise(_ bytes: [UInt8]) -> [UInt8] {
+    package static func normalise(_ bytes: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         _ = process(bytes, atEnd: true, into: &out)
         return out

@@ -8,11 +8,11 @@ import NIOWebSocket
 /// stdout and stderr go through one stream masker each (exact across messages, with an idle
 /// flush for interactive sessions), stdin is recorded masked, resizes are recorded and relayed,
 /// the exit status is recorded. Masking failures end the stream (fail closed).
-public enum KubernetesExec {
-    public static let maximumMessage = 4 << 20
+package enum KubernetesExec {
+    package static let maximumMessage = 4 << 20
 
     /// Installs the bridge on both connections (see ``HTTPUpgradeInstaller``).
-    public static func installer(recordCap: Int, idleFlush: TimeAmount = .milliseconds(50)) -> HTTPUpgradeInstaller {
+    package static func installer(recordCap: Int, idleFlush: TimeAmount = .milliseconds(50)) -> HTTPUpgradeInstaller {
         { client, upstream, _, response, _, session in
             guard let subprotocol = ExecSubprotocol.choose(offered: response.headers.first(name: "sec-websocket-protocol") ?? "") else {
                 throw KubernetesProtocolError(.malformedStatus, "the API server chose no channel protocol the gateway reads")

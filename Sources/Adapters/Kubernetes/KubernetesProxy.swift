@@ -4,7 +4,7 @@ import NIOCore
 import NIOHTTP1
 
 /// How Secret values reach users who see masked data (`options: { secret_values: … }`).
-public enum SecretValuePolicy: String, Sendable {
+package enum SecretValuePolicy: String, Sendable {
     /// Every value is replaced with the profile's style applied to the whole value (`[SECRET]`,
     /// or a stable `tok_…` hash under `hash`): secrets are secrets, whatever they contain.
     case replace
@@ -16,7 +16,7 @@ extension HTTPProxyProfile {
     /// The Kubernetes listener: guardrails on `VERB RESOURCE[/SUB] NS/NAME` (and on the command of
     /// an exec), the person's identity as impersonation headers, Secret values masked, errors as
     /// `Status` objects kubectl prints.
-    public static func kubernetes(secretValues: @escaping @Sendable (ConnectionTarget) -> SecretValuePolicy = { _ in .replace },
+    package static func kubernetes(secretValues: @escaping @Sendable (ConnectionTarget) -> SecretValuePolicy = { _ in .replace },
                                   secretDocumentLimit: Int = 16 << 20) -> HTTPProxyProfile {
         var profile = HTTPProxyProfile(kind: .kubernetes, commands: { head, uri in
             let request = KubernetesProxyRules.parse(head.method, uri)

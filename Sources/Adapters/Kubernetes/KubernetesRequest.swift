@@ -46,18 +46,18 @@
 /// included) after decoding or is not UTF-8, and queries longer than ``maximumQueryLength`` bytes
 /// or with more than ``maximumQueryParameters`` parameters are reported as a non-resource request
 /// with ``malformed`` set. The gateway refuses those; they are never forwarded.
-public struct KubernetesRequest: Sendable, Equatable {
+package struct KubernetesRequest: Sendable, Equatable {
     /// The stream options of `pods/exec`, `pods/attach` and other pod subresources, read from the
     /// query as the API server reads them (a parameter is true unless absent, `0` or `false`).
-    public struct StreamOptions: Sendable, Equatable {
-        public var stdin: Bool
-        public var stdout: Bool
-        public var stderr: Bool
-        public var tty: Bool
+    package struct StreamOptions: Sendable, Equatable {
+        package var stdin: Bool
+        package var stdout: Bool
+        package var stderr: Bool
+        package var tty: Bool
         /// The `container` parameter, nil when absent.
-        public var container: String?
+        package var container: String?
 
-        public init(stdin: Bool = false, stdout: Bool = false, stderr: Bool = false, tty: Bool = false, container: String? = nil) {
+        package init(stdin: Bool = false, stdout: Bool = false, stderr: Bool = false, tty: Bool = false, container: String? = nil) {
             self.stdin = stdin
             self.stdout = stdout
             self.stderr = stderr
@@ -68,32 +68,32 @@ public struct KubernetesRequest: Sendable, Equatable {
 
     /// The authorization verb (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`,
     /// `deletecollection`, `proxy`), or the lowercased HTTP method for non-resource requests.
-    public var verb: String
+    package var verb: String
     /// The API group, `""` for the core group and for non-resource requests.
-    public var apiGroup: String
-    public var apiVersion: String
+    package var apiGroup: String
+    package var apiVersion: String
     /// The resource's plural name, lowercased; `""` for non-resource requests.
-    public var resource: String
-    public var subresource: String?
+    package var resource: String
+    package var subresource: String?
     /// The namespace (for the `namespaces` resource itself: the namespace's own name).
-    public var namespace: String?
-    public var name: String?
-    public var isResourceRequest: Bool
+    package var namespace: String?
+    package var name: String?
+    package var isResourceRequest: Bool
     /// The path was refused (see the type's documentation); the request must not be forwarded.
-    public var malformed: Bool
+    package var malformed: Bool
     /// The path as received (at most ``maximumPathLength`` bytes of it), not decoded.
-    public var path: String
+    package var path: String
     /// For `pods/exec`: the `command` query parameters in order, decoded.
-    public var execCommand: [String]
+    package var execCommand: [String]
     /// For pod subresources (`exec`, `attach`, `log`, …): the stream options of the query.
-    public var queryFlags: StreamOptions
+    package var queryFlags: StreamOptions
 
     /// The longest path accepted, in bytes.
-    public static let maximumPathLength = 4096
+    package static let maximumPathLength = 4096
     /// The longest query accepted, in bytes.
-    public static let maximumQueryLength = 64 * 1024
+    package static let maximumQueryLength = 64 * 1024
     /// The most query parameters accepted.
-    public static let maximumQueryParameters = 1000
+    package static let maximumQueryParameters = 1000
 
     /// The path's segments decoded and joined (for the command text of non-resource requests).
     private var displayPath: String
@@ -123,7 +123,7 @@ public struct KubernetesRequest: Sendable, Equatable {
     ///   - method: The HTTP method (`GET`, `POST`, …).
     ///   - path: The path without the gateway's `/CONNECTION` prefix and without the query.
     ///   - query: The raw query (after `?`), or nil.
-    public static func parse(method: String, path: String, query: String?) -> KubernetesRequest {
+    package static func parse(method: String, path: String, query: String?) -> KubernetesRequest {
         let httpVerb = method.lowercased()
         let pathBytes = path.utf8
         let keptPath = pathBytes.count <= maximumPathLength ? path : String(decoding: pathBytes.prefix(maximumPathLength), as: UTF8.self)
@@ -213,7 +213,7 @@ public struct KubernetesRequest: Sendable, Equatable {
     }
 
     /// What the guardrails see: `VERB RESOURCE[/SUBRESOURCE] SCOPE` (see the type's documentation).
-    public var command: Command {
+    package var command: Command {
         guard isResourceRequest else {
             var classes = [verb, "nonresource"]
             if malformed { classes.append("malformed") }
@@ -240,7 +240,7 @@ public struct KubernetesRequest: Sendable, Equatable {
     /// Parses a query as Go's `url.ParseQuery` does: pairs split on `&`, a pair containing `;` or
     /// a bad percent escape is dropped, `+` is a space, a key without `=` has an empty value.
     /// Returns at most ``maximumQueryParameters`` pairs; the rest is ignored.
-    public static func parseQuery(_ query: String) -> [(String, String)] {
+    package static func parseQuery(_ query: String) -> [(String, String)] {
         queryPairs(query).pairs
     }
 

@@ -4,10 +4,10 @@ import Foundation
 ///
 /// A generic stream masker sees `data` values base64-encoded, where no detector finds them; this
 /// decodes each value, lets the caller mask the text, and encodes the result again.
-public enum SecretMasking {
+package enum SecretMasking {
     /// What happens to a `data` value that is not base64 of UTF-8 text (a keystore, a
     /// certificate in DER, a value that does not decode).
-    public enum BinaryPolicy: Sendable, Equatable {
+    package enum BinaryPolicy: Sendable, Equatable {
         /// Replaced by base64 of ``SecretMasking/redactedText`` (fail closed: the default).
         case redact
         /// Left as it is.
@@ -15,9 +15,9 @@ public enum SecretMasking {
     }
 
     /// What a redacted value becomes (base64-encoded in `data`).
-    public static let redactedText = "[REDACTED]"
+    package static let redactedText = "[REDACTED]"
     /// The annotation `kubectl apply` leaves on objects: for a Secret, a copy of its data.
-    public static let lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
+    package static let lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
 
     /// Masks the Secret values of one JSON document: a `Secret`, a `SecretList`, a `List` (its
     /// items of kind `Secret`), or a watch event (`{"type":…,"object":{"kind":"Secret",…}}`; the
@@ -40,7 +40,7 @@ public enum SecretMasking {
     /// - Returns: The masked document, or nil when it carries no Secret (the caller masks it as
     ///   generic JSON).
     /// - Throws: ``KubernetesProtocolError`` `bodyTooLarge` or `notJSON`, or what `mask` throws.
-    public static func maskSecretJSON(_ body: [UInt8], maxBytes: Int, binaryPolicy: BinaryPolicy = .redact,
+    package static func maskSecretJSON(_ body: [UInt8], maxBytes: Int, binaryPolicy: BinaryPolicy = .redact,
                                       mask: (String) throws -> String?) throws -> [UInt8]? {
         guard body.count <= maxBytes else {
             throw KubernetesProtocolError(.bodyTooLarge, "body of \(body.count) bytes, limit \(maxBytes)")

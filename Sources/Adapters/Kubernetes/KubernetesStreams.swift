@@ -1,8 +1,8 @@
 import Foundation
 
 /// A Kubernetes protocol violation or limit: a code and lengths, never payload.
-public struct KubernetesProtocolError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Code: String, Sendable {
+package struct KubernetesProtocolError: Error, Sendable, Equatable, CustomStringConvertible {
+    package enum Code: String, Sendable {
         /// A stream message without even its stream byte.
         case empty = "k8s_empty_message"
         /// A resize message that is not `{"Width":W,"Height":H}` with sizes in 0…65535.
@@ -19,26 +19,26 @@ public struct KubernetesProtocolError: Error, Sendable, Equatable, CustomStringC
         case notJSON = "k8s_not_json"
     }
 
-    public var code: Code
-    public var detail: String
+    package var code: Code
+    package var detail: String
 
-    public init(_ code: Code, _ detail: String) {
+    package init(_ code: Code, _ detail: String) {
         self.code = code
         self.detail = detail
     }
 
-    public var description: String { "\(code.rawValue): \(detail)" }
+    package var description: String { "\(code.rawValue): \(detail)" }
 }
 
 /// The WebSocket subprotocols of `kubectl exec` / `attach` the gateway speaks.
-public enum ExecSubprotocol: String, Sendable, CaseIterable {
+package enum ExecSubprotocol: String, Sendable, CaseIterable {
     /// v4 plus the close message `[255, STREAM]` (Kubernetes 1.29+).
     case v5 = "v5.channel.k8s.io"
     case v4 = "v4.channel.k8s.io"
 
     /// The protocol to accept from a `Sec-WebSocket-Protocol` header (comma-separated; several
     /// header lines joined with commas): v5 when offered, else v4, else nil.
-    public static func choose(offered: String) -> ExecSubprotocol? {
+    package static func choose(offered: String) -> ExecSubprotocol? {
         var sawV4 = false
         for token in offered.split(separator: ",") {
             let name = token.trimmingCharacters(in: .whitespaces)
@@ -52,7 +52,7 @@ public enum ExecSubprotocol: String, Sendable, CaseIterable {
 /// One binary WebSocket message of the exec/attach channel protocol: the first byte names the
 /// stream (0 stdin, 1 stdout, 2 stderr, 3 error status, 4 resize), the rest is its data. In v5,
 /// `[255, STREAM]` closes a stream (kubectl sends `[255, 0]` at the end of stdin).
-public enum ExecStreamMessage: Equatable, Sendable {
+package enum ExecStreamMessage: Equatable, Sendable {
     case stdin([UInt8])
     case stdout([UInt8])
     case stderr([UInt8])
@@ -63,20 +63,20 @@ public enum ExecStreamMessage: Equatable, Sendable {
     case close(stream: UInt8)
     case unknown(stream: UInt8, [UInt8])
 
-    public static let stdinStream: UInt8 = 0
-    public static let stdoutStream: UInt8 = 1
-    public static let stderrStream: UInt8 = 2
-    public static let statusStream: UInt8 = 3
-    public static let resizeStream: UInt8 = 4
-    public static let closeMarker: UInt8 = 255
+    package static let stdinStream: UInt8 = 0
+    package static let stdoutStream: UInt8 = 1
+    package static let stderrStream: UInt8 = 2
+    package static let statusStream: UInt8 = 3
+    package static let resizeStream: UInt8 = 4
+    package static let closeMarker: UInt8 = 255
     /// The longest resize message read (`{"Width":65535,"Height":65535}` is 30 bytes).
-    public static let maximumResizeLength = 1024
+    package static let maximumResizeLength = 1024
 
     /// Decodes one message.
     ///
     /// - Throws: ``KubernetesProtocolError`` `empty` for an empty message, `malformedResize` or
     ///   `malformedClose` (the error carries lengths only).
-    public init(message: [UInt8], protocol subprotocol: ExecSubprotocol) throws(KubernetesProtocolError) {
+    package init(message: [UInt8], protocol subprotocol: ExecSubprotocol) throws(KubernetesProtocolError) {
         guard let stream = message.first else { throw KubernetesProtocolError(.empty, "empty stream message") }
         let data = message.dropFirst()
         switch stream {
@@ -100,7 +100,7 @@ public enum ExecStreamMessage: Equatable, Sendable {
     }
 
     /// The message's bytes. v4 has no close message: `.close` encodes to `[]` there (send nothing).
-    public func encoded(protocol subprotocol: ExecSubprotocol) -> [UInt8] {
+    package func encoded(protocol subprotocol: ExecSubprotocol) -> [UInt8] {
         switch self {
         case .stdin(let data): [Self.stdinStream] + data
         case .stdout(let data): [Self.stdoutStream] + data
@@ -165,19 +165,19 @@ public enum ExecStreamMessage: Equatable, Sendable {
 }
 
 /// The v1 `Status` the API server sends on the error stream when an exec ends.
-public struct ExecStatus: Sendable, Equatable {
+package struct ExecStatus: Sendable, Equatable {
     /// `status` is `Success`.
-    public var success: Bool
+    package var success: Bool
     /// The command's exit code: 0 on success, the `ExitCode` cause on a non-zero exit, nil when
     /// the status says nothing about it (the exec itself failed).
-    public var exitCode: Int?
-    public var message: String?
-    public var reason: String?
+    package var exitCode: Int?
+    package var message: String?
+    package var reason: String?
 
     /// The longest status read.
-    public static let maximumLength = 64 * 1024
+    package static let maximumLength = 64 * 1024
 
-    public init(success: Bool, exitCode: Int? = nil, message: String? = nil, reason: String? = nil) {
+    package init(success: Bool, exitCode: Int? = nil, message: String? = nil, reason: String? = nil) {
         self.success = success
         self.exitCode = exitCode
         self.message = message
@@ -187,7 +187,7 @@ public struct ExecStatus: Sendable, Equatable {
     /// Parses the data of a ``ExecStreamMessage/status(_:)`` message.
     ///
     /// - Throws: ``KubernetesProtocolError`` `statusTooLarge` or `malformedStatus`.
-    public init(json: [UInt8]) throws(KubernetesProtocolError) {
+    package init(json: [UInt8]) throws(KubernetesProtocolError) {
         guard json.count <= Self.maximumLength else {
             throw KubernetesProtocolError(.statusTooLarge, "status of \(json.count) bytes")
         }
@@ -211,7 +211,7 @@ public struct ExecStatus: Sendable, Equatable {
 
     /// A v1 `Status` failure body: what the gateway sends on the error stream when it ends an
     /// exec, and the body of the HTTP errors it answers kubectl with.
-    public static func failureStatus(message: String, code: Int = 403, reason: String = "Forbidden") -> [UInt8] {
+    package static func failureStatus(message: String, code: Int = 403, reason: String = "Forbidden") -> [UInt8] {
         let json = "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\","
             + "\"message\":\"\(JSONText.escaped(message))\",\"reason\":\"\(JSONText.escaped(reason))\",\"code\":\(code)}"
         return Array(json.utf8)

@@ -2,10 +2,10 @@ import MaskEngine
 import NIOCore
 
 /// Puts TLS in front of a client channel (called on its event loop, right after `S` is written).
-public typealias ClientTLSUpgrade = @Sendable (any Channel) throws -> Void
+package typealias ClientTLSUpgrade = @Sendable (any Channel) throws -> Void
 
 /// Maps the cancel keys the gateway hands to clients to the upstream backends' keys.
-public final class PostgresCancelRegistry: Sendable {
+package final class PostgresCancelRegistry: Sendable {
     struct Entry: Sendable {
         var upstream: PostgresProxyMachine.CancelKey
         var target: ConnectionTarget
@@ -14,9 +14,9 @@ public final class PostgresCancelRegistry: Sendable {
     }
 
     private let entries = Locked<[PostgresProxyMachine.CancelKey: Entry]>([:])
-    public static let maximumEntries = 1_000_000
+    package static let maximumEntries = 1_000_000
 
-    public init() {}
+    package init() {}
 
     func register(_ client: PostgresProxyMachine.CancelKey, _ entry: Entry) {
         entries.withLock { if $0.count < Self.maximumEntries { $0[client] = entry } }
@@ -30,20 +30,20 @@ public final class PostgresCancelRegistry: Sendable {
         entries.withLock { $0[client] }
     }
 
-    public var count: Int { entries.withLock { $0.count } }
+    package var count: Int { entries.withLock { $0.count } }
 }
 
 /// Everything the Postgres listener's child channels share.
-public struct PostgresAdapter: Sendable {
-    public let governor: any Governor
-    public let configuration: PostgresAdapterConfiguration
-    public let connector: UpstreamConnector
-    public let tlsUpgrade: ClientTLSUpgrade?
-    public let cancelRegistry: PostgresCancelRegistry
+package struct PostgresAdapter: Sendable {
+    package let governor: any Governor
+    package let configuration: PostgresAdapterConfiguration
+    package let connector: UpstreamConnector
+    package let tlsUpgrade: ClientTLSUpgrade?
+    package let cancelRegistry: PostgresCancelRegistry
     /// Bounds connections that have not logged in yet (per source address and in all).
-    public let admission: ConnectionAdmission?
+    package let admission: ConnectionAdmission?
 
-    public init(governor: any Governor, configuration: PostgresAdapterConfiguration, connector: @escaping UpstreamConnector,
+    package init(governor: any Governor, configuration: PostgresAdapterConfiguration, connector: @escaping UpstreamConnector,
                 tlsUpgrade: ClientTLSUpgrade?, cancelRegistry: PostgresCancelRegistry = PostgresCancelRegistry(),
                 admission: ConnectionAdmission? = nil) {
         self.governor = governor
@@ -57,17 +57,17 @@ public struct PostgresAdapter: Sendable {
     }
 
     /// The handler for one accepted client connection.
-    public func makeHandler() -> PostgresFrontendHandler {
+    package func makeHandler() -> PostgresFrontendHandler {
         PostgresFrontendHandler(adapter: self)
     }
 }
 
 /// The client-facing handler: feeds bytes to the machine and performs its actions; owns the
 /// upstream channel of the session.
-public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChannelHandler, GovernedConnectionHost,
+package final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChannelHandler, GovernedConnectionHost,
                                            UpstreamEventSink {
-    public typealias InboundIn = ByteBuffer
-    public typealias OutboundOut = ByteBuffer
+    package typealias InboundIn = ByteBuffer
+    package typealias OutboundOut = ByteBuffer
 
     let adapter: PostgresAdapter
     private var machine: PostgresProxyMachine
@@ -91,13 +91,13 @@ public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChan
 
     /// The context holds this handler: keeping it after removal would keep both, and every
     /// buffer of the connection, alive for ever.
-    public func handlerRemoved(context: ChannelHandlerContext) {
+    package func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
         startupDeadline?.cancel()
         startupDeadline = nil
     }
 
-    public func handlerAdded(context: ChannelHandlerContext) {
+    package func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         if context.channel.isActive { admit(context: context) }
         // An unauthenticated connection holds a descriptor: it gets `startupTimeout` to log in.
@@ -111,7 +111,7 @@ public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChan
         }
     }
 
-    public func channelActive(context: ChannelHandlerContext) {
+    package func channelActive(context: ChannelHandlerContext) {
         admit(context: context)
         context.fireChannelActive()
     }
@@ -135,23 +135,23 @@ public final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChan
         admittedSource = nil
     }
 
-    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closed else { return }
         var bytes = unwrapInboundIn(data)
         run(machine.clientBytes(&bytes))
     }
 
-    public func channelInactive(context: ChannelHandlerContext) {
+    package func channelInactive(context: ChannelHandlerContext) {
         shutdown(reason: "client disconnected")
         context.fireChannelInactive()
     }
 
-    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    package func errorCaught(context: ChannelHandlerContext, error: any Error) {
         shutdown(reason: "client connection error (\(type(of: error)))")
         context.close(promise: nil)
     }
 
-    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+    package func channelWritabilityChanged(context: ChannelHandlerContext) {
         // Backpressure: stop reading the upstream while the client cannot take more.
         upstream?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenFailure { _ in }
         context.fireChannelWritabilityChanged()

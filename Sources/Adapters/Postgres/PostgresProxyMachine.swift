@@ -2,23 +2,23 @@ import MaskEngine
 import NIOCore
 
 /// Settings of the Postgres listener.
-public struct PostgresAdapterConfiguration: Sendable {
+package struct PostgresAdapterConfiguration: Sendable {
     /// Largest protocol message accepted from either side; larger is a protocol error.
-    public var maximumMessageSize = 64 << 20
+    package var maximumMessageSize = 64 << 20
     /// Whether an SSLRequest is answered `S` (TLS with the gateway's certificate) or `N`.
-    public var clientTLS = false
+    package var clientTLS = false
     /// Result bytes recorded per statement; the rest is counted, not stored.
-    public var recordOutputCap = 1 << 20
+    package var recordOutputCap = 1 << 20
     /// Statements per simple query beyond which the query is refused.
-    public var maximumStatements = 1000
+    package var maximumStatements = 1000
     /// How long a client may take from connecting to sending its token (startup packet, TLS
     /// request, password): after it, an unauthenticated connection is closed (`limits.startup_timeout`).
-    public var startupTimeout: Duration = .seconds(10)
+    package var startupTimeout: Duration = .seconds(10)
     /// Logins (the token is the password) only over TLS: a startup packet on a plaintext
     /// connection is refused (`postgres.require_tls`, default on when the listener offers TLS).
-    public var requireClientTLS = false
+    package var requireClientTLS = false
 
-    public init() {}
+    package init() {}
 }
 
 /// The sans-IO heart of the Postgres adapter: bytes and events in, actions out. The NIO handler

@@ -2,14 +2,14 @@
 /// content. SFTP packets are `uint32 length, byte type, …`; the observer reads OPEN requests
 /// (file names), WRITE requests and DATA replies (sizes). Bounded: at most 1,000 names are kept
 /// and a packet header is all it buffers.
-public struct SFTPObserver: Sendable {
-    public private(set) var opened: [String] = []
-    public private(set) var bytesUploaded = 0
-    public private(set) var bytesDownloaded = 0
+package struct SFTPObserver: Sendable {
+    package private(set) var opened: [String] = []
+    package private(set) var bytesUploaded = 0
+    package private(set) var bytesDownloaded = 0
     private var client = PacketReader()
     private var server = PacketReader()
 
-    public init() {}
+    package init() {}
 
     struct PacketReader: Sendable {
         var header: [UInt8] = []
@@ -53,7 +53,7 @@ public struct SFTPObserver: Sendable {
         return (String(decoding: bytes[(offset + 4)..<(offset + 4 + length)], as: UTF8.self), offset + 4 + length)
     }
 
-    public mutating func clientBytes(_ bytes: UnsafeRawBufferPointer) {
+    package mutating func clientBytes(_ bytes: UnsafeRawBufferPointer) {
         var opened = self.opened
         var uploaded = bytesUploaded
         client.feed(bytes) { type, body, length in
@@ -71,7 +71,7 @@ public struct SFTPObserver: Sendable {
         bytesUploaded = uploaded
     }
 
-    public mutating func serverBytes(_ bytes: [UInt8]) {
+    package mutating func serverBytes(_ bytes: [UInt8]) {
         var downloaded = bytesDownloaded
         bytes.withUnsafeBytes { raw in
             server.feed(raw) { type, _, length in
@@ -82,7 +82,7 @@ public struct SFTPObserver: Sendable {
     }
 
     /// The marker for the record: names and sizes only.
-    public func summary(kind: String) -> SessionMarker {
+    package func summary(kind: String) -> SessionMarker {
         .transfer(kind: kind, files: opened.prefix(100).map { String($0.prefix(200)) }, bytesUp: Int(bytesUploaded), bytesDown: Int(bytesDownloaded))
     }
 }

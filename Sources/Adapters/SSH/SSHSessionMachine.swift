@@ -1,13 +1,13 @@
 import MaskEngine
 
 /// What a user asked an SSH session channel to run.
-public enum SSHRequest: Sendable, Equatable {
+package enum SSHRequest: Sendable, Equatable {
     case exec(String)
     case shell
     case subsystem(String)
 
     /// How the guardrails see it.
-    public var command: Command {
+    package var command: Command {
         switch self {
         case .exec(let text): SSHCommands.exec(text)
         case .shell: Command(text: "shell", classes: ["shell_session"])
@@ -17,7 +17,7 @@ public enum SSHRequest: Sendable, Equatable {
 
     /// A file transfer (SFTP, SCP): a binary protocol relayed byte for byte, recorded by file
     /// name and size.
-    public var isTransfer: Bool {
+    package var isTransfer: Bool {
         switch self {
         case .subsystem: true
         case .exec(let text): SSHCommands.exec(text).classes.contains("scp")
@@ -27,12 +27,12 @@ public enum SSHRequest: Sendable, Equatable {
 }
 
 /// A terminal the client asked for.
-public struct SSHTerminal: Sendable, Equatable {
-    public var term: String
-    public var columns: Int
-    public var rows: Int
+package struct SSHTerminal: Sendable, Equatable {
+    package var term: String
+    package var columns: Int
+    package var rows: Int
 
-    public init(term: String, columns: Int, rows: Int) {
+    package init(term: String, columns: Int, rows: Int) {
         self.term = term
         self.columns = columns
         self.rows = rows
@@ -51,8 +51,8 @@ public struct SSHTerminal: Sendable, Equatable {
 /// before it, then the client channel gets EOF and is closed. `clientEOF()` is reported only
 /// once the driver holds no unread client bytes, `upstreamEOF(now:)` once it holds no unread
 /// upstream bytes.
-public struct SSHSessionMachine {
-    public enum Action {
+package struct SSHSessionMachine {
+    package enum Action {
         case toClient([UInt8])
         case toClientStderr([UInt8])
         case toUpstream([UInt8])
@@ -70,7 +70,7 @@ public struct SSHSessionMachine {
     }
 
     /// What a port forward request gets.
-    public enum ForwardAnswer {
+    package enum ForwardAnswer {
         case accept
         /// Accepted, but nothing is relayed until the review is approved (libssh answers a
         /// channel open before the callback returns, so a held forward is an open channel that
@@ -79,12 +79,12 @@ public struct SSHSessionMachine {
         case refuse
     }
 
-    public struct Configuration: Sendable {
-        public var recordCap: Int
-        public var idleFlush: Duration
-        public var forwardLimit: Int
+    package struct Configuration: Sendable {
+        package var recordCap: Int
+        package var idleFlush: Duration
+        package var forwardLimit: Int
 
-        public init(recordCap: Int = 1 << 20, idleFlush: Duration = .milliseconds(50), forwardLimit: Int = 64) {
+        package init(recordCap: Int = 1 << 20, idleFlush: Duration = .milliseconds(50), forwardLimit: Int = 64) {
             self.recordCap = recordCap
             self.idleFlush = idleFlush
             self.forwardLimit = forwardLimit
@@ -117,46 +117,46 @@ public struct SSHSessionMachine {
         var exitSignal: String?
     }
 
-    public let session: any GovernedSession
-    public let configuration: Configuration
+    package let session: any GovernedSession
+    package let configuration: Configuration
     private var state = State.awaitingRequest
     private var terminal: SSHTerminal?
     private var environment: [(String, String)] = []
     private var clientEOF = false
     private var upstreamEOFSent = false
     /// Why the session ended badly (the record's end reason); nil for a normal end.
-    public private(set) var failure: String?
+    package private(set) var failure: String?
     private var forwardDecisions: [String: Bool] = [:]
     private var heldForwards: [String: String] = [:]
-    public private(set) var openForwards = 0
+    package private(set) var openForwards = 0
 
-    public init(session: any GovernedSession, configuration: Configuration = Configuration()) {
+    package init(session: any GovernedSession, configuration: Configuration = Configuration()) {
         self.session = session
         self.configuration = configuration
     }
 
     /// Environment variables passed to the target; others are refused.
-    public static func acceptsEnvironment(_ name: String) -> Bool {
+    package static func acceptsEnvironment(_ name: String) -> Bool {
         ["LANG", "LC_ALL", "LC_CTYPE", "TERM", "TZ"].contains(name) || name.hasPrefix("LC_")
     }
 
     /// Whether the channel has ended (exit sent or refused).
-    public var isDone: Bool { if case .done = state { true } else { false } }
+    package var isDone: Bool { if case .done = state { true } else { false } }
 
     /// The end reason for the session record.
-    public var endReason: String { failure ?? "ssh session ended" }
+    package var endReason: String { failure ?? "ssh session ended" }
 
     // MARK: Channel requests
 
     /// A `pty-req`: accepted before the channel's request.
-    public mutating func terminalRequested(_ requested: SSHTerminal) -> Bool {
+    package mutating func terminalRequested(_ requested: SSHTerminal) -> Bool {
         guard case .awaitingRequest = state else { return false }
         terminal = requested
         return true
     }
 
     /// An `env` request: only locale and terminal variables are passed on.
-    public mutating func environmentRequested(name: String, value: String) -> Bool {
+    package mutating func environmentRequested(name: String, value: String) -> Bool {
         guard case .awaitingRequest = state, Self.acceptsEnvironment(name), environment.count < 64 else { return false }
         environment.append((name, value))
         return true
@@ -164,7 +164,7 @@ public struct SSHSessionMachine {
 
     /// The channel's one request (a second is refused: `accepted` false). The request is
     /// decided now: allowed (open upstream), blocked (told, exit 126) or held for review.
-    public mutating func requested(_ request: SSHRequest, now: ContinuousClock.Instant) -> (accepted: Bool, actions: [Action]) {
+    package mutating func requested(_ request: SSHRequest, now: ContinuousClock.Instant) -> (accepted: Bool, actions: [Action]) {
         guard case .awaitingRequest = state else { return (false, []) }
         if case .exec(let text) = request { session.record(SessionEvent(.input, text: text)) }
         let decision = session.decide(request.command)
@@ -201,7 +201,7 @@ public struct SSHSessionMachine {
     }
 
     /// A review this machine asked for was decided.
-    public mutating func reviewDecided(_ id: String, _ outcome: ReviewOutcome, now: ContinuousClock.Instant) -> [Action] {
+    package mutating func reviewDecided(_ id: String, _ outcome: ReviewOutcome, now: ContinuousClock.Instant) -> [Action] {
         switch state {
         case .reviewing(let relay, let ticket) where ticket == id:
             if let refusal = ReviewWording.refusal(outcome) {
@@ -226,7 +226,7 @@ public struct SSHSessionMachine {
     }
 
     /// The upstream channel runs the request: relaying starts.
-    public mutating func upstreamOpened(now: ContinuousClock.Instant) -> [Action] {
+    package mutating func upstreamOpened(now: ContinuousClock.Instant) -> [Action] {
         guard case .opening(let relay) = state else { return [] }
         state = .relaying(relay)
         var actions: [Action] = []
@@ -236,7 +236,7 @@ public struct SSHSessionMachine {
     }
 
     /// The upstream could not be reached, refused the key or the request.
-    public mutating func upstreamFailed(_ reason: String) -> [Action] {
+    package mutating func upstreamFailed(_ reason: String) -> [Action] {
         let name = session.connection.name
         session.reportUpstreamFailure(reason)
         session.mark(.upstreamError(String(reason.prefix(200))))
@@ -249,7 +249,7 @@ public struct SSHSessionMachine {
     /// Bytes the user typed or piped in. Returns how many were taken: fewer than given while a
     /// typed line waits for its review (the driver keeps the rest and offers it again after
     /// `reviewDecided`).
-    public mutating func clientData(_ bytes: UnsafeRawBufferPointer, now: ContinuousClock.Instant) -> (taken: Int, actions: [Action]) {
+    package mutating func clientData(_ bytes: UnsafeRawBufferPointer, now: ContinuousClock.Instant) -> (taken: Int, actions: [Action]) {
         guard !bytes.isEmpty else { return (0, []) }
         switch state {
         case .awaitingRequest, .done:
@@ -312,7 +312,7 @@ public struct SSHSessionMachine {
     }
 
     /// The client sent EOF (and the driver holds none of its bytes): EOF goes upstream.
-    public mutating func clientEOF(now: ContinuousClock.Instant) -> [Action] {
+    package mutating func clientEOF(now: ContinuousClock.Instant) -> [Action] {
         guard !clientEOF else { return [] }
         clientEOF = true
         guard case .relaying(let relay) = state else { return [] }
@@ -327,7 +327,7 @@ public struct SSHSessionMachine {
     }
 
     /// A window change: recorded and passed on.
-    public mutating func resized(columns: Int, rows: Int) -> [Action] {
+    package mutating func resized(columns: Int, rows: Int) -> [Action] {
         terminal?.columns = columns
         terminal?.rows = rows
         session.record(SessionEvent(.resize, text: "\(columns)x\(rows)"))
@@ -336,7 +336,7 @@ public struct SSHSessionMachine {
     }
 
     /// The client closed the channel or the connection: the upstream is closed, the record ends.
-    public mutating func clientClosed() -> [Action] {
+    package mutating func clientClosed() -> [Action] {
         let wasRunning: Bool = if case .relaying = state { true } else { false }
         endRecording()
         state = .done
@@ -347,7 +347,7 @@ public struct SSHSessionMachine {
 
     /// Output from the target: masked, recorded, queued for the client. A masking error ends
     /// the session (nothing unscanned is sent).
-    public mutating func upstreamData(_ bytes: UnsafeRawBufferPointer, stderr: Bool, now: ContinuousClock.Instant) -> [Action] {
+    package mutating func upstreamData(_ bytes: UnsafeRawBufferPointer, stderr: Bool, now: ContinuousClock.Instant) -> [Action] {
         guard case .relaying(var relay) = state, !bytes.isEmpty else { return [] }
         do {
             let out = try relay.output.output(bytes, on: stderr ? .stderr : .stdout, now: now)
@@ -359,20 +359,20 @@ public struct SSHSessionMachine {
         }
     }
 
-    public mutating func upstreamExit(status: Int) {
+    package mutating func upstreamExit(status: Int) {
         guard case .relaying(var relay) = state else { return }
         relay.exitStatus = status
         state = .relaying(relay)
     }
 
-    public mutating func upstreamExit(signal: String) {
+    package mutating func upstreamExit(signal: String) {
         guard case .relaying(var relay) = state else { return }
         relay.exitSignal = signal
         state = .relaying(relay)
     }
 
     /// The target's output ended (the driver holds none of its bytes): held bytes go out.
-    public mutating func upstreamEOF(now: ContinuousClock.Instant) -> [Action] {
+    package mutating func upstreamEOF(now: ContinuousClock.Instant) -> [Action] {
         guard case .relaying(var relay) = state, !relay.upstreamEOF else { return [] }
         relay.upstreamEOF = true
         state = .relaying(relay)
@@ -393,7 +393,7 @@ public struct SSHSessionMachine {
     }
 
     /// The target closed the channel: the exit status goes to the client after all output.
-    public mutating func upstreamClosed(now: ContinuousClock.Instant) -> [Action] {
+    package mutating func upstreamClosed(now: ContinuousClock.Instant) -> [Action] {
         guard case .relaying(let relay) = state else { return [] }
         var actions = upstreamEOF(now: now)
         guard case .relaying = state else { return actions }
@@ -407,7 +407,7 @@ public struct SSHSessionMachine {
     // MARK: Time and termination
 
     /// Held output released after `idleFlush` without more.
-    public mutating func tick(now: ContinuousClock.Instant) -> [Action] {
+    package mutating func tick(now: ContinuousClock.Instant) -> [Action] {
         guard case .relaying(let relay) = state else { return [] }
         do {
             return try relay.output.idle(now: now).map { $0.0 == .stderr ? .toClientStderr($0.1) : .toClient($0.1) }
@@ -417,13 +417,13 @@ public struct SSHSessionMachine {
     }
 
     /// When `tick(now:)` should next run; nil when nothing waits.
-    public var nextDeadline: ContinuousClock.Instant? {
+    package var nextDeadline: ContinuousClock.Instant? {
         guard case .relaying(let relay) = state else { return nil }
         return relay.output.nextIdleDeadline()
     }
 
     /// The gateway ends the session (shutdown, revoked access, expired token): the user is told why.
-    public mutating func terminate(reason: String) -> [Action] {
+    package mutating func terminate(reason: String) -> [Action] {
         guard !isDone else { return [] }
         failure = failure ?? reason
         return finish(told: "\r\nsluice: session ended: \(reason)", status: 255)
@@ -435,7 +435,7 @@ public struct SSHSessionMachine {
     /// `port_forwarding` lists, then through the guardrails (class `port_forward`), decided once
     /// per destination and session. The refusal reason goes to the session's stderr when there
     /// is a session channel (`ssh -N` has none; the record says why).
-    public mutating func forwardRequested(host: String, port: Int) -> (answer: ForwardAnswer, actions: [Action]) {
+    package mutating func forwardRequested(host: String, port: Int) -> (answer: ForwardAnswer, actions: [Action]) {
         let destination = Self.destination(host: host, port: port)
         guard !host.isEmpty, host.utf8.count <= 255, openForwards < configuration.forwardLimit else { return (.refuse, []) }
         if let allowed = forwardDecisions[destination] {
@@ -460,7 +460,7 @@ public struct SSHSessionMachine {
     }
 
     /// The review of a held forward was decided: true when its channel may relay.
-    public mutating func forwardReviewDecided(_ id: String, _ outcome: ReviewOutcome) -> (relay: Bool, actions: [Action]) {
+    package mutating func forwardReviewDecided(_ id: String, _ outcome: ReviewOutcome) -> (relay: Bool, actions: [Action]) {
         guard let destination = heldForwards.removeValue(forKey: id) else { return (false, []) }
         let approved: Bool = if case .approved = outcome { true } else { false }
         forwardDecisions[destination] = approved
@@ -468,23 +468,23 @@ public struct SSHSessionMachine {
         return (approved, tell("sluice: forward to \(destination) \(wording)"))
     }
 
-    public mutating func forwardOpened(host: String, port: Int) {
+    package mutating func forwardOpened(host: String, port: Int) {
         openForwards += 1
         session.mark(.forward(destination: Self.destination(host: host, port: port), .opened))
     }
 
-    public mutating func forwardFailed(host: String, port: Int, reason: String) -> [Action] {
+    package mutating func forwardFailed(host: String, port: Int, reason: String) -> [Action] {
         let destination = Self.destination(host: host, port: port)
         session.mark(.forward(destination: destination, .failed(String(reason.prefix(200)))))
         return tell("sluice: forward to \(destination) failed: \(reason)")
     }
 
-    public mutating func forwardClosed(host: String, port: Int, bytesUp: Int, bytesDown: Int) {
+    package mutating func forwardClosed(host: String, port: Int, bytesUp: Int, bytesDown: Int) {
         openForwards = max(0, openForwards - 1)
         session.mark(.forward(destination: Self.destination(host: host, port: port), .closed(bytesUp: bytesUp, bytesDown: bytesDown)))
     }
 
-    public static func destination(host: String, port: Int) -> String {
+    package static func destination(host: String, port: Int) -> String {
         host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 

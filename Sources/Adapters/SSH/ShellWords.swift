@@ -21,33 +21,33 @@
 /// `xxd -r`), brace expansion anywhere, an unterminated quote, and input over the limits.
 /// A variable in an argument (`rm $opts /`) is class `expansion`. Variables assigned a literal
 /// earlier on the same line are substituted (`x=rm; $x -rf` → `rm -rf`), and still reported.
-public struct ShellCommandLine: Sendable, Equatable {
-    public struct SimpleCommand: Sendable, Equatable {
+package struct ShellCommandLine: Sendable, Equatable {
+    package struct SimpleCommand: Sendable, Equatable {
         /// The words after quote removal, without assignments and redirections.
-        public var words: [String]
+        package var words: [String]
         /// `words[0]`'s last path component (`/bin/rm` → `rm`).
-        public var name: String
+        package var name: String
     }
 
-    public private(set) var commands: [SimpleCommand] = []
+    package private(set) var commands: [SimpleCommand] = []
     /// Why the line cannot be fully known statically (sorted, unique); empty when it can.
-    public private(set) var dynamicReasons: [String] = []
+    package private(set) var dynamicReasons: [String] = []
     /// A variable or parameter is expanded in an argument (its value is unknown here).
-    public private(set) var expandsVariables = false
+    package private(set) var expandsVariables = false
 
     /// Limits: longer input, deeper nesting or more commands make the line `dynamic`.
-    public static let maximumLength = 64 * 1024
-    public static let maximumDepth = 4
-    public static let maximumCommands = 256
-    public static let maximumForms = 2048
+    package static let maximumLength = 64 * 1024
+    package static let maximumDepth = 4
+    package static let maximumCommands = 256
+    package static let maximumForms = 2048
 
     /// Guardrail classes: `dynamic` and/or `expansion`.
-    public var classes: [String] {
+    package var classes: [String] {
         (dynamicReasons.isEmpty ? [] : ["dynamic"]) + (expandsVariables ? ["expansion"] : [])
     }
 
     /// The canonical texts of every simple command (plain, split, combined), unique, in order.
-    public var forms: [String] {
+    package var forms: [String] {
         var seen = Set<String>()
         var result: [String] = []
         for command in commands {
@@ -59,7 +59,7 @@ public struct ShellCommandLine: Sendable, Equatable {
         return result
     }
 
-    public static func parse(_ text: String) -> ShellCommandLine {
+    package static func parse(_ text: String) -> ShellCommandLine {
         var line = ShellCommandLine()
         guard text.utf8.count <= maximumLength else {
             line.dynamicReasons = ["too_long"]

@@ -17,7 +17,7 @@ import MaskEngine
 /// sequences and at every 4,096 bytes of text (positions that depend on content only), so
 /// the output does not depend on how the input was split. An idle ``flush(_:)`` breaks that by
 /// design, like ``StreamMasker/flush(_:)``.
-public final class TerminalMasker {
+package final class TerminalMasker {
     enum State {
         case text
         /// After ESC, with any intermediate bytes (0x20–0x2F) seen.
@@ -44,27 +44,27 @@ public final class TerminalMasker {
     private var valueCounts: [String: Int] = [:]
 
     /// Longest escape sequence kept whole; longer ones are cut here (each part masked on its own).
-    public static let maximumSequence = 4096
+    package static let maximumSequence = 4096
     /// Text piece size: pieces end at multiples of this many text bytes.
-    public static let pieceSize = 4096
+    package static let pieceSize = 4096
     /// Queued escape bytes beyond this force a flush of the held text.
-    public static let maximumQueuedEscapes = 64 * 1024
+    package static let maximumQueuedEscapes = 64 * 1024
 
-    public init(engine: MaskingEngine) throws {
+    package init(engine: MaskingEngine) throws {
         masker = try engine.makeStreamMasker()
         values = engine.makeValueMasker()
     }
 
     /// Text bytes written and not yet released, plus text and escapes waiting.
-    public var heldBack: Int { masker.heldBack + pendingText.count + escapeBytes + sequence.count }
+    package var heldBack: Int { masker.heldBack + pendingText.count + escapeBytes + sequence.count }
 
     /// Matches masked so far, per detector id (text and escape sequences).
-    public var counts: [String: Int] {
+    package var counts: [String: Int] {
         masker.counts.merging(valueCounts, uniquingKeysWith: +)
     }
 
     /// Masks `bytes`; passes what may be sent now to `sink`.
-    public func write(_ bytes: UnsafeRawBufferPointer, _ sink: ([UInt8]) -> Void) throws {
+    package func write(_ bytes: UnsafeRawBufferPointer, _ sink: ([UInt8]) -> Void) throws {
         var index = 0
         while index < bytes.count {
             if state == .text {
@@ -110,14 +110,14 @@ public final class TerminalMasker {
     }
 
     /// Convenience: the output of this write.
-    public func write(_ bytes: [UInt8]) throws -> [UInt8] {
+    package func write(_ bytes: [UInt8]) throws -> [UInt8] {
         var out: [UInt8] = []
         try bytes.withUnsafeBytes { try write($0) { out.append(contentsOf: $0) } }
         return out
     }
 
     /// Releases everything held, as if the stream ended here, without ending it (idle output).
-    public func flush(_ sink: ([UInt8]) -> Void) throws {
+    package func flush(_ sink: ([UInt8]) -> Void) throws {
         try writePending(sink)
         var out: [UInt8] = []
         try masker.flush { out.append(contentsOf: $0) }
@@ -125,7 +125,7 @@ public final class TerminalMasker {
     }
 
     /// Ends the stream: an unfinished escape sequence is masked and sent as it is.
-    public func finish(_ sink: ([UInt8]) -> Void) throws {
+    package func finish(_ sink: ([UInt8]) -> Void) throws {
         if !sequence.isEmpty { try endSequence(sink) }
         try writePending(sink)
         var out: [UInt8] = []

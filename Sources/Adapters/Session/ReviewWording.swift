@@ -1,12 +1,12 @@
 /// How a review's outcome is told to users, in every protocol.
-public enum ReviewWording {
+package enum ReviewWording {
     /// `held for review r-1; waiting for an approver (sluice reviews approve r-1)`
-    public static func held(_ ticket: ReviewTicket) -> String {
+    package static func held(_ ticket: ReviewTicket) -> String {
         "held for review \(ticket.id); waiting for an approver (\(ticket.approveHint))"
     }
 
     /// The refusal for a denied or timed-out review; nil when approved.
-    public static func refusal(_ outcome: ReviewOutcome) -> String? {
+    package static func refusal(_ outcome: ReviewOutcome) -> String? {
         switch outcome {
         case .approved: nil
         case .denied(let by, let reason): "denied by \(by)" + (reason.isEmpty ? "" : ": \(reason)")
@@ -15,7 +15,7 @@ public enum ReviewWording {
     }
 
     /// `approved by bob, carol`, or the refusal: the decision as told to the user.
-    public static func decided(_ outcome: ReviewOutcome) -> String {
+    package static func decided(_ outcome: ReviewOutcome) -> String {
         if case .approved(let by) = outcome { return "approved by \(by.joined(separator: ", "))" }
         return refusal(outcome) ?? ""
     }

@@ -7,26 +7,26 @@ import MaskEngine
 /// masking error throws: the caller ends the session without sending anything unscanned.
 ///
 /// Time comes in as arguments; nothing here reads a clock, blocks or writes to a socket.
-public final class TerminalRelay {
-    public enum Stream: Int, Sendable, CaseIterable {
+package final class TerminalRelay {
+    package enum Stream: Int, Sendable, CaseIterable {
         case stdout, stderr
     }
 
-    public let session: any GovernedSession
-    public let idleFlush: Duration
+    package let session: any GovernedSession
+    package let idleFlush: Duration
     /// Typed input is recorded after this long without typing (so the live view keeps up).
-    public static let inputIdleFlush = Duration.milliseconds(200)
+    package static let inputIdleFlush = Duration.milliseconds(200)
     private var maskers: [SSHOutputMasker?]
     private var budget: RecordBudget
     /// File transfers: stdout is a binary protocol, relayed as it is and not recorded.
     private let recordsStdout: Bool
     private var input: SSHOutputMasker?
-    public private(set) var failed = false
+    package private(set) var failed = false
 
     /// - Parameters:
     ///   - stdout, stderr: how each stream is masked (a file transfer's stdout passes unmasked).
     ///   - recordsStdout: false for file transfers (recorded by name and size elsewhere).
-    public init(session: any GovernedSession, stdout: MaskingChoice, stderr: MaskingChoice, recordCap: Int,
+    package init(session: any GovernedSession, stdout: MaskingChoice, stderr: MaskingChoice, recordCap: Int,
                 idleFlush: Duration, recordsStdout: Bool = true) throws {
         self.session = session
         self.idleFlush = idleFlush
@@ -37,12 +37,12 @@ public final class TerminalRelay {
     }
 
     /// Whether `stream` has been finished.
-    public func isFinished(_ stream: Stream) -> Bool { maskers[stream.rawValue] == nil }
+    package func isFinished(_ stream: Stream) -> Bool { maskers[stream.rawValue] == nil }
 
     /// Masks output of `stream`; returns what may be sent now (and records it). Throws when it
     /// cannot be masked, or for output after the stream was finished (it could not be scanned in
     /// order).
-    public func output(_ bytes: UnsafeRawBufferPointer, on stream: Stream, now: ContinuousClock.Instant) throws -> [UInt8] {
+    package func output(_ bytes: UnsafeRawBufferPointer, on stream: Stream, now: ContinuousClock.Instant) throws -> [UInt8] {
         guard let masker = maskers[stream.rawValue] else {
             failed = true
             throw TerminalRelayError(reason: "output after the end of its stream")
@@ -57,13 +57,13 @@ public final class TerminalRelay {
         }
     }
 
-    public func output(_ bytes: [UInt8], on stream: Stream, now: ContinuousClock.Instant) throws -> [UInt8] {
+    package func output(_ bytes: [UInt8], on stream: Stream, now: ContinuousClock.Instant) throws -> [UInt8] {
         try bytes.withUnsafeBytes { try output($0, on: stream, now: now) }
     }
 
     /// Bytes held back longer than `idleFlush` (interactive latency bound), per stream; typed
     /// input held by the recording masker is recorded.
-    public func idle(now: ContinuousClock.Instant) throws -> [(Stream, [UInt8])] {
+    package func idle(now: ContinuousClock.Instant) throws -> [(Stream, [UInt8])] {
         if let input, let bytes = try? input.idleBytes(now: now), !bytes.isEmpty { session.record(SessionEvent(.input, bytes)) }
         var out: [(Stream, [UInt8])] = []
         for stream in Stream.allCases {
@@ -83,12 +83,12 @@ public final class TerminalRelay {
     }
 
     /// When ``idle(now:)`` may next have something to release; nil when nothing is held.
-    public func nextIdleDeadline() -> ContinuousClock.Instant? {
+    package func nextIdleDeadline() -> ContinuousClock.Instant? {
         (maskers + [input]).compactMap { $0?.idleDeadline }.min()
     }
 
     /// Ends `stream`: what it still holds, once (later calls return nothing).
-    public func finish(_ stream: Stream) throws -> [UInt8] {
+    package func finish(_ stream: Stream) throws -> [UInt8] {
         guard let masker = maskers[stream.rawValue] else { return [] }
         maskers[stream.rawValue] = nil
         guard !masker.failed else { return [] }
@@ -104,7 +104,7 @@ public final class TerminalRelay {
 
     /// Records what the user typed or piped in, masked with the recording profile (typed or
     /// pasted secrets are not stored raw). Values split across packets are still found.
-    public func recordInput<C: Collection>(_ bytes: C, now: ContinuousClock.Instant) where C.Element == UInt8 {
+    package func recordInput<C: Collection>(_ bytes: C, now: ContinuousClock.Instant) where C.Element == UInt8 {
         guard let input, !bytes.isEmpty else { return }
         let masked: [UInt8]
         do {
@@ -119,7 +119,7 @@ public final class TerminalRelay {
     }
 
     /// The input held back by the recording masker, at the end of input.
-    public func finishInput() {
+    package func finishInput() {
         guard let input else { return }
         self.input = nil
         if let rest = try? input.finish(), !rest.isEmpty { session.record(SessionEvent(.input, rest)) }
@@ -131,7 +131,7 @@ public final class TerminalRelay {
     }
 }
 
-public struct TerminalRelayError: Error, Sendable, CustomStringConvertible {
-    public var reason: String
-    public var description: String { reason }
+package struct TerminalRelayError: Error, Sendable, CustomStringConvertible {
+    package var reason: String
+    package var description: String { reason }
 }

@@ -175,7 +175,7 @@ public struct AdminAPI: Sendable {
             await self.handle(request, context) { identity in
                 let session = try self.visibleSession(context.parameters.get("id") ?? "", to: identity)
                 var report = AuditReport()
-                try AuditVerifier(store: runtime.store, publicKey: runtime.signingKey.publicKey).verifySession(id: session.id, into: &report)
+                try runtime.signer.verifier(for: runtime.store).verifySession(id: session.id, into: &report)
                 return Self.json(report)
             }
         }
@@ -237,7 +237,7 @@ public struct AdminAPI: Sendable {
         api.get("audit/verify") { request, context in
             await self.handle(request, context) { identity in
                 guard Self.isAuditor(identity) else { return Self.failure(.forbidden, "forbidden", "auditors only") }
-                let report = try AuditVerifier(store: runtime.store, publicKey: runtime.signingKey.publicKey).verify()
+                let report = try runtime.signer.verifier(for: runtime.store).verify()
                 runtime.control.append("audit.verified", actor: identity.user, ["ok": String(report.ok), "problems": String(report.problems.count)])
                 return Self.json(report)
             }

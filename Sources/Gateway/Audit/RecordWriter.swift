@@ -57,14 +57,14 @@ public final class RecordWriter: Sendable {
     private let queue = DispatchQueue(label: "sluice.record-writer")
     private let logger: Logger
     /// Re-seals a session whose seal was written in the same failed batch as its lost records.
-    private let key: Curve25519.Signing.PrivateKey?
+    private let signer: AuditSigner?
     private let handlers = Locked<(loss: (@Sendable (Set<String>, String) -> Void)?, recovery: (@Sendable (String) -> Void)?)>((nil, nil))
 
     public init(store: any Store, maximumBytes: Int = 256 << 20, commitInterval: DispatchTimeInterval = .milliseconds(5),
-                retryInterval: DispatchTimeInterval = .seconds(1), key: Curve25519.Signing.PrivateKey? = nil,
+                retryInterval: DispatchTimeInterval = .seconds(1), signer: AuditSigner? = nil,
                 logger: Logger = Logger(label: "sluice.recorder")) {
         self.store = store
-        self.key = key
+        self.signer = signer
         self.maximumBytes = maximumBytes
         self.commitInterval = commitInterval
         self.retryInterval = retryInterval
@@ -179,8 +179,8 @@ public final class RecordWriter: Sendable {
                 case .update(let session) where session.endedAt != nil && state.losses[session.id] != nil:
                     // Sealed in the same batch that lost its records: the seal covers records
                     // that are not stored; close the gap with a marker and seal again.
-                    if let key, let loss = state.losses.removeValue(forKey: session.id) {
-                        let (marker, sealed) = SessionRecorder.closeGap(session, loss: loss, key: key)
+                    if let signer, let loss = state.losses.removeValue(forKey: session.id) {
+                        let (marker, sealed) = SessionRecorder.closeGap(session, loss: loss, signer: signer)
                         state.retry.append(.event(marker, forced: true))
                         state.retry.append(.update(sealed))
                     } else {

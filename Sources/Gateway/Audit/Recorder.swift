@@ -34,21 +34,21 @@ public final class ControlLog: Sendable {
     }
 
     private let store: any Store
-    private let key: Curve25519.Signing.PrivateKey
+    private let signer: AuditSigner
     private let clock: any GatewayClock
     private let logger: Logger
     private let state: Locked<State>
 
-    public init(store: any Store, key: Curve25519.Signing.PrivateKey, clock: any GatewayClock = SystemClock(),
+    public init(store: any Store, signer: AuditSigner, clock: any GatewayClock = SystemClock(),
                 logger: Logger = Logger(label: "sluice.audit")) throws {
         self.store = store
-        self.key = key
+        self.signer = signer
         self.clock = clock
         self.logger = logger
         if let last = try store.lastControl() {
             state = Locked(State(seq: last.seq + 1, previous: last.hash))
         } else {
-            state = Locked(State(seq: 0, previous: AuditChain.controlGenesis(publicKey: key.publicKey)))
+            state = Locked(State(seq: 0, previous: AuditChain.controlGenesis(publicKey: signer.publicKey)))
         }
     }
 
@@ -61,7 +61,7 @@ public final class ControlLog: Sendable {
         state.withLock { state in
             let hash = AuditChain.controlHash(previous: state.previous, seq: state.seq, time: time, kind: kind,
                                               actor: actor, detail: detailText)
-            let signature = (try? key.signature(for: hash)).map { Array($0) } ?? []
+            let signature = signer.signature(for: hash).map { Array($0) } ?? []
             do {
                 try store.appendControl(ControlEvent(seq: state.seq, time: time, kind: kind, actor: actor, detail: detailText,
                                                      hash: hash, signature: signature))
@@ -87,16 +87,16 @@ public final class SessionRecorder: Sendable {
 
     public let id: String
     private let writer: RecordWriter
-    private let key: Curve25519.Signing.PrivateKey
+    private let signer: AuditSigner
     private let clock: any GatewayClock
     private let state: Locked<State>
     /// Longest data of one stored event; longer data is split into several events.
     public static let maximumEventBytes = 64 * 1024
 
-    public init(session: SessionRecord, writer: RecordWriter, key: Curve25519.Signing.PrivateKey, clock: any GatewayClock) throws {
+    public init(session: SessionRecord, writer: RecordWriter, signer: AuditSigner, clock: any GatewayClock) throws {
         self.id = session.id
         self.writer = writer
-        self.key = key
+        self.signer = signer
         self.clock = clock
         try writer.store.createSession(session)
         state = Locked(State(record: session, previous: AuditChain.genesis(session)))
@@ -161,12 +161,12 @@ public final class SessionRecorder: Sendable {
             state.record.endReason = reason
             state.record.lastHash = state.previous
             if let loss = writer.loss(for: id) ?? state.loss {
-                let (marker, sealed) = Self.closeGap(state.record, loss: loss, key: key)
+                let (marker, sealed) = Self.closeGap(state.record, loss: loss, signer: signer)
                 writer.appendForced([marker])
                 writer.forgetLoss(id)
                 state.record = sealed
                 state.previous = marker.hash
-            } else if let signature = try? key.signature(for: AuditChain.sealMessage(state.record)) {
+            } else if let signature = signer.signature(for: AuditChain.sealMessage(state.record)) {
                 state.record.seal = Data(signature).base64EncodedString()
             }
             writer.update(state.record)
@@ -176,7 +176,7 @@ public final class SessionRecorder: Sendable {
     /// The marker that closes a gap and the record sealed after it: the chain goes back to the
     /// last stored record (`loss`) and continues with the marker. `record` is the ended session
     /// as it would have been sealed (its `eventCount` counts the lost records).
-    static func closeGap(_ record: SessionRecord, loss: RecordWriter.Loss, key: Curve25519.Signing.PrivateKey)
+    static func closeGap(_ record: SessionRecord, loss: RecordWriter.Loss, signer: AuditSigner)
         -> (marker: StoredEvent, sealed: SessionRecord) {
         var sealed = record
         let lost = max(0, record.eventCount - loss.firstSeq)
@@ -189,7 +189,7 @@ public final class SessionRecorder: Sendable {
                                  kind: SessionEvent.Kind.marker.rawValue, data: data, hash: hash)
         sealed.eventCount = loss.firstSeq + 1
         sealed.lastHash = hash
-        sealed.seal = (try? key.signature(for: AuditChain.sealMessage(sealed))).map { Data($0).base64EncodedString() }
+        sealed.seal = signer.signature(for: AuditChain.sealMessage(sealed)).map { $0.base64EncodedString() }
         return (marker, sealed)
     }
 }

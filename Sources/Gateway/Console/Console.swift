@@ -404,7 +404,7 @@ public struct Console: Sendable {
 
     func sessionDetail(_ session: SessionRecord) throws -> [String: Any] {
         var report = AuditReport()
-        try AuditVerifier(store: runtime.store, publicKey: runtime.signingKey.publicKey).verifySession(id: session.id, into: &report)
+        try runtime.signer.verifier(for: runtime.store).verifySession(id: session.id, into: &report)
         let events = try runtime.store.events(session: session.id, after: -1, limit: 5000)
         let timeline = SessionTimeline(kind: session.kind, events: events)
         let decisions: [[String: Any]] = timeline.decisions.map { decision in
@@ -611,7 +611,7 @@ actor AuditResults {
     }
 
     func run(runtime: GatewayRuntime, actor: String) throws -> Summary {
-        let verifier = AuditVerifier(store: runtime.store, publicKey: runtime.signingKey.publicKey)
+        let verifier = runtime.signer.verifier(for: runtime.store)
         var days: [String: Day] = [:]
         var total = AuditReport()
         for id in try runtime.store.allSessionIDs().suffix(20_000) {

@@ -20,7 +20,8 @@ public final class GatewayRuntime: Governor {
     public let reviews: ReviewCenter
     public let metrics: Metrics
     public let clock: any GatewayClock
-    public let signingKey: Curve25519.Signing.PrivateKey
+    /// Holds the signing key; the runtime hands out only its public half.
+    public let signer: AuditSigner
     public let logger: Logger
     /// Live feeds for the web console (new reviews, output of open sessions).
     public let hub: ConsoleHub
@@ -36,13 +37,14 @@ public final class GatewayRuntime: Governor {
                 clock: any GatewayClock = SystemClock(), fetch: @escaping HTTPFetcher = HTTPFetch.live,
                 logger: Logger = Logger(label: "sluice")) throws {
         self.store = store
-        self.writer = RecordWriter(store: store, key: signingKey, logger: logger)
-        self.signingKey = signingKey
+        let signer = AuditSigner(key: signingKey)
+        self.signer = signer
+        self.writer = RecordWriter(store: store, signer: signer, logger: logger)
         self.clock = clock
         self.logger = logger
         self.fetch = fetch
         self.metrics = Metrics()
-        self.control = try ControlLog(store: store, key: signingKey, clock: clock, logger: logger)
+        self.control = try ControlLog(store: store, signer: signer, clock: clock, logger: logger)
         let configuration = policy.configuration
         let hub = ConsoleHub()
         self.hub = hub
@@ -50,7 +52,7 @@ public final class GatewayRuntime: Governor {
                                              publicURL: configuration.publicURL ?? "http://\(configuration.listen.admin?.description ?? "127.0.0.1:8080")",
                                              hub: hub)
         self.reviews = ReviewCenter(store: store, control: control, clock: clock, notifier: notifier)
-        let verifier = TokenVerifier(identity: configuration.identity, devKey: signingKey.publicKey, fetch: fetch,
+        let verifier = TokenVerifier(identity: configuration.identity, devKey: signer.publicKey, fetch: fetch,
                                      now: { Date(timeIntervalSince1970: Double(clock.nowMicros()) / 1_000_000) })
         snapshot = Locked(Snapshot(policy: policy, verifier: verifier))
         throttle = Locked(LoginThrottle(limits: configuration.loginThrottle))
@@ -110,7 +112,7 @@ public final class GatewayRuntime: Governor {
             throw error
         }
         let clock = self.clock
-        let verifier = TokenVerifier(identity: configuration.identity, devKey: signingKey.publicKey, fetch: fetch,
+        let verifier = TokenVerifier(identity: configuration.identity, devKey: signer.publicKey, fetch: fetch,
                                      now: { Date(timeIntervalSince1970: Double(clock.nowMicros()) / 1_000_000) })
         snapshot.withLock { $0 = Snapshot(policy: policy, verifier: verifier) }
         control.append("config.reloaded", actor: actor, ["connections": String(configuration.connections.count),
@@ -220,7 +222,7 @@ public final class GatewayRuntime: Governor {
             throw GovernorError(.unavailable, "recording is unavailable; sessions are refused until it is back")
         }
         do {
-            recorder = try SessionRecorder(session: record, writer: writer, key: signingKey, clock: clock)
+            recorder = try SessionRecorder(session: record, writer: writer, signer: signer, clock: clock)
         } catch {
             logger.error("session not recorded", metadata: ["error": "\(error)"])
             throw GovernorError(.unavailable, "recording is unavailable; sessions are refused until it is back")
@@ -248,7 +250,7 @@ public final class GatewayRuntime: Governor {
         let sessions = openSessions.withLock { Array($0.values) }
         for session in sessions { await session.terminate(reason: reason) }
         writer.drain()
-        try? (store as? SQLiteStore)?.checkpoint()
+        try? store.checkpoint()
     }
 
     public var openSessionCount: Int { openSessions.withLock { $0.count } }

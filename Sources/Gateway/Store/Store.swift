@@ -95,6 +95,10 @@ public protocol Store: Sendable {
 
     /// Proves the store takes writes again after a failure: writes (and removes) 64 KiB.
     func probeWrite() throws
+
+    /// Makes everything written so far durable in the store's own files (on shutdown): for
+    /// SQLite, the write-ahead log folded into the database file.
+    func checkpoint() throws
 }
 
 /// The embedded store: one SQLite file in WAL mode.

@@ -4,9 +4,9 @@ import Foundation
 
 /// The client side of PostgreSQL authentication with the connection's stored credential:
 /// trust, cleartext, md5 and SCRAM-SHA-256 (RFC 5802/7677, no channel binding).
-public enum PostgresClientAuth {
+package enum PostgresClientAuth {
     /// `md5` + md5(md5(password ‖ user) ‖ salt), as PostgreSQL expects.
-    public static func md5Response(user: String, password: Secret, salt: [UInt8]) -> [UInt8] {
+    package static func md5Response(user: String, password: Secret, salt: [UInt8]) -> [UInt8] {
         func hex(_ digest: some Sequence<UInt8>) -> [UInt8] {
             let digits = Array("0123456789abcdef".utf8)
             var out: [UInt8] = []
@@ -21,14 +21,14 @@ public enum PostgresClientAuth {
     }
 
     /// One SCRAM-SHA-256 exchange.
-    public struct SCRAM: Sendable {
-        public let clientNonce: String
+    package struct SCRAM: Sendable {
+        package let clientNonce: String
         private let password: Secret
         private var clientFirstBare = ""
         private var authMessage = ""
         private var saltedPassword: [UInt8] = []
 
-        public init(password: Secret, clientNonce: String? = nil) {
+        package init(password: Secret, clientNonce: String? = nil) {
             self.password = password
             self.clientNonce = clientNonce ?? SCRAM.makeNonce()
         }
@@ -40,13 +40,13 @@ public enum PostgresClientAuth {
         }
 
         /// `n,,n=,r=NONCE` (PostgreSQL takes the user from the startup packet).
-        public mutating func clientFirst() -> [UInt8] {
+        package mutating func clientFirst() -> [UInt8] {
             clientFirstBare = "n=,r=\(clientNonce)"
             return Array(("n,," + clientFirstBare).utf8)
         }
 
         /// Answers the server-first message with the client-final message (with the proof).
-        public mutating func clientFinal(serverFirst data: [UInt8]) throws -> [UInt8] {
+        package mutating func clientFinal(serverFirst data: [UInt8]) throws -> [UInt8] {
             let serverFirst = String(decoding: data, as: UTF8.self)
             var attributes: [Character: String] = [:]
             for part in serverFirst.split(separator: ",") where part.count >= 2 && part.dropFirst().first == "=" {
@@ -68,7 +68,7 @@ public enum PostgresClientAuth {
         }
 
         /// Checks the server's signature (the server proves it knew the password too).
-        public func verifyServerFinal(_ data: [UInt8]) throws {
+        package func verifyServerFinal(_ data: [UInt8]) throws {
             let text = String(decoding: data, as: UTF8.self)
             guard text.hasPrefix("v="), let signature = Data(base64Encoded: String(text.dropFirst(2))) else {
                 throw PostgresProtocolError(.upstreamAuthentication, "SCRAM server-final message is an error or malformed")

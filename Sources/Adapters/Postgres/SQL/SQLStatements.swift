@@ -11,40 +11,40 @@
 // recursion (CTE bodies, EXPLAIN, COPY queries) is bounded by `SQLClassifier.maximumNesting`.
 
 /// One SQL statement of a query string, with what the guardrails need.
-public struct SQLStatement: Sendable, Equatable {
+package struct SQLStatement: Sendable, Equatable {
     /// The statement's text as written, without the trailing semicolon, trimmed of surrounding whitespace (comments inside kept).
-    public var text: String
+    package var text: String
     /// Lower-cased first keywords after comments, e.g. ["delete", "from"]; at most 4 words.
     ///
     /// These are the leading unquoted words of the statement (after any opening parentheses), so
     /// an identifier that directly follows the keywords is included: `delete from t` gives
     /// `["delete", "from", "t"]`.
-    public var keywords: [String]
+    package var keywords: [String]
     /// Classes the guardrails match on (see ``SQLStatements``), deduplicated, in a stable order.
-    public var classes: [String]
+    package var classes: [String]
     /// The statement as code, which guardrail regexes see: comments removed, every string
     /// constant (quoted or dollar-quoted) replaced by `'?'`, whitespace between tokens collapsed
     /// to one space. So `/* drop table x */ select 1` and `select 'drop table x'` never match a
     /// rule about dropping tables.
-    public var code: String = ""
+    package var code: String = ""
     /// Statements inside this one that run as part of it, flattened: CTE bodies and the main
     /// statement after `WITH`, the body of `PREPARE … AS`, the query of `COPY (…)`, `DECLARE …
     /// CURSOR FOR` and `EXPLAIN ANALYZE`. Each carries its own text, code and classes, so a rule
     /// written for `DELETE` also sees a `DELETE` inside `WITH x AS (DELETE …) SELECT …`.
-    public var nested: [SQLStatement] = []
+    package var nested: [SQLStatement] = []
     /// For `PREPARE name AS …`: the statement's name as the server stores it (unquoted names
     /// folded to lower case). For `EXECUTE name`: the name executed. For `DEALLOCATE`: the name
     /// released (`*` for ALL).
-    public var preparedName: String?
-    public var preparedRole: PreparedRole?
+    package var preparedName: String?
+    package var preparedRole: PreparedRole?
 
     /// What a statement does to the session's named prepared statements.
-    public enum PreparedRole: Sendable, Equatable {
+    package enum PreparedRole: Sendable, Equatable {
         case prepare, execute, deallocate
     }
 
     /// Creates a statement from its parts.
-    public init(text: String, keywords: [String], classes: [String]) {
+    package init(text: String, keywords: [String], classes: [String]) {
         self.text = text
         self.keywords = keywords
         self.classes = classes
@@ -64,7 +64,7 @@ public struct SQLStatement: Sendable, Equatable {
 /// server functions that read or write the server's files (`pg_read_file`, `pg_ls_dir`,
 /// `lo_import`, …) or act on the server or other sessions (`pg_terminate_backend`,
 /// `pg_reload_conf`, `dblink`, …); `set_config('role', …)` is `set_role`.
-public enum SQLStatements {
+package enum SQLStatements {
     /// The most statements one query is split into; anything beyond is folded into the last one,
     /// whose classes are then the union of the classes of everything folded into it.
     static let maximumStatements = 10_000
@@ -74,7 +74,7 @@ public enum SQLStatements {
     ///
     /// - Parameter standardConformingStrings: the server's setting; when off, a backslash escapes
     ///   the next byte inside `'…'` strings (as in `E'…'`).
-    public static func split(_ query: String, standardConformingStrings: Bool = true) -> [SQLStatement] {
+    package static func split(_ query: String, standardConformingStrings: Bool = true) -> [SQLStatement] {
         let bytes = Array(query.utf8)
         let lexed = SQLLexer.tokenize(bytes, standardConformingStrings: standardConformingStrings)
         let segments = SQLSplitter.segments(

@@ -1,8 +1,8 @@
 import NIOCore
 
 /// A PostgreSQL protocol violation or limit: a code and lengths, never payload.
-public struct PostgresProtocolError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Code: String, Sendable {
+package struct PostgresProtocolError: Error, Sendable, Equatable, CustomStringConvertible {
+    package enum Code: String, Sendable {
         case messageTooLarge = "pg_message_too_large"
         case malformedStartup = "pg_malformed_startup"
         case unsupportedProtocol = "pg_unsupported_protocol"
@@ -12,29 +12,29 @@ public struct PostgresProtocolError: Error, Sendable, Equatable, CustomStringCon
         case unsupportedAuthentication = "pg_unsupported_auth"
     }
 
-    public var code: Code
-    public var detail: String
+    package var code: Code
+    package var detail: String
 
-    public init(_ code: Code, _ detail: String) {
+    package init(_ code: Code, _ detail: String) {
         self.code = code
         self.detail = detail
     }
 
-    public var description: String { "\(code.rawValue): \(detail)" }
+    package var description: String { "\(code.rawValue): \(detail)" }
 }
 
 /// Protocol constants.
-public enum PostgresWire {
-    public static let protocolVersion3: Int32 = 196_608
-    public static let sslRequestCode: Int32 = 80_877_103
-    public static let gssEncRequestCode: Int32 = 80_877_104
-    public static let cancelRequestCode: Int32 = 80_877_102
+package enum PostgresWire {
+    package static let protocolVersion3: Int32 = 196_608
+    package static let sslRequestCode: Int32 = 80_877_103
+    package static let gssEncRequestCode: Int32 = 80_877_104
+    package static let cancelRequestCode: Int32 = 80_877_102
     /// PostgreSQL itself refuses startup packets over 10,000 bytes.
-    public static let maximumStartupLength = 10_000
+    package static let maximumStartupLength = 10_000
 }
 
 /// The first packet a client sends (no type byte).
-public enum StartupPacket: Sendable, Equatable {
+package enum StartupPacket: Sendable, Equatable {
     case ssl
     case gssEncryption
     case cancel(processID: Int32, secretKey: Int32)
@@ -42,17 +42,17 @@ public enum StartupPacket: Sendable, Equatable {
 }
 
 /// A typed protocol message: its type byte and body (without the length word).
-public struct PostgresMessage: Sendable {
-    public var type: UInt8
-    public var body: ByteBuffer
+package struct PostgresMessage: Sendable {
+    package var type: UInt8
+    package var body: ByteBuffer
 
-    public init(type: UInt8, body: ByteBuffer) {
+    package init(type: UInt8, body: ByteBuffer) {
         self.type = type
         self.body = body
     }
 
     /// The message framed for the wire.
-    public func write(into buffer: inout ByteBuffer) {
+    package func write(into buffer: inout ByteBuffer) {
         buffer.writeInteger(type)
         buffer.writeInteger(Int32(body.readableBytes + 4))
         var body = body
@@ -62,26 +62,26 @@ public struct PostgresMessage: Sendable {
 
 /// Splits a byte stream into messages, with a maximum size (pull model, like swift-nio-ssh's
 /// packet parser): `append` bytes, then call `next` until it returns nil.
-public struct PostgresFrameDecoder: Sendable {
-    public let maximumMessageSize: Int
+package struct PostgresFrameDecoder: Sendable {
+    package let maximumMessageSize: Int
     private var buffer: ByteBuffer
     /// Before the first message a startup packet (length-prefixed, no type byte) is expected.
-    public var expectsStartup: Bool
+    package var expectsStartup: Bool
 
-    public init(maximumMessageSize: Int, expectsStartup: Bool, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
+    package init(maximumMessageSize: Int, expectsStartup: Bool, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
         self.maximumMessageSize = maximumMessageSize
         self.expectsStartup = expectsStartup
         self.buffer = allocator.buffer(capacity: 0)
     }
 
-    public var bufferedBytes: Int { buffer.readableBytes }
+    package var bufferedBytes: Int { buffer.readableBytes }
     /// The storage the decoder holds now (bounded: see ``retainedCapacity``).
     var bufferedCapacity: Int { buffer.capacity }
 
     /// Storage kept between reads; a buffer grown past it for one large message is let go.
     static let retainedCapacity = 256 << 10
 
-    public mutating func append(_ bytes: inout ByteBuffer) {
+    package mutating func append(_ bytes: inout ByteBuffer) {
         if buffer.readableBytes == 0 {
             buffer = bytes
             bytes.moveReaderIndex(to: bytes.writerIndex)
@@ -94,7 +94,7 @@ public struct PostgresFrameDecoder: Sendable {
     }
 
     /// The next startup packet, when one is expected and complete.
-    public mutating func nextStartup() throws -> StartupPacket? {
+    package mutating func nextStartup() throws -> StartupPacket? {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: Int32.self) else { return nil }
         guard length >= 8, Int(length) <= PostgresWire.maximumStartupLength else {
             throw PostgresProtocolError(.malformedStartup, "startup packet length \(length)")
@@ -136,7 +136,7 @@ public struct PostgresFrameDecoder: Sendable {
     }
 
     /// The next complete typed message, or nil when more bytes are needed.
-    public mutating func next() throws -> PostgresMessage? {
+    package mutating func next() throws -> PostgresMessage? {
         guard buffer.readableBytes >= 5 else { return nil }
         let type = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self)!
         let length = Int(buffer.getInteger(at: buffer.readerIndex + 1, as: Int32.self)!)
@@ -155,7 +155,7 @@ public struct PostgresFrameDecoder: Sendable {
 }
 
 /// Builders for the messages the gateway writes itself.
-public enum PostgresMessages {
+package enum PostgresMessages {
     static func make(_ type: UInt8, _ build: (inout ByteBuffer) -> Void) -> PostgresMessage {
         var body = ByteBuffer()
         build(&body)
@@ -163,26 +163,26 @@ public enum PostgresMessages {
     }
 
     /// Fields of ErrorResponse and NoticeResponse.
-    public struct Fields: Sendable, Equatable {
-        public var entries: [(UInt8, String)]
+    package struct Fields: Sendable, Equatable {
+        package var entries: [(UInt8, String)]
 
-        public init(_ entries: [(UInt8, String)]) { self.entries = entries }
+        package init(_ entries: [(UInt8, String)]) { self.entries = entries }
 
-        public subscript(code: Character) -> String? {
+        package subscript(code: Character) -> String? {
             entries.first { $0.0 == code.asciiValue }?.1
         }
 
-        public static func == (lhs: Fields, rhs: Fields) -> Bool {
+        package static func == (lhs: Fields, rhs: Fields) -> Bool {
             lhs.entries.elementsEqual(rhs.entries) { $0.0 == $1.0 && $0.1 == $1.1 }
         }
     }
 
-    public static func error(sqlState: String, message: String, severity: String = "ERROR", detail: String? = nil,
+    package static func error(sqlState: String, message: String, severity: String = "ERROR", detail: String? = nil,
                              hint: String? = nil) -> PostgresMessage {
         notice(type: UInt8(ascii: "E"), sqlState: sqlState, message: message, severity: severity, detail: detail, hint: hint)
     }
 
-    public static func notice(type: UInt8 = UInt8(ascii: "N"), sqlState: String, message: String, severity: String = "NOTICE",
+    package static func notice(type: UInt8 = UInt8(ascii: "N"), sqlState: String, message: String, severity: String = "NOTICE",
                               detail: String? = nil, hint: String? = nil) -> PostgresMessage {
         var entries: [(UInt8, String)] = [(UInt8(ascii: "S"), severity), (UInt8(ascii: "V"), severity),
                                           (UInt8(ascii: "C"), sqlState), (UInt8(ascii: "M"), message)]
@@ -201,7 +201,7 @@ public enum PostgresMessages {
         }
     }
 
-    public static func parseFields(_ body: ByteBuffer) throws -> Fields {
+    package static func parseFields(_ body: ByteBuffer) throws -> Fields {
         var body = body
         var entries: [(UInt8, String)] = []
         while let code = body.readInteger(as: UInt8.self), code != 0 {
@@ -213,43 +213,43 @@ public enum PostgresMessages {
         return Fields(entries)
     }
 
-    public static func authentication(_ code: Int32, _ extra: [UInt8] = []) -> PostgresMessage {
+    package static func authentication(_ code: Int32, _ extra: [UInt8] = []) -> PostgresMessage {
         make(UInt8(ascii: "R")) { body in
             body.writeInteger(code)
             body.writeBytes(extra)
         }
     }
 
-    public static func parameterStatus(_ name: String, _ value: String) -> PostgresMessage {
+    package static func parameterStatus(_ name: String, _ value: String) -> PostgresMessage {
         make(UInt8(ascii: "S")) { body in
             body.writeNullTerminatedString(name)
             body.writeNullTerminatedString(value)
         }
     }
 
-    public static func backendKeyData(processID: Int32, secretKey: Int32) -> PostgresMessage {
+    package static func backendKeyData(processID: Int32, secretKey: Int32) -> PostgresMessage {
         make(UInt8(ascii: "K")) { body in
             body.writeInteger(processID)
             body.writeInteger(secretKey)
         }
     }
 
-    public static func readyForQuery(_ status: UInt8) -> PostgresMessage {
+    package static func readyForQuery(_ status: UInt8) -> PostgresMessage {
         make(UInt8(ascii: "Z")) { $0.writeInteger(status) }
     }
 
-    public static func query(_ text: String) -> PostgresMessage {
+    package static func query(_ text: String) -> PostgresMessage {
         make(UInt8(ascii: "Q")) { $0.writeNullTerminatedString(text) }
     }
 
-    public static func password(_ bytes: [UInt8]) -> PostgresMessage {
+    package static func password(_ bytes: [UInt8]) -> PostgresMessage {
         make(UInt8(ascii: "p")) { body in
             body.writeBytes(bytes)
             body.writeInteger(UInt8(0))
         }
     }
 
-    public static func saslInitialResponse(mechanism: String, data: [UInt8]) -> PostgresMessage {
+    package static func saslInitialResponse(mechanism: String, data: [UInt8]) -> PostgresMessage {
         make(UInt8(ascii: "p")) { body in
             body.writeNullTerminatedString(mechanism)
             body.writeInteger(Int32(data.count))
@@ -257,14 +257,14 @@ public enum PostgresMessages {
         }
     }
 
-    public static func saslResponse(_ data: [UInt8]) -> PostgresMessage {
+    package static func saslResponse(_ data: [UInt8]) -> PostgresMessage {
         make(UInt8(ascii: "p")) { $0.writeBytes(data) }
     }
 
-    public static let terminate = make(UInt8(ascii: "X")) { _ in }
+    package static let terminate = make(UInt8(ascii: "X")) { _ in }
 
     /// A startup packet (length-prefixed, no type byte).
-    public static func startup(_ parameters: [(String, String)]) -> ByteBuffer {
+    package static func startup(_ parameters: [(String, String)]) -> ByteBuffer {
         var body = ByteBuffer()
         body.writeInteger(PostgresWire.protocolVersion3)
         for (key, value) in parameters {
@@ -278,7 +278,7 @@ public enum PostgresMessages {
         return packet
     }
 
-    public static func cancelRequest(processID: Int32, secretKey: Int32) -> ByteBuffer {
+    package static func cancelRequest(processID: Int32, secretKey: Int32) -> ByteBuffer {
         var packet = ByteBuffer()
         packet.writeInteger(Int32(16))
         packet.writeInteger(PostgresWire.cancelRequestCode)
@@ -289,18 +289,18 @@ public enum PostgresMessages {
 }
 
 /// One column of a RowDescription.
-public struct ColumnDescription: Sendable, Equatable {
-    public var name: String
-    public var tableOID: UInt32
-    public var attributeNumber: Int16
-    public var typeOID: UInt32
-    public var typeSize: Int16
-    public var typeModifier: Int32
+package struct ColumnDescription: Sendable, Equatable {
+    package var name: String
+    package var tableOID: UInt32
+    package var attributeNumber: Int16
+    package var typeOID: UInt32
+    package var typeSize: Int16
+    package var typeModifier: Int32
     /// 0 text, 1 binary.
-    public var format: Int16
+    package var format: Int16
 
     /// A RowDescription message for `columns`.
-    public static func rowDescription(_ columns: [ColumnDescription]) -> PostgresMessage {
+    package static func rowDescription(_ columns: [ColumnDescription]) -> PostgresMessage {
         PostgresMessages.make(UInt8(ascii: "T")) { body in
             body.writeInteger(Int16(truncatingIfNeeded: columns.count))
             for column in columns {
@@ -311,7 +311,7 @@ public struct ColumnDescription: Sendable, Equatable {
         }
     }
 
-    public static func parseRowDescription(_ body: ByteBuffer) throws -> [ColumnDescription] {
+    package static func parseRowDescription(_ body: ByteBuffer) throws -> [ColumnDescription] {
         var body = body
         guard let count = body.readInteger(as: Int16.self), count >= 0 else {
             throw PostgresProtocolError(.malformedMessage, "RowDescription without a column count")
