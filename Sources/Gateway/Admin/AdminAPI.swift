@@ -7,12 +7,17 @@ import NIOCore
 /// every session and the audit chain, `admin` also manages reviews and reloads; everyone else sees
 /// only their own sessions and the reviews they requested or may decide.
 public struct AdminAPI: Sendable {
-    public let runtime: GatewayRuntime
+    /// What the admin API may use of the gateway (``AdminServices``), nothing more.
+    public let services: AdminServices
     /// Re-reads the configuration source (file or embedded defaults) for `POST /api/reload`.
     public let reloadSource: @Sendable () throws -> GatewayConfiguration
 
     public init(runtime: GatewayRuntime, reloadSource: @escaping @Sendable () throws -> GatewayConfiguration) {
-        self.runtime = runtime
+        self.init(services: AdminServices(runtime: runtime), reloadSource: reloadSource)
+    }
+
+    public init(services: AdminServices, reloadSource: @escaping @Sendable () throws -> GatewayConfiguration) {
+        self.services = services
         self.reloadSource = reloadSource
     }
 
@@ -54,7 +59,7 @@ public struct AdminAPI: Sendable {
             throw Refusal(response: Self.failure(.unauthorized, "unauthenticated", "send Authorization: Bearer TOKEN"))
         }
         do {
-            return try await runtime.authenticate(token: String(parts[1]), purpose: "admin", source: context.source)
+            return try await services.callers.authenticate(token: String(parts[1]), purpose: "admin", source: context.source)
         } catch let error as TokenError {
             throw Refusal(response: Self.failure(.unauthorized, error.code.rawValue, error.message))
         } catch let error as GovernorError where error.code == .throttled {
@@ -81,13 +86,13 @@ public struct AdminAPI: Sendable {
         } catch let error as ConfigurationError {
             return Self.failure(.unprocessableContent, "config_invalid", error.description)
         } catch {
-            runtime.logger.error("admin request failed", metadata: ["error": "\(type(of: error))"])
+            services.logger.error("admin request failed", metadata: ["error": "\(type(of: error))"])
             return Self.failure(.internalServerError, "internal", "the request failed; see the gateway log")
         }
     }
 
     func visibleSession(_ id: String, to identity: Identity) throws -> SessionRecord {
-        guard let session = try runtime.store.session(id: id) else {
+        guard let session = try services.records.session(id: id) else {
             throw Refusal(response: Self.failure(.notFound, "not_found", "no session \(id.prefix(64))"))
         }
         guard Self.isAuditor(identity) || session.user == identity.user else {
@@ -117,7 +122,7 @@ public struct AdminAPI: Sendable {
 
     public func router() -> Router<AdminRequestContext> {
         let router = Router(context: AdminRequestContext.self)
-        let runtime = self.runtime
+        let services = self.services
         router.get("healthz") { _, _ in
             // The process is up ("ok"); connections that cannot work yet are listed by name.
             struct Health: Encodable {
@@ -125,11 +130,11 @@ public struct AdminAPI: Sendable {
                 var open_sessions: String
                 var credential_problems: [String: String]
             }
-            return Self.json(Health(open_sessions: String(runtime.openSessionCount), credential_problems: runtime.credentialProblems()))
+            return Self.json(Health(open_sessions: String(services.live.openSessionCount), credential_problems: services.operations.credentialProblems()))
         }
         router.get("metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                     body: .init(byteBuffer: ByteBuffer(string: runtime.metrics.render())))
+                     body: .init(byteBuffer: ByteBuffer(string: services.operations.metricsText())))
         }
         let api = router.group("api")
         api.get("me") { request, context in
@@ -145,7 +150,7 @@ public struct AdminAPI: Sendable {
                 filter.limit = query["limit"].flatMap { Int(String($0)) } ?? 100
                 filter.offset = query["offset"].flatMap { Int(String($0)) } ?? 0
                 if !Self.isAuditor(identity) { filter.user = identity.user }
-                return Self.json(try runtime.store.sessions(filter).map(Views.Session.init))
+                return Self.json(try services.records.sessions(filter).map(Views.Session.init))
             }
         }
         api.get("sessions/:id") { request, context in
@@ -159,13 +164,13 @@ public struct AdminAPI: Sendable {
                 let session = try self.visibleSession(context.parameters.get("id") ?? "", to: identity)
                 let after = request.uri.queryParameters["after"].flatMap { Int(String($0)) } ?? -1
                 let limit = min(5000, request.uri.queryParameters["limit"].flatMap { Int(String($0)) } ?? 1000)
-                return Self.json(try runtime.store.events(session: session.id, after: after, limit: limit).map(Views.Event.init))
+                return Self.json(try services.records.events(session: session.id, after: after, limit: limit).map(Views.Event.init))
             }
         }
         api.get("sessions/:id/asciicast") { request, context in
             await self.handle(request, context) { identity in
                 let session = try self.visibleSession(context.parameters.get("id") ?? "", to: identity)
-                let cast = try Asciicast.export(session: session, store: runtime.store)
+                let cast = try Asciicast.export(session: session, store: services.records)
                 return Response(status: .ok, headers: [.contentType: "application/x-asciicast",
                                                        .contentDisposition: "attachment; filename=\"\(session.id).cast\""],
                                 body: .init(byteBuffer: ByteBuffer(string: cast)))
@@ -175,21 +180,21 @@ public struct AdminAPI: Sendable {
             await self.handle(request, context) { identity in
                 let session = try self.visibleSession(context.parameters.get("id") ?? "", to: identity)
                 var report = AuditReport()
-                try runtime.signer.verifier(for: runtime.store).verifySession(id: session.id, into: &report)
+                try services.audit.auditVerifier().verifySession(id: session.id, into: &report)
                 return Self.json(report)
             }
         }
         api.get("reviews") { request, context in
             await self.handle(request, context) { identity in
                 let status = request.uri.queryParameters["status"].map(String.init)
-                let reviews = try await runtime.reviews.list(status: status, limit: 500)
+                let reviews = try await services.reviews.list(status: status, limit: 500)
                 return Self.json(reviews.filter { Self.visible($0, to: identity) }.map(Views.Review.init))
             }
         }
         api.get("reviews/:id") { request, context in
             await self.handle(request, context) { identity in
                 let id = context.parameters.get("id") ?? ""
-                guard let review = try await runtime.reviews.review(id: id) else {
+                guard let review = try await services.reviews.review(id: id) else {
                     return Self.failure(.notFound, "review_not_found", "no review \(id.prefix(64))")
                 }
                 guard Self.visible(review, to: identity) else {
@@ -200,14 +205,14 @@ public struct AdminAPI: Sendable {
         }
         api.post("reviews/:id/approve") { request, context in
             await self.handle(request, context) { identity in
-                let review = try await runtime.reviews.approve(id: context.parameters.get("id") ?? "", by: identity)
+                let review = try await services.reviews.approve(id: context.parameters.get("id") ?? "", by: identity)
                 return Self.json(Views.Review(review))
             }
         }
         api.post("reviews/:id/deny") { request, context in
             await self.handle(request, context) { identity in
                 let body = try await self.decodeBody(request)
-                let review = try await runtime.reviews.deny(id: context.parameters.get("id") ?? "", by: identity,
+                let review = try await services.reviews.deny(id: context.parameters.get("id") ?? "", by: identity,
                                                             reason: body.reason ?? "")
                 return Self.json(Views.Review(review))
             }
@@ -215,20 +220,20 @@ public struct AdminAPI: Sendable {
         api.post("access-requests") { request, context in
             await self.handle(request, context) { identity in
                 let body = try await self.decodeBody(request)
-                guard let name = body.connection, let connection = runtime.policy.connection(name) else {
+                guard let name = body.connection, let connection = services.operations.policy.connection(name) else {
                     return Self.failure(.badRequest, "unknown_connection", "name an existing connection")
                 }
                 guard let seconds = ConfigNode.parseDuration(body.duration ?? "1h") else {
                     return Self.failure(.badRequest, "bad_request", "duration such as 30m or 2h")
                 }
-                let review = try await runtime.reviews.requestAccess(identity: identity, connection: connection.config,
+                let review = try await services.reviews.requestAccess(identity: identity, connection: connection.config,
                                                                      duration: .seconds(seconds), reason: body.reason ?? "")
                 return Self.json(Views.Review(review), status: .created)
             }
         }
         api.get("connections") { request, context in
             await self.handle(request, context) { identity in
-                let connections = runtime.policy.configuration.connections.filter {
+                let connections = services.operations.policy.configuration.connections.filter {
                     Self.isAuditor(identity) || identity.isMember(of: $0.accessGroups) || identity.isMember(of: $0.reviews.approvers)
                 }
                 return Self.json(connections.map(Views.connection))
@@ -237,8 +242,8 @@ public struct AdminAPI: Sendable {
         api.get("audit/verify") { request, context in
             await self.handle(request, context) { identity in
                 guard Self.isAuditor(identity) else { return Self.failure(.forbidden, "forbidden", "auditors only") }
-                let report = try runtime.signer.verifier(for: runtime.store).verify()
-                runtime.control.append("audit.verified", actor: identity.user, ["ok": String(report.ok), "problems": String(report.problems.count)])
+                let report = try services.audit.auditVerifier().verify()
+                services.audit.note("audit.verified", actor: identity.user, ["ok": String(report.ok), "problems": String(report.problems.count)])
                 return Self.json(report)
             }
         }
@@ -246,7 +251,7 @@ public struct AdminAPI: Sendable {
             await self.handle(request, context) { identity in
                 guard Self.isAuditor(identity) else { return Self.failure(.forbidden, "forbidden", "auditors only") }
                 let after = request.uri.queryParameters["after"].flatMap { Int(String($0)) } ?? -1
-                let events = try runtime.store.controlEvents(after: after, limit: 1000).map { event in
+                let events = try services.records.controlEvents(after: after, limit: 1000).map { event in
                     ["seq": String(event.seq), "time": Views.iso(event.time) ?? "", "kind": event.kind, "actor": event.actor,
                      "detail": event.detail]
                 }
@@ -256,7 +261,7 @@ public struct AdminAPI: Sendable {
         api.post("reload") { request, context in
             await self.handle(request, context) { identity in
                 guard identity.groups.contains("admin") else { return Self.failure(.forbidden, "forbidden", "admins only") }
-                try runtime.reload(actor: identity.user, source: self.reloadSource)
+                try services.operations.reload(actor: identity.user, source: self.reloadSource)
                 return Self.json(["status": "reloaded"])
             }
         }

@@ -139,7 +139,7 @@ public enum Views {
 
 /// asciicast v2: a header line, then `[seconds, code, data]` lines (`o`, `i`, `r`, `m`).
 public enum Asciicast {
-    public static func export(session: SessionRecord, store: any Store, width: Int = 80, height: Int = 24) throws -> String {
+    public static func export(session: SessionRecord, store: any RecordReader, width: Int = 80, height: Int = 24) throws -> String {
         var header: [String: Any] = [
             "version": 2, "width": width, "height": height, "timestamp": session.startedAt / 1_000_000,
             "title": "\(session.user)@\(session.connection) (\(session.kind)) \(session.id)",

@@ -145,10 +145,10 @@ public struct AuditReport: Sendable, Codable, Equatable {
 
 /// Recomputes every chain and signature with only the public key.
 public struct AuditVerifier: Sendable {
-    public let store: any Store
+    public let store: any RecordReader
     public let publicKey: Curve25519.Signing.PublicKey
 
-    public init(store: any Store, publicKey: Curve25519.Signing.PublicKey) {
+    public init(store: any RecordReader, publicKey: Curve25519.Signing.PublicKey) {
         self.store = store
         self.publicKey = publicKey
     }

@@ -19,7 +19,7 @@ public final class AuditSigner: Sendable {
     }
 
     /// A verifier of the record in `store` against this key.
-    public func verifier(for store: any Store) -> AuditVerifier {
+    public func verifier(for store: any RecordReader) -> AuditVerifier {
         AuditVerifier(store: store, publicKey: publicKey)
     }
 }

@@ -11,7 +11,8 @@ import NIOCore
 /// token on every form. Who sees what follows the admin API: `auditor` and `admin` see every
 /// session, others their own; reviews are decided by their approvers (never their requester).
 public struct Console: Sendable {
-    public let runtime: GatewayRuntime
+    /// What the console may use of the gateway (``AdminServices``), nothing more.
+    public let services: AdminServices
     public let logins: ConsoleLogins
     let library: MustacheLibrary
     let assets: [String: (type: String, bytes: ByteBuffer)]
@@ -19,7 +20,11 @@ public struct Console: Sendable {
     let audits: AuditResults
 
     public init(runtime: GatewayRuntime, logins: ConsoleLogins = ConsoleLogins()) async throws {
-        self.runtime = runtime
+        try await self.init(services: AdminServices(runtime: runtime), logins: logins)
+    }
+
+    public init(services: AdminServices, logins: ConsoleLogins = ConsoleLogins()) async throws {
+        self.services = services
         self.logins = logins
         guard let root = Bundle.module.url(forResource: "Resources", withExtension: nil) else {
             throw ConfigurationError(file: nil, key: "console", reason: "the console's templates are missing from the build")
@@ -38,7 +43,7 @@ public struct Console: Sendable {
     static let cookie = "sluice_console"
     static let preCookie = "sluice_signin"
 
-    var secureCookies: Bool { runtime.policy.configuration.publicURL?.hasPrefix("https://") == true }
+    var secureCookies: Bool { services.operations.policy.configuration.publicURL?.hasPrefix("https://") == true }
 
     // MARK: - Responses
 
@@ -157,7 +162,7 @@ public struct Console: Sendable {
 
     private func registerSignIn(_ group: RouterGroup<AdminRequestContext>) {
         group.get("signin") { request, _ in
-            let configuration = self.runtime.policy.configuration
+            let configuration = self.services.operations.policy.configuration
             let nonce = ConsoleLogins.random()
             var context: [String: Any] = ["nonce": nonce, "dev": configuration.identity.devIssuer]
             if let provider = configuration.identity.oidc.first { context["oidc"] = ["issuer": provider.issuer] }
@@ -171,7 +176,7 @@ public struct Console: Sendable {
             guard let nonce = Self.cookies(request)[Self.preCookie], ConsoleLogins.same(form["nonce"] ?? "", nonce) else {
                 return self.error(.forbidden, "the sign-in form expired; open it again", login: nil)
             }
-            let configuration = self.runtime.policy.configuration
+            let configuration = self.services.operations.policy.configuration
             guard configuration.identity.devIssuer else { return self.error(.forbidden, "the dev sign-in is off", login: nil) }
             // A token is the proof: minting one needs the gateway's signing key (`sluice token`), so
             // reaching the admin port is not enough to pick a name and groups.
@@ -180,41 +185,41 @@ public struct Console: Sendable {
                 return self.error(.badRequest, "paste a token from `sluice token --user NAME --groups G1,G2`", login: nil)
             }
             do {
-                let identity = try await self.runtime.authenticate(token: token, purpose: "console", source: context.source)
+                let identity = try await self.services.callers.authenticate(token: token, purpose: "console", source: context.source)
                 return self.signedIn(identity)
             } catch {
                 return self.error(.unauthorized, "sign-in failed: the token was not accepted", login: nil)
             }
         }
         group.get("signin/oidc") { request, _ in
-            guard let provider = self.runtime.policy.configuration.identity.oidc.first else {
+            guard let provider = self.services.operations.policy.configuration.identity.oidc.first else {
                 return self.error(.notFound, "no OIDC provider is configured", login: nil)
             }
-            let oidc = ConsoleOIDC(provider: provider, fetch: self.runtime.fetch)
+            let oidc = ConsoleOIDC(provider: provider, fetch: self.services.fetch)
             do {
                 let endpoints = try await oidc.endpoints()
                 let (state, pending) = self.logins.beginOIDC(redirect: self.callbackURL(request))
                 return self.redirect(oidc.authorizationURL(endpoints, state: state, pending: pending))
             } catch {
-                self.runtime.logger.warning("console sign-in: provider unavailable", metadata: ["error": "\(type(of: error))"])
+                self.services.logger.warning("console sign-in: provider unavailable", metadata: ["error": "\(type(of: error))"])
                 return self.error(.badGateway, "the identity provider is unavailable", login: nil)
             }
         }
         group.get("callback") { request, context in
             let query = request.uri.queryParameters
-            guard let provider = self.runtime.policy.configuration.identity.oidc.first,
+            guard let provider = self.services.operations.policy.configuration.identity.oidc.first,
                   let state = query["state"], let code = query["code"],
                   let pending = self.logins.finishOIDC(state: String(state)) else {
                 return self.redirect("/console/signin?error=" + FormData.encode("the sign-in expired or was not started here"))
             }
-            let oidc = ConsoleOIDC(provider: provider, fetch: self.runtime.fetch)
+            let oidc = ConsoleOIDC(provider: provider, fetch: self.services.fetch)
             do {
                 let endpoints = try await oidc.endpoints()
                 let idToken = try await oidc.exchange(code: String(code), pending: pending, endpoints: endpoints)
-                let identity = try await self.runtime.authenticate(token: idToken, purpose: "console", source: context.source)
+                let identity = try await self.services.callers.authenticate(token: idToken, purpose: "console", source: context.source)
                 return self.signedIn(identity)
             } catch {
-                self.runtime.logger.info("console sign-in refused", metadata: ["error": "\(type(of: error))"])
+                self.services.logger.info("console sign-in refused", metadata: ["error": "\(type(of: error))"])
                 return self.redirect("/console/signin?error=" + FormData.encode("sign-in failed"))
             }
         }
@@ -227,13 +232,13 @@ public struct Console: Sendable {
 
     private func signedIn(_ identity: Identity) -> Response {
         let login = logins.create(identity)
-        runtime.control.append("console.signin", actor: identity.user, [:])
+        services.audit.note("console.signin", actor: identity.user, [:])
         return redirect("/console/sessions", cookies: [cookie(Self.cookie, login.id, maxAge: Int(ConsoleLogins.lifetime.components.seconds)),
                                                        cookie(Self.preCookie, "", maxAge: 0)])
     }
 
     private func callbackURL(_ request: Request) -> String {
-        if let base = runtime.policy.configuration.publicURL {
+        if let base = services.operations.policy.configuration.publicURL {
             return (base.hasSuffix("/") ? String(base.dropLast()) : base) + "/console/callback"
         }
         let host = request.head.authority ?? "127.0.0.1"
@@ -259,18 +264,18 @@ public struct Console: Sendable {
             guard let session = try self.visibleSession(context.parameters.get("id") ?? "", login.identity) else {
                 return Response(status: .notFound, headers: Self.headers("text/plain"))
             }
-            let cast = try Asciicast.export(session: session, store: self.runtime.store)
+            let cast = try Asciicast.export(session: session, store: self.services.records)
             return Response(status: .ok, headers: Self.headers("application/x-asciicast"), body: .init(byteBuffer: ByteBuffer(string: cast)))
         }
         group.get("sessions/:id/live") { request, context in
             guard let login = self.login(request) else { return Response(status: .unauthorized, headers: Self.headers("text/plain")) }
             guard let session = try self.visibleSession(context.parameters.get("id") ?? "", login.identity),
-                  session.endedAt == nil, self.runtime.isOpen(session.id), let stream = self.runtime.hub.session(session.id) else {
+                  session.endedAt == nil, self.services.live.isOpen(session.id), let stream = self.services.hub.session(session.id) else {
                 return Response(status: .notFound, headers: Self.headers("text/plain"))
             }
             // Subscribed first, then checked: a session that closed meanwhile ends the feed at once
             // (one that closes later finishes the stream itself).
-            let open = self.runtime.isOpen(session.id)
+            let open = self.services.live.isOpen(session.id)
             let terminal = session.kind == "ssh" || session.kind == "kubernetes"
             return Response(status: .ok, headers: Self.headers("text/event-stream"), body: ResponseBody { writer in
                 try await writer.write(ByteBuffer(string: ": watching \(session.id)\n\n"))
@@ -293,7 +298,7 @@ public struct Console: Sendable {
     }
 
     func visibleSession(_ id: String, _ identity: Identity) throws -> SessionRecord? {
-        guard let session = try runtime.store.session(id: id) else { return nil }
+        guard let session = try services.records.session(id: id) else { return nil }
         return AdminAPI.isAuditor(identity) || session.user == identity.user ? session : nil
     }
 
@@ -318,7 +323,7 @@ public struct Console: Sendable {
         // Outcome filters look at counters: fetch a window and filter it.
         filter.limit = outcome == nil ? Self.pageSize + 1 : 1000
         filter.offset = outcome == nil ? (page - 1) * Self.pageSize : 0
-        var sessions = try runtime.store.sessions(filter)
+        var sessions = try services.records.sessions(filter)
         if let outcome {
             sessions = sessions.filter { Self.outcomes($0).contains(outcome) }
             sessions = Array(sessions.dropFirst((page - 1) * Self.pageSize))
@@ -404,8 +409,8 @@ public struct Console: Sendable {
 
     func sessionDetail(_ session: SessionRecord) throws -> [String: Any] {
         var report = AuditReport()
-        try runtime.signer.verifier(for: runtime.store).verifySession(id: session.id, into: &report)
-        let events = try runtime.store.events(session: session.id, after: -1, limit: 5000)
+        try services.audit.auditVerifier().verifySession(id: session.id, into: &report)
+        let events = try services.records.events(session: session.id, after: -1, limit: 5000)
         let timeline = SessionTimeline(kind: session.kind, events: events)
         let decisions: [[String: Any]] = timeline.decisions.map { decision in
             let at = Self.offset(decision.at)
@@ -450,14 +455,14 @@ public struct Console: Sendable {
     private func registerReviews(_ group: RouterGroup<AdminRequestContext>) {
         group.get("reviews") { request, _ in
             guard let login = self.login(request) else { return self.redirect("/console/signin") }
-            let reviews = try await self.runtime.reviews.list(status: nil, limit: 500).filter { AdminAPI.visible($0, to: login.identity) }
+            let reviews = try await self.services.reviews.list(status: nil, limit: 500).filter { AdminAPI.visible($0, to: login.identity) }
             let sorted = reviews.filter { $0.status == .pending } + reviews.filter { $0.status != .pending }
             return self.page("reviews", ["reviews": sorted.prefix(200).map(Self.reviewRow), "empty": sorted.isEmpty,
                                          "pending": reviews.filter { $0.status == .pending }.count], login: login)
         }
         group.get("reviews/:id") { request, context in
             guard let login = self.login(request) else { return self.redirect("/console/signin") }
-            guard let review = try await self.runtime.reviews.review(id: context.parameters.get("id") ?? ""),
+            guard let review = try await self.services.reviews.review(id: context.parameters.get("id") ?? ""),
                   AdminAPI.visible(review, to: login.identity) else {
                 return self.error(.notFound, "no such review, or not yours to see", login: login)
             }
@@ -478,9 +483,9 @@ public struct Console: Sendable {
                 let id = context.parameters.get("id") ?? ""
                 do {
                     if action == "approve" {
-                        _ = try await self.runtime.reviews.approve(id: id, by: login.identity)
+                        _ = try await self.services.reviews.approve(id: id, by: login.identity)
                     } else {
-                        _ = try await self.runtime.reviews.deny(id: id, by: login.identity, reason: String((form["reason"] ?? "").prefix(500)))
+                        _ = try await self.services.reviews.deny(id: id, by: login.identity, reason: String((form["reason"] ?? "").prefix(500)))
                     }
                     return self.redirect("/console/reviews/\(FormData.encode(id))?done=\(action == "approve" ? "approved" : "denied")")
                 } catch let error as ReviewError {
@@ -494,10 +499,10 @@ public struct Console: Sendable {
             }
         }
         group.get("events") { request, _ in
-            guard self.login(request) != nil, let stream = self.runtime.hub.reviews() else {
+            guard self.login(request) != nil, let stream = self.services.hub.reviews() else {
                 return Response(status: .unauthorized, headers: Self.headers("text/plain"))
             }
-            let reviews = self.runtime.reviews
+            let reviews = self.services.reviews
             let identity = self.login(request)!.identity
             return Response(status: .ok, headers: Self.headers("text/event-stream"), body: ResponseBody { writer in
                 try await writer.write(ByteBuffer(string: ": reviews\n\n"))
@@ -535,7 +540,7 @@ public struct Console: Sendable {
         group.get("audit") { request, _ in
             guard let login = self.login(request) else { return self.redirect("/console/signin") }
             guard AdminAPI.isAuditor(login.identity) else { return self.error(.forbidden, "auditors only", login: login) }
-            let result = try await self.audits.latest(runtime: self.runtime, actor: login.identity.user)
+            let result = try await self.audits.latest(services: self.services, actor: login.identity.user)
             return self.page("audit", result.context, login: login)
         }
         group.post("audit/verify") { request, _ in
@@ -543,14 +548,14 @@ public struct Console: Sendable {
             guard let login = self.checked(request, form), AdminAPI.isAuditor(login.identity) else {
                 return self.error(.forbidden, "auditors only", login: self.login(request))
             }
-            _ = try await self.audits.run(runtime: self.runtime, actor: login.identity.user)
+            _ = try await self.audits.run(services: self.services, actor: login.identity.user)
             return self.redirect("/console/audit")
         }
     }
 
     func connections(for identity: Identity) -> [[String: Any]] {
-        let problems = runtime.credentialProblems()
-        return runtime.policy.configuration.connections
+        let problems = services.operations.credentialProblems()
+        return services.operations.policy.configuration.connections
             .filter { AdminAPI.isAuditor(identity) || identity.isMember(of: $0.accessGroups) || identity.isMember(of: $0.reviews.approvers) }
             .map { connection in
                 [
@@ -605,17 +610,17 @@ actor AuditResults {
 
     private var last: Summary?
 
-    func latest(runtime: GatewayRuntime, actor: String) throws -> Summary {
+    func latest(services: AdminServices, actor: String) throws -> Summary {
         if let last { return last }
-        return try run(runtime: runtime, actor: actor)
+        return try run(services: services, actor: actor)
     }
 
-    func run(runtime: GatewayRuntime, actor: String) throws -> Summary {
-        let verifier = runtime.signer.verifier(for: runtime.store)
+    func run(services: AdminServices, actor: String) throws -> Summary {
+        let verifier = services.audit.auditVerifier()
         var days: [String: Day] = [:]
         var total = AuditReport()
-        for id in try runtime.store.allSessionIDs().suffix(20_000) {
-            guard let session = try runtime.store.session(id: id) else { continue }
+        for id in try services.records.allSessionIDs().suffix(20_000) {
+            guard let session = try services.records.session(id: id) else { continue }
             var report = AuditReport()
             try verifier.verifySession(id: id, into: &report)
             let key = String(Console.time(session.startedAt).prefix(10))
@@ -633,8 +638,8 @@ actor AuditResults {
         var control = AuditReport()
         try verifier.verifyControl(into: &control)
         total.problems += control.problems
-        runtime.control.append("audit.verified", actor: actor, ["ok": String(total.ok), "problems": String(total.problems.count)])
-        let summary = Summary(ranAt: Console.time(runtime.clock.nowMicros()), ok: total.ok, sessions: total.sessionsChecked,
+        services.audit.note("audit.verified", actor: actor, ["ok": String(total.ok), "problems": String(total.problems.count)])
+        let summary = Summary(ranAt: Console.time(services.clock.nowMicros()), ok: total.ok, sessions: total.sessionsChecked,
                               events: total.eventsChecked, controlEvents: control.controlEventsChecked,
                               problems: total.problems.prefix(50).map(\.description),
                               days: days.values.sorted { $0.day > $1.day })

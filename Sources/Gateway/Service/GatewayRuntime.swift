@@ -14,24 +14,24 @@ public final class GatewayRuntime: Governor {
         var verifier: TokenVerifier
     }
 
-    public let store: any Store
-    public let writer: RecordWriter
-    public let control: ControlLog
-    public let reviews: ReviewCenter
-    public let metrics: Metrics
-    public let clock: any GatewayClock
+    package let store: any Store
+    package let writer: RecordWriter
+    package let control: ControlLog
+    package let reviews: ReviewCenter
+    package let metrics: Metrics
+    package let clock: any GatewayClock
     /// Holds the signing key; the runtime hands out only its public half.
-    public let signer: AuditSigner
-    public let logger: Logger
+    package let signer: AuditSigner
+    package let logger: Logger
     /// Live feeds for the web console (new reviews, output of open sessions).
-    public let hub: ConsoleHub
+    package let hub: ConsoleHub
     let fetch: HTTPFetcher
     private let snapshot: Locked<Snapshot>
     private let openSessions = Locked<[String: GatewaySession]>([:])
     /// Failed logins per source address and per claimed user (`limits.failed_logins_per_*`).
     private let throttle: Locked<LoginThrottle>
     /// Postgres and SSH connections that have not logged in yet (`limits.unauthenticated_*`).
-    public let admission: ConnectionAdmission
+    package let admission: ConnectionAdmission
 
     public init(policy: CompiledPolicy, store: any Store, signingKey: Curve25519.Signing.PrivateKey,
                 clock: any GatewayClock = SystemClock(), fetch: @escaping HTTPFetcher = HTTPFetch.live,
@@ -236,7 +236,7 @@ public final class GatewayRuntime: Governor {
         return session
     }
 
-    func isOpen(_ id: String) -> Bool {
+    public func isOpen(_ id: String) -> Bool {
         openSessions.withLock { $0[id] != nil }
     }
 
@@ -258,247 +258,5 @@ public final class GatewayRuntime: Governor {
     static func newSessionID() -> String {
         var generator = SystemRandomNumberGenerator()
         return "s-" + (0..<8).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-    }
-}
-
-/// One governed session.
-final class GatewaySession: GovernedSession {
-    let runtime: GatewayRuntime
-    let identity: Identity
-    let connection: ConnectionTarget
-    let recorder: SessionRecorder
-    let expiresAt: Int64?
-    private let closed = Locked(false)
-    /// The adapter's termination handler, and the reason once the gateway ended the session (a
-    /// handler registered after that is called at once). `closed` drops the handler: it captures
-    /// the adapter's handler, which holds this session, and the cycle would keep both (and every
-    /// buffer of the connection) alive after the session ends.
-    private let termination = Locked<(handler: (@Sendable (String) -> Void)?, reason: String?, closed: Bool)>((nil, nil, false))
-    private let expiryWatch = Locked<Task<Void, Never>?>(nil)
-
-    var id: String { recorder.id }
-
-    init(runtime: GatewayRuntime, identity: Identity, target: ConnectionTarget, recorder: SessionRecorder, expiresAt: Int64? = nil) {
-        self.expiresAt = expiresAt
-        self.runtime = runtime
-        self.identity = identity
-        self.connection = target
-        self.recorder = recorder
-    }
-
-
-    func decide(_ command: Command) -> Decision {
-        if let failure = recorder.failure {
-            runtime.logger.error("recording failed; command refused", metadata: ["session": "\(id)", "error": "\(failure)"])
-            return .block(message: "recording is unavailable, so nothing may run (session \(id))")
-        }
-        guard let compiled = runtime.policy.connection(connection.name) else {
-            return .block(message: "connection \(connection.name) was removed from the configuration")
-        }
-        let decision = compiled.decide(command, for: identity)
-        switch decision.action {
-        case .allow:
-            runtime.metrics.increment("sluice_commands_total", labels: ["outcome": "allowed", "protocol": connection.kind.rawValue])
-            recorder.count("allowed")
-            return .allow
-        case .block:
-            let message = decision.message ?? "blocked by policy"
-            recorder.append(SessionMarker.decision(.block, rule: decision.rule.map { $0 + 1 }, classes: command.classes, message: message).event)
-            recorder.count("blocked")
-            runtime.metrics.increment("sluice_commands_total", labels: ["outcome": "blocked", "protocol": connection.kind.rawValue])
-            runtime.control.append("command.blocked", actor: identity.user,
-                                   ["session": id, "connection": connection.name, "rule": decision.rule.map { String($0 + 1) } ?? ""])
-            return .block(message: message)
-        case .review:
-            runtime.metrics.increment("sluice_commands_total", labels: ["outcome": "reviewed", "protocol": connection.kind.rawValue])
-            recorder.count("reviewed")
-            let id = ReviewCenter.newID()
-            recorder.append(SessionMarker.decision(.review, rule: decision.rule.map { $0 + 1 }, classes: command.classes, review: id).event)
-            let reviews = runtime.reviews
-            let recorder = self.recorder
-            let identity = self.identity
-            let sessionID = self.id
-            let config = compiled.config
-            let reason = decision.message ?? "review required"
-            return .review(ReviewTicket(id: id, approveHint: "sluice reviews approve \(id)",
-                                        withdraw: { why in await reviews.withdraw(id: id, reason: why) }) {
-                var failure: String?
-                let outcome: ReviewOutcome
-                do {
-                    _ = try await reviews.requestCommandReview(identity: identity, connection: config, sessionID: sessionID,
-                                                               command: command, reason: reason, id: id)
-                    outcome = await reviews.wait(id: id)
-                } catch {
-                    failure = "\(error)"
-                    outcome = .denied(by: "sluice", reason: "the review could not be filed")
-                }
-                let marker: SessionMarker = switch outcome {
-                case .approved(let by): .reviewOutcome(review: id, .approved, by: by, error: failure)
-                case .denied(let by, _): .reviewOutcome(review: id, .denied, by: [by], error: failure)
-                case .timedOut: .reviewOutcome(review: id, .timedOut, by: [], error: failure)
-                }
-                recorder.append(marker.event)
-                return outcome
-            })
-        }
-    }
-
-    var recordingEngine: MaskingEngine? { runtime.policy.engines["default"] }
-
-    func masking(for target: MaskTarget) -> MaskingChoice {
-        let policy = runtime.policy
-        guard let compiled = policy.connection(connection.name) else {
-            // Removed by a reload: mask with the default profile rather than nothing.
-            return policy.engines["default"].map { .masked(engine: $0, forced: nil) } ?? .unmasked
-        }
-        guard let profile = compiled.profileName(for: identity) else { return .unmasked }
-        guard let engine = policy.engines[profile] ?? policy.engines["default"] else { return .unmasked }
-        switch target {
-        case .stream: return .masked(engine: engine, forced: nil)
-        case .column(let table, let name): return .masked(engine: engine, forced: compiled.columnStyle(table: table, column: name))
-        }
-    }
-
-    func record(_ event: SessionEvent) {
-        guard recorder.append(event) else {
-            stopUnrecorded(recorder.failure ?? "recording failed")
-            return
-        }
-        runtime.hub.recorded(event, session: id)
-    }
-
-    private let recordingStopped = Locked(false)
-
-    /// Fail closed: a session whose record cannot be written stops relaying. Its client is told
-    /// why; the gap is closed with a marker when the session is sealed.
-    func stopUnrecorded(_ why: String) {
-        let first = recordingStopped.withLock { stopped in
-            defer { stopped = true }
-            return !stopped
-        }
-        guard first else { return }
-        runtime.logger.error("recording failed; session stopped", metadata: ["session": "\(id)", "error": "\(why.prefix(200))"])
-        runtime.metrics.increment("sluice_sessions_stopped_unrecorded_total", labels: ["protocol": connection.kind.rawValue])
-        Task { await self.terminate(reason: "recording failed, so the session was stopped (nothing may run unrecorded)") }
-    }
-
-    func reportUpstreamFailure(_ reason: String) {
-        runtime.logger.warning("upstream unreachable", metadata: [
-            "session": "\(id)", "connection": "\(connection.name)", "protocol": "\(connection.kind.rawValue)",
-            "target": "\(connection.target)", "error": "\(reason.prefix(300))",
-        ])
-        runtime.metrics.add("sluice_upstream_failures_total", 1, labels: ["protocol": connection.kind.rawValue])
-    }
-
-    func reportMasking(bytes: Int, counts: [String: Int], latency: Duration) {
-        runtime.metrics.add("sluice_bytes_scanned_total", Double(bytes), labels: ["protocol": connection.kind.rawValue])
-        for (detector, count) in counts where count > 0 {
-            runtime.metrics.add("sluice_values_masked_total", Double(count), labels: ["detector": detector])
-            recorder.count("masked:" + detector, by: count)
-        }
-        runtime.metrics.observe("sluice_masking_latency_seconds", Double(latency.components.attoseconds) / 1e18 + Double(latency.components.seconds))
-    }
-
-    func onTermination(_ handler: @escaping @Sendable (String) -> Void) {
-        let ended = termination.withLock { state -> String? in
-            if let reason = state.reason { return reason }
-            if !state.closed { state.handler = handler }
-            return nil
-        }
-        if let ended { handler(ended) }
-    }
-
-    /// The gateway ends the session: the adapter is told first, then the record is sealed.
-    func terminate(reason: String) async {
-        let handler = termination.withLock { state -> (@Sendable (String) -> Void)? in
-            if state.reason == nil { state.reason = reason }
-            defer { state.handler = nil }
-            return state.handler
-        }
-        handler?(reason)
-        await close(reason: reason)
-    }
-
-    /// Ends the session once the gateway's clock passes `validUntil` (Unix seconds: the token's
-    /// `exp` plus the skew). Sleeps at most 5 minutes at a time and checks the clock again.
-    func endAtExpiry(_ validUntil: Int64) {
-        let clock = runtime.clock
-        let task = Task { [weak self] in
-            while !Task.isCancelled {
-                // Valid through the second `validUntil`, as the verifier counts.
-                let left = (validUntil + 1) * 1_000_000 - clock.nowMicros()
-                if left <= 0 {
-                    self?.recorder.append(SessionMarker.ended("token expired").event)
-                    await self?.terminate(reason: "your token expired; sign in again")
-                    return
-                }
-                try? await Task.sleep(for: .microseconds(min(left, 300_000_000)))
-            }
-        }
-        expiryWatch.withLock { $0 = task }
-    }
-
-    func close(reason: String) async {
-        let first = closed.withLock { closed -> Bool in
-            defer { closed = true }
-            return !closed
-        }
-        guard first else { return }
-        termination.withLock { state in
-            state.handler = nil
-            state.closed = true
-        }
-        expiryWatch.withLock { task in
-            task?.cancel()
-            task = nil
-        }
-        recorder.seal(reason: reason)
-        runtime.sessionClosed(id)
-        runtime.hub.sessionClosed(id)
-        runtime.control.append("session.closed", actor: identity.user, ["session": id, "reason": String(reason.prefix(200))])
-    }
-}
-
-/// Reads a connection's credential from the environment or files named in the configuration.
-enum CredentialResolver {
-    struct Missing: Error, CustomStringConvertible {
-        var source: String
-        var description: String { "credential source \(source) is empty or unreadable" }
-    }
-
-    /// Why `source` cannot be resolved now (an unset or empty variable, a missing, empty or
-    /// unreadable file), without reading any secret; nil when it can. Checked at start and on
-    /// reload, and shown in `/healthz` and the console's Connections page.
-    static func problem(_ source: GatewayConfiguration.CredentialSource) -> String? {
-        for name in [source.passwordEnv, source.tokenEnv].compactMap({ $0 }) {
-            if ProcessInfo.processInfo.environment[name]?.isEmpty ?? true { return "environment variable \(name) is not set" }
-        }
-        for path in [source.passwordFile, source.privateKeyFile, source.tokenFile].compactMap({ $0 }) {
-            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
-            guard let size else { return "file \(path) does not exist" }
-            if size == 0 { return "file \(path) is empty" }
-            if !FileManager.default.isReadableFile(atPath: path) { return "file \(path) is not readable by the gateway" }
-        }
-        return nil
-    }
-
-    static func resolve(_ source: GatewayConfiguration.CredentialSource) throws -> Credential {
-        func environment(_ name: String?) throws -> Secret? {
-            guard let name else { return nil }
-            guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { throw Missing(source: "env \(name)") }
-            return Secret(value)
-        }
-        func file(_ path: String?, trim: Bool) throws -> Secret? {
-            guard let path else { return nil }
-            guard let data = FileManager.default.contents(atPath: path), !data.isEmpty else { throw Missing(source: "file \(path)") }
-            var bytes = Array(data)
-            if trim { while let last = bytes.last, last == 10 || last == 13 { bytes.removeLast() } }
-            return Secret(bytes: bytes)
-        }
-        return Credential(username: source.username,
-                          password: try environment(source.passwordEnv) ?? file(source.passwordFile, trim: true),
-                          privateKey: try file(source.privateKeyFile, trim: false),
-                          token: try environment(source.tokenEnv) ?? file(source.tokenFile, trim: true),
-                          headerName: source.header)
     }
 }

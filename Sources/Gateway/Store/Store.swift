@@ -74,20 +74,25 @@ public struct SessionFilter: Sendable {
     public init() {}
 }
 
-/// Where sessions, events, reviews and the control chain live. SQLite is the embedded default;
-/// a PostgreSQL store implements the same protocol for several gateway instances.
-public protocol Store: Sendable {
-    func createSession(_ session: SessionRecord) throws
-    func appendEvents(_ events: [StoredEvent]) throws
-    func updateSession(_ session: SessionRecord) throws
+/// The record as readers see it (the admin API, the console, the audit verifier, exports):
+/// sessions, their events and the control chain, never a write.
+public protocol RecordReader: Sendable {
     func session(id: String) throws -> SessionRecord?
     func sessions(_ filter: SessionFilter) throws -> [SessionRecord]
     func allSessionIDs() throws -> [String]
     func events(session: String, after seq: Int, limit: Int) throws -> [StoredEvent]
+    func controlEvents(after seq: Int, limit: Int) throws -> [ControlEvent]
+}
+
+/// Where sessions, events, reviews and the control chain live. SQLite is the embedded default;
+/// a PostgreSQL store implements the same protocol for several gateway instances.
+public protocol Store: RecordReader {
+    func createSession(_ session: SessionRecord) throws
+    func appendEvents(_ events: [StoredEvent]) throws
+    func updateSession(_ session: SessionRecord) throws
 
     func appendControl(_ event: ControlEvent) throws
     func lastControl() throws -> ControlEvent?
-    func controlEvents(after seq: Int, limit: Int) throws -> [ControlEvent]
 
     func saveReview(_ review: ReviewRecord) throws
     func review(id: String) throws -> ReviewRecord?

@@ -1,0 +1,205 @@
+import Adapters
+import AsyncHTTPClient
+import Crypto
+import Foundation
+import Logging
+import MaskEngine
+import NIOCore
+
+/// One governed session.
+final class GatewaySession: GovernedSession {
+    let runtime: GatewayRuntime
+    let identity: Identity
+    let connection: ConnectionTarget
+    let recorder: SessionRecorder
+    let expiresAt: Int64?
+    private let closed = Locked(false)
+    /// The adapter's termination handler, and the reason once the gateway ended the session (a
+    /// handler registered after that is called at once). `closed` drops the handler: it captures
+    /// the adapter's handler, which holds this session, and the cycle would keep both (and every
+    /// buffer of the connection) alive after the session ends.
+    private let termination = Locked<(handler: (@Sendable (String) -> Void)?, reason: String?, closed: Bool)>((nil, nil, false))
+    private let expiryWatch = Locked<Task<Void, Never>?>(nil)
+
+    var id: String { recorder.id }
+
+    init(runtime: GatewayRuntime, identity: Identity, target: ConnectionTarget, recorder: SessionRecorder, expiresAt: Int64? = nil) {
+        self.expiresAt = expiresAt
+        self.runtime = runtime
+        self.identity = identity
+        self.connection = target
+        self.recorder = recorder
+    }
+
+
+    func decide(_ command: Command) -> Decision {
+        if let failure = recorder.failure {
+            runtime.logger.error("recording failed; command refused", metadata: ["session": "\(id)", "error": "\(failure)"])
+            return .block(message: "recording is unavailable, so nothing may run (session \(id))")
+        }
+        guard let compiled = runtime.policy.connection(connection.name) else {
+            return .block(message: "connection \(connection.name) was removed from the configuration")
+        }
+        let decision = compiled.decide(command, for: identity)
+        switch decision.action {
+        case .allow:
+            runtime.metrics.increment("sluice_commands_total", labels: ["outcome": "allowed", "protocol": connection.kind.rawValue])
+            recorder.count("allowed")
+            return .allow
+        case .block:
+            let message = decision.message ?? "blocked by policy"
+            recorder.append(SessionMarker.decision(.block, rule: decision.rule.map { $0 + 1 }, classes: command.classes, message: message).event)
+            recorder.count("blocked")
+            runtime.metrics.increment("sluice_commands_total", labels: ["outcome": "blocked", "protocol": connection.kind.rawValue])
+            runtime.control.append("command.blocked", actor: identity.user,
+                                   ["session": id, "connection": connection.name, "rule": decision.rule.map { String($0 + 1) } ?? ""])
+            return .block(message: message)
+        case .review:
+            runtime.metrics.increment("sluice_commands_total", labels: ["outcome": "reviewed", "protocol": connection.kind.rawValue])
+            recorder.count("reviewed")
+            let id = ReviewCenter.newID()
+            recorder.append(SessionMarker.decision(.review, rule: decision.rule.map { $0 + 1 }, classes: command.classes, review: id).event)
+            let reviews = runtime.reviews
+            let recorder = self.recorder
+            let identity = self.identity
+            let sessionID = self.id
+            let config = compiled.config
+            let reason = decision.message ?? "review required"
+            return .review(ReviewTicket(id: id, approveHint: "sluice reviews approve \(id)",
+                                        withdraw: { why in await reviews.withdraw(id: id, reason: why) }) {
+                var failure: String?
+                let outcome: ReviewOutcome
+                do {
+                    _ = try await reviews.requestCommandReview(identity: identity, connection: config, sessionID: sessionID,
+                                                               command: command, reason: reason, id: id)
+                    outcome = await reviews.wait(id: id)
+                } catch {
+                    failure = "\(error)"
+                    outcome = .denied(by: "sluice", reason: "the review could not be filed")
+                }
+                let marker: SessionMarker = switch outcome {
+                case .approved(let by): .reviewOutcome(review: id, .approved, by: by, error: failure)
+                case .denied(let by, _): .reviewOutcome(review: id, .denied, by: [by], error: failure)
+                case .timedOut: .reviewOutcome(review: id, .timedOut, by: [], error: failure)
+                }
+                recorder.append(marker.event)
+                return outcome
+            })
+        }
+    }
+
+    var recordingEngine: MaskingEngine? { runtime.policy.engines["default"] }
+
+    func masking(for target: MaskTarget) -> MaskingChoice {
+        let policy = runtime.policy
+        guard let compiled = policy.connection(connection.name) else {
+            // Removed by a reload: mask with the default profile rather than nothing.
+            return policy.engines["default"].map { .masked(engine: $0, forced: nil) } ?? .unmasked
+        }
+        guard let profile = compiled.profileName(for: identity) else { return .unmasked }
+        guard let engine = policy.engines[profile] ?? policy.engines["default"] else { return .unmasked }
+        switch target {
+        case .stream: return .masked(engine: engine, forced: nil)
+        case .column(let table, let name): return .masked(engine: engine, forced: compiled.columnStyle(table: table, column: name))
+        }
+    }
+
+    func record(_ event: SessionEvent) {
+        guard recorder.append(event) else {
+            stopUnrecorded(recorder.failure ?? "recording failed")
+            return
+        }
+        runtime.hub.recorded(event, session: id)
+    }
+
+    private let recordingStopped = Locked(false)
+
+    /// Fail closed: a session whose record cannot be written stops relaying. Its client is told
+    /// why; the gap is closed with a marker when the session is sealed.
+    func stopUnrecorded(_ why: String) {
+        let first = recordingStopped.withLock { stopped in
+            defer { stopped = true }
+            return !stopped
+        }
+        guard first else { return }
+        runtime.logger.error("recording failed; session stopped", metadata: ["session": "\(id)", "error": "\(why.prefix(200))"])
+        runtime.metrics.increment("sluice_sessions_stopped_unrecorded_total", labels: ["protocol": connection.kind.rawValue])
+        Task { await self.terminate(reason: "recording failed, so the session was stopped (nothing may run unrecorded)") }
+    }
+
+    func reportUpstreamFailure(_ reason: String) {
+        runtime.logger.warning("upstream unreachable", metadata: [
+            "session": "\(id)", "connection": "\(connection.name)", "protocol": "\(connection.kind.rawValue)",
+            "target": "\(connection.target)", "error": "\(reason.prefix(300))",
+        ])
+        runtime.metrics.add("sluice_upstream_failures_total", 1, labels: ["protocol": connection.kind.rawValue])
+    }
+
+    func reportMasking(bytes: Int, counts: [String: Int], latency: Duration) {
+        runtime.metrics.add("sluice_bytes_scanned_total", Double(bytes), labels: ["protocol": connection.kind.rawValue])
+        for (detector, count) in counts where count > 0 {
+            runtime.metrics.add("sluice_values_masked_total", Double(count), labels: ["detector": detector])
+            recorder.count("masked:" + detector, by: count)
+        }
+        runtime.metrics.observe("sluice_masking_latency_seconds", Double(latency.components.attoseconds) / 1e18 + Double(latency.components.seconds))
+    }
+
+    func onTermination(_ handler: @escaping @Sendable (String) -> Void) {
+        let ended = termination.withLock { state -> String? in
+            if let reason = state.reason { return reason }
+            if !state.closed { state.handler = handler }
+            return nil
+        }
+        if let ended { handler(ended) }
+    }
+
+    /// The gateway ends the session: the adapter is told first, then the record is sealed.
+    func terminate(reason: String) async {
+        let handler = termination.withLock { state -> (@Sendable (String) -> Void)? in
+            if state.reason == nil { state.reason = reason }
+            defer { state.handler = nil }
+            return state.handler
+        }
+        handler?(reason)
+        await close(reason: reason)
+    }
+
+    /// Ends the session once the gateway's clock passes `validUntil` (Unix seconds: the token's
+    /// `exp` plus the skew). Sleeps at most 5 minutes at a time and checks the clock again.
+    func endAtExpiry(_ validUntil: Int64) {
+        let clock = runtime.clock
+        let task = Task { [weak self] in
+            while !Task.isCancelled {
+                // Valid through the second `validUntil`, as the verifier counts.
+                let left = (validUntil + 1) * 1_000_000 - clock.nowMicros()
+                if left <= 0 {
+                    self?.recorder.append(SessionMarker.ended("token expired").event)
+                    await self?.terminate(reason: "your token expired; sign in again")
+                    return
+                }
+                try? await Task.sleep(for: .microseconds(min(left, 300_000_000)))
+            }
+        }
+        expiryWatch.withLock { $0 = task }
+    }
+
+    func close(reason: String) async {
+        let first = closed.withLock { closed -> Bool in
+            defer { closed = true }
+            return !closed
+        }
+        guard first else { return }
+        termination.withLock { state in
+            state.handler = nil
+            state.closed = true
+        }
+        expiryWatch.withLock { task in
+            task?.cancel()
+            task = nil
+        }
+        recorder.seal(reason: reason)
+        runtime.sessionClosed(id)
+        runtime.hub.sessionClosed(id)
+        runtime.control.append("session.closed", actor: identity.user, ["session": id, "reason": String(reason.prefix(200))])
+    }
+}
