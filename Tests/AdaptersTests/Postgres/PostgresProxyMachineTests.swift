@@ -113,8 +113,9 @@ let testEngine: MaskingEngine = {
 
 enum URLPath {
     static var corpora: String {
+        // Tests/AdaptersTests/Postgres/this file → the repository root.
         var path = #filePath
-        for _ in 0..<3 { path = String(path[..<path.lastIndex(of: "/")!]) }
+        for _ in 0..<4 { path = String(path[..<path.lastIndex(of: "/")!]) }
         return path + "/corpora"
     }
 }
