@@ -24,7 +24,7 @@ enum PostgresFuzz {
                     guard let message = try decoder.next() else { break }
                     _ = try? PostgresMessages.parseFields(message.body)
                     _ = try? ColumnDescription.parseRowDescription(message.body)
-                    _ = PostgresProxyMachine.bindRecord(message.body)
+                    _ = PostgresRelay.bindRecord(message.body)
                 }
             } catch {
                 return
