@@ -37,15 +37,10 @@ package struct HTTPAdapter: Sendable {
     }
 }
 
-package final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannelHandler, GovernedConnectionHost,
-                                       UpstreamEventSink {
-    package typealias InboundIn = HTTPServerRequestPart
-    package typealias OutboundOut = HTTPServerResponsePart
-
+package final class HTTPFrontendHandler: GovernedFrontend<HTTPServerRequestPart, HTTPServerResponsePart>,
+                                         GovernedConnectionHost, UpstreamEventSink {
     let adapter: HTTPAdapter
     private var machine: HTTPProxyMachine
-    private var context: ChannelHandlerContext?
-    private var upstream: (any Channel)?
     /// Which connection the idle upstream channel belongs to (reused for the next request to it).
     private var upstreamKey: String?
     private var wantsRead = true
@@ -53,9 +48,6 @@ package final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannel
     private var clientNeedsFlush = false
     private var upstreamWritable = true
     private var timer: Scheduled<Void>?
-    private var closed = false
-    /// The review a request waits for, withdrawn if the client leaves before the decision.
-    private var reviewWait = ReviewWait()
     /// The connection left HTTP (upgrade): the session now belongs to the upgraded protocol.
     private var upgradedAway = false
     /// The client channel after an upgrade: closed if the gateway ends the session (token expiry).
@@ -71,26 +63,19 @@ package final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannel
         self.adapter = adapter
         self.httpHandlers = httpHandlers
         machine = HTTPProxyMachine(configuration: adapter.configuration, profile: adapter.profile)
+        super.init()
     }
 
-    package func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
+    override func added(context: ChannelHandlerContext) {
         if context.channel.isActive { armTimer(adapter.configuration.headerTimeout) }
     }
 
-    /// The context holds this handler: keeping it after removal would keep both, and every
-    /// buffer of the exchange, alive for ever.
-    package func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
-    }
-
-    package func channelActive(context: ChannelHandlerContext) {
+    override func activated(context: ChannelHandlerContext) {
         armTimer(adapter.configuration.headerTimeout)
-        context.fireChannelActive()
     }
 
-    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+    override func read(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head):
             timer?.cancel()
             timer = nil
@@ -105,20 +90,8 @@ package final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannel
         }
     }
 
-    package func channelInactive(context: ChannelHandlerContext) {
+    override func connectionEnded(reason: String) {
         shutdown()
-        context.fireChannelInactive()
-    }
-
-    package func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        shutdown()
-        context.close(promise: nil)
-    }
-
-    package func channelWritabilityChanged(context: ChannelHandlerContext) {
-        // Backpressure: stop reading the upstream response while the client cannot take more.
-        upstream?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenFailure { _ in }
-        context.fireChannelWritabilityChanged()
     }
 
     // MARK: Upstream events (same event loop)
@@ -303,8 +276,6 @@ package final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannel
 
     // MARK: Session events (GovernedConnectionHost)
 
-    var hasClosed: Bool { closed }
-
     func sessionOpened(_ session: any GovernedSession) {
         run(machine.sessionOpened(session))
     }
@@ -332,30 +303,19 @@ package final class HTTPFrontendHandler: ChannelInboundHandler, RemovableChannel
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let request = UpstreamRequest(target: connection, host: target.host, port: target.port, negotiateTLS: false, directTLS: target.tls)
         let handlers = NIOLoopBoundBox([any RemovableChannelHandler](), eventLoop: context.eventLoop)
-        adapter.connector(context.eventLoop, request) { channel in
-            channel.eventLoop.makeCompletedFuture {
-                let encoder = HTTPRequestEncoder()
-                let decoder = ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes))
-                let upstreamHandler = UpstreamForwarder(bound)
-                try channel.pipeline.syncOperations.addHandlers([encoder, decoder, upstreamHandler])
-                handlers.value = [upstreamHandler, encoder, decoder]
-            }
-        }.whenComplete { result in
-            let handler = bound.value
-            switch result {
-            case .success(let channel):
-                if handler.closed {
-                    channel.close(promise: nil)
-                    return
-                }
-                handler.upstream = channel
-                handler.upstreamKey = key
-                handler.upstreamHTTPHandlers = handlers.value
-                handler.upstreamWritable = true
-                handler.run(handler.machine.upstreamConnected())
-            case .failure(let error):
-                handler.run(handler.machine.upstreamFailed(String(describing: error).prefix(160).description))
-            }
+        openUpstream(request, with: adapter.connector, on: context.eventLoop) { channel in
+            let encoder = HTTPRequestEncoder()
+            let decoder = ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes))
+            let upstreamHandler = UpstreamForwarder(bound)
+            try channel.pipeline.syncOperations.addHandlers([encoder, decoder, upstreamHandler])
+            handlers.value = [upstreamHandler, encoder, decoder]
+        } connected: { _ in
+            self.upstreamKey = key
+            self.upstreamHTTPHandlers = handlers.value
+            self.upstreamWritable = true
+            self.run(self.machine.upstreamConnected())
+        } failed: { error in
+            self.run(self.machine.upstreamFailed(String(describing: error).prefix(160).description))
         }
     }
 

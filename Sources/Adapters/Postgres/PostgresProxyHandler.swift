@@ -64,22 +64,14 @@ package struct PostgresAdapter: Sendable {
 
 /// The client-facing handler: feeds bytes to the machine and performs its actions; owns the
 /// upstream channel of the session.
-package final class PostgresFrontendHandler: ChannelInboundHandler, RemovableChannelHandler, GovernedConnectionHost,
-                                           UpstreamEventSink {
-    package typealias InboundIn = ByteBuffer
-    package typealias OutboundOut = ByteBuffer
-
+package final class PostgresFrontendHandler: GovernedFrontend<ByteBuffer, ByteBuffer>, GovernedConnectionHost,
+                                             UpstreamEventSink {
     let adapter: PostgresAdapter
     private var machine: PostgresProxyMachine
-    private var context: ChannelHandlerContext?
-    private var upstream: (any Channel)?
-    private var closed = false
     private var registeredKey: PostgresProxyMachine.CancelKey?
     private var startupDeadline: Scheduled<Void>?
     /// The source address counted in `adapter.admission` until the session opens or the connection ends.
     private var admittedSource: String?
-    /// The review a held statement waits for.
-    private var reviewWait = ReviewWait()
 
     init(adapter: PostgresAdapter) {
         self.adapter = adapter
@@ -87,18 +79,15 @@ package final class PostgresFrontendHandler: ChannelInboundHandler, RemovableCha
         let key = PostgresProxyMachine.CancelKey(processID: Int32.random(in: 1...Int32.max, using: &generator),
                                                  secretKey: Int32.random(in: Int32.min...Int32.max, using: &generator))
         machine = PostgresProxyMachine(configuration: adapter.configuration, clientKey: key)
+        super.init()
     }
 
-    /// The context holds this handler: keeping it after removal would keep both, and every
-    /// buffer of the connection, alive for ever.
-    package func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
+    override func removed() {
         startupDeadline?.cancel()
         startupDeadline = nil
     }
 
-    package func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
+    override func added(context: ChannelHandlerContext) {
         if context.channel.isActive { admit(context: context) }
         // An unauthenticated connection holds a descriptor: it gets `startupTimeout` to log in.
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -111,9 +100,8 @@ package final class PostgresFrontendHandler: ChannelInboundHandler, RemovableCha
         }
     }
 
-    package func channelActive(context: ChannelHandlerContext) {
+    override func activated(context: ChannelHandlerContext) {
         admit(context: context)
-        context.fireChannelActive()
     }
 
     /// Counts this connection as not logged in yet; over the limit it is told and closed at once.
@@ -135,26 +123,14 @@ package final class PostgresFrontendHandler: ChannelInboundHandler, RemovableCha
         admittedSource = nil
     }
 
-    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    override func read(_ part: ByteBuffer, context: ChannelHandlerContext) {
         guard !closed else { return }
-        var bytes = unwrapInboundIn(data)
+        var bytes = part
         run(machine.clientBytes(&bytes))
     }
 
-    package func channelInactive(context: ChannelHandlerContext) {
-        shutdown(reason: "client disconnected")
-        context.fireChannelInactive()
-    }
-
-    package func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        shutdown(reason: "client connection error (\(type(of: error)))")
-        context.close(promise: nil)
-    }
-
-    package func channelWritabilityChanged(context: ChannelHandlerContext) {
-        // Backpressure: stop reading the upstream while the client cannot take more.
-        upstream?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenFailure { _ in }
-        context.fireChannelWritabilityChanged()
+    override func connectionEnded(reason: String) {
+        shutdown(reason: reason)
     }
 
     // MARK: Upstream events (on the same event loop)
@@ -217,8 +193,6 @@ package final class PostgresFrontendHandler: ChannelInboundHandler, RemovableCha
 
     // MARK: Session events (GovernedConnectionHost)
 
-    var hasClosed: Bool { closed }
-
     func sessionOpened(_ session: any GovernedSession) {
         releaseAdmission()
         run(machine.sessionOpened(session))
@@ -243,25 +217,13 @@ package final class PostgresFrontendHandler: ChannelInboundHandler, RemovableCha
             return
         }
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let eventLoop = context.eventLoop
         let request = UpstreamRequest(target: target, host: address.host, port: address.port, negotiateTLS: true)
-        adapter.connector(eventLoop, request) { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(UpstreamForwarder(bound))
-            }
-        }.whenComplete { result in
-            let handler = bound.value
-            switch result {
-            case .success(let channel):
-                if handler.closed {
-                    channel.close(promise: nil)
-                    return
-                }
-                handler.upstream = channel
-                handler.run(handler.machine.upstreamConnected())
-            case .failure(let error):
-                handler.run(handler.machine.upstreamFailed("connect failed (\(error))"))
-            }
+        openUpstream(request, with: adapter.connector, on: context.eventLoop) { channel in
+            try channel.pipeline.syncOperations.addHandler(UpstreamForwarder(bound))
+        } connected: { _ in
+            self.run(self.machine.upstreamConnected())
+        } failed: { error in
+            self.run(self.machine.upstreamFailed("connect failed (\(error))"))
         }
     }
 
@@ -303,6 +265,3 @@ package final class PostgresFrontendHandler: ChannelInboundHandler, RemovableCha
         }
     }
 }
-
-@available(*, unavailable)
-extension PostgresFrontendHandler: Sendable {}

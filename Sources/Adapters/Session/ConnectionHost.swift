@@ -118,3 +118,107 @@ final class UpstreamForwarder<Sink: UpstreamEventSink>: ChannelInboundHandler, R
 
 @available(*, unavailable)
 extension UpstreamForwarder: Sendable {}
+
+/// The client-facing NIO handler of a governed connection, written once for the Postgres and
+/// HTTP frontends: it keeps the client's context, the session's upstream channel, whether the
+/// connection ended and the review it waits for; it stops reading the upstream while the client
+/// cannot take more (backpressure), and turns the client's disconnection or error into one
+/// ``connectionEnded(reason:)``. The frontends override the hooks (`added`, `activated`, `read`,
+/// `removed`, `connectionEnded`); NIO's own entry points stay here, so each is written once.
+package class GovernedFrontend<ClientIn, ClientOut>: ChannelInboundHandler, RemovableChannelHandler {
+    package typealias InboundIn = ClientIn
+    package typealias OutboundOut = ClientOut
+
+    /// The client channel's context while this handler is in its pipeline. Dropped on removal:
+    /// the context holds the handler, and keeping it would keep both, and every buffer of the
+    /// connection, alive for ever.
+    var context: ChannelHandlerContext?
+    /// The session's upstream channel (its events come back through ``UpstreamForwarder``).
+    var upstream: (any Channel)?
+    /// The connection ended: nothing more is read, sent or opened.
+    var closed = false
+    /// The review a held command waits for: withdrawn if the connection ends first.
+    var reviewWait = ReviewWait()
+
+    init() {}
+
+    /// Whether the connection ended (``GovernedConnectionHost/hasClosed``).
+    var hasClosed: Bool { closed }
+
+    package func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        added(context: context)
+    }
+
+    package func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        removed()
+    }
+
+    package func channelActive(context: ChannelHandlerContext) {
+        activated(context: context)
+        context.fireChannelActive()
+    }
+
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        read(unwrapInboundIn(data), context: context)
+    }
+
+    package func channelInactive(context: ChannelHandlerContext) {
+        connectionEnded(reason: "client disconnected")
+        context.fireChannelInactive()
+    }
+
+    package func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        connectionEnded(reason: "client connection error (\(type(of: error)))")
+        context.close(promise: nil)
+    }
+
+    package func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // Backpressure: stop reading the upstream while the client cannot take more.
+        upstream?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenFailure { _ in }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Opens the session's upstream connection on this connection's event loop. `pipeline`
+    /// adds the protocol's handlers (ending with an ``UpstreamForwarder``); once connected the
+    /// channel becomes ``upstream`` and `connected` runs, unless the client left meanwhile (then
+    /// the new channel is closed); `failed` runs with the error.
+    func openUpstream(_ request: UpstreamRequest, with connector: UpstreamConnector, on eventLoop: any EventLoop,
+                      pipeline: @escaping @Sendable (any Channel) throws -> Void,
+                      connected: @escaping (any Channel) -> Void, failed: @escaping (any Error) -> Void) {
+        let callbacks = NIOLoopBound((self, connected, failed), eventLoop: eventLoop)
+        connector(eventLoop, request) { channel in
+            channel.eventLoop.makeCompletedFuture { try pipeline(channel) }
+        }.whenComplete { result in
+            let (frontend, connected, failed) = callbacks.value
+            switch result {
+            case .success(let channel):
+                if frontend.closed {
+                    channel.close(promise: nil)
+                    return
+                }
+                frontend.upstream = channel
+                connected(channel)
+            case .failure(let error):
+                failed(error)
+            }
+        }
+    }
+
+    // MARK: Hooks for the frontends
+
+    /// The handler joined the pipeline (the channel may already be active).
+    func added(context: ChannelHandlerContext) {}
+    /// The handler left the pipeline (its context is already dropped).
+    func removed() {}
+    /// The client connection became active.
+    func activated(context: ChannelHandlerContext) {}
+    /// A part from the client.
+    func read(_ part: ClientIn, context: ChannelHandlerContext) {}
+    /// The client left or failed: release what the connection holds, once.
+    func connectionEnded(reason: String) {}
+}
+
+@available(*, unavailable)
+extension GovernedFrontend: Sendable {}
