@@ -74,9 +74,10 @@ package final class HTTPBodyTransformer {
     /// For users who see data unmasked: the record still gets a masked copy.
     private let recordMasker: StreamMasker?
     private let record: (SessionEvent) -> Void
-    private let recordCap: Int
-    package private(set) var recorded = 0
-    package private(set) var recordCut = false
+    /// The record's cap for this body (``RecordBudget``).
+    private var budget: RecordBudget
+    /// Whether the record of this body was cut at the cap.
+    package var recordCut: Bool { budget.cut }
     package private(set) var bytesIn = 0
     package private(set) var bytesOut = 0
     private let scanning: Bool
@@ -132,7 +133,7 @@ package final class HTTPBodyTransformer {
             clientFilter = nil
             recordFilter = plan.scan ? recordingEngine.flatMap { engine in documentFilter?(engine) } : nil
         }
-        self.recordCap = recordCap
+        budget = RecordBudget(cap: recordCap)
         let eventKind = kind
         self.record = { event in record(SessionEvent(eventKind, event.data)) }
     }
@@ -288,13 +289,7 @@ package final class HTTPBodyTransformer {
     /// Records masked bytes up to the cap (binary bodies are recorded by size only).
     private func keep<C: Collection>(_ bytes: C) where C.Element == UInt8 {
         guard scanning, mode == .text, !bytes.isEmpty else { return }
-        guard recorded < recordCap else {
-            recordCut = true
-            return
-        }
-        let part = Array(bytes.prefix(recordCap - recorded))
-        recorded += part.count
-        if part.count < bytes.count { recordCut = true }
-        record(SessionEvent(.output, part))
+        let (part, _) = budget.take(bytes)
+        if !part.isEmpty { record(SessionEvent(.output, part)) }
     }
 }
