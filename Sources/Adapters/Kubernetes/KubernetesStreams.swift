@@ -1,33 +1,23 @@
 import Foundation
 
 /// A Kubernetes protocol violation or limit: a code and lengths, never payload.
-package struct KubernetesProtocolError: Error, Sendable, Equatable, CustomStringConvertible {
-    package enum Code: String, Sendable {
-        /// A stream message without even its stream byte.
-        case empty = "k8s_empty_message"
-        /// A resize message that is not `{"Width":W,"Height":H}` with sizes in 0…65535.
-        case malformedResize = "k8s_malformed_resize"
-        /// A v5 close message that is not exactly `[255, STREAM]`.
-        case malformedClose = "k8s_malformed_close"
-        /// A status message over ``ExecStatus/maximumLength``.
-        case statusTooLarge = "k8s_status_too_large"
-        /// A status message that is not a JSON object.
-        case malformedStatus = "k8s_malformed_status"
-        /// A body over the caller's limit.
-        case bodyTooLarge = "k8s_body_too_large"
-        /// A body that is not JSON.
-        case notJSON = "k8s_not_json"
-    }
+package typealias KubernetesProtocolError = ProtocolViolation<KubernetesViolation>
 
-    package var code: Code
-    package var detail: String
-
-    package init(_ code: Code, _ detail: String) {
-        self.code = code
-        self.detail = detail
-    }
-
-    package var description: String { "\(code.rawValue): \(detail)" }
+package enum KubernetesViolation: String, Sendable {
+    /// A stream message without even its stream byte.
+    case empty = "k8s_empty_message"
+    /// A resize message that is not `{"Width":W,"Height":H}` with sizes in 0…65535.
+    case malformedResize = "k8s_malformed_resize"
+    /// A v5 close message that is not exactly `[255, STREAM]`.
+    case malformedClose = "k8s_malformed_close"
+    /// A status message over ``ExecStatus/maximumLength``.
+    case statusTooLarge = "k8s_status_too_large"
+    /// A status message that is not a JSON object.
+    case malformedStatus = "k8s_malformed_status"
+    /// A body over the caller's limit.
+    case bodyTooLarge = "k8s_body_too_large"
+    /// A body that is not JSON.
+    case notJSON = "k8s_not_json"
 }
 
 /// The WebSocket subprotocols of `kubectl exec` / `attach` the gateway speaks.

@@ -1,26 +1,16 @@
 import NIOCore
 
 /// A PostgreSQL protocol violation or limit: a code and lengths, never payload.
-package struct PostgresProtocolError: Error, Sendable, Equatable, CustomStringConvertible {
-    package enum Code: String, Sendable {
-        case messageTooLarge = "pg_message_too_large"
-        case malformedStartup = "pg_malformed_startup"
-        case unsupportedProtocol = "pg_unsupported_protocol"
-        case malformedMessage = "pg_malformed_message"
-        case unexpectedMessage = "pg_unexpected_message"
-        case upstreamAuthentication = "pg_upstream_auth"
-        case unsupportedAuthentication = "pg_unsupported_auth"
-    }
+package typealias PostgresProtocolError = ProtocolViolation<PostgresViolation>
 
-    package var code: Code
-    package var detail: String
-
-    package init(_ code: Code, _ detail: String) {
-        self.code = code
-        self.detail = detail
-    }
-
-    package var description: String { "\(code.rawValue): \(detail)" }
+package enum PostgresViolation: String, Sendable {
+    case messageTooLarge = "pg_message_too_large"
+    case malformedStartup = "pg_malformed_startup"
+    case unsupportedProtocol = "pg_unsupported_protocol"
+    case malformedMessage = "pg_malformed_message"
+    case unexpectedMessage = "pg_unexpected_message"
+    case upstreamAuthentication = "pg_upstream_auth"
+    case unsupportedAuthentication = "pg_unsupported_auth"
 }
 
 /// Protocol constants.
