@@ -6,16 +6,31 @@ import Testing
 
 /// The NIO handler with in-memory channels on both sides: a client and a fake upstream server.
 @Suite struct PostgresProxyHandlerTests {
-    func makeGovernor() -> InMemoryGovernor {
+    func makeGovernor(rules: [@Sendable (Command) -> Decision?] = [],
+                      reviewOutcome: ReviewOutcome? = .approved(by: ["approver"])) -> InMemoryGovernor {
         InMemoryGovernor(
             tokens: ["tok": Identity(user: "alice", groups: ["eng"], issuer: "test")],
             connections: [ConnectionTarget(name: "db", kind: .postgres, target: "127.0.0.1:5432", database: "app",
                                            credential: Credential(username: "app"))],
-            engine: testEngine)
+            engine: testEngine, rules: rules, reviewOutcome: reviewOutcome)
     }
 
     func waitForWrite(_ channel: NIOAsyncTestingChannel) async throws -> ByteBuffer {
         try await channel.waitForOutboundWrite(as: ByteBuffer.self)
+    }
+
+    /// Connects `client`, logs in with the token `tok` and answers the gateway's upstream login
+    /// on `upstream`: the connection is then relaying.
+    func logIn(_ client: NIOAsyncTestingChannel, upstream: NIOAsyncTestingChannel) async throws {
+        try await client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
+        try await client.writeInbound(PostgresMessages.startup([("user", "alice"), ("database", "db")]))
+        _ = try await waitForWrite(client)
+        try await client.writeInbound(Wire.password("tok"))
+        _ = try await waitForWrite(upstream)
+        var ready = ByteBuffer()
+        for var message in [Wire.authentication(0), Wire.ready()] { ready.writeBuffer(&message) }
+        try await upstream.writeInbound(ready)
+        _ = try await waitForWrite(client)
     }
 
     @Test func loginRelayAndMaskingThroughTheHandler() async throws {
@@ -73,11 +88,7 @@ import Testing
             try? await Task.sleep(for: .seconds(30))
             return .timedOut
         }
-        let governor = InMemoryGovernor(
-            tokens: ["tok": Identity(user: "alice", groups: ["eng"], issuer: "test")],
-            connections: [ConnectionTarget(name: "db", kind: .postgres, target: "127.0.0.1:5432", database: "app",
-                                           credential: Credential(username: "app"))],
-            engine: testEngine, rules: [{ $0.text.lowercased().hasPrefix("delete") ? .review(ticket) : nil }], reviewOutcome: nil)
+        let governor = makeGovernor(rules: [{ $0.text.lowercased().hasPrefix("delete") ? .review(ticket) : nil }], reviewOutcome: nil)
         let loop = NIOAsyncTestingEventLoop()
         let upstream = NIOAsyncTestingChannel(loop: loop)
         let adapter = PostgresAdapter(governor: governor, configuration: PostgresAdapterConfiguration(),
@@ -85,15 +96,7 @@ import Testing
         let client = try await NIOAsyncTestingChannel(loop: loop) { channel in
             try channel.pipeline.syncOperations.addHandler(adapter.makeHandler())
         }
-        try await client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
-        try await client.writeInbound(PostgresMessages.startup([("user", "alice"), ("database", "db")]))
-        _ = try await waitForWrite(client)
-        try await client.writeInbound(Wire.password("tok"))
-        _ = try await waitForWrite(upstream)
-        var ready = ByteBuffer()
-        for var message in [Wire.authentication(0), Wire.ready()] { ready.writeBuffer(&message) }
-        try await upstream.writeInbound(ready)
-        _ = try await waitForWrite(client)
+        try await logIn(client, upstream: upstream)
 
         try await client.writeInbound(Wire.query("delete from customers"))
         #expect(try Wire.types([try await waitForWrite(client)]) == "N")
@@ -120,15 +123,7 @@ import Testing
             released.handler = handler
             try channel.pipeline.syncOperations.addHandler(handler)
         }
-        try await client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
-        try await client.writeInbound(PostgresMessages.startup([("user", "alice"), ("database", "db")]))
-        _ = try await waitForWrite(client)
-        try await client.writeInbound(Wire.password("tok"))
-        _ = try await waitForWrite(upstream)
-        var ready = ByteBuffer()
-        for var message in [Wire.authentication(0), Wire.ready()] { ready.writeBuffer(&message) }
-        try await upstream.writeInbound(ready)
-        _ = try await waitForWrite(client)
+        try await logIn(client, upstream: upstream)
         #expect(released.handler != nil)
 
         try await client.close()
