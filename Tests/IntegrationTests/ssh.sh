@@ -226,6 +226,8 @@ gssh "not-a-token" box true >/dev/null 2>&1 && rc=0 || rc=$?
 check "a wrong token is refused" test "$rc" = 255
 OUT=$(gssh "$ALICE" wrong-key true 2>&1) && rc=0 || rc=$?
 check "a host key mismatch is refused" bash -c "echo '$OUT' | grep -q 'does not match host_key' && test $rc != 0"
+MISMATCH_AUDITOR=$("$SLUICE" token --config "$WORK/sluice.yaml" --user aude --groups auditor)
+check "and it is a control event (ssh.host_key_mismatch)" bash -c "curl -fsS -H 'Authorization: Bearer $MISMATCH_AUDITOR' 'http://127.0.0.1:$ADMIN_PORT/api/audit/control' | grep -q ssh.host_key_mismatch"
 python3 - "$SSH_PORT" <<'EOF'
 import os, socket, sys
 port = int(sys.argv[1])

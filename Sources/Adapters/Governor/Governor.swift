@@ -34,6 +34,10 @@ public protocol GovernedSession: AnyObject, Sendable {
     /// Appends one event to the session record (already masked output only).
     func record(_ event: SessionEvent)
 
+    /// Records a typed marker. The governor decides what else a marker means (a host-key
+    /// mismatch also goes to the control chain); adapters only mark.
+    func mark(_ marker: SessionMarker)
+
     /// Reports what masking did: bytes scanned, values masked per detector, time spent.
     func reportMasking(bytes: Int, counts: [String: Int], latency: Duration)
 

@@ -317,7 +317,7 @@ public enum SessionMarker: Sendable, Equatable {
 }
 
 extension GovernedSession {
-    /// Records a marker.
+    /// Records a marker (the default: the marker's event, nothing else).
     public func mark(_ marker: SessionMarker) {
         record(marker.event)
     }

@@ -127,6 +127,15 @@ final class GatewaySession: GovernedSession {
         Task { await self.terminate(reason: "recording failed, so the session was stopped (nothing may run unrecorded)") }
     }
 
+    /// Records the marker; those that concern the gateway's operators, not only this session,
+    /// also go to the control chain.
+    func mark(_ marker: SessionMarker) {
+        record(marker.event)
+        if case .hostKeyMismatch = marker {
+            runtime.control.append("ssh.host_key_mismatch", actor: identity.user, ["connection": connection.name])
+        }
+    }
+
     func reportUpstreamFailure(_ reason: String) {
         runtime.logger.warning("upstream unreachable", metadata: [
             "session": "\(id)", "connection": "\(connection.name)", "protocol": "\(connection.kind.rawValue)",

@@ -629,7 +629,6 @@ extension SSHSessionDriver {
         ssh_string_free_char(base64)
         guard presented == expected else {
             governed?.mark(.hostKeyMismatch(presented: typeName))
-            runtime.control.append("ssh.host_key_mismatch", actor: governed?.identity.user ?? "-", ["connection": target.name])
             throw SSHBridgeError(reason: "the host key of \(target.name) does not match host_key (\(typeName) presented)")
         }
         var key: ssh_key?
