@@ -3,6 +3,7 @@
 # and through nginx as a plain reverse proxy; and a large JSON response streamed direct vs through
 # Sluice. The upstream is nginx serving static files (so the upstream is never the bottleneck).
 # Usage: Benchmarks/http-compare.sh [--seconds 20] [--mib 512] [--connections 32]
+# PROFILE=1 also samples the gateway with perf during its wrk run (.build/profiles/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -36,6 +37,7 @@ cleanup() {
 }
 trap cleanup EXIT
 source "$ROOT/Tests/IntegrationTests/lib.sh"
+source "$ROOT/Benchmarks/profile.sh"
 
 # The small endpoint: a JSON document with a few people in it (~1 KiB).
 mkdir -p "$WORK/www"
@@ -134,7 +136,9 @@ read -r D_RPS D_LAT D_P50 D_ERR < <(bench "http://127.0.0.1:$UP_PORT/small.json"
 echo "wrk nginx proxy ..." >&2
 read -r N_RPS N_LAT N_P50 N_ERR < <(bench "http://127.0.0.1:$PROXY_PORT/api/small.json")
 echo "wrk sluice ..." >&2
+profile_start "$GATEWAY"
 read -r S_RPS S_LAT S_P50 S_ERR < <(bench "http://127.0.0.1:$HTTP_PORT/api/small.json" "Authorization: Bearer $TOKEN")
+profile_stop wrk-small-json
 
 stream() {   # stream URL [header] -> seconds
   local start end

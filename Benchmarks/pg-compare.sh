@@ -2,6 +2,7 @@
 # One table, one run: pgbench -S direct, through Sluice (masking on) and through PgBouncer
 # (session mode); a 1-million-row PII result direct vs through Sluice; gateway memory with
 # 1,000 idle sessions. Usage: Benchmarks/pg-compare.sh [--seconds 20] [--rows 1000000] [--idle 1000]
+# PROFILE=1 also samples the gateway with perf during its pgbench run (.build/profiles/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -40,6 +41,7 @@ cleanup() {
 }
 trap cleanup EXIT
 source "$ROOT/Tests/IntegrationTests/lib.sh"
+source "$ROOT/Benchmarks/profile.sh"
 
 pg_start "$WORK/pg"
 sed -i 's/^max_connections = .*/max_connections = '"$((IDLE + 100))"'/' "$WORK/pg/data/postgresql.conf"
@@ -123,7 +125,9 @@ pgbench_run() { # label dsn-args...
 }
 echo "pgbench -S -c 8 -j 2 -T $SECONDS_RUN (scale 10) ..." >&2
 read -r D_TPS D_LAT < <(PGPASSWORD=$PG_PASSWORD pgbench_run -h 127.0.0.1 -p "$PGPORT_TEST" -U scram_user app)
+profile_start "$GATEWAY"
 read -r S_TPS S_LAT < <(PGPASSWORD=$TOKEN pgbench_run -h 127.0.0.1 -p "$PG_PORT" -U bench bench)
+profile_stop pgbench-select
 read -r B_TPS B_LAT < <(PGPASSWORD=x pgbench_run -h 127.0.0.1 -p "$BOUNCER_PORT" -U scram_user app)
 
 transfer() { # label dsn sql -> seconds bytes
