@@ -79,6 +79,9 @@ struct PostgresProxyMachine {
     private(set) var session: (any GovernedSession)?
     /// Whether the client connection was upgraded to TLS.
     private var clientTLSActive = false
+    /// The relay's `isHolding`, mirrored: it is read before every client message, and reading it
+    /// through the state would copy the relay (a retain per field) each time.
+    private var holding = false
 
     init(configuration: PostgresAdapterConfiguration, clientKey: CancelKey) {
         self.configuration = configuration
@@ -89,7 +92,7 @@ struct PostgresProxyMachine {
 
     var isRelaying: Bool { if case .relaying = state { return true } else { return false } }
 
-    var isHolding: Bool { if case .relaying(let relay) = state { return relay.isHolding } else { return false } }
+    var isHolding: Bool { holding }
 
     /// The server's `standard_conforming_strings` as last reported: how `'…'` is lexed.
     var standardConformingStrings: Bool {
@@ -105,7 +108,7 @@ struct PostgresProxyMachine {
     private var readsClient: Bool {
         switch state {
         case .startup, .awaitingPassword: return true
-        case .relaying(let relay): return !relay.isHolding
+        case .relaying: return !holding
         default: return false
         }
     }
@@ -211,9 +214,11 @@ struct PostgresProxyMachine {
         state = .closed
         do {
             let actions = try body(&relay)
+            holding = relay.isHolding
             state = .relaying(relay)
             return actions
         } catch {
+            holding = false
             return fail(error)
         }
     }
