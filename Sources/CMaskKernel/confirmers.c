@@ -10,6 +10,7 @@
 
 #include "mask_kernel.h"
 
+#include <pthread.h>
 #include <string.h>
 
 static inline int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
@@ -1455,10 +1456,11 @@ enum {
 #define A_WORD_START (A_DIGIT | A_UPPER | A_HEX | A_IPV)
 
 static uint16_t anchor_table[256];
-static int anchor_table_ready = 0;
+/// The tables are filled once, by whichever thread confirms first; `pthread_once` makes the
+/// others wait for it (a plain "ready" flag was a data race the thread sanitizer reported).
+static pthread_once_t anchor_table_once = PTHREAD_ONCE_INIT;
 
-static void build_anchor_table(void) {
-    if (anchor_table_ready) return;
+static void fill_anchor_table(void) {
     for (int b = 0; b < 256; b++) {
         uint16_t a = 0;
         if (b >= '0' && b <= '9') a |= A_DIGIT;
@@ -1475,7 +1477,10 @@ static void build_anchor_table(void) {
         if (is_aws_secret((uint8_t)b)) k |= B_AWS_SECRET;
         byte_table[b] = k;
     }
-    anchor_table_ready = 1;
+}
+
+static void build_anchor_table(void) {
+    pthread_once(&anchor_table_once, fill_anchor_table);
 }
 
 int mk_confirm(const uint8_t *data, size_t length, const uint8_t *slot_of, uint32_t slots, mk_found found, void *context) {
