@@ -1605,10 +1605,10 @@ collect:
 
 enum { E_LOCAL = 1, E_LABEL = 2, E_ALPHA = 4 };
 static uint8_t email_table[256];
-static int email_table_ready = 0;
+/// Filled once (see `anchor_table_once`).
+static pthread_once_t email_table_once = PTHREAD_ONCE_INIT;
 
-static void build_email_table(void) {
-    if (email_table_ready) return;
+static void fill_email_table(void) {
     for (int b = 0; b < 256; b++) {
         uint8_t c = 0;
         if (is_local((uint8_t)b)) c |= E_LOCAL;
@@ -1616,7 +1616,10 @@ static void build_email_table(void) {
         if (is_alpha((uint8_t)b)) c |= E_ALPHA;
         email_table[b] = c;
     }
-    email_table_ready = 1;
+}
+
+static void build_email_table(void) {
+    pthread_once(&email_table_once, fill_email_table);
 }
 
 void mk_email_reset(mk_email_state *state) { memset(state, 0, sizeof(*state)); }

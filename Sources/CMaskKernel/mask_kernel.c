@@ -5,6 +5,7 @@
 
 #include "mask_kernel.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -25,10 +26,10 @@ enum {
 };
 
 static uint8_t class_table[256];
-static int class_table_ready = 0;
+/// Filled once, by whichever thread classifies first; the others wait (`pthread_once`).
+static pthread_once_t class_table_once = PTHREAD_ONCE_INIT;
 
-static void build_class_table(void) {
-    if (class_table_ready) return;
+static void fill_class_table(void) {
     for (int b = 0; b < 256; b++) {
         uint8_t c = 0;
         if (b >= '0' && b <= '9') c |= C_DIGIT | C_HEX | C_WORD;
@@ -41,7 +42,10 @@ static void build_class_table(void) {
         if (b == ':') c |= C_COLON;
         class_table[b] = c;
     }
-    class_table_ready = 1;
+}
+
+static void build_class_table(void) {
+    pthread_once(&class_table_once, fill_class_table);
 }
 
 /// Masks of `count` (at most 64) bytes; bits at and past `count` are zero.
