@@ -157,6 +157,8 @@ public final class MaskingEngine: Sendable {
     let maxContextBefore: Int
     /// The widest match of any detector.
     let maxMatchWidth: Int
+    /// The fewest bytes any detector's pattern matches (Hyperscan's minimum width).
+    public let shortestMatch: Int
     let hashKey: SymmetricKey
 
     /// The ids of the detectors this engine runs, in priority order.
@@ -185,6 +187,7 @@ public final class MaskingEngine: Sendable {
         var prefilter: [HyperscanExpression] = []
         var confirm: [HyperscanDatabase] = []
         var compiled: [CompiledDetector] = []
+        var shortest = Int.max
         var emailEnds: Int?
         for (index, detector) in selected.enumerated() {
             defer {
@@ -194,6 +197,7 @@ public final class MaskingEngine: Sendable {
             var widest = 0
             for pattern in detector.patterns {
                 let info = try HyperscanDatabase.info(pattern: pattern, flags: flags, owner: detector.id, cache: cache)
+                shortest = Swift.min(shortest, info.minWidth)
                 if let max = info.maxWidth {
                     widest = Swift.max(widest, Swift.min(max, detector.maxWidth ?? max))
                 } else if let declared = detector.maxWidth {
@@ -300,6 +304,14 @@ public final class MaskingEngine: Sendable {
         }.max() ?? 0) + 3
         self.maxContextBefore = compiled.map(\.contextBefore).max() ?? 0
         self.maxMatchWidth = compiled.map(\.maxWidth).max() ?? 0
+        self.shortestMatch = shortest == Int.max ? 0 : shortest
+    }
+
+    /// The engine's cheap check: whether `count` bytes are too few to hold any match (every
+    /// detector's patterns need at least ``shortestMatch`` bytes). Such a value is forwarded as
+    /// it is, without a masking pass.
+    public func cannotMatch(byteCount count: Int) -> Bool {
+        count < shortestMatch
     }
 
     /// A new stream masker (one per byte stream; not shared between threads at once).

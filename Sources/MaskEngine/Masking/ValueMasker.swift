@@ -42,7 +42,9 @@ public final class ValueMasker {
     public func mask(_ value: UnsafeRawBufferPointer) throws -> MaskedValue {
         resolver.reset()
         matchedLast = false
-        guard !value.isEmpty else { return .unchanged }
+        // The engine's cheap check first: most database values (ids, counts, flags) are too short
+        // to hold any match, and skip the scan.
+        guard !value.isEmpty, !engine.cannotMatch(byteCount: value.count) else { return .unchanged }
         let collector: EventCollector = resolver.collector
         collector.base = 0
         let status = try engine.scratch.withScratch { scratch -> hs_error_t in

@@ -2,6 +2,25 @@ import Testing
 @testable import MaskEngine
 
 @Suite struct ValueMaskerTests {
+    @Test func theCheapCheckKnowsTheShortestMatchOfTheSelectedPatterns() throws {
+        // An SSN-shaped pattern matches 11 bytes at least, an e-mail-ish one 5: the engine's bound
+        // is the smaller, and values shorter than it skip the scan.
+        let engine = try MaskingEngine(detectors: [
+            Detector(id: "t-ssn", category: "pii", patterns: [#"\b\d{3}-\d{2}-\d{4}\b"#]),
+            Detector(id: "t-mail", category: "pii", patterns: [#"[a-z]{1,20}@[a-z]{1,20}\.[a-z]{2,6}"#]),
+        ], cache: nil)
+        #expect(engine.shortestMatch == 6)
+        #expect(engine.cannotMatch(byteCount: 5))
+        #expect(!engine.cannotMatch(byteCount: 6))
+        let masker = engine.makeValueMasker()
+        #expect(try masker.mask("a@b.c") == .unchanged)
+        #expect(try masker.mask("a@b.io") != .unchanged)
+        // The checked-in corpora: short database values (ids, counts) are below the bound.
+        // (`+12` is the shortest phone number the corpora's pattern takes.)
+        #expect(Fixtures.engine.shortestMatch == 3)
+        #expect(try Fixtures.engine.makeValueMasker().mask("12") == .unchanged)
+    }
+
     @Test func aValueWithoutMatchesIsUnchanged() throws {
         #expect(try Fixtures.engine.makeValueMasker().mask("order PO1664782207") == .unchanged)
     }
