@@ -260,6 +260,46 @@ final class PostgresResultMasker {
         return String(decoding: masked.readableBytesView, as: UTF8.self)
     }
 
+    /// Column names found clean by `cleanNamesEngine` (at most ``maximumCleanNames``): a result's
+    /// names are scanned once per connection, not at every RowDescription. Another engine (a
+    /// reloaded policy) starts the set over.
+    private var cleanNames: Set<String> = []
+    private var cleanNamesEngine: MaskingEngine?
+    static let maximumCleanNames = 4096
+
+    /// Masks a column name (names can carry data: `EXECUTE format('create table t(%I int)',
+    /// email)`); names already found clean with the same engine are not scanned again.
+    func maskName(_ name: String) throws -> String {
+        guard let engine = streamEngine else { return name }
+        if cleanNamesEngine !== engine {
+            cleanNames.removeAll()
+            cleanNamesEngine = engine
+        }
+        if cleanNames.contains(name) { return name }
+        let shown = try maskString(name)
+        if shown == name, cleanNames.count < Self.maximumCleanNames { cleanNames.insert(name) }
+        return shown
+    }
+
+    /// Whether a CommandComplete tag is one the server makes from fixed words and row counts
+    /// (`SELECT 3`, `INSERT 0 1`, `CREATE TABLE`): such a tag carries no data and is not
+    /// scanned. Anything else (an unusual tag, a count longer than any real one) is.
+    static func isPlainTag(_ tag: String) -> Bool {
+        var digits = 0
+        for byte in tag.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: " "):
+                digits = 0
+            case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                digits += 1
+                if digits > 6 { return false }
+            default:
+                return false
+            }
+        }
+        return tag.utf8.count <= 64
+    }
+
     /// What is recorded for a text that the user may have seen unmasked: masked with the
     /// recording engine (raw data is never written to the record).
     func recordable(_ text: [UInt8]) -> [UInt8] {

@@ -261,6 +261,29 @@ struct Harness {
         #expect(second[1]?.contains("4111 1111 1111 1111") == false)
     }
 
+    @Test func columnNamesCarryingDataAreMaskedAtEveryResultDespiteTheCleanNameCache() async throws {
+        var h = try await Harness()
+        for _ in 1...2 {
+            h.client(Wire.query("select 1"))
+            _ = try h.takeUpstream()
+            h.upstream(Wire.rowDescription([("jane.doe@example.com", 25, 0), ("n", 23, 0)]), Wire.text("x", "1"),
+                       Wire.complete("SELECT 1"), Wire.ready())
+            let messages = try h.takeClient()
+            let columns = try ColumnDescription.parseRowDescription(messages[0].body)
+            #expect(columns.map(\.name) == ["[EMAIL]", "n"])
+            #expect(messages[2].body.getNullTerminatedString(at: messages[2].body.readerIndex) == "SELECT 1")
+        }
+    }
+
+    @Test func onlyCommandTagsOfFixedWordsAndShortCountsSkipTheScan() {
+        for tag in ["SELECT 3", "INSERT 0 1", "CREATE TABLE", "DELETE 120000", "SET", "COPY 999999"] {
+            #expect(PostgresResultMasker.isPlainTag(tag), "\(tag)")
+        }
+        for tag in ["SELECT 4111111111111111", "COPY 1000000", "NOTIFY jane@example.com", "select 1", "SELECT 1;", String(repeating: "A", count: 65)] {
+            #expect(!PostgresResultMasker.isPlainTag(tag), "\(tag)")
+        }
+    }
+
     @Test func unmaskedGroupSeesRawValuesButTheRecordIsMasked() async throws {
         var h = try await Harness(groups: ["dpo"])
         h.client(Wire.query("select email from customers"))

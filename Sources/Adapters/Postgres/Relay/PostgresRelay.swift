@@ -340,7 +340,7 @@ extension PostgresRelay {
             let columns = try ColumnDescription.parseRowDescription(message.body)
             // Column names can carry data (`EXECUTE format('create table t(%I int)', email)`).
             var shown = columns
-            for index in shown.indices { shown[index].name = try masker.maskString(shown[index].name) }
+            for index in shown.indices { shown[index].name = try masker.maskName(shown[index].name) }
             if case .result = tracker.rowDescription(columns, masker: masker) { recorder.start(columns: shown) }
             (shown == columns ? message : ColumnDescription.rowDescription(shown)).write(into: &out)
         case UInt8(ascii: "n"):
@@ -354,7 +354,7 @@ extension PostgresRelay {
                 guard let tag = body.readNullTerminatedString() else {
                     throw PostgresProtocolError(.malformedMessage, "CommandComplete without a tag")
                 }
-                let shown = try masker.maskString(tag)
+                let shown = PostgresResultMasker.isPlainTag(tag) ? tag : try masker.maskString(tag)
                 if shown != tag { message = PostgresMessages.make(message.type) { $0.writeNullTerminatedString(shown) } }
             }
             session.record(recorder.finish(message))
