@@ -76,6 +76,14 @@ package final class HTTPBodyTransformer {
     private let record: (SessionEvent) -> Void
     /// The record's cap for this body (``RecordBudget``).
     private var budget: RecordBudget
+    /// Masked bytes kept for the record and not written yet: one event per body (or per
+    /// ``recordChunk`` of a long one), not one per chunk that went by.
+    private var recordPending: [UInt8] = []
+    /// A long body's record is written in events of this many bytes, so the live view follows.
+    package static let recordChunk = 16 * 1024
+    private let kind: SessionEvent.Kind
+    /// Where the maskers came from, and go back to (nil: they are dropped with the body).
+    private let pool: HTTPMaskerPool?
     /// Whether the record of this body was cut at the cap.
     package var recordCut: Bool { budget.cut }
     package private(set) var bytesIn = 0
@@ -111,9 +119,11 @@ package final class HTTPBodyTransformer {
     ///   - recordingEngine: masks the recorded copy for unmasked users (nil: record nothing then).
     ///   - kind: `.output` for responses, `.input` for request bodies.
     ///   - documentFilter: a document rewrite made with an engine (the user's, or the recording one).
+    ///   - pool: the connection's maskers (taken from it, given back by ``recycle()``).
     package init(plan: HTTPResponsePlan, choice: MaskingChoice, recordingEngine: MaskingEngine?, recordCap: Int,
                 kind: SessionEvent.Kind = .output, documentFilter: ((MaskingEngine) -> HTTPDocumentFilter?)? = nil,
-                record: @escaping (SessionEvent) -> Void) throws {
+                pool: HTTPMaskerPool? = nil, record: @escaping (SessionEvent) -> Void) throws {
+        self.pool = pool
         scanning = plan.scan
         passThrough = plan.passThrough
         mode = plan.scan ? .pending : .raw
@@ -123,19 +133,36 @@ package final class HTTPBodyTransformer {
         case .deflate: inflater = Inflater(format: .deflate)
         }
         if plan.scan, case .masked(let engine, _) = choice {
-            masker = try engine.makeStreamMasker()
+            masker = try pool?.streamMasker(for: engine) ?? engine.makeStreamMasker()
             recordMasker = nil
             clientFilter = documentFilter?(engine)
             recordFilter = nil
         } else {
             masker = nil
-            recordMasker = plan.scan ? try recordingEngine?.makeStreamMasker() : nil
+            recordMasker = plan.scan ? try recordingEngine.map { try pool?.streamMasker(for: $0) ?? $0.makeStreamMasker() } : nil
             clientFilter = nil
             recordFilter = plan.scan ? recordingEngine.flatMap { engine in documentFilter?(engine) } : nil
         }
         budget = RecordBudget(cap: recordCap)
-        let eventKind = kind
-        self.record = { event in record(SessionEvent(eventKind, event.data)) }
+        self.kind = kind
+        self.record = record
+    }
+
+    /// Writes what is kept for the record and not written yet (the end of the body, or an
+    /// exchange that ends before it: the record keeps what the client got).
+    package func flushRecord() {
+        guard !recordPending.isEmpty else { return }
+        record(SessionEvent(kind, recordPending))
+        recordPending.removeAll(keepingCapacity: false)
+    }
+
+    /// Gives the maskers back to the connection's pool once the body is done with (after
+    /// ``finish()``, or when the exchange is abandoned); the transformer is not used afterwards.
+    package func recycle() {
+        flushRecord()
+        guard let pool else { return }
+        if let masker { pool.giveBack(masker) }
+        if let recordMasker { pool.giveBack(recordMasker) }
     }
 
     /// Bytes from upstream in; bytes for the client out (possibly fewer: the masker holds back
@@ -182,6 +209,7 @@ package final class HTTPBodyTransformer {
         } else if let recordMasker {
             try recordMasker.finish { self.keep($0) }
         }
+        flushRecord()
         return out.readableBytes > 0 ? out : nil
     }
 
@@ -289,7 +317,7 @@ package final class HTTPBodyTransformer {
     /// Records masked bytes up to the cap (binary bodies are recorded by size only).
     private func keep<C: Collection>(_ bytes: C) where C.Element == UInt8 {
         guard scanning, mode == .text, !bytes.isEmpty else { return }
-        let (part, _) = budget.take(bytes)
-        if !part.isEmpty { record(SessionEvent(.output, part)) }
+        budget.append(bytes, to: &recordPending)
+        if recordPending.count >= Self.recordChunk { flushRecord() }
     }
 }

@@ -47,7 +47,15 @@ package final class HTTPFrontendHandler: GovernedFrontend<HTTPServerRequestPart,
     private var inUpstreamRead = false
     private var clientNeedsFlush = false
     private var upstreamWritable = true
+    /// The scheduled check of ``deadline``. Re-arming to a later deadline keeps it (when it
+    /// fires early it schedules itself again), so a keep-alive connection does not schedule and
+    /// cancel a task per request.
     private var timer: Scheduled<Void>?
+    private var timerFiresAt: NIODeadline?
+    /// When the header or body timeout ends the wait; nil while no timeout runs.
+    private var deadline: NIODeadline?
+    /// The client channel's `autoRead` as last set (nil: not set yet), so it is set only on a change.
+    private var autoReadSet: Bool?
     /// The connection left HTTP (upgrade): the session now belongs to the upgraded protocol.
     private var upgradedAway = false
     /// The client channel after an upgrade: closed if the gateway ends the session (token expiry).
@@ -77,15 +85,13 @@ package final class HTTPFrontendHandler: GovernedFrontend<HTTPServerRequestPart,
     override func read(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         switch part {
         case .head(let head):
-            timer?.cancel()
-            timer = nil
+            deadline = nil
             run(machine.requestHead(head, clientAddress: context.remoteAddress?.ipAddress))
         case .body(let buffer):
             armTimer(adapter.configuration.bodyIdleTimeout)
             run(machine.requestBody(buffer))
         case .end:
-            timer?.cancel()
-            timer = nil
+            deadline = nil
             run(machine.requestEnd())
         }
     }
@@ -204,8 +210,7 @@ package final class HTTPFrontendHandler: GovernedFrontend<HTTPServerRequestPart,
     /// `101` reach the new handlers).
     private func upgrade(response: HTTPResponseHead, request: HTTPRequestHead, uri: String, session: any GovernedSession,
                          context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+        cancelTimer()
         guard let upstream, let installer = adapter.upgradeInstaller else {
             run([.closeClient(reason: "upgrade without an installer")])
             return
@@ -242,18 +247,47 @@ package final class HTTPFrontendHandler: GovernedFrontend<HTTPServerRequestPart,
     }
 
     private func updateReading() {
-        context?.channel.setOption(ChannelOptions.autoRead, value: wantsRead && upstreamWritable).whenFailure { _ in }
+        let read = wantsRead && upstreamWritable
+        guard read != autoReadSet, let context else { return }
+        autoReadSet = read
+        context.channel.setOption(ChannelOptions.autoRead, value: read).whenFailure { _ in }
     }
 
     private func armTimer(_ delay: TimeAmount) {
-        timer?.cancel()
         guard let context, !closed else { return }
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(in: delay) {
+        let due = NIODeadline.now() + delay
+        deadline = due
+        if timer != nil, let firesAt = timerFiresAt, firesAt <= due { return }
+        scheduleTimer(at: due, on: context.eventLoop)
+    }
+
+    private func scheduleTimer(at due: NIODeadline, on eventLoop: any EventLoop) {
+        timer?.cancel()
+        timerFiresAt = due
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        timer = eventLoop.scheduleTask(deadline: due) {
             let handler = bound.value
             handler.timer = nil
-            handler.timedOut()
+            handler.timerFiresAt = nil
+            handler.timerFired()
         }
+    }
+
+    private func cancelTimer() {
+        deadline = nil
+        timer?.cancel()
+        timer = nil
+        timerFiresAt = nil
+    }
+
+    private func timerFired() {
+        guard let deadline, let context, !closed else { return }
+        if NIODeadline.now() < deadline {
+            scheduleTimer(at: deadline, on: context.eventLoop)
+            return
+        }
+        self.deadline = nil
+        timedOut()
     }
 
     private func timedOut() {
@@ -345,8 +379,7 @@ package final class HTTPFrontendHandler: GovernedFrontend<HTTPServerRequestPart,
         closed = true
         // Nobody will receive the decision: close the review instead of leaving it pending.
         reviewWait.withdraw(reason: why)
-        timer?.cancel()
-        timer = nil
+        cancelTimer()
         dropUpstream()
         run(machine.clientClosed())
     }

@@ -86,6 +86,8 @@ package struct HTTPProxyMachine {
 
     /// The request in progress and its response: a fresh value at each request head.
     private var exchange = Exchange()
+    /// The connection's maskers, reused by its exchanges.
+    private let maskers = HTTPMaskerPool()
 
     package init(configuration: HTTPAdapterConfiguration, profile: HTTPProxyProfile) {
         self.configuration = configuration
@@ -93,6 +95,8 @@ package struct HTTPProxyMachine {
     }
 
     package var isIdle: Bool { if case .idle = state { true } else { false } }
+    /// Stream maskers waiting in the connection's pool for its next exchange.
+    package var idleStreamMaskers: Int { maskers.idleStreams }
     /// Whether the response head went out (after that an error can only cut the connection).
     package var hasStartedResponse: Bool { exchange.responseStarted }
 
@@ -100,6 +104,7 @@ package struct HTTPProxyMachine {
 
     package mutating func requestHead(_ head: HTTPRequestHead, clientAddress: String?) -> [Action] {
         guard case .idle = state else { return fail("a request arrived while another was in progress") }
+        retireExchange()
         exchange = Exchange(head: head, clientAddress: clientAddress, started: configuration.clock())
         guard var route = HTTPRoute.resolve(uri: head.uri, host: head.headers.first(name: "host"), routing: configuration.routing) else {
             return answer(.notFound, code: "no_connection", "no connection in the request (use /CONNECTION/path)")
@@ -151,7 +156,7 @@ package struct HTTPProxyMachine {
         exchange.requestBytes += buffer.readableBytes
         switch state {
         case .forwarding:
-            if let requestRecorder = exchange.requestRecorder { _ = try? requestRecorder.write(buffer) }
+            recordRequestBody(buffer)
             return [.sendUpstream(.body(.byteBuffer(buffer)))]
         case .awaitingSession, .recallingRefusal, .awaitingReview, .awaitingUpstream:
             exchange.pendingBody.append(buffer)
@@ -270,12 +275,8 @@ package struct HTTPProxyMachine {
             upstreamHead.headers.replaceOrAdd(name: "Connection", value: "keep-alive")
         }
         var actions: [Action] = [.sendUpstream(.head(upstreamHead))]
-        exchange.requestRecorder = try? HTTPBodyTransformer(
-            plan: HTTPResponsePlan(scan: true, coding: .identity, refusal: nil, hasBody: true),
-            choice: .unmasked, recordingEngine: session.recordingEngine, recordCap: configuration.recordCap, kind: .input,
-            record: { [weak session] in session?.record($0) })
         for buffer in exchange.pendingBody {
-            if let requestRecorder = exchange.requestRecorder { _ = try? requestRecorder.write(buffer) }
+            recordRequestBody(buffer)
             actions.append(.sendUpstream(.body(.byteBuffer(buffer))))
         }
         exchange.pendingBody = []
@@ -296,11 +297,13 @@ package struct HTTPProxyMachine {
             reportUpstreamFailure(reason)
             return answer(.badGateway, code: "upstream_unreachable", "cannot reach \(exchange.route?.connection ?? "the upstream")")
         case .forwarding where !exchange.responseStarted:
+            retireExchange()
             reportUpstreamFailure(reason)
             var actions: [Action] = [.releaseUpstream(reusable: false)]
             actions += answer(.badGateway, code: "upstream_failed", "the connection to \(exchange.route?.connection ?? "the upstream") failed")
             return actions
         case .forwarding:
+            retireExchange()
             reportUpstreamFailure(reason)
             session?.mark(.error("upstream failed mid-response"))
             return fail("the upstream failed mid-response")
@@ -343,7 +346,7 @@ package struct HTTPProxyMachine {
         do {
             let filter = profile.documentFilter(head, exchange.route?.uri ?? head.uri, session)
             exchange.transformer = try HTTPBodyTransformer(plan: plan, choice: choice, recordingEngine: session.recordingEngine,
-                                                  recordCap: configuration.recordCap, documentFilter: filter,
+                                                  recordCap: configuration.recordCap, documentFilter: filter, pool: maskers,
                                                   record: { [weak session] in session?.record($0) })
         } catch {
             var actions: [Action] = [.releaseUpstream(reusable: false)]
@@ -354,7 +357,7 @@ package struct HTTPProxyMachine {
         if case .masked(let engine, _) = choice {
             // Headers leak like bodies (Location, Set-Cookie, custom fields): masked on every status.
             do {
-                headers = try HTTPHeaderMasking.mask(headers, with: engine.makeValueMasker())
+                headers = try HTTPHeaderMasking.mask(headers, with: maskers.valueMasker(for: engine))
             } catch {
                 var actions: [Action] = [.releaseUpstream(reusable: false)]
                 actions += answer(.badGateway, code: "masking_failed", "the response headers could not be masked")
@@ -421,10 +424,12 @@ package struct HTTPProxyMachine {
             session?.reportMasking(bytes: transformer.bytesIn, counts: transformer.counts, latency: exchange.started.map { configuration.clock() - $0 } ?? .zero)
         }
         recordExchangeEnd()
+        let rewritten = exchange.transformer.map { $0.mode != .raw && $0.bytesOut != $0.bytesIn } ?? false
+        retireExchange()
         actions.append(.sendClient(.end(nil)))
         actions.append(.releaseUpstream(reusable: exchange.upstreamKeepAlive && exchange.requestEnded))
         state = .idle
-        if !head.isKeepAlive || (head.version.minor == 0 && exchange.transformer.map { $0.mode != .raw && $0.bytesOut != $0.bytesIn } ?? false) {
+        if !head.isKeepAlive || (head.version.minor == 0 && rewritten) {
             actions.append(.closeClient(reason: "client asked to close"))
             state = .closed
         } else if !exchange.requestEnded {
@@ -450,6 +455,7 @@ package struct HTTPProxyMachine {
             state = .closed
             return [.closeClient(reason: "idle")]
         case .forwarding where !exchange.responseStarted && !exchange.requestEnded:
+            retireExchange()
             var actions: [Action] = [.releaseUpstream(reusable: false)]
             actions += answer(.requestTimeout, code: "request_timeout", "the request body stalled")
             return actions
@@ -463,6 +469,7 @@ package struct HTTPProxyMachine {
         state = .closed
         var actions: [Action] = []
         if case .forwarding = previous {
+            retireExchange()
             session?.mark(.error("client left mid-exchange"))
             actions.append(.releaseUpstream(reusable: false))
         }
@@ -564,7 +571,9 @@ package struct HTTPProxyMachine {
     }
 
     private mutating func failResponse(_ error: any Error) -> [Action] {
-        // Fail closed: what could not be masked is not sent; the client sees a cut response.
+        // Fail closed: what could not be masked is not sent; the client sees a cut response. The
+        // record keeps what the client got before.
+        retireExchange()
         session?.mark(.error("response could not be masked", reason: String(String(describing: error).prefix(120))))
         if !exchange.responseStarted {
             exchange.heldHead = nil
@@ -589,6 +598,28 @@ package struct HTTPProxyMachine {
 
     private mutating func finishRequestRecord() {
         if let requestRecorder = exchange.requestRecorder { _ = try? requestRecorder.finish() }
+    }
+
+    /// Records a request body part (masked with the recording engine); the recorder is made at
+    /// the first part, so a request without a body opens no stream.
+    private mutating func recordRequestBody(_ buffer: ByteBuffer) {
+        guard buffer.readableBytes > 0, let session else { return }
+        if exchange.requestRecorder == nil {
+            exchange.requestRecorder = try? HTTPBodyTransformer(
+                plan: HTTPResponsePlan(scan: true, coding: .identity, refusal: nil, hasBody: true),
+                choice: .unmasked, recordingEngine: session.recordingEngine, recordCap: configuration.recordCap, kind: .input,
+                pool: maskers, record: { [weak session] in session?.record($0) })
+        }
+        _ = try? exchange.requestRecorder?.write(buffer)
+    }
+
+    /// The exchange's bodies are done with: what their records kept is written, and their
+    /// maskers go back to the connection's pool. Idempotent.
+    private mutating func retireExchange() {
+        exchange.requestRecorder?.recycle()
+        exchange.requestRecorder = nil
+        exchange.transformer?.recycle()
+        exchange.transformer = nil
     }
 
     private func recordExchangeEnd() {

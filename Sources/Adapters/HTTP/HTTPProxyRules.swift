@@ -295,16 +295,21 @@ package enum HTTPHeaderMasking {
         "strict-transport-security", "x-content-type-options", "retry-after",
     ]
 
+    /// The headers with every value that can carry data masked; the same headers (no copy) when
+    /// nothing matched, as for most responses.
     package static func mask(_ headers: HTTPHeaders, with masker: ValueMasker) throws -> HTTPHeaders {
-        var out = HTTPHeaders()
-        for (name, value) in headers {
-            if structural.contains(name.lowercased()) {
-                out.add(name: name, value: value)
-            } else {
-                out.add(name: name, value: try maskValue(value, with: masker))
+        var out: HTTPHeaders?
+        for (index, (name, value)) in headers.enumerated() {
+            let shown = structural.contains(name.lowercased()) ? value : try maskValue(value, with: masker)
+            if out == nil, shown != value {
+                // The first change: the headers before it go as they are.
+                var copy = HTTPHeaders()
+                for (earlier, (name, value)) in headers.enumerated() where earlier < index { copy.add(name: name, value: value) }
+                out = copy
             }
+            out?.add(name: name, value: shown)
         }
-        return out
+        return out ?? headers
     }
 
     /// One header value: the original when nothing matches in its scanned view, else the masked view.

@@ -345,6 +345,39 @@ import Testing
         #expect(!recorded.contains("jane.doe") && recorded.contains("[EMAIL]") && recorded.contains(#""status":200"#))
     }
 
+    @Test func aConnectionsExchangesReuseItsMaskersAndRecordEachBodyOnce() async throws {
+        let governor = governor()
+        var machine = HTTPProxyMachine(configuration: HTTPAdapterConfiguration(), profile: .http)
+        for round in 1...3 {
+            _ = try await respond(&machine, governor, uri: "/api/users/\(round)", headers: ["Content-Type": "application/json"])
+            var out = body(machine.responseBody(ByteBuffer(string: #"{"email":"jane.doe@exa"#)))
+            out += body(machine.responseBody(ByteBuffer(string: #"mple.com","n":"#)))
+            out += body(machine.responseBody(ByteBuffer(string: "\(round)}")))
+            out += body(machine.responseEnd())
+            #expect(out == #"{"email":"[EMAIL]","n":"# + "\(round)}")
+            // The response's stream masker went back to the connection's pool: one, reused.
+            #expect(machine.idleStreamMaskers == 1)
+        }
+        let events = governor.events.map(\.event)
+        // A GET without a body records its request line only (no body recorder, no stream opened);
+        // each body, written in three chunks, is one output event.
+        #expect(events.filter { $0.kind == .input }.map { String(decoding: $0.data, as: UTF8.self) }
+                == ["GET /users/1", "GET /users/2", "GET /users/3"])
+        let outputs = events.filter { $0.kind == .output }.map { String(decoding: $0.data, as: UTF8.self) }
+        #expect(outputs == (1...3).map { #"{"email":"[EMAIL]","n":"# + "\($0)}" })
+    }
+
+    @Test func anAbandonedResponseKeepsWhatTheClientGotInTheRecord() async throws {
+        let governor = governor()
+        var machine = HTTPProxyMachine(configuration: HTTPAdapterConfiguration(), profile: .http)
+        _ = try await respond(&machine, governor, headers: ["Content-Type": "text/plain"])
+        let sent = body(machine.responseBody(ByteBuffer(string: String(repeating: "line of text ", count: 200))))
+        #expect(!sent.isEmpty)
+        _ = machine.clientClosed()
+        let recorded = governor.events.filter { $0.event.kind == .output }.map { String(decoding: $0.event.data, as: UTF8.self) }.joined()
+        #expect(recorded == sent)
+    }
+
     @Test func unscannableEncodingsAreRefusedNeverForwarded() async throws {
         var machine = HTTPProxyMachine(configuration: HTTPAdapterConfiguration(), profile: .http)
         _ = try await open(&machine, governor(), head(.GET, "/api/x"))
