@@ -13,6 +13,7 @@ let package = Package(
     dependencies: [
         .package(path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
     ],
     targets: [
         .executableTarget(
@@ -30,6 +31,16 @@ let package = Package(
                 .product(name: "MaskEngine", package: root),
             ],
             path: "Sources/CompareEngines"
+        ),
+        // The floor of pg-compare.sh and http-compare.sh: a SwiftNIO relay that does nothing.
+        .executableTarget(
+            name: "NIORelay",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Sources/NIORelay"
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One table, one run: `wrk -t2 -c32` on a small JSON endpoint direct, through Sluice (masking on)
-# and through nginx as a plain reverse proxy; and a large JSON response streamed direct vs through
+# One table, one run: `wrk -t2 -c32` on a small JSON endpoint direct, through Sluice (masking on),
+# through nginx as a plain reverse proxy and through the floor (Benchmarks/Sources/NIORelay: the
+# same NIOHTTP1 codec on both legs as the gateway, and nothing else); and a large JSON response streamed direct vs through
 # Sluice. The upstream is nginx serving static files (so the upstream is never the bottleneck).
 # Usage: Benchmarks/http-compare.sh [--seconds 20] [--mib 512] [--connections 32]
 # PROFILE=1 also samples the gateway with perf during its wrk run (.build/profiles/).
@@ -27,7 +28,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 swift build -c release --product sluice 2>&1 | tail -1
+swift build -c release --package-path Benchmarks --product NIORelay 2>&1 | tail -1
 SLUICE=$ROOT/.build/release/sluice
+RELAY=$ROOT/Benchmarks/.build/release/NIORelay
 WORK=$(mktemp -d /tmp/sluice-httpbench.XXXXXX)
 chmod 755 "$WORK"
 PIDS=()
@@ -91,6 +94,11 @@ EOF
 PIDS+=($!)
 wait_port "$UP_PORT" && wait_port "$PROXY_PORT" || { cat "$WORK/nginx/stderr" "$WORK/nginx/error.log"; exit 1; }
 
+FLOOR_PORT=$(free_port)
+"$RELAY" http "$FLOOR_PORT" 127.0.0.1 "$UP_PORT" >"$WORK/relay.out" 2>&1 &
+PIDS+=($!)
+wait_port "$FLOOR_PORT"
+
 ADMIN_PORT=$(free_port)
 HTTP_PORT=$(free_port)
 cat >"$WORK/sluice.yaml" <<EOF
@@ -111,7 +119,7 @@ wait_port "$HTTP_PORT"
 TOKEN=$("$SLUICE" token --config "$WORK/sluice.yaml" --user bench --groups eng --ttl 4h)
 curl -fsS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$HTTP_PORT/api/small.json" | grep -q '\[EMAIL\]' || { echo "masking is not on" >&2; exit 1; }
 
-bench() {   # bench URL [header] -> "requests/s mean-ms median-ms non-2xx"
+bench() {   # bench URL [header] -> "requests/s mean-ms median-ms p99-ms non-2xx"
   local out
   if [ -n "${2:-}" ]; then
     out=$(wrk -t2 -c"$CONNS" -d"${SECONDS_RUN}s" --latency -H "$2" "$1")
@@ -127,17 +135,20 @@ def ms(value, unit):
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 mean = ms(*re.search(r"Latency\s+([\d.]+)(us|ms|s)", text).groups())
 p50 = ms(*re.search(r"50%\s+([\d.]+)(us|ms|s)", text).groups())
+p99 = ms(*re.search(r"99%\s+([\d.]+)(us|ms|s)", text).groups())
 errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-print(f"{rps:.0f} {mean:.3f} {p50:.3f} {errors.group(1) if errors else 0}")
+print(f"{rps:.0f} {mean:.3f} {p50:.3f} {p99:.3f} {errors.group(1) if errors else 0}")
 PY
 }
 echo "wrk direct ..." >&2
-read -r D_RPS D_LAT D_P50 D_ERR < <(bench "http://127.0.0.1:$UP_PORT/small.json")
+read -r D_RPS D_LAT D_P50 D_P99 D_ERR < <(bench "http://127.0.0.1:$UP_PORT/small.json")
 echo "wrk nginx proxy ..." >&2
-read -r N_RPS N_LAT N_P50 N_ERR < <(bench "http://127.0.0.1:$PROXY_PORT/api/small.json")
+read -r N_RPS N_LAT N_P50 N_P99 N_ERR < <(bench "http://127.0.0.1:$PROXY_PORT/api/small.json")
+echo "wrk floor ..." >&2
+read -r F_RPS F_LAT F_P50 F_P99 F_ERR < <(bench "http://127.0.0.1:$FLOOR_PORT/small.json")
 echo "wrk sluice ..." >&2
 profile_start "$GATEWAY"
-read -r S_RPS S_LAT S_P50 S_ERR < <(bench "http://127.0.0.1:$HTTP_PORT/api/small.json" "Authorization: Bearer $TOKEN")
+read -r S_RPS S_LAT S_P50 S_P99 S_ERR < <(bench "http://127.0.0.1:$HTTP_PORT/api/small.json" "Authorization: Bearer $TOKEN")
 profile_stop wrk-small-json
 
 stream() {   # stream URL [header] -> seconds
@@ -155,16 +166,17 @@ RSS=$(awk '/VmHWM/ {print $2}' "/proc/$GATEWAY/status")
 
 python3 - <<EOF
 mib = $MIB
-d_rps, n_rps, s_rps = $D_RPS, $N_RPS, $S_RPS
+d_rps, n_rps, s_rps, f_rps = $D_RPS, $N_RPS, $S_RPS, $F_RPS
 d_big, n_big, s_big = $D_BIG, $N_BIG, $S_BIG
 print(f"wrk -t2 -c$CONNS -d${SECONDS_RUN}s on ~1 KiB of JSON with 6 people; $MIB MiB of JSON lines (PII every other line); one run")
 print()
-print("| measurement | direct (nginx static) | through nginx proxy | through Sluice (masking on) | Sluice ÷ nginx proxy | target |")
-print("|---|---|---|---|---|---|")
-print(f"| requests/s | {d_rps:,.0f} | {n_rps:,.0f} | {s_rps:,.0f} | {s_rps / n_rps:.2f}× | ≥ 1× |")
-print(f"| mean latency | {$D_LAT:.2f} ms | {$N_LAT:.2f} ms | {$S_LAT:.2f} ms | {$S_LAT / $N_LAT:.2f}× | |")
-print(f"| median latency | {$D_P50:.2f} ms | {$N_P50:.2f} ms | {$S_P50:.2f} ms | {$S_P50 / $N_P50:.2f}× | |")
-print(f"| non-2xx answers | {$D_ERR} | {$N_ERR} | {$S_ERR} | | 0 |")
-print(f"| {mib} MiB JSON streamed | {mib / d_big / 1024:.2f} GiB/s | {mib / n_big / 1024:.2f} GiB/s | {mib / s_big:.0f} MiB/s | {n_big / s_big:.3f}× of nginx | ≥ 0.5 GB/s |")
-print(f"| gateway peak RSS | | | {$RSS / 1024:.0f} MiB | | |")
+print("| measurement | direct (nginx static) | through nginx proxy | floor (NIOHTTP1 relay) | through Sluice (masking on) | Sluice ÷ nginx proxy | target |")
+print("|---|---|---|---|---|---|---|")
+print(f"| requests/s | {d_rps:,.0f} | {n_rps:,.0f} | {f_rps:,.0f} | {s_rps:,.0f} | {s_rps / n_rps:.2f}× ({s_rps / f_rps:.2f}× floor) | ≥ 0.5× (goal 1×) |")
+print(f"| mean latency | {$D_LAT:.2f} ms | {$N_LAT:.2f} ms | {$F_LAT:.2f} ms | {$S_LAT:.2f} ms | {$S_LAT / $N_LAT:.2f}× | |")
+print(f"| median latency | {$D_P50:.2f} ms | {$N_P50:.2f} ms | {$F_P50:.2f} ms | {$S_P50:.2f} ms | {$S_P50 / $N_P50:.2f}× | |")
+print(f"| p99 latency | {$D_P99:.2f} ms | {$N_P99:.2f} ms | {$F_P99:.2f} ms | {$S_P99:.2f} ms | +{$S_P99 - $N_P99:.2f} ms over nginx, +{$S_P99 - $D_P99:.2f} ms over direct | ≤ 1 ms added |")
+print(f"| non-2xx answers | {$D_ERR} | {$N_ERR} | {$F_ERR} | {$S_ERR} | | 0 |")
+print(f"| {mib} MiB JSON streamed | {mib / d_big / 1024:.2f} GiB/s | {mib / n_big / 1024:.2f} GiB/s | – | {mib / s_big:.0f} MiB/s | {n_big / s_big:.3f}× of nginx | ≥ 0.5 GB/s |")
+print(f"| gateway peak RSS | | | | {$RSS / 1024:.0f} MiB | | |")
 EOF

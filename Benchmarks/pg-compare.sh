@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One table, one run: pgbench -S direct, through Sluice (masking on) and through PgBouncer
-# (session mode); a 1-million-row PII result direct vs through Sluice; gateway memory with
+# One table, one run: pgbench -S direct, through Sluice (masking on), through PgBouncer
+# (session mode) and through the floor (Benchmarks/Sources/NIORelay: a SwiftNIO byte relay that
+# does nothing else); a 1-million-row PII result direct vs through Sluice; gateway memory with
 # 1,000 idle sessions. Usage: Benchmarks/pg-compare.sh [--seconds 20] [--rows 1000000] [--idle 1000]
 # PROFILE=1 also samples the gateway with perf during its pgbench run (.build/profiles/).
 set -euo pipefail
@@ -22,7 +23,9 @@ ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 bash scripts/install-deps.sh
 command -v pgbouncer >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; }
 swift build -c release --product sluice 2>&1 | tail -1
+swift build -c release --package-path Benchmarks --product NIORelay 2>&1 | tail -1
 SLUICE=$ROOT/.build/release/sluice
+RELAY=$ROOT/Benchmarks/.build/release/NIORelay
 VENV=$ROOT/.build/venv-integration
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import psycopg' 2>/dev/null; then
   python3 -m venv "$VENV" && "$VENV/bin/pip" install -q 'psycopg[binary]'
@@ -98,6 +101,10 @@ chmod 644 "$WORK/pgbouncer.ini"
 pg_as_owner pgbouncer "$WORK/pgbouncer.ini" >"$WORK/pgbouncer.out" 2>&1 &
 PIDS+=($!)
 wait_port "$BOUNCER_PORT"
+FLOOR_PORT=$(free_port)
+"$RELAY" tcp "$FLOOR_PORT" 127.0.0.1 "$PGPORT_TEST" >"$WORK/relay.out" 2>&1 &
+PIDS+=($!)
+wait_port "$FLOOR_PORT"
 
 DIRECT="host=127.0.0.1 port=$PGPORT_TEST dbname=app user=scram_user password=$PG_PASSWORD sslmode=disable"
 GATED="host=127.0.0.1 port=$PG_PORT dbname=bench user=bench password=$TOKEN sslmode=disable"
@@ -129,6 +136,7 @@ profile_start "$GATEWAY"
 read -r S_TPS S_LAT < <(PGPASSWORD=$TOKEN pgbench_run -h 127.0.0.1 -p "$PG_PORT" -U bench bench)
 profile_stop pgbench-select
 read -r B_TPS B_LAT < <(PGPASSWORD=x pgbench_run -h 127.0.0.1 -p "$BOUNCER_PORT" -U scram_user app)
+read -r F_TPS F_LAT < <(PGPASSWORD=$PG_PASSWORD pgbench_run -h 127.0.0.1 -p "$FLOOR_PORT" -U scram_user app)
 
 transfer() { # label dsn sql -> seconds bytes
   local start end bytes
@@ -147,17 +155,17 @@ read -r SS_S SS_B < <(transfer "$GATED" "SELECT * FROM big")
 
 python3 - <<EOF
 def f(x): return float(x) if x else float('nan')
-d, s, b = f("$D_TPS"), f("$S_TPS"), f("$B_TPS")
-dl, sl, bl = f("$D_LAT"), f("$S_LAT"), f("$B_LAT")
+d, s, b, fl = f("$D_TPS"), f("$S_TPS"), f("$B_TPS"), f("$F_TPS")
+dl, sl, bl, fll = f("$D_LAT"), f("$S_LAT"), f("$B_LAT"), f("$F_LAT")
 mb = lambda byt, sec: f(byt) / f(sec) / 1e6
 dc, sc = mb("$DC_B", "$DC_S"), mb("$SC_B", "$SC_S")
 ds, ss = mb("$DS_B", "$DS_S"), mb("$SS_B", "$SS_S")
 idle = (f("$RSS_IDLE") - f("$RSS_BEFORE")) / 1024
-print("| measurement | direct | through Sluice (masking on) | PgBouncer (session) | Sluice ÷ direct | target |")
-print("|---|---|---|---|---|---|")
-print(f"| pgbench -S TPS | {d:,.0f} | {s:,.0f} | {b:,.0f} | {s/d:.2f}× | ≥ 0.75× direct and ≥ PgBouncer ({s/b:.2f}× PgBouncer) |")
-print(f"| pgbench -S mean latency | {dl:.3f} ms | {sl:.3f} ms | {bl:.3f} ms | {sl/dl:.2f}× | |")
-print(f"| COPY {int(f('$ROWS')):,} rows TO STDOUT | {dc:,.0f} MB/s | {sc:,.0f} MB/s | – | {sc/dc:.2f}× | ≥ 0.5× |")
-print(f"| SELECT {int(f('$ROWS')):,} rows (psql) | {ds:,.0f} MB/s | {ss:,.0f} MB/s | – | {ss/ds:.2f}× | ≥ 0.5× |")
-print(f"| gateway RSS with {int(f('$IDLE'))} idle sessions (fresh gateway) | – | {f('$RSS_IDLE')/1024:,.0f} MiB ({idle:,.0f} MiB more than with none, {idle*1024/max(1,f('$IDLE')):,.0f} KiB each) | – | – | < 200 MiB |")
+print("| measurement | direct | through Sluice (masking on) | PgBouncer (session) | floor (NIO byte relay) | Sluice ÷ direct | target |")
+print("|---|---|---|---|---|---|---|")
+print(f"| pgbench -S TPS | {d:,.0f} | {s:,.0f} | {b:,.0f} | {fl:,.0f} | {s/d:.2f}× | ≥ 0.75× direct and ≥ PgBouncer ({s/b:.2f}× PgBouncer, {s/fl:.2f}× floor) |")
+print(f"| pgbench -S mean latency | {dl:.3f} ms | {sl:.3f} ms | {bl:.3f} ms | {fll:.3f} ms | {sl/dl:.2f}× | |")
+print(f"| COPY {int(f('$ROWS')):,} rows TO STDOUT | {dc:,.0f} MB/s | {sc:,.0f} MB/s | – | – | {sc/dc:.2f}× | ≥ 0.5× |")
+print(f"| SELECT {int(f('$ROWS')):,} rows (psql) | {ds:,.0f} MB/s | {ss:,.0f} MB/s | – | – | {ss/ds:.2f}× | ≥ 0.5× |")
+print(f"| gateway RSS with {int(f('$IDLE'))} idle sessions (fresh gateway) | – | {f('$RSS_IDLE')/1024:,.0f} MiB ({idle:,.0f} MiB more than with none, {idle*1024/max(1,f('$IDLE')):,.0f} KiB each) | – | – | – | < 200 MiB |")
 EOF
