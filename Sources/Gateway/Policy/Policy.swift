@@ -37,7 +37,7 @@ public struct PolicyDecision: Sendable, Equatable {
 }
 
 /// One connection with its rules compiled.
-public struct CompiledConnection: Sendable {
+public final class CompiledConnection: Sendable {
     public let config: GatewayConfiguration.Connection
     let rules: [CompiledRule]
     /// Every rule's `match` in one Hyperscan database; rules it cannot compile use Swift Regex.
