@@ -88,6 +88,10 @@ package struct HTTPProxyMachine {
     private var exchange = Exchange()
     /// The connection's maskers, reused by its exchanges.
     private let maskers = HTTPMaskerPool()
+    /// The last connection target parsed (its text and the result), and the last pass-through
+    /// list read: a keep-alive connection asks for the same ones at every request.
+    private var parsedTarget: (text: String, target: HTTPTarget?)?
+    private var parsedPassThrough: (text: String?, types: [String])?
 
     package init(configuration: HTTPAdapterConfiguration, profile: HTTPProxyProfile) {
         self.configuration = configuration
@@ -334,7 +338,11 @@ package struct HTTPProxyMachine {
             actions += answer(.badGateway, code: "unscannable_response", "partial content (206) is not served on a masked connection")
             return actions
         }
-        let passThrough = session.connection.options["http.pass_through_types"].map { $0.split(separator: ",").map(String.init) } ?? []
+        let passThroughText = session.connection.options["http.pass_through_types"]
+        if parsedPassThrough == nil || parsedPassThrough?.text != passThroughText {
+            parsedPassThrough = (passThroughText, passThroughText.map { $0.split(separator: ",").map(String.init) } ?? [])
+        }
+        let passThrough = parsedPassThrough?.types ?? []
         let plan = HTTPResponsePlan.make(requestMethod: head.method, status: response.status, headers: response.headers, passThrough: passThrough)
         if let refusal = plan.refusal {
             // Fail closed: the body is never forwarded unscanned.
@@ -519,7 +527,9 @@ package struct HTTPProxyMachine {
     }
 
     private mutating func forward(_ session: any GovernedSession) -> [Action] {
-        guard let target = HTTPTarget(session.connection.target) else {
+        let text = session.connection.target
+        if parsedTarget?.text != text { parsedTarget = (text, HTTPTarget(text)) }
+        guard let target = parsedTarget?.target else {
             return answer(.badGateway, code: "bad_target", "the connection's target is not an http(s) URL")
         }
         exchange.target = target
