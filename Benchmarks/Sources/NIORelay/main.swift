@@ -22,57 +22,40 @@ let http = arguments[1] == "http"
 let targetHost = arguments[3]
 let threads = arguments.count > 5 ? Int(arguments[5]) ?? System.coreCount : System.coreCount
 
-/// Bytes from one channel go to the other, flushed once per read burst.
-final class ByteForward: ChannelInboundHandler, Sendable {
-    typealias InboundIn = ByteBuffer
+/// What one channel reads goes to the other, converted (bytes as they are; HTTP server parts
+/// to client parts and back), flushed once per read burst.
+final class Forward<In, Out: Sendable>: ChannelInboundHandler, Sendable {
+    typealias InboundIn = In
     let other: any Channel
-    init(to other: any Channel) { self.other = other }
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) { other.write(unwrapInboundIn(data), promise: nil) }
+    let convert: @Sendable (In) -> Out
+    init(to other: any Channel, _ convert: @escaping @Sendable (In) -> Out) {
+        self.other = other
+        self.convert = convert
+    }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { other.write(convert(unwrapInboundIn(data)), promise: nil) }
     func channelReadComplete(context: ChannelHandlerContext) { other.flush() }
     func channelInactive(context: ChannelHandlerContext) { other.close(promise: nil) }
     func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
 }
 
-/// Client requests, parsed, to the upstream as client request parts.
-final class RequestForward: ChannelInboundHandler, Sendable {
-    typealias InboundIn = HTTPServerRequestPart
-    let upstream: any Channel
-    let host: String
-    init(to upstream: any Channel, host: String) {
-        self.upstream = upstream
-        self.host = host
+/// A client request part as the upstream gets it (only the Host header changes).
+@Sendable func upstreamPart(_ part: HTTPServerRequestPart, host: String) -> HTTPClientRequestPart {
+    switch part {
+    case .head(var head):
+        head.headers.replaceOrAdd(name: "Host", value: host)
+        return .head(head)
+    case .body(let buffer): return .body(.byteBuffer(buffer))
+    case .end(let trailers): return .end(trailers)
     }
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(var head):
-            head.headers.replaceOrAdd(name: "Host", value: host)
-            upstream.write(HTTPClientRequestPart.head(head), promise: nil)
-        case .body(let buffer):
-            upstream.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
-        case .end(let trailers):
-            upstream.write(HTTPClientRequestPart.end(trailers), promise: nil)
-        }
-    }
-    func channelReadComplete(context: ChannelHandlerContext) { upstream.flush() }
-    func channelInactive(context: ChannelHandlerContext) { upstream.close(promise: nil) }
-    func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
 }
 
-/// Upstream responses, parsed, to the client as server response parts.
-final class ResponseForward: ChannelInboundHandler, Sendable {
-    typealias InboundIn = HTTPClientResponsePart
-    let client: any Channel
-    init(to client: any Channel) { self.client = client }
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head): client.write(HTTPServerResponsePart.head(head), promise: nil)
-        case .body(let buffer): client.write(HTTPServerResponsePart.body(.byteBuffer(buffer)), promise: nil)
-        case .end(let trailers): client.write(HTTPServerResponsePart.end(trailers), promise: nil)
-        }
+/// An upstream response part as the client gets it.
+@Sendable func clientPart(_ part: HTTPClientResponsePart) -> HTTPServerResponsePart {
+    switch part {
+    case .head(let head): .head(head)
+    case .body(let buffer): .body(.byteBuffer(buffer))
+    case .end(let trailers): .end(trailers)
     }
-    func channelReadComplete(context: ChannelHandlerContext) { client.flush() }
-    func channelInactive(context: ChannelHandlerContext) { client.close(promise: nil) }
-    func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
 }
 
 let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
@@ -88,9 +71,9 @@ let server = try ServerBootstrap(group: group)
                 upstream.eventLoop.makeCompletedFuture {
                     if http {
                         try upstream.pipeline.syncOperations.addHTTPClientHandlers()
-                        try upstream.pipeline.syncOperations.addHandler(ResponseForward(to: client))
+                        try upstream.pipeline.syncOperations.addHandler(Forward(to: client, clientPart))
                     } else {
-                        try upstream.pipeline.syncOperations.addHandler(ByteForward(to: client))
+                        try upstream.pipeline.syncOperations.addHandler(Forward<ByteBuffer, ByteBuffer>(to: client) { $0 })
                     }
                 }
             }
@@ -98,9 +81,9 @@ let server = try ServerBootstrap(group: group)
             .flatMapThrowing { upstream in
                 if http {
                     try client.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try client.pipeline.syncOperations.addHandler(RequestForward(to: upstream, host: hostHeader))
+                    try client.pipeline.syncOperations.addHandler(Forward(to: upstream) { upstreamPart($0, host: hostHeader) })
                 } else {
-                    try client.pipeline.syncOperations.addHandler(ByteForward(to: upstream))
+                    try client.pipeline.syncOperations.addHandler(Forward<ByteBuffer, ByteBuffer>(to: upstream) { $0 })
                 }
             }
     }
