@@ -35,13 +35,12 @@ WORK=$(mktemp -d /tmp/sluice-httpbench.XXXXXX)
 chmod 755 "$WORK"
 PIDS=()
 cleanup() {
-  # Children first: nginx workers outlive a killed master and keep serving (and using CPU).
-  for pid in "${PIDS[@]}"; do pkill -9 -P "$pid" 2>/dev/null || true; kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  stop_all "${PIDS[@]}"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 source "$ROOT/Tests/IntegrationTests/lib.sh"
-source "$ROOT/Benchmarks/profile.sh"
+source "$ROOT/Benchmarks/lib.sh"
 
 # The small endpoint: a JSON document with a few people in it (~1 KiB).
 mkdir -p "$WORK/www"
@@ -91,7 +90,7 @@ http {
   }
 }
 EOF
-"$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" 2>"$WORK/nginx/stderr" &
+"$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" >"$WORK/nginx/stdout" 2>"$WORK/nginx/stderr" &
 PIDS+=($!)
 wait_port "$UP_PORT" && wait_port "$PROXY_PORT" || { cat "$WORK/nginx/stderr" "$WORK/nginx/error.log"; exit 1; }
 

@@ -38,13 +38,13 @@ chmod 755 "$WORK"
 source "$ROOT/Tests/IntegrationTests/pg-server.sh"
 PIDS=()
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  stop_all "${PIDS[@]}"
   pg_stop "$WORK/pg"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 source "$ROOT/Tests/IntegrationTests/lib.sh"
-source "$ROOT/Benchmarks/profile.sh"
+source "$ROOT/Benchmarks/lib.sh"
 
 pg_start "$WORK/pg"
 sed -i 's/^max_connections = .*/max_connections = '"$((IDLE + 100))"'/' "$WORK/pg/data/postgresql.conf"

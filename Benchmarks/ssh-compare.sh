@@ -22,11 +22,12 @@ WORK=$(mktemp -d /tmp/sluice-sshbench.XXXXXX)
 chmod 755 "$WORK"
 PIDS=()
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  stop_all "${PIDS[@]}"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 source "$ROOT/Tests/IntegrationTests/lib.sh"
+source "$ROOT/Benchmarks/lib.sh"
 
 ssh-keygen -q -t ed25519 -N '' -f "$WORK/host" -C host
 ssh-keygen -q -t ed25519 -N '' -f "$WORK/key" -C key

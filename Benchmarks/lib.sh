@@ -1,4 +1,21 @@
-# Sourced by the compare scripts. With PROFILE=1 in the environment, `profile_start PID` samples
+# Sourced by the compare scripts.
+#
+# stop_all PID...: stops what a script started. TERM first (nginx's master then stops its
+# workers, a wrapper such as runuser passes it on), then KILL to the children and the process:
+# a master killed at once leaves its workers running, and a master still alive respawns the
+# workers killed before it.
+stop_all() {
+  local pid
+  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+  sleep 0.5
+  for pid in "$@"; do
+    pkill -9 -P "$pid" 2>/dev/null || true
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+}
+
+# With PROFILE=1 in the environment, `profile_start PID` samples
 # that process with `perf record -g` until `profile_stop NAME`, which writes the hottest symbols
 # (self time, demangled) to .build/profiles/NAME.txt. Without PROFILE, both do nothing.
 PROFILE_DIR=${PROFILE_DIR:-$ROOT/.build/profiles}
