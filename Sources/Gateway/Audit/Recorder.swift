@@ -122,7 +122,8 @@ public final class SessionRecorder: Sendable {
             var start = 0
             repeat {
                 let end = min(event.data.count, start + Self.maximumEventBytes)
-                let data = Array(event.data[start..<end])
+                // One stored event per event, as nearly always: its bytes, not a copy of them.
+                let data = start == 0 && end == event.data.count ? event.data : Array(event.data[start..<end])
                 let seq = state.record.eventCount + events.count
                 let hash = AuditChain.eventHash(previous: events.last?.hash ?? state.previous, seq: seq, offset: offset,
                                                 kind: event.kind.rawValue, data: data)
