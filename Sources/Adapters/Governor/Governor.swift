@@ -34,6 +34,10 @@ public protocol GovernedSession: AnyObject, Sendable {
     /// Appends one event to the session record (already masked output only).
     func record(_ event: SessionEvent)
 
+    /// Appends several events at once, in order (an exchange's body and its closing marker):
+    /// one timestamp and one handoff to the writer instead of one per event.
+    func record(_ events: [SessionEvent])
+
     /// Records a typed marker. The governor decides what else a marker means (a host-key
     /// mismatch also goes to the control chain); adapters only mark.
     func mark(_ marker: SessionMarker)
@@ -61,6 +65,9 @@ public protocol GovernedSession: AnyObject, Sendable {
 
 extension GovernedSession {
     public var expiresAt: Int64? { nil }
+    public func record(_ events: [SessionEvent]) {
+        for event in events { record(event) }
+    }
     public func reportUpstreamFailure(_ reason: String) {}
 }
 

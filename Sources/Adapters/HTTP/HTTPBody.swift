@@ -151,9 +151,15 @@ package final class HTTPBodyTransformer {
     /// Writes what is kept for the record and not written yet (the end of the body, or an
     /// exchange that ends before it: the record keeps what the client got).
     package func flushRecord() {
-        guard !recordPending.isEmpty else { return }
-        record(SessionEvent(kind, recordPending))
-        recordPending.removeAll(keepingCapacity: false)
+        if let event = takeRecord() { record(event) }
+    }
+
+    /// What is kept for the record and not written yet, as one event the caller records (the
+    /// exchange's end records it with its closing marker in one append).
+    package func takeRecord() -> SessionEvent? {
+        guard !recordPending.isEmpty else { return nil }
+        defer { recordPending = [] }
+        return SessionEvent(kind, recordPending)
     }
 
     /// Gives the maskers back to the connection's pool once the body is done with (after
@@ -184,7 +190,8 @@ package final class HTTPBodyTransformer {
         return out.readableBytes > 0 ? out : nil
     }
 
-    /// The end of the body: what the masker still held.
+    /// The end of the body: what the masker still held. The body's record is left pending for
+    /// ``takeRecord()``.
     package func finish() throws -> ByteBuffer? {
         try inflater?.finish()
         var out = ByteBuffer()
@@ -209,7 +216,7 @@ package final class HTTPBodyTransformer {
         } else if let recordMasker {
             try recordMasker.finish { self.keep($0) }
         }
-        flushRecord()
+        // The body's record stays pending: ``takeRecord()`` (or ``recycle()``) writes it.
         return out.readableBytes > 0 ? out : nil
     }
 

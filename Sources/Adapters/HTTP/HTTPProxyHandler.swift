@@ -41,8 +41,9 @@ package final class HTTPFrontendHandler: GovernedFrontend<HTTPServerRequestPart,
                                          GovernedConnectionHost, UpstreamEventSink {
     let adapter: HTTPAdapter
     private var machine: HTTPProxyMachine
-    /// Which connection the idle upstream channel belongs to (reused for the next request to it).
-    private var upstreamKey: String?
+    /// Which connection (name and target) the idle upstream channel belongs to (reused for the
+    /// next request to it).
+    private var upstreamKey: (name: String, target: String)?
     private var wantsRead = true
     private var inUpstreamRead = false
     private var clientNeedsFlush = false
@@ -257,7 +258,9 @@ package final class HTTPFrontendHandler: GovernedFrontend<HTTPServerRequestPart,
         guard let context, !closed else { return }
         let due = NIODeadline.now() + delay
         deadline = due
-        if timer != nil, let firesAt = timerFiresAt, firesAt <= due { return }
+        // A scheduled timer that fires first re-checks the deadline then (`timerFiresAt` is
+        // set exactly while one is scheduled).
+        if let firesAt = timerFiresAt, firesAt <= due { return }
         scheduleTimer(at: due, on: context.eventLoop)
     }
 
@@ -328,8 +331,8 @@ package final class HTTPFrontendHandler: GovernedFrontend<HTTPServerRequestPart,
     }
 
     private func connectUpstream(_ connection: ConnectionTarget, _ target: HTTPTarget, context: ChannelHandlerContext) {
-        let key = "\(connection.name)|\(connection.target)"
-        if let upstream, upstreamKey == key, upstream.isActive {
+        let key = (name: connection.name, target: connection.target)
+        if let upstream, let upstreamKey, upstreamKey == key, upstream.isActive {
             run(machine.upstreamConnected())
             return
         }

@@ -92,6 +92,7 @@ package struct HTTPProxyMachine {
     /// list read: a keep-alive connection asks for the same ones at every request.
     private var parsedTarget: (text: String, target: HTTPTarget?)?
     private var parsedPassThrough: (text: String?, types: [String])?
+    private var plans = HTTPResponsePlanCache()
 
     package init(configuration: HTTPAdapterConfiguration, profile: HTTPProxyProfile) {
         self.configuration = configuration
@@ -343,7 +344,7 @@ package struct HTTPProxyMachine {
             parsedPassThrough = (passThroughText, passThroughText.map { $0.split(separator: ",").map(String.init) } ?? [])
         }
         let passThrough = parsedPassThrough?.types ?? []
-        let plan = HTTPResponsePlan.make(requestMethod: head.method, status: response.status, headers: response.headers, passThrough: passThrough)
+        let plan = plans.plan(requestMethod: head.method, status: response.status, headers: response.headers, passThrough: passThrough)
         if let refusal = plan.refusal {
             // Fail closed: the body is never forwarded unscanned.
             session.mark(.refused(refusal))
@@ -607,7 +608,10 @@ package struct HTTPProxyMachine {
     }
 
     private mutating func finishRequestRecord() {
-        if let requestRecorder = exchange.requestRecorder { _ = try? requestRecorder.finish() }
+        if let requestRecorder = exchange.requestRecorder {
+            _ = try? requestRecorder.finish()
+            requestRecorder.flushRecord()
+        }
     }
 
     /// Records a request body part (masked with the recording engine); the recorder is made at
@@ -632,11 +636,18 @@ package struct HTTPProxyMachine {
         exchange.transformer = nil
     }
 
+    /// The exchange's record: what is left of its bodies and the closing marker (status, sizes),
+    /// handed to the recorder in one append.
     private func recordExchangeEnd() {
         let status = exchange.responseStatus?.code ?? 0
         let cut = (exchange.transformer?.recordCut ?? false) || (exchange.requestRecorder?.recordCut ?? false)
-        session?.mark(.exchange(status: Int(status), requestBytes: exchange.requestBytes, responseBytes: exchange.transformer?.bytesOut ?? 0,
-                                 upstreamBytes: exchange.transformer?.bytesIn ?? 0, recordCut: cut))
+        var events: [SessionEvent] = []
+        if let event = exchange.requestRecorder?.takeRecord() { events.append(event) }
+        if let event = exchange.transformer?.takeRecord() { events.append(event) }
+        events.append(SessionMarker.exchange(status: Int(status), requestBytes: exchange.requestBytes,
+                                             responseBytes: exchange.transformer?.bytesOut ?? 0,
+                                             upstreamBytes: exchange.transformer?.bytesIn ?? 0, recordCut: cut).event)
+        session?.record(events)
     }
 }
 

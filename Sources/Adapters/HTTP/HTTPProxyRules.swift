@@ -227,11 +227,16 @@ package struct HTTPResponsePlan: Sendable, Equatable {
         return nil
     }
 
+    /// Whether a response to `requestMethod` with `status` has a body.
+    static func hasBody(_ requestMethod: HTTPMethod, _ status: HTTPResponseStatus) -> Bool {
+        requestMethod != .HEAD && status.code >= 200 && status != .noContent && status != .notModified
+    }
+
     /// Fail closed: every body is scanned except binary bodies of the connection's pass-through
     /// types. Codings other than gzip/deflate and charsets other than ASCII-compatible ones are refused.
     package static func make(requestMethod: HTTPMethod, status: HTTPResponseStatus, headers: HTTPHeaders,
                             passThrough: [String] = []) -> HTTPResponsePlan {
-        let hasBody = requestMethod != .HEAD && status.code >= 200 && status != .noContent && status != .notModified
+        let hasBody = hasBody(requestMethod, status)
         // Several Content-Type fields are one malformed type (never a pass-through one).
         let contentTypes = headers["content-type"]
         let contentType: String? = contentTypes.isEmpty ? nil : contentTypes.joined(separator: ",")
@@ -281,6 +286,28 @@ package struct HTTPResponsePlan: Sendable, Equatable {
             }
         }
         return headers
+    }
+}
+
+/// The plan of a connection's last response with a body, kept with what it was made from
+/// (the `Content-Type` and `Content-Encoding` fields as they came, the pass-through list): the
+/// responses of one connection mostly share their type, and the plan is then not made again.
+package struct HTTPResponsePlanCache: Sendable {
+    private var last: (types: [String], codings: [String], passThrough: [String], plan: HTTPResponsePlan)?
+
+    package init() {}
+
+    package mutating func plan(requestMethod: HTTPMethod, status: HTTPResponseStatus, headers: HTTPHeaders,
+                               passThrough: [String]) -> HTTPResponsePlan {
+        guard HTTPResponsePlan.hasBody(requestMethod, status) else {
+            return HTTPResponsePlan.make(requestMethod: requestMethod, status: status, headers: headers, passThrough: passThrough)
+        }
+        let types = headers["content-type"]
+        let codings = headers["content-encoding"]
+        if let last, last.types == types, last.codings == codings, last.passThrough == passThrough { return last.plan }
+        let plan = HTTPResponsePlan.make(requestMethod: requestMethod, status: status, headers: headers, passThrough: passThrough)
+        last = (types, codings, passThrough, plan)
+        return plan
     }
 }
 

@@ -1,5 +1,6 @@
 import MaskEngine
 import Foundation
+import Synchronization
 
 /// Prometheus counters, gauges and one latency histogram. Label values are names and codes
 /// (protocols, detectors, outcomes), never payload. At most `maximumSeries` series are kept.
@@ -11,14 +12,26 @@ public final class Metrics: Sendable {
 
     private struct State {
         var values: [Key: Double] = [:]
-        var buckets: [Int] = Array(repeating: 0, count: Metrics.bounds.count)
-        var histogramCount = 0
-        var histogramSum = 0.0
+        /// Series counted through handles (``counter(_:labels:)``): added to without the lock.
+        var counters: [Key: Counter] = [:]
+    }
+
+    /// One integer series that hot paths hold on to: adding is one atomic add, no lock and no
+    /// lookup by labels (a session resolves its series once, not per request).
+    public final class Counter: Sendable {
+        fileprivate let value = Atomic<Int>(0)
+        public func add(_ amount: Int) { value.wrappingAdd(amount, ordering: .relaxed) }
+        public var current: Int { value.load(ordering: .relaxed) }
     }
 
     static let bounds: [Double] = [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1]
     public static let maximumSeries = 10_000
     private let state = Locked(State())
+    /// The masking latency histogram, lock-free: per-bound counts (cumulative, as exposed), the
+    /// count, and the sum in nanoseconds.
+    private let buckets: [Counter] = Metrics.bounds.map { _ in Counter() }
+    private let histogramCount = Counter()
+    private let histogramNanos = Counter()
 
     public init() {}
 
@@ -27,22 +40,36 @@ public final class Metrics: Sendable {
     public func add(_ name: String, _ amount: Double, labels: [String: String]) {
         state.withLock { state in
             let key = Key(name: name, labels: labels)
-            if state.values[key] == nil && state.values.count >= Self.maximumSeries { return }
+            if state.values[key] == nil && state.values.count + state.counters.count >= Self.maximumSeries { return }
             state.values[key, default: 0] += amount
         }
     }
 
-    public func value(_ name: String, labels: [String: String] = [:]) -> Double {
-        state.withLock { $0.values[Key(name: name, labels: labels)] ?? 0 }
+    /// The handle of an integer series. Past `maximumSeries` the handle still counts but is not
+    /// exposed (as ``add(_:_:labels:)`` drops new series then).
+    public func counter(_ name: String, labels: [String: String]) -> Counter {
+        state.withLock { state in
+            let key = Key(name: name, labels: labels)
+            if let counter = state.counters[key] { return counter }
+            let counter = Counter()
+            if state.values.count + state.counters.count < Self.maximumSeries { state.counters[key] = counter }
+            return counter
+        }
     }
 
-    /// Records one masking latency in seconds.
-    public func observe(_ name: String, _ seconds: Double) {
+    public func value(_ name: String, labels: [String: String] = [:]) -> Double {
         state.withLock { state in
-            for (index, bound) in Self.bounds.enumerated() where seconds <= bound { state.buckets[index] += 1 }
-            state.histogramCount += 1
-            state.histogramSum += seconds
+            let key = Key(name: name, labels: labels)
+            return (state.values[key] ?? 0) + Double(state.counters[key]?.current ?? 0)
         }
+    }
+
+    /// Records one masking latency.
+    public func observe(_ name: String, _ latency: Duration) {
+        let seconds = Double(latency.components.seconds) + Double(latency.components.attoseconds) / 1e18
+        for (index, bound) in Self.bounds.enumerated() where seconds <= bound { buckets[index].add(1) }
+        histogramCount.add(1)
+        histogramNanos.add(Int(latency.components.seconds) * 1_000_000_000 + Int(latency.components.attoseconds / 1_000_000_000))
     }
 
     private static let help: [String: (String, String)] = [
@@ -65,7 +92,12 @@ public final class Metrics: Sendable {
 
     /// The Prometheus text exposition format.
     public func render() -> String {
-        let (values, buckets, count, sum) = state.withLock { ($0.values, $0.buckets, $0.histogramCount, $0.histogramSum) }
+        let values = state.withLock { state in
+            state.counters.reduce(into: state.values) { values, entry in values[entry.key, default: 0] += Double(entry.value.current) }
+        }
+        let buckets = buckets.map(\.current)
+        let count = histogramCount.current
+        let sum = Double(histogramNanos.current) / 1e9
         var lines: [String] = []
         let grouped = Dictionary(grouping: values, by: { $0.key.name })
         var names = Set(grouped.keys)

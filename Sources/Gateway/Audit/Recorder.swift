@@ -114,22 +114,33 @@ public final class SessionRecorder: Sendable {
     /// Appends an event now. Returns false when the store refused it (the caller ends the session).
     @discardableResult
     public func append(_ event: SessionEvent) -> Bool {
+        append(contentsOf: CollectionOfOne(event))
+    }
+
+    /// Appends several events now, in order, with one timestamp and one handoff to the writer.
+    /// Returns false when the store refused them (the caller ends the session).
+    @discardableResult
+    public func append(contentsOf batch: some Collection<SessionEvent>) -> Bool {
         let now = clock.nowMicros()
         return state.withLock { state in
             guard !state.sealed, state.failed == nil else { return false }
             let offset = max(0, now - state.record.startedAt)
             var events: [StoredEvent] = []
-            var start = 0
-            repeat {
-                let end = min(event.data.count, start + Self.maximumEventBytes)
-                // One stored event per event, as nearly always: its bytes, not a copy of them.
-                let data = start == 0 && end == event.data.count ? event.data : Array(event.data[start..<end])
-                let seq = state.record.eventCount + events.count
-                let hash = AuditChain.eventHash(previous: events.last?.hash ?? state.previous, seq: seq, offset: offset,
-                                                kind: event.kind.rawValue, data: data)
-                events.append(StoredEvent(sessionID: id, seq: seq, offset: offset, kind: event.kind.rawValue, data: data, hash: hash))
-                start = end
-            } while start < event.data.count
+            events.reserveCapacity(batch.count)
+            for event in batch {
+                var start = 0
+                repeat {
+                    let end = min(event.data.count, start + Self.maximumEventBytes)
+                    // One stored event per event, as nearly always: its bytes, not a copy of them.
+                    let data = start == 0 && end == event.data.count ? event.data : Array(event.data[start..<end])
+                    let seq = state.record.eventCount + events.count
+                    let hash = AuditChain.eventHash(previous: events.last?.hash ?? state.previous, seq: seq, offset: offset,
+                                                    kind: event.kind.rawValue, data: data)
+                    events.append(StoredEvent(sessionID: id, seq: seq, offset: offset, kind: event.kind.rawValue, data: data, hash: hash))
+                    start = end
+                } while start < event.data.count
+            }
+            guard !events.isEmpty else { return true }
             guard writer.append(events) else {
                 let reason = writer.failure ?? "recording backlog over \(writer.maximumBytes) bytes"
                 state.failed = reason

@@ -20,6 +20,10 @@ final class GatewaySession: GovernedSession {
     /// buffer of the connection) alive after the session ends.
     private let termination = Locked<(handler: (@Sendable (String) -> Void)?, reason: String?, closed: Bool)>((nil, nil, false))
     private let expiryWatch = Locked<Task<Void, Never>?>(nil)
+    /// The metric series this session adds to per command and per response, resolved once.
+    private let allowedCommands: Metrics.Counter
+    private let bytesScanned: Metrics.Counter
+    private let maskedByDetector = Locked<[String: Metrics.Counter]>([:])
 
     var id: String { recorder.id }
 
@@ -29,6 +33,8 @@ final class GatewaySession: GovernedSession {
         self.identity = identity
         self.connection = target
         self.recorder = recorder
+        allowedCommands = runtime.metrics.counter("sluice_commands_total", labels: ["outcome": "allowed", "protocol": target.kind.rawValue])
+        bytesScanned = runtime.metrics.counter("sluice_bytes_scanned_total", labels: ["protocol": target.kind.rawValue])
     }
 
 
@@ -43,7 +49,7 @@ final class GatewaySession: GovernedSession {
         let decision = compiled.decide(command, for: identity)
         switch decision.action {
         case .allow:
-            runtime.metrics.increment("sluice_commands_total", labels: ["outcome": "allowed", "protocol": connection.kind.rawValue])
+            allowedCommands.add(1)
             recorder.count("allowed")
             return .allow
         case .block:
@@ -112,6 +118,14 @@ final class GatewaySession: GovernedSession {
         runtime.hub.recorded(event, session: id)
     }
 
+    func record(_ events: [SessionEvent]) {
+        guard recorder.append(contentsOf: events) else {
+            stopUnrecorded(recorder.failure ?? "recording failed")
+            return
+        }
+        for event in events { runtime.hub.recorded(event, session: id) }
+    }
+
     private let recordingStopped = Locked(false)
 
     /// Fail closed: a session whose record cannot be written stops relaying. Its client is told
@@ -145,12 +159,19 @@ final class GatewaySession: GovernedSession {
     }
 
     func reportMasking(bytes: Int, counts: [String: Int], latency: Duration) {
-        runtime.metrics.add("sluice_bytes_scanned_total", Double(bytes), labels: ["protocol": connection.kind.rawValue])
+        bytesScanned.add(bytes)
         for (detector, count) in counts where count > 0 {
-            runtime.metrics.add("sluice_values_masked_total", Double(count), labels: ["detector": detector])
+            let series = maskedByDetector.withLock { known in
+                if let series = known[detector] { return series }
+                let series = runtime.metrics.counter("sluice_values_masked_total", labels: ["detector": detector])
+                // Bounded: detectors are a profile's names, a few dozen at most.
+                if known.count < 1024 { known[detector] = series }
+                return series
+            }
+            series.add(count)
             recorder.count("masked:" + detector, by: count)
         }
-        runtime.metrics.observe("sluice_masking_latency_seconds", Double(latency.components.attoseconds) / 1e18 + Double(latency.components.seconds))
+        runtime.metrics.observe("sluice_masking_latency_seconds", latency)
     }
 
     func onTermination(_ handler: @escaping @Sendable (String) -> Void) {

@@ -108,6 +108,32 @@ import Testing
         }
     }
 
+    @Test func aConnectionsPlanCacheGivesEachResponseThePlanItsOwnHeadersMake() {
+        var cache = HTTPResponsePlanCache()
+        let list = ["image/*"]
+        // Alternating types, codings, charsets, lists and statuses: the cached answer is always
+        // the one made from scratch.
+        let responses: [(HTTPMethod, HTTPResponseStatus, HTTPHeaders, [String])] = [
+            (.GET, .ok, ["Content-Type": "application/json"], list),
+            (.GET, .ok, ["Content-Type": "application/json"], list),
+            (.GET, .ok, ["Content-Type": "image/png"], list),
+            (.GET, .ok, ["Content-Type": "image/png"], []),
+            (.GET, .ok, ["Content-Type": "image/png", "Content-Encoding": "gzip"], list),
+            (.GET, .ok, ["Content-Type": "text/plain; charset=utf-16"], list),
+            (.GET, .ok, ["Content-Type": "application/json", "Content-Encoding": "br"], list),
+            (.GET, .ok, ["Content-Type": "application/json", "Content-Encoding": "gzip"], list),
+            (.HEAD, .ok, ["Content-Type": "application/json", "Content-Encoding": "gzip"], list),
+            (.GET, .noContent, ["Content-Type": "application/json"], list),
+            (.GET, .ok, ["Content-Type": "application/json"], list),
+            (.GET, .ok, ["Content-Type": "application/json", "content-type": "image/png"], list),
+        ]
+        for (method, status, headers, passThrough) in responses {
+            let expected = HTTPResponsePlan.make(requestMethod: method, status: status, headers: headers, passThrough: passThrough)
+            let cached = cache.plan(requestMethod: method, status: status, headers: headers, passThrough: passThrough)
+            #expect(cached == expected, "\(method) \(status) \(headers) \(passThrough)")
+        }
+    }
+
     @Test func binarySniffingFindsNULsByteOrderMarksAndControls() {
         func binary(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBytes { HTTPBodyTransformer.looksBinary($0) } }
         #expect(binary([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D]))

@@ -138,4 +138,29 @@ import Testing
                 == [SessionRecorder.maximumEventBytes, SessionRecorder.maximumEventBytes, 10])
         #expect(try AuditVerifier(store: store, publicKey: key.publicKey).verify().ok)
     }
+
+    @Test func eventsAppendedTogetherAreChainedInOrderAndVerify() throws {
+        let store = try SQLiteStore(path: path)
+        let writer = RecordWriter(store: store)
+        let recorder = try SessionRecorder(
+            session: SessionRecord(id: "batch", user: "a", groups: [], connection: "c", kind: "http", peer: "p",
+                                   startedAt: clock.nowMicros()),
+            writer: writer, signer: AuditSigner(key: key), clock: clock)
+        recorder.append(SessionEvent(.input, text: "GET /people"))
+        clock.advance(by: .milliseconds(3))
+        let long = [UInt8](repeating: 66, count: SessionRecorder.maximumEventBytes + 5)
+        #expect(recorder.append(contentsOf: [SessionEvent(.output, long), SessionMarker.exchange(
+            status: 200, requestBytes: 0, responseBytes: long.count, upstreamBytes: long.count, recordCut: false).event]))
+        #expect(recorder.append(contentsOf: [SessionEvent]()))
+        recorder.seal(reason: "done")
+        writer.drain()
+        let events = try store.events(session: "batch", after: -1, limit: 10)
+        #expect(events.map(\.kind) == ["i", "o", "o", "m"])
+        #expect(events.map(\.seq) == [0, 1, 2, 3])
+        #expect(events.map(\.data.count).prefix(3) == [11, SessionRecorder.maximumEventBytes, 5])
+        // One timestamp for the batch.
+        #expect(events.dropFirst().allSatisfy { $0.offset == 3000 })
+        #expect(try AuditVerifier(store: store, publicKey: key.publicKey).verify().ok)
+        #expect(try store.session(id: "batch")?.eventCount == 4)
+    }
 }
