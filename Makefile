@@ -23,14 +23,15 @@ mask-sample: release
 	@echo "--- matches per detector (counts only):" >&2
 	@cat .build/mask-report.json >&2
 
+# The store tests also run against a throw-away PostgreSQL (scripts/with-postgres.sh).
 unit-test: deps
-	$(SWIFT) test --parallel
+	bash scripts/with-postgres.sh $(SWIFT) test --parallel
 
 # The unit tests under the thread sanitizer, in their own build folder (docs/operations.md):
 # any report fails the run.
 tsan: deps
 	$(SWIFT) build --build-tests --sanitize=thread --scratch-path .build-tsan
-	bash -o pipefail -c '$(SWIFT) test --skip-build --sanitize=thread --scratch-path .build-tsan 2>&1 | tee .build-tsan/tsan.log'
+	bash scripts/with-postgres.sh bash -o pipefail -c '$(SWIFT) test --skip-build --sanitize=thread --scratch-path .build-tsan 2>&1 | tee .build-tsan/tsan.log'
 	@! grep -q 'WARNING: ThreadSanitizer' .build-tsan/tsan.log
 
 engine-check: release

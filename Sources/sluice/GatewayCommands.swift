@@ -28,9 +28,9 @@ func printJSON(_ value: some Encodable) {
     if let data = try? encoder.encode(value) { print(String(decoding: data, as: UTF8.self)) }
 }
 
-func openStore(_ configuration: GatewayConfiguration, url: String? = nil) -> SQLiteStore {
+func openStore(_ configuration: GatewayConfiguration, url: String? = nil) -> any Store {
     do {
-        return try SQLiteStore.open(url: url ?? configuration.storeURL, readOnly: true)
+        return try Gateway.openStore(configuration, url: url, readOnly: true)
     } catch {
         // Commands other than `serve` never create a store: say which one was looked for.
         fail("\(error) (configuration: \(configuration.file ?? "embedded defaults"))", code: 2)
@@ -306,7 +306,7 @@ struct Audit: ParsableCommand {
             commandName: "verify",
             abstract: "Recompute every hash chain and signature offline; name the first broken record.")
         @OptionGroup var options: ConfigOption
-        @Option(help: "Store URL (default: the configuration's store), e.g. sqlite:.sluice/sluice.db.") var store: String?
+        @Option(help: "Store URL (default: the configuration's store), sqlite:PATH or postgres://USER@HOST/DB.") var store: String?
         @Option(help: "Gateway public key file (default: STATE_DIR/signing.pub).") var publicKey: String?
         @Flag(help: "Print the report as JSON.") var json = false
 

@@ -26,18 +26,14 @@ public final class ManualClock: GatewayClock {
 }
 
 /// The control-plane chain: logins, denials, review changes, reloads. Each record is hashed onto
-/// the previous one and signed, so any prefix of the chain verifies on its own.
+/// the previous one and signed, so any prefix of the chain verifies on its own. Each append
+/// extends the chain's last stored record (``Store/appendControl(making:)``), so gateways that
+/// share a store write one chain between them.
 public final class ControlLog: Sendable {
-    private struct State {
-        var seq: Int
-        var previous: [UInt8]
-    }
-
     private let store: any Store
     private let signer: AuditSigner
     private let clock: any GatewayClock
     private let logger: Logger
-    private let state: Locked<State>
 
     public init(store: any Store, signer: AuditSigner, clock: any GatewayClock = SystemClock(),
                 logger: Logger = Logger(label: "sluice.audit")) throws {
@@ -45,11 +41,8 @@ public final class ControlLog: Sendable {
         self.signer = signer
         self.clock = clock
         self.logger = logger
-        if let last = try store.lastControl() {
-            state = Locked(State(seq: last.seq + 1, previous: last.hash))
-        } else {
-            state = Locked(State(seq: 0, previous: AuditChain.controlGenesis(publicKey: signer.publicKey)))
-        }
+        // The store answers now, or the gateway does not start.
+        _ = try store.lastControl()
     }
 
     /// Appends an event. `detail` values must be metadata (ids, names, codes), never secrets or payload.
@@ -58,18 +51,17 @@ public final class ControlLog: Sendable {
         encoder.outputFormatting = [.sortedKeys]
         let detailText = (try? String(decoding: encoder.encode(detail), as: UTF8.self)) ?? "{}"
         let time = clock.nowMicros()
-        state.withLock { state in
-            let hash = AuditChain.controlHash(previous: state.previous, seq: state.seq, time: time, kind: kind,
-                                              actor: actor, detail: detailText)
-            let signature = signer.signature(for: hash).map { Array($0) } ?? []
-            do {
-                try store.appendControl(ControlEvent(seq: state.seq, time: time, kind: kind, actor: actor, detail: detailText,
-                                                     hash: hash, signature: signature))
-                state.seq += 1
-                state.previous = hash
-            } catch {
-                logger.error("control event not stored", metadata: ["kind": "\(kind)", "error": "\(error)"])
+        let genesis = AuditChain.controlGenesis(publicKey: signer.publicKey)
+        do {
+            _ = try store.appendControl { last in
+                let seq = last.map { $0.seq + 1 } ?? 0
+                let hash = AuditChain.controlHash(previous: last?.hash ?? genesis, seq: seq, time: time, kind: kind,
+                                                  actor: actor, detail: detailText)
+                let signature = signer.signature(for: hash).map { Array($0) } ?? []
+                return ControlEvent(seq: seq, time: time, kind: kind, actor: actor, detail: detailText, hash: hash, signature: signature)
             }
+        } catch {
+            logger.error("control event not stored", metadata: ["kind": "\(kind)", "error": "\(error)"])
         }
     }
 }

@@ -58,6 +58,11 @@ struct ConfigNode {
         ConfigNode(node: node, path: path.isEmpty ? key : path + "." + key, file: file)
     }
 
+    var isMapping: Bool {
+        if case .mapping = node { return true }
+        return false
+    }
+
     var isNull: Bool {
         if case .scalar(let scalar) = node, scalar.style == .plain { return ["", "~", "null", "Null", "NULL"].contains(scalar.string) }
         return false

@@ -147,6 +147,8 @@ public struct GatewayConfiguration: Sendable {
     /// password). On by default; turning it off is an explicit, documented choice.
     public var postgresRequireTLS = true
     public var store: String?
+    /// The PostgreSQL store's password (`store: {url, password_env | password_file}`).
+    public var storeCredential = CredentialSource()
     public struct TLSFiles: Sendable, Equatable {
         public var cert: String
         public var key: String
@@ -227,6 +229,7 @@ extension GatewayConfiguration {
         }
         stateDir = resolve(stateDir)
         if let store, store.hasPrefix("sqlite:") { self.store = "sqlite:" + resolve(String(store.dropFirst("sqlite:".count))) }
+        storeCredential.passwordFile = storeCredential.passwordFile.map(resolve)
         if let tls { self.tls = TLSFiles(cert: resolve(tls.cert), key: resolve(tls.key)) }
         detectors = detectors?.map(resolve)
         for index in connections.indices {
@@ -266,11 +269,30 @@ extension GatewayConfiguration {
         }
         if let node = top["state_dir"] { configuration.stateDir = try node.nonEmptyString() }
         if let node = top["store"] {
-            let url = try node.nonEmptyString()
-            guard url.hasPrefix("sqlite:") || url.hasPrefix("postgres://") else {
+            // `store: URL`, or `store: {url: URL, password_env: NAME}` / `password_file: PATH`.
+            var urlNode = node
+            if node.isMapping {
+                let map = try node.mapping(allowed: ["url", "password_env", "password_file"])
+                guard let url = map["url"] else { throw node.error("needs url (sqlite:PATH or postgres://USER@HOST/DB)") }
+                urlNode = url
+                configuration.storeCredential.passwordEnv = try map["password_env"]?.nonEmptyString()
+                configuration.storeCredential.passwordFile = try map["password_file"]?.nonEmptyString()
+            }
+            let url = try urlNode.nonEmptyString()
+            if url.hasPrefix("sqlite:") {
+                if configuration.storeCredential != CredentialSource() { throw node.error("an sqlite: store takes no password") }
+            } else if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
+                do {
+                    let settings = try PostgresStoreSettings.parse(url)
+                    if settings.password != nil {
+                        throw urlNode.error("a password in the store URL is refused; use password_env or password_file")
+                    }
+                } catch let error as ConfigurationError {
+                    throw urlNode.error(error.reason)
+                }
+            } else {
                 throw node.error("expected sqlite:PATH or postgres://USER@HOST/DB")
             }
-            if url.hasPrefix("postgres://") { throw node.error("the PostgreSQL store is not available yet; use sqlite:PATH") }
             configuration.store = url
         }
         if let node = top["tls"] {

@@ -26,7 +26,7 @@ public struct GatewayServer {
                                    fetch: @escaping HTTPFetcher = HTTPFetch.live) throws -> GatewayRuntime {
         let state = StateDirectory(path: configuration.stateDir)
         try state.prepare()
-        let store = try SQLiteStore.open(url: configuration.storeURL)
+        let store = try openStore(configuration)
         let policy = try CompiledPolicy(configuration: configuration)
         return try GatewayRuntime(policy: policy, store: store, signingKey: try state.signingKey(), clock: clock,
                                   fetch: fetch, logger: logger)
@@ -97,7 +97,7 @@ public struct GatewayServer {
                                                                    "config": configuration.file ?? "(embedded defaults)"])
         logger.notice("sluice serving", metadata: [
             "config": "\(configuration.file ?? "(embedded defaults)")", "state_dir": "\(configuration.stateDir)",
-            "store": "\(configuration.storeURL)", "connections": "\(configuration.connections.count)",
+            "store": "\(displayedStoreURL(configuration.storeURL))", "connections": "\(configuration.connections.count)",
             "dev_issuer": "\(configuration.identity.devIssuer)",
         ])
         var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

@@ -92,6 +92,10 @@ public protocol Store: RecordReader {
     func updateSession(_ session: SessionRecord) throws
 
     func appendControl(_ event: ControlEvent) throws
+    /// Appends the event `next` makes from the chain's last record (nil: the chain is empty),
+    /// with no other append in between — also from another gateway on the same store — and
+    /// returns it. The control chain stays one chain whatever the number of writers.
+    func appendControl(making next: @Sendable (ControlEvent?) throws -> ControlEvent) throws -> ControlEvent
     func lastControl() throws -> ControlEvent?
 
     func saveReview(_ review: ReviewRecord) throws
@@ -270,6 +274,19 @@ public final class SQLiteStore: Store {
                      signature: row.blob("signature") ?? [])
     }
 
+    public func appendControl(making next: @Sendable (ControlEvent?) throws -> ControlEvent) throws -> ControlEvent {
+        try connection.withLock { database in
+            try database.transaction {
+                let last = try database.query("SELECT * FROM control_events ORDER BY seq DESC LIMIT 1").first.map(Self.controlEvent)
+                let event = try next(last)
+                try database.run("INSERT INTO control_events (seq, time, kind, actor, detail, hash, signature) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                 [.integer(Int64(event.seq)), .integer(event.time), .text(event.kind), .text(event.actor),
+                                  .text(event.detail), .blob(event.hash), .blob(event.signature)])
+                return event
+            }
+        }
+    }
+
     public func lastControl() throws -> ControlEvent? {
         try connection.withLock { database in
             try database.query("SELECT * FROM control_events ORDER BY seq DESC LIMIT 1").first.map(Self.controlEvent)
@@ -335,4 +352,20 @@ extension SQLiteStore {
     package func executeForTesting(_ sql: String) throws {
         try connection.withLock { try $0.execute(sql) }
     }
+}
+
+/// Opens the store a configuration names: `sqlite:PATH` (read-only for the commands that only
+/// read it: they never create one) or `postgres://…` with the password from the configuration's
+/// `store.password_env` / `store.password_file`.
+public func openStore(_ configuration: GatewayConfiguration, url: String? = nil, readOnly: Bool = false) throws -> any Store {
+    let url = url ?? configuration.storeURL
+    if url.hasPrefix("sqlite:") { return try SQLiteStore.open(url: url, readOnly: readOnly) }
+    let credential = configuration.storeCredential
+    let password = credential == GatewayConfiguration.CredentialSource() ? nil : try CredentialResolver.resolve(credential).password?.exposed
+    return try PostgresStore.open(url: url, password: password)
+}
+
+/// A store URL as it may be shown (logs, status): without a password.
+public func displayedStoreURL(_ url: String) -> String {
+    url.hasPrefix("sqlite:") ? url : PostgresStoreSettings.redactedURL(url)
 }

@@ -39,6 +39,32 @@ import Testing
         #expect(!(error?.description.contains("hunter2") ?? true))
     }
 
+    @Test func thePostgreSQLStoreTakesItsPasswordFromTheEnvironmentOrAFileNeverTheURL() throws {
+        let plain = try GatewayConfiguration.parse(text: "store: postgres://sluice@db.internal:5432/audit?sslmode=require")
+        #expect(plain.storeURL == "postgres://sluice@db.internal:5432/audit?sslmode=require")
+        #expect(plain.storeCredential == GatewayConfiguration.CredentialSource())
+        let withEnv = try GatewayConfiguration.parse(text: "store: { url: 'postgres://sluice@db/audit', password_env: SLUICE_STORE_PASSWORD }")
+        #expect(withEnv.storeURL == "postgres://sluice@db/audit")
+        #expect(withEnv.storeCredential.passwordEnv == "SLUICE_STORE_PASSWORD")
+        let inURL = #expect(throws: ConfigurationError.self) {
+            try GatewayConfiguration.parse(text: "store: postgres://sluice:Hunter2-secret@db/audit")
+        }
+        #expect(inURL?.key == "store")
+        #expect(!(inURL?.description.contains("Hunter2") ?? true))
+        let cases: [(String, String)] = [
+            ("store: mysql://u@db/a", "store"),
+            ("store: postgres://db/audit", "store"),
+            ("store: 'postgres://u@db/a?sslmode=verify-full'", "store"),
+            ("store: { password_env: X }", "store"),
+            ("store: { url: 'postgres://u@db/a', password: x }", "store.password"),
+            ("store: { url: 'sqlite:x.db', password_env: X }", "store"),
+        ]
+        for (text, key) in cases {
+            let error = #expect(throws: ConfigurationError.self, "\(text)") { try GatewayConfiguration.parse(text: text) }
+            #expect(error?.key == key, "\(text)")
+        }
+    }
+
     @Test func badValuesAreExplained() throws {
         let cases: [(String, String)] = [
             ("listen: { admin: nowhere }", "listen.admin"),
