@@ -381,3 +381,38 @@ struct KubeconfigCommand: ParsableCommand {
         }
     }
 }
+
+struct StoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "store", abstract: "Move the record between stores.",
+                                                    subcommands: [Migrate.self])
+
+    struct Migrate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "migrate",
+            abstract: "Copy every session, event, control record and review into an empty store (e.g. SQLite to PostgreSQL).")
+        @OptionGroup var options: ConfigOption
+        @Option(help: "The store to copy from (default: the configuration's store), e.g. sqlite:.sluice/sluice.db.") var from: String?
+        @Option(help: "The empty store to copy into, e.g. postgres://sluice@db/sluice?sslmode=verify-full&sslrootcert=ca.pem.") var to: String
+        @Option(help: "Environment variable holding the PostgreSQL password (default: the configuration's store password).")
+        var passwordEnv: String?
+        @Option(help: "File holding the PostgreSQL password.") var passwordFile: String?
+
+        func run() throws {
+            var configuration = try options.load()
+            if passwordEnv != nil || passwordFile != nil {
+                configuration.storeCredential = GatewayConfiguration.CredentialSource()
+                configuration.storeCredential.passwordEnv = passwordEnv
+                configuration.storeCredential.passwordFile = passwordFile
+            }
+            let source = openStore(configuration, url: from)
+            let target = orFail("opening \(displayedStoreURL(to))") { try Gateway.openStore(configuration, url: to) }
+            let report = orFail("copying into \(displayedStoreURL(to))") {
+                try StoreMigration.copy(from: source, to: target) { progress in
+                    FileHandle.standardError.write(Data("  \(progress.sessions) sessions, \(progress.events) events so far\n".utf8))
+                }
+            }
+            print("copied \(report.sessions) sessions, \(report.events) events, \(report.controlEvents) control records, \(report.reviews) reviews")
+            print("next: sluice audit verify --store '\(displayedStoreURL(to))'")
+        }
+    }
+}

@@ -8,7 +8,7 @@ struct Sluice: AsyncParsableCommand {
         commandName: "sluice",
         abstract: "A data-governance gateway: authenticates, inspects, masks and records.",
         subcommands: [Serve.self, Token.self, Mask.self, Detectors.self, Sessions.self, Reviews.self, Access.self,
-                      Audit.self, Reload.self, KubeconfigCommand.self]
+                      Audit.self, Reload.self, KubeconfigCommand.self, StoreCommand.self]
     )
 }
 

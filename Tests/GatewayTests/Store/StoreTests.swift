@@ -227,6 +227,50 @@ final class StoreFixture: Sendable {
     }
 }
 
+extension StoreTests {
+    /// `sluice store migrate`: an SQLite record copied into the other backend verifies there
+    /// and reads back the same; a target that already holds a record is refused.
+    @Test(arguments: StoreBackend.available)
+    func aRecordCopiedIntoAnotherStoreVerifiesThereAndReadsTheSame(_ backend: StoreBackend) throws {
+        let origin = try StoreFixture(.sqlite)
+        let source = try origin.open()
+        let clock = ManualClock()
+        let writer = RecordWriter(store: source, signer: AuditSigner(key: key))
+        let control = try ControlLog(store: source, signer: AuditSigner(key: key), clock: clock)
+        for index in 0..<3 {
+            control.append("session.opened", actor: "alice", ["session": "s-\(index)"])
+            let recorder = try SessionRecorder(session: session("s-\(index)", at: clock.nowMicros()), writer: writer,
+                                               signer: AuditSigner(key: key), clock: clock)
+            for line in 0..<(index * 700) {
+                clock.advance(by: .microseconds(50))
+                recorder.append(SessionEvent(.output, text: "line \(line) [EMAIL]"))
+            }
+            recorder.count("allowed", by: index)
+            if index < 2 { recorder.seal(reason: "client closed") }
+        }
+        try source.saveReview(ReviewRecord(id: "r-1", kind: .access, requester: "alice", requesterGroups: ["eng"], connection: "app-db",
+                                           classes: [], reason: "incident 42", status: .approved, createdAt: 5, deadline: 10,
+                                           approvers: ["leads"], minApprovals: 1, grantSeconds: 3_600))
+        writer.drain()
+
+        let copy = try StoreFixture(backend)
+        let target = try copy.open()
+        let report = try StoreMigration.copy(from: source, to: target)
+        #expect(report == StoreMigration.Report(sessions: 3, events: 2_100, controlEvents: 3, reviews: 1))
+        let verified = try AuditVerifier(store: target, publicKey: key.publicKey).verify()
+        #expect(verified.ok)
+        #expect(verified.sessionsSealed == 2 && verified.unsealed == ["s-2"] && verified.eventsChecked == 2_100)
+        for id in try source.allSessionIDs() {
+            #expect(try target.session(id: id) == source.session(id: id))
+            #expect(try target.events(session: id, after: -1, limit: 5_000) == source.events(session: id, after: -1, limit: 5_000))
+        }
+        #expect(try target.controlEvents(after: -1, limit: 10) == source.controlEvents(after: -1, limit: 10))
+        #expect(try target.review(id: "r-1") == source.review(id: "r-1"))
+
+        #expect(throws: StoreMigration.Refusal.self) { try StoreMigration.copy(from: source, to: target) }
+    }
+}
+
 /// What only the PostgreSQL store has: its URL, its schema migrations, its failures.
 @Suite struct PostgresStoreTests {
     @Test func theURLNamesUserHostDatabaseAndTLS() throws {
