@@ -151,12 +151,23 @@ public actor ReviewCenter {
             return
         }
         let now = clock.nowMicros()
+        let why = "withdrawn: " + String(reason.prefix(200))
         review.status = .denied
         review.decidedAt = now
-        review.denial = .init(user: "sluice", reason: "withdrawn: " + String(reason.prefix(200)), at: now)
-        try? store.saveReview(review)
-        control.append("review.withdrawn", actor: "sluice", ["id": id, "why": String(reason.prefix(200))])
-        resolve(review)
+        review.denial = .init(user: "sluice", reason: why, at: now)
+        // Decided meanwhile (on another gateway)? Then that decision stands.
+        let stored = (try? store.updateReview(id: id) { current in
+            guard current.status == .pending else { return current }
+            var withdrawn = current
+            withdrawn.status = .denied
+            withdrawn.decidedAt = now
+            withdrawn.denial = .init(user: "sluice", reason: why, at: now)
+            return withdrawn
+        }) ?? nil
+        if stored?.denial?.user == "sluice" || stored == nil {
+            control.append("review.withdrawn", actor: "sluice", ["id": id, "why": String(reason.prefix(200))])
+        }
+        resolve(stored ?? review)
     }
 
     /// A just-in-time access request: when approved, `identity` may open `connection` for `duration`.
@@ -218,75 +229,154 @@ public actor ReviewCenter {
         identity.isMember(of: review.approvers) || identity.groups.contains("admin")
     }
 
-    private func pendingReview(_ id: String) throws -> ReviewRecord {
-        if let review = pending[id] { return review }
-        guard (try? store.review(id: id)) ?? nil != nil else { throw ReviewError(code: .notFound, message: "no review \(id)") }
-        throw ReviewError(code: .notPending, message: "review \(id) is already decided")
-    }
-
     /// Records an approval; the review passes once `min_approvals` distinct approvers agreed.
+    /// The store is the reference: the review is read and written in one step, so approvals
+    /// given on two gateways at once both count, and one given on another gateway is seen.
     @discardableResult
     public func approve(id: String, by identity: Identity) throws -> ReviewRecord {
-        var review = try pendingReview(id)
+        let now = clock.nowMicros()
+        let review: ReviewRecord
+        do {
+            guard let updated = try store.updateReview(id: id, { try Self.approving($0, by: identity, at: now) }) else {
+                throw ReviewError(code: .notFound, message: "no review \(id)")
+            }
+            review = updated
+        } catch let error as ReviewError {
+            if error.code == .selfApproval { control.append("review.self_approval_refused", actor: identity.user, ["id": id]) }
+            throw error
+        }
+        control.append("review.approval", actor: identity.user,
+                       ["id": id, "count": String(review.approvals.count), "needed": String(review.minApprovals)])
+        if review.status == .approved {
+            if review.kind == .access, let end = review.grantEnd {
+                grants[review.id] = review
+                control.append("access.granted", actor: identity.user,
+                               ["id": id, "user": review.requester, "connection": review.connection, "until": String(end)])
+            }
+            control.append("review.approved", actor: identity.user, ["id": id])
+            resolve(review)
+        } else if pending[id] != nil {
+            pending[id] = review
+        }
+        return review
+    }
+
+    /// The review with `identity`'s approval added, or why it cannot be.
+    static func approving(_ review: ReviewRecord, by identity: Identity, at now: Int64) throws -> ReviewRecord {
+        guard review.status == .pending else {
+            throw ReviewError(code: .notPending, message: "review \(review.id) is already decided")
+        }
         guard review.requester != identity.user else {
-            control.append("review.self_approval_refused", actor: identity.user, ["id": id])
             throw ReviewError(code: .selfApproval, message: "you cannot approve your own request")
         }
-        guard Self.canDecide(identity, review) else {
+        guard canDecide(identity, review) else {
             throw ReviewError(code: .notApprover, message: "approvers of \(review.connection) are \(review.approvers.joined(separator: ", "))")
         }
         guard !review.approvals.contains(where: { $0.user == identity.user }) else {
-            throw ReviewError(code: .alreadyApproved, message: "you already approved review \(id)")
+            throw ReviewError(code: .alreadyApproved, message: "you already approved review \(review.id)")
         }
-        let now = clock.nowMicros()
+        var review = review
         review.approvals.append(.init(user: identity.user, at: now))
-        control.append("review.approval", actor: identity.user,
-                       ["id": id, "count": String(review.approvals.count), "needed": String(review.minApprovals)])
         if review.approvals.count >= review.minApprovals {
             review.status = .approved
             review.decidedAt = now
             if review.kind == .access, let seconds = review.grantSeconds {
                 review.grantStart = now
                 review.grantEnd = now + seconds * 1_000_000
-                grants[review.id] = review
-                control.append("access.granted", actor: identity.user,
-                               ["id": id, "user": review.requester, "connection": review.connection, "until": String(review.grantEnd!)])
             }
-            control.append("review.approved", actor: identity.user, ["id": id])
-            try store.saveReview(review)
-            resolve(review)
-        } else {
-            pending[id] = review
-            try store.saveReview(review)
         }
         return review
     }
 
     @discardableResult
     public func deny(id: String, by identity: Identity, reason: String) throws -> ReviewRecord {
-        var review = try pendingReview(id)
-        guard Self.canDecide(identity, review) || review.requester == identity.user else {
-            throw ReviewError(code: .notApprover, message: "approvers of \(review.connection) are \(review.approvers.joined(separator: ", "))")
-        }
         let now = clock.nowMicros()
-        review.status = .denied
-        review.decidedAt = now
-        review.denial = .init(user: identity.user, reason: String(reason.prefix(500)), at: now)
-        try store.saveReview(review)
+        let why = String(reason.prefix(500))
+        guard let review = try store.updateReview(id: id, { review in
+            guard review.status == .pending else {
+                throw ReviewError(code: .notPending, message: "review \(review.id) is already decided")
+            }
+            guard Self.canDecide(identity, review) || review.requester == identity.user else {
+                throw ReviewError(code: .notApprover, message: "approvers of \(review.connection) are \(review.approvers.joined(separator: ", "))")
+            }
+            var denied = review
+            denied.status = .denied
+            denied.decidedAt = now
+            denied.denial = .init(user: identity.user, reason: why, at: now)
+            return denied
+        }) else {
+            throw ReviewError(code: .notFound, message: "no review \(id)")
+        }
         control.append("review.denied", actor: identity.user, ["id": id])
         resolve(review)
         return review
     }
 
+    /// A review saved by any gateway on the store changed (nil: the store's feed was
+    /// interrupted, so look at everything this gateway waits on): a decision releases or
+    /// refuses what this gateway holds, and an approved access request becomes a grant here.
+    public func changed(_ id: String?) {
+        guard let id else {
+            resync()
+            return
+        }
+        guard let review = (try? store.review(id: id)) ?? nil else { return }
+        adopt(review)
+    }
+
+    /// Takes in a stored review's state: a decision resolves local waiters; an approved,
+    /// unexpired access request is a grant.
+    private func adopt(_ review: ReviewRecord) {
+        if review.status != .pending, pending[review.id] != nil || waiters[review.id] != nil { resolve(review) }
+        if review.status == .approved, review.kind == .access, let end = review.grantEnd, end > clock.nowMicros() {
+            grants[review.id] = review
+        }
+    }
+
+    /// Looks again at every review this gateway holds and at the grants in force.
+    private func resync() {
+        let stillPending = Set(((try? store.reviews(status: "pending", limit: Self.maximumPending)) ?? []).map(\.id))
+        for id in Set(pending.keys).union(waiters.keys) where !stillPending.contains(id) {
+            if let review = (try? store.review(id: id)) ?? nil { adopt(review) }
+        }
+        let now = clock.nowMicros()
+        for review in (try? store.reviews(status: "approved", limit: 100_000)) ?? [] where review.kind == .access {
+            if let end = review.grantEnd, end > now { grants[review.id] = review }
+        }
+    }
+
+    /// Follows the store's review feed (PostgreSQL: decisions made on other gateways).
+    public nonisolated func followStore() {
+        store.watchReviews { [weak self] id in
+            guard let self else { return }
+            Task { await self.changed(id) }
+        }
+    }
+
     /// Times out overdue reviews and ends expired grants.
     public func tick() {
         let now = clock.nowMicros()
+        // Decisions made on another gateway whose notice was missed.
+        if !pending.isEmpty {
+            let stillPending = Set(((try? store.reviews(status: "pending", limit: Self.maximumPending)) ?? []).map(\.id))
+            for id in pending.keys where !stillPending.contains(id) {
+                if let review = (try? store.review(id: id)) ?? nil, review.status != .pending { adopt(review) }
+            }
+        }
         for review in pending.values where review.deadline <= now {
-            var timedOut = review
-            timedOut.status = .timedOut
-            timedOut.decidedAt = now
-            try? store.saveReview(timedOut)
-            control.append("review.timed_out", actor: "sluice", ["id": review.id])
+            let stored = (try? store.updateReview(id: review.id) { current in
+                guard current.status == .pending else { return current }
+                var timedOut = current
+                timedOut.status = .timedOut
+                timedOut.decidedAt = now
+                return timedOut
+            }) ?? nil
+            var timedOut = stored ?? review
+            if stored == nil {
+                timedOut.status = .timedOut
+                timedOut.decidedAt = now
+            }
+            if timedOut.status == .timedOut { control.append("review.timed_out", actor: "sluice", ["id": review.id]) }
             resolve(timedOut)
         }
         for grant in grants.values where (grant.grantEnd ?? 0) <= now {
@@ -302,8 +392,7 @@ public actor ReviewCenter {
     }
 
     public func review(id: String) throws -> ReviewRecord? {
-        if let review = pending[id] { return review }
-        return try store.review(id: id)
+        try store.review(id: id)
     }
 
     public func list(status: String?, limit: Int = 200) throws -> [ReviewRecord] {

@@ -37,6 +37,7 @@ public struct GatewayServer {
         try ListenerProbe.check(configuration)
         let runtime = try Self.makeRuntime(configuration, logger: logger)
         try await runtime.reviews.restore()
+        runtime.reviews.followStore()
         runtime.warnAboutCredentials()
         if !exposed.isEmpty {
             let warning = "sluice: WARNING: the dev issuer is on and listeners face the network (\(exposed.joined(separator: ", "))): "

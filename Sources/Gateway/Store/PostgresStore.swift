@@ -104,6 +104,10 @@ public final class PostgresStore: Store {
     public let settings: PostgresStoreSettings
     private let group: MultiThreadedEventLoopGroup
     private let pool: Pool
+    private let configuration: PostgresConnection.Configuration
+    private let feed: ReviewFeed
+    /// The channel gateways NOTIFY when they save a review (the payload is its id).
+    static let reviewChannel = "sluice_reviews"
     private let logger: Logger
     /// The longest a single store call waits for PostgreSQL.
     public let timeout: TimeAmount
@@ -149,6 +153,8 @@ public final class PostgresStore: Store {
             try? group.syncShutdownGracefully()
             throw error
         }
+        self.configuration = configuration
+        feed = ReviewFeed(configuration: configuration, eventLoop: group.next(), logger: logger)
         pool = Pool(configuration: configuration, size: settings.poolSize, eventLoop: group.next(), timeout: timeout, logger: logger)
         // Fully initialised from here: if the migration fails, deinit closes the pool and the loop.
         try migrate()
@@ -162,6 +168,11 @@ public final class PostgresStore: Store {
     }
 
     deinit {
+        if let listener = feed.stop() {
+            // Held until closed: a connection released while closing trips postgres-nio's assertion.
+            _ = try? listener.close().wait()
+            withExtendedLifetime(listener) {}
+        }
         pool.closeAll()
         try? group.syncShutdownGracefully()
     }
@@ -369,14 +380,39 @@ public final class PostgresStore: Store {
 
     // MARK: Reviews
 
+    /// Saved and announced on ``reviewChannel`` in one transaction (the notice goes out at commit).
     public func saveReview(_ review: ReviewRecord) throws {
         try pool.withConnection { connection in
-            try connection.run("""
-                INSERT INTO reviews (id, status, requester, connection, created_at, body) VALUES ($1, $2, $3, $4, $5, $6)
-                ON CONFLICT (id) DO UPDATE SET status = excluded.status, body = excluded.body
-                """, [.text(review.id), .text(review.status.rawValue), .text(review.requester), .text(review.connection),
-                      .int(review.createdAt), .text(StoreJSON.encode(review))])
+            try connection.transaction {
+                try connection.run("""
+                    INSERT INTO reviews (id, status, requester, connection, created_at, body) VALUES ($1, $2, $3, $4, $5, $6)
+                    ON CONFLICT (id) DO UPDATE SET status = excluded.status, body = excluded.body
+                    """, [.text(review.id), .text(review.status.rawValue), .text(review.requester), .text(review.connection),
+                          .int(review.createdAt), .text(StoreJSON.encode(review))])
+                try connection.run("SELECT pg_notify($1, $2)", [.text(Self.reviewChannel), .text(review.id)])
+            }
         }
+    }
+
+    /// The row is locked (`FOR UPDATE`) from the read to the write: two gateways approving at
+    /// once both count.
+    public func updateReview(id: String, _ change: @Sendable (ReviewRecord) throws -> ReviewRecord) throws -> ReviewRecord? {
+        try pool.withConnection { connection in
+            try connection.transaction { () throws -> ReviewRecord? in
+                guard let review = try connection.query("SELECT body FROM reviews WHERE id = $1 FOR UPDATE", [.text(id)]).first
+                    .flatMap({ StoreJSON.decode(ReviewRecord.self, try $0.text("body")) }) else { return nil }
+                let changed = try change(review)
+                try connection.run("UPDATE reviews SET status = $1, body = $2 WHERE id = $3",
+                                   [.text(changed.status.rawValue), .text(StoreJSON.encode(changed)), .text(id)])
+                try connection.run("SELECT pg_notify($1, $2)", [.text(Self.reviewChannel), .text(id)])
+                return changed
+            }
+        }
+    }
+
+    /// LISTEN on ``reviewChannel`` on a connection of its own (``ReviewFeed``).
+    public func watchReviews(_ handler: @escaping @Sendable (String?) -> Void) {
+        feed.add(handler)
     }
 
     public func review(id: String) throws -> ReviewRecord? {
@@ -513,7 +549,8 @@ extension PostgresStore {
                 timer.cancel()
                 return value
             } catch let error as PostgresStoreError {
-                raw.close().whenComplete { _ in }
+                let raw = self.raw
+                raw.close().whenComplete { _ in withExtendedLifetime(raw) {} }
                 throw error
             } catch let error as PSQLError {
                 throw PostgresStoreError(code: raw.isClosed ? .unreachable : .queryFailed, reason: Self.describe(error, what: what))
@@ -624,7 +661,84 @@ extension PostgresStore {
                 defer { state.connections = [] }
                 return state.connections
             }
-            for connection in connections { _ = try? connection.raw.close().wait() }
+            for connection in connections {
+                _ = try? connection.raw.close().wait()
+                withExtendedLifetime(connection) {}
+            }
+        }
+    }
+}
+
+extension PostgresStore {
+    /// LISTENs on ``PostgresStore/reviewChannel`` on a connection of its own, opened again every
+    /// second until it works when it is lost; each reopening is announced with nil (notices
+    /// may have been missed meanwhile). Its closures hold the feed, never the store, so the
+    /// store can go away on any thread.
+    final class ReviewFeed: Sendable {
+        private let configuration: PostgresConnection.Configuration
+        private let eventLoop: any EventLoop
+        private let logger: Logger
+        private let state = Locked<(handlers: [@Sendable (String?) -> Void], connection: PostgresConnection?, stopped: Bool)>(([], nil, false))
+
+        init(configuration: PostgresConnection.Configuration, eventLoop: any EventLoop, logger: Logger) {
+            self.configuration = configuration
+            self.eventLoop = eventLoop
+            self.logger = logger
+        }
+
+        func add(_ handler: @escaping @Sendable (String?) -> Void) {
+            let first = state.withLock { state in
+                state.handlers.append(handler)
+                return state.handlers.count == 1 && !state.stopped
+            }
+            if first { listen(again: false) }
+        }
+
+        /// Stops reconnecting; the open connection, for the caller to close.
+        func stop() -> PostgresConnection? {
+            state.withLock { state in
+                state.stopped = true
+                defer { state.connection = nil }
+                return state.connection
+            }
+        }
+
+        private func listen(again: Bool) {
+            PostgresConnection.connect(on: eventLoop, configuration: configuration, id: 0, logger: logger).whenComplete { result in
+                switch result {
+                case .success(let connection):
+                    let stopped = self.state.withLock { state in
+                        if !state.stopped { state.connection = connection }
+                        return state.stopped
+                    }
+                    if stopped {
+                        connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
+                        return
+                    }
+                    connection.addListener(channel: PostgresStore.reviewChannel) { _, notice in self.deliver(notice.payload) }
+                    if again {
+                        self.logger.notice("store review feed is back")
+                        self.deliver(nil)
+                    }
+                    connection.closeFuture.whenComplete { _ in self.retry() }
+                case .failure:
+                    self.retry()
+                }
+            }
+        }
+
+        private func retry() {
+            let stopped = state.withLock { state in
+                state.connection = nil
+                return state.stopped
+            }
+            guard !stopped else { return }
+            eventLoop.scheduleTask(in: .seconds(1)) { self.listen(again: true) }
+        }
+
+        private func deliver(_ id: String?) {
+            let handlers = state.withLock { $0.handlers }
+            for handler in handlers { handler(id) }
         }
     }
 }

@@ -99,8 +99,16 @@ public protocol Store: RecordReader {
     func lastControl() throws -> ControlEvent?
 
     func saveReview(_ review: ReviewRecord) throws
+    /// Reads the review, applies `change` and writes the result, with no other change to it in
+    /// between — also from another gateway on the same store. nil when there is no such review.
+    func updateReview(id: String, _ change: @Sendable (ReviewRecord) throws -> ReviewRecord) throws -> ReviewRecord?
     func review(id: String) throws -> ReviewRecord?
     func reviews(status: String?, limit: Int) throws -> [ReviewRecord]
+
+    /// Calls `handler` with the id of each review saved by any gateway on this store (nil: the
+    /// feed was interrupted and is back; changes may have been missed, so look again). A store
+    /// that only one gateway uses (SQLite) has no feed: the gateway's own changes are all there is.
+    func watchReviews(_ handler: @escaping @Sendable (String?) -> Void)
 
     /// Proves the store takes writes again after a failure: writes (and removes) 64 KiB.
     func probeWrite() throws
@@ -320,6 +328,22 @@ public final class SQLiteStore: Store {
             try database.query("SELECT body FROM reviews WHERE id = ?", [.text(id)]).first.flatMap(Self.reviewRecord)
         }
     }
+
+    public func updateReview(id: String, _ change: @Sendable (ReviewRecord) throws -> ReviewRecord) throws -> ReviewRecord? {
+        try connection.withLock { database in
+            try database.transaction { () throws -> ReviewRecord? in
+                guard let review = try database.query("SELECT body FROM reviews WHERE id = ?", [.text(id)]).first.flatMap(Self.reviewRecord) else {
+                    return nil
+                }
+                let changed = try change(review)
+                try database.run("UPDATE reviews SET status = ?, body = ? WHERE id = ?",
+                                 [.text(changed.status.rawValue), .text(Self.encode(changed)), .text(id)])
+                return changed
+            }
+        }
+    }
+
+    public func watchReviews(_ handler: @escaping @Sendable (String?) -> Void) {}
 
     public func reviews(status: String?, limit: Int) throws -> [ReviewRecord] {
         try connection.withLock { database in
