@@ -124,13 +124,20 @@ public struct AdminAPI: Sendable {
         let router = Router(context: AdminRequestContext.self)
         let services = self.services
         router.get("healthz") { _, _ in
-            // The process is up ("ok"); connections that cannot work yet are listed by name.
+            // "ok" while the store records (503 "store_unavailable" otherwise: new sessions are
+            // refused, so a load balancer should send them elsewhere); connections that cannot
+            // work yet are listed by name.
             struct Health: Encodable {
-                var status = "ok"
+                var status: String
+                var store: String
                 var open_sessions: String
                 var credential_problems: [String: String]
             }
-            return Self.json(Health(open_sessions: String(services.live.openSessionCount), credential_problems: services.operations.credentialProblems()))
+            let problem = services.operations.storeProblem()
+            let health = Health(status: problem == nil ? "ok" : "store_unavailable", store: problem ?? "ok",
+                                open_sessions: String(services.live.openSessionCount),
+                                credential_problems: services.operations.credentialProblems())
+            return Self.json(health, status: problem == nil ? .ok : .serviceUnavailable)
         }
         router.get("metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],

@@ -28,6 +28,9 @@ public protocol GatewayOperations: Sendable {
     func reload(actor: String, source: () throws -> GatewayConfiguration) throws
     /// The metrics in the Prometheus text format.
     func metricsText() -> String
+    /// Why the store cannot record now (unreachable, or refusing writes), nil when it can. New
+    /// sessions are refused meanwhile; the gateway takes them again when the store is back.
+    func storeProblem() -> String?
 }
 
 /// What the admin API and the console may use of the gateway, and nothing more: the record
@@ -71,5 +74,15 @@ extension GatewayRuntime: LiveSessions, CallerAuthentication, AuditTrail, Gatewa
 
     public func metricsText() -> String {
         metrics.render()
+    }
+
+    public func storeProblem() -> String? {
+        if let failure = writer.failure { return "recording failed: \(failure.prefix(200))" }
+        do {
+            try store.ping()
+            return nil
+        } catch {
+            return "unreachable: \(String(describing: error).prefix(200))"
+        }
     }
 }

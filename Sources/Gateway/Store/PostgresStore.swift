@@ -438,6 +438,10 @@ public final class PostgresStore: Store {
 
     // MARK: Health
 
+    public func ping() throws {
+        try pool.withConnection { try $0.run("SELECT 1") }
+    }
+
     public func probeWrite() throws {
         try pool.withConnection { connection in
             try connection.transaction {

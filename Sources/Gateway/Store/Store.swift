@@ -113,6 +113,9 @@ public protocol Store: RecordReader {
     /// Proves the store takes writes again after a failure: writes (and removes) 64 KiB.
     func probeWrite() throws
 
+    /// Proves the store answers now (a round trip, no write): `/healthz` asks it.
+    func ping() throws
+
     /// Makes everything written so far durable in the store's own files (on shutdown): for
     /// SQLite, the write-ahead log folded into the database file.
     func checkpoint() throws
@@ -363,6 +366,10 @@ extension SQLiteStore {
     /// inspect the file).
     public func checkpoint() throws {
         try connection.withLock { try $0.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
+    }
+
+    public func ping() throws {
+        _ = try connection.withLock { try $0.query("SELECT 1 AS one") }
     }
 
     public func probeWrite() throws {

@@ -91,6 +91,32 @@ import Testing
         }
     }
 
+    /// A gateway that loses its store says so on /healthz (503, so a load balancer sends new
+    /// sessions elsewhere) and refuses new sessions with a clear error.
+    @Test(.enabled(if: StoreBackend.postgresURL != nil))
+    func aGatewayThatLostItsStoreIsUnhealthyAndRefusesSessions() async throws {
+        let fixture = try StoreFixture(.postgres)
+        let gateway = try TestGateway(extra: "store: '\(fixture.url)'")
+        let runtime = gateway.runtime
+        let router = AdminAPI(runtime: runtime, reloadSource: { runtime.policy.configuration }).router()
+        try await Application(router: router).test(.router) { client in
+            try await client.execute(uri: "/healthz", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains("\"store\":\"ok\""))
+            }
+            try StoreFixture.admin().executeForTesting("DROP DATABASE \(fixture.database!) WITH (FORCE)")
+            try await client.execute(uri: "/healthz", method: .get) { response in
+                let body = String(buffer: response.body)
+                #expect(response.status == .serviceUnavailable)
+                #expect(body.contains("\"status\":\"store_unavailable\"") && body.contains("unreachable"))
+            }
+        }
+        let error = await #expect(throws: GovernorError.self) {
+            _ = try await runtime.openSession(token: try gateway.token("alice", ["eng"]), connection: "app-db", kind: .postgres, peer: "127.0.0.1")
+        }
+        #expect(error?.message.contains("recording is unavailable") == true)
+    }
+
     @Test func healthAndMetricsAnswerWithoutAToken() async throws {
         try await app().test(.router) { client in
             try await client.execute(uri: "/healthz", method: .get) { response in
