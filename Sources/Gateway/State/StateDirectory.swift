@@ -35,6 +35,11 @@ public struct StateDirectory: Sendable {
                   let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: raw) else {
                 throw ConfigurationError(file: signingKeyPath, key: "state_dir", reason: "signing key is not a base64 Ed25519 key")
             }
+            // A key put in place by hand (several gateways share one) gets its public half
+            // beside it, for `audit verify`.
+            if !FileManager.default.fileExists(atPath: publicKeyPath) {
+                try? write(key.publicKey.rawRepresentation.base64EncodedString() + "\n", to: publicKeyPath, mode: 0o644)
+            }
             return key
         }
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
