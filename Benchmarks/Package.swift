@@ -32,6 +32,15 @@ let package = Package(
             ],
             path: "Sources/CompareEngines"
         ),
+        // store-compare.sh: events per second through the record writer into a store.
+        .executableTarget(
+            name: "StoreBench",
+            dependencies: [
+                .product(name: "Gateway", package: root),
+                .product(name: "Adapters", package: root),
+            ],
+            path: "Sources/StoreBench"
+        ),
         // The floor of pg-compare.sh and http-compare.sh: a SwiftNIO relay that does nothing.
         .executableTarget(
             name: "NIORelay",
