@@ -89,6 +89,7 @@ connections:
     credential: { username: scram_user, password_env: APP_DB_PASSWORD }
     access: { groups: [eng] }
     guardrails:
+      - { match: '(?i)\\bdrop\\s+table\\b', action: block, message: "DROP TABLE is not allowed here" }
       - { class: delete_without_where, action: review }
     reviews: { approvers: [dba-leads], min_approvals: 1, timeout: 2m }
   - name: box
@@ -138,6 +139,12 @@ echoes_back() { gssh "$1" "$ALICE" 'echo back' 2>/dev/null | grep -qx back; }
 
 check "psql through A" counts_people "$A_PG"
 check "psql through B" counts_people "$B_PG"
+
+OUT=$(echo "drop table people" | q "$A_PG" "$ALICE" 2>&1) && rc=0 || rc=$?
+check "a blocked statement on A is refused with its message" bash -c "test $rc != 0 && echo '$OUT' | grep -q 'DROP TABLE is not allowed here'"
+check "the block is in the shared control chain (written from A's event loop)" \
+  test "$(psql -h "$WORK/store" -p "$STORE_PORT" -U postgres -d sluice -Atc "select count(*) from control_events where kind = 'command.blocked'")" = 1
+check "A keeps serving after the block" answers_one "$A_PG"
 
 echo "== a DELETE held on A is released by an approval on B"
 ( echo "delete from held" | q "$A_PG" "$ALICE" >"$WORK/held.out" 2>&1 && rc=0 || rc=$?; echo $rc >"$WORK/held.rc"; date +%s.%N >"$WORK/held.end" ) &

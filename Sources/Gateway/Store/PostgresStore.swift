@@ -170,7 +170,7 @@ public final class PostgresStore: Store {
     deinit {
         if let listener = feed.stop() {
             // Held until closed: a connection released while closing trips postgres-nio's assertion.
-            _ = try? listener.close().wait()
+            _ = Self.block(on: listener.close(), timeout: .seconds(5))
             withExtendedLifetime(listener) {}
         }
         pool.closeAll()
@@ -204,6 +204,21 @@ public final class PostgresStore: Store {
                                                              password: settings.password, database: settings.database, tls: tls)
         configuration.options.connectTimeout = .seconds(5)
         return configuration
+    }
+
+    /// Blocks the calling thread until `future` completes, at most `timeout` (nil past it).
+    /// Not `EventLoopFuture.wait()`: that refuses to run on any event loop thread, and the
+    /// store is called from the gateway's loops (a blocked command's control record) as SQLite
+    /// is. The store's own loop never calls this, so the wait cannot deadlock.
+    static func block<T: Sendable>(on future: EventLoopFuture<T>, timeout: TimeAmount) -> Result<T, any Error>? {
+        let outcome = Locked<Result<T, any Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        future.whenComplete { result in
+            outcome.withLock { $0 = result }
+            done.signal()
+        }
+        guard done.wait(timeout: .now() + .nanoseconds(Int(timeout.nanoseconds))) == .success else { return nil }
+        return outcome.withLock { $0 }
     }
 
     // MARK: Schema
@@ -542,20 +557,13 @@ extension PostgresStore {
         /// Waits for `future` at most `timeout`; past it the connection is closed (the pool
         /// drops it) and the call fails.
         private func wait<T: Sendable>(_ future: EventLoopFuture<T>, what: String) throws -> T {
-            let promise = raw.eventLoop.makePromise(of: T.self)
-            future.cascade(to: promise)
-            let timeout = self.timeout
-            let timer = raw.eventLoop.scheduleTask(in: timeout) {
-                promise.fail(PostgresStoreError(code: .timedOut, reason: "\(what) took longer than \(timeout.nanoseconds / 1_000_000_000) s"))
-            }
-            do {
-                let value = try promise.futureResult.wait()
-                timer.cancel()
-                return value
-            } catch let error as PostgresStoreError {
+            guard let result = PostgresStore.block(on: future, timeout: timeout) else {
                 let raw = self.raw
                 raw.close().whenComplete { _ in withExtendedLifetime(raw) {} }
-                throw error
+                throw PostgresStoreError(code: .timedOut, reason: "\(what) took longer than \(timeout.nanoseconds / 1_000_000_000) s")
+            }
+            do {
+                return try result.get()
             } catch let error as PSQLError {
                 throw PostgresStoreError(code: raw.isClosed ? .unreachable : .queryFailed, reason: Self.describe(error, what: what))
             } catch {
@@ -570,7 +578,9 @@ extension PostgresStore {
                 let constraint = error.serverInfo?[.constraintName].map { " (constraint \($0.prefix(80)))" } ?? ""
                 return "\(what) failed: SQLSTATE \(state)\(constraint)"
             }
-            return "\(what) failed: \(error.code)"
+            // The network or TLS error under it (refused, timed out, an unknown CA): no values.
+            let cause = error.underlying.map { ": \(String(describing: $0).prefix(160))" } ?? ""
+            return "\(what) failed: \(error.code)\(cause)"
         }
 
         func query(_ sql: String, _ parameters: [SQLParameter] = []) throws -> [StoreRow] {
@@ -646,8 +656,14 @@ extension PostgresStore {
             }
             if let reused { return reused }
             do {
-                let raw = try PostgresConnection.connect(on: eventLoop, configuration: configuration, id: id, logger: logger).wait()
-                return Connection(raw: raw, timeout: timeout, logger: logger)
+                let connecting = PostgresConnection.connect(on: eventLoop, configuration: configuration, id: id, logger: logger)
+                guard let result = PostgresStore.block(on: connecting, timeout: timeout) else {
+                    connecting.whenSuccess { connection in connection.close().whenComplete { _ in withExtendedLifetime(connection) {} } }
+                    throw PostgresStoreError(code: .unreachable, reason: "connecting to the store took longer than \(timeout.nanoseconds / 1_000_000_000) s")
+                }
+                return Connection(raw: try result.get(), timeout: timeout, logger: logger)
+            } catch let error as PostgresStoreError {
+                throw error
             } catch let error as PSQLError {
                 throw PostgresStoreError(code: .unreachable, reason: Connection.describe(error, what: "connecting to the store"))
             } catch {
@@ -666,7 +682,7 @@ extension PostgresStore {
                 return state.connections
             }
             for connection in connections {
-                _ = try? connection.raw.close().wait()
+                _ = PostgresStore.block(on: connection.raw.close(), timeout: .seconds(5))
                 withExtendedLifetime(connection) {}
             }
         }

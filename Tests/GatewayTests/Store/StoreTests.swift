@@ -1,6 +1,7 @@
 import Adapters
 import Crypto
 import Foundation
+import NIOPosix
 import Testing
 @testable import Gateway
 
@@ -306,6 +307,22 @@ extension StoreTests {
             #expect(!error.description.contains("Hunter2"))
         }
         #expect(ContinuousClock.now - started < .seconds(10))
+    }
+
+    /// The gateway's event loops call the store (a blocked command's control record), as they
+    /// call SQLite: the store must answer there, not trap.
+    @Test(.enabled(if: StoreBackend.postgresURL != nil))
+    func theStoreAnswersCallsMadeOnAnEventLoopThread() async throws {
+        let fixture = try StoreFixture(.postgres)
+        let store = try fixture.open()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let ids = try await group.next().submit {
+            try store.ping()
+            try store.createSession(SessionRecord(id: "on-loop", user: "a", groups: [], connection: "c", kind: "http", peer: "p", startedAt: 1))
+            return try store.allSessionIDs()
+        }.get()
+        try await group.shutdownGracefully()
+        #expect(ids == ["on-loop"])
     }
 
     @Test(.enabled(if: StoreBackend.postgresURL != nil))
