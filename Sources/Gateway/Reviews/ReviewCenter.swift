@@ -381,7 +381,19 @@ public actor ReviewCenter {
         }
         for grant in grants.values where (grant.grantEnd ?? 0) <= now {
             grants[grant.id] = nil
-            control.append("access.expired", actor: "sluice", ["id": grant.id, "user": grant.requester, "connection": grant.connection])
+            // The grant's review becomes `expired`; the gateway that makes that change records
+            // the end, so gateways sharing a store record it once.
+            let ended = Locked(false)
+            _ = try? store.updateReview(id: grant.id) { current in
+                guard current.status == .approved else { return current }
+                var expired = current
+                expired.status = .expired
+                ended.withLock { $0 = true }
+                return expired
+            }
+            if ended.withLock({ $0 }) {
+                control.append("access.expired", actor: "sluice", ["id": grant.id, "user": grant.requester, "connection": grant.connection])
+            }
         }
     }
 

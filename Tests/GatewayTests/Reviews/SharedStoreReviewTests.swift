@@ -101,5 +101,15 @@ import Testing
         #expect(await second.hasGrant(user: "alice", connection: "vault"))
         // A second decision on either gateway is refused.
         await #expect(throws: ReviewError.self) { try await first.deny(id: request.id, by: lars, reason: "late") }
+
+        // The grant ends on both; its end is recorded once, and the review says it expired.
+        clock.advance(by: .seconds(3_601))
+        await first.tick()
+        await second.tick()
+        #expect(!(await first.hasGrant(user: "alice", connection: "vault")))
+        #expect(!(await second.hasGrant(user: "alice", connection: "vault")))
+        let store = try fixture.open()
+        #expect(try store.controlEvents(after: -1, limit: 1_000).filter { $0.kind == "access.expired" }.count == 1)
+        #expect(try store.review(id: request.id)?.status == .expired)
     }
 }
