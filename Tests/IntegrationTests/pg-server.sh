@@ -68,3 +68,28 @@ pg_stop() {
   local dir=$1
   pg_as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
 }
+
+# pg_tls DIR CERTS: TLS on the cluster in DIR with a certificate for localhost from a throw-away
+# CA (CERTS/ca.crt), and a second, unrelated CA (CERTS/other-ca.crt) for tests that a wrong one
+# is refused. Takes effect at the next restart (pg_restart DIR).
+pg_tls() {
+  local dir=$1 certs=$2
+  command -v openssl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; }
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=Test CA" \
+    -keyout "$certs/ca.key" -out "$certs/ca.crt" >/dev/null 2>&1
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
+    -keyout "$dir/server.key" -out "$certs/server.csr" >/dev/null 2>&1
+  printf 'subjectAltName=DNS:localhost\n' >"$certs/san.ext"
+  openssl x509 -req -in "$certs/server.csr" -CA "$certs/ca.crt" -CAkey "$certs/ca.key" -CAcreateserial -days 2 \
+    -extfile "$certs/san.ext" -out "$dir/server.crt" >/dev/null 2>&1
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=Other CA" \
+    -keyout "$certs/other.key" -out "$certs/other-ca.crt" >/dev/null 2>&1
+  if [ "$(id -u)" -eq 0 ]; then chown postgres "$dir/server.key" "$dir/server.crt"; fi
+  chmod 600 "$dir/server.key"
+  printf "ssl = on\nssl_cert_file = '%s'\nssl_key_file = '%s'\n" "$dir/server.crt" "$dir/server.key" >>"$dir/data/postgresql.conf"
+}
+
+pg_restart() {
+  local dir=$1
+  pg_as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w restart >/dev/null
+}

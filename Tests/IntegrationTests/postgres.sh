@@ -35,21 +35,9 @@ psql16() { LD_LIBRARY_PATH="$PG16/../pgserver.libs" "$PG16/pginstall/bin/psql" "
 echo "== PostgreSQL cluster"
 pg_start "$WORK/pg"
 # TLS on the server, with a certificate for localhost from a throw-away CA.
-command -v openssl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; }
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=Test CA" \
-  -keyout "$WORK/ca.key" -out "$WORK/ca.crt" >/dev/null 2>&1
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
-  -keyout "$WORK/pg/server.key" -out "$WORK/server.csr" >/dev/null 2>&1
-printf 'subjectAltName=DNS:localhost\n' >"$WORK/san.ext"
-openssl x509 -req -in "$WORK/server.csr" -CA "$WORK/ca.crt" -CAkey "$WORK/ca.key" -CAcreateserial -days 2 \
-  -extfile "$WORK/san.ext" -out "$WORK/pg/server.crt" >/dev/null 2>&1
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=Other CA" \
-  -keyout "$WORK/other.key" -out "$WORK/other-ca.crt" >/dev/null 2>&1
-if [ "$(id -u)" -eq 0 ]; then chown postgres "$WORK/pg/server.key" "$WORK/pg/server.crt"; fi
-chmod 600 "$WORK/pg/server.key"
-printf "ssl = on\nssl_cert_file = '%s'\nssl_key_file = '%s'\n" "$WORK/pg/server.crt" "$WORK/pg/server.key" >>"$WORK/pg/data/postgresql.conf"
+pg_tls "$WORK/pg" "$WORK"
 sed -i 's/^host all scram_user/hostssl all scram_user/' "$WORK/pg/data/pg_hba.conf"
-pg_as_owner "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/server.log" -w restart >/dev/null
+pg_restart "$WORK/pg"
 psql -h "$WORK/pg" -p "$PGPORT_TEST" -U postgres -d app -v ON_ERROR_STOP=1 -q <<'EOF'
 CREATE TABLE customers (id int PRIMARY KEY, name text, email text, card text, ssn text, iban text, note text);
 INSERT INTO customers VALUES

@@ -27,22 +27,10 @@ command -v sshpass >/dev/null || true
 echo "== PostgreSQL: the store (TLS, verified) and the target, two clusters"
 pg_start "$WORK/store"
 STORE_PORT=$PGPORT_TEST
-command -v openssl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; }
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=Store CA" \
-  -keyout "$WORK/ca.key" -out "$WORK/ca.crt" >/dev/null 2>&1
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
-  -keyout "$WORK/store/server.key" -out "$WORK/server.csr" >/dev/null 2>&1
-printf 'subjectAltName=DNS:localhost\n' >"$WORK/san.ext"
-openssl x509 -req -in "$WORK/server.csr" -CA "$WORK/ca.crt" -CAkey "$WORK/ca.key" -CAcreateserial -days 2 \
-  -extfile "$WORK/san.ext" -out "$WORK/store/server.crt" >/dev/null 2>&1
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=Other CA" \
-  -keyout "$WORK/other.key" -out "$WORK/other-ca.crt" >/dev/null 2>&1
-if [ "$(id -u)" -eq 0 ]; then chown postgres "$WORK/store/server.key" "$WORK/store/server.crt"; fi
-chmod 600 "$WORK/store/server.key"
-printf "ssl = on\nssl_cert_file = '%s'\nssl_key_file = '%s'\n" "$WORK/store/server.crt" "$WORK/store/server.key" >>"$WORK/store/data/postgresql.conf"
+pg_tls "$WORK/store" "$WORK"
 # The gateways' role may only log in over TLS.
 sed -i 's/^host all all 127.0.0.1\/32 scram-sha-256/hostssl all sluice 127.0.0.1\/32 scram-sha-256\nhostnossl all sluice 127.0.0.1\/32 reject\nhost all all 127.0.0.1\/32 scram-sha-256/' "$WORK/store/data/pg_hba.conf"
-pg_as_owner "$PG_BIN/pg_ctl" -D "$WORK/store/data" -l "$WORK/store/server.log" -w restart >/dev/null
+pg_restart "$WORK/store"
 psql -h "$WORK/store" -p "$STORE_PORT" -U postgres -v ON_ERROR_STOP=1 -q <<EOF
 CREATE ROLE sluice LOGIN PASSWORD '$PG_PASSWORD';
 CREATE DATABASE sluice OWNER sluice;
