@@ -19,8 +19,9 @@ public struct Console: Sendable {
     /// Audit verification results (the last full run), shared by the audit page.
     let audits: AuditResults
 
-    public init(runtime: GatewayRuntime, logins: ConsoleLogins = ConsoleLogins()) async throws {
-        try await self.init(services: AdminServices(runtime: runtime), logins: logins)
+    /// Sign-ins are kept in the runtime's store too, so every gateway of a shared store knows them.
+    public init(runtime: GatewayRuntime, logins: ConsoleLogins? = nil) async throws {
+        try await self.init(services: AdminServices(runtime: runtime), logins: logins ?? ConsoleLogins(store: runtime.store))
     }
 
     public init(services: AdminServices, logins: ConsoleLogins = ConsoleLogins()) async throws {

@@ -7,6 +7,11 @@ import NIOCore
 
 /// Who is signed in to the console: a random session id in an `HttpOnly; SameSite=Strict`
 /// cookie, mapped here to the identity and the CSRF token of every form. Bounded and expiring.
+///
+/// With a store (`sluice serve` passes its own), sign-ins and OIDC sign-ins in progress are also
+/// kept there — under the SHA-256 of the cookie or state, never the value itself — so a browser
+/// sent to another gateway of a shared store stays signed in, and an identity provider's
+/// redirect may come back to any of them.
 public final class ConsoleLogins: Sendable {
     public struct Login: Sendable {
         public var id: String
@@ -26,11 +31,55 @@ public final class ConsoleLogins: Sendable {
     public static let lifetime: Duration = .seconds(8 * 3600)
     private let logins = Locked<[String: Login]>([:])
     private let pending = Locked<[String: PendingOIDC]>([:])
+    private let store: (any Store)?
 
-    public init() {}
+    public init(store: (any Store)? = nil) {
+        self.store = store
+    }
+
+    /// What the store keeps of a sign-in (expiry in wall-clock microseconds: gateways share it).
+    private struct SharedLogin: Codable {
+        var identity: Identity
+        var csrf: String
+        var expires: Int64
+    }
+
+    private struct SharedPending: Codable {
+        var verifier: String
+        var nonce: String
+        var redirect: String
+        var expires: Int64
+    }
+
+    static func digest(_ secret: String) -> String {
+        SHA256.hash(data: Array(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    private static func wallMicros() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }
+
+    /// `instant` as wall-clock microseconds, and back, relative to `now`.
+    private static func wall(_ instant: ContinuousClock.Instant, now: ContinuousClock.Instant) -> Int64 {
+        let left = now.duration(to: instant)
+        return wallMicros() + left.components.seconds * 1_000_000 + left.components.attoseconds / 1_000_000_000_000
+    }
+
+    private static func instant(_ wall: Int64, now: ContinuousClock.Instant) -> ContinuousClock.Instant {
+        now + .microseconds(wall - wallMicros())
+    }
 
     public func create(_ identity: Identity, now: ContinuousClock.Instant = .now) -> Login {
         let login = Login(id: Self.random(), identity: identity, csrf: Self.random(), expires: now + Self.lifetime)
+        keep(login, now: now)
+        if let store {
+            let shared = SharedLogin(identity: identity, csrf: login.csrf, expires: Self.wall(login.expires, now: now))
+            // A store that cannot take it leaves the sign-in to this gateway alone.
+            try? store.putShared(kind: "console.login", key: Self.digest(login.id), value: StoreJSON.encode(shared),
+                                 expires: shared.expires, now: Self.wallMicros())
+        }
+        return login
+    }
+
+    private func keep(_ login: Login, now: ContinuousClock.Instant) {
         logins.withLock { logins in
             if logins.count >= Self.maximumLogins { logins = logins.filter { $0.value.expires > now } }
             if logins.count >= Self.maximumLogins, let oldest = logins.min(by: { $0.value.expires < $1.value.expires }) {
@@ -38,22 +87,40 @@ public final class ConsoleLogins: Sendable {
             }
             logins[login.id] = login
         }
-        return login
     }
 
     public func lookup(_ id: String, now: ContinuousClock.Instant = .now) -> Login? {
-        logins.withLock { logins in
-            guard let login = logins[id] else { return nil }
+        let local = logins.withLock { logins -> Login?? in
+            guard let login = logins[id] else { return .none }
             guard login.expires > now else {
                 logins[id] = nil
-                return nil
+                return .some(nil)
             }
-            return login
+            return .some(login)
         }
+        guard let store, id.count <= 64 else { return local ?? nil }
+        // The store decides: signed in on another gateway, or signed out on one (a store that
+        // does not answer leaves this gateway's own sign-ins as they are).
+        let found: String?
+        do {
+            found = try store.shared(kind: "console.login", key: Self.digest(id), now: Self.wallMicros(), take: false)
+        } catch {
+            return local ?? nil
+        }
+        guard let text = found, let shared = StoreJSON.decode(SharedLogin.self, text) else {
+            logins.withLock { _ = $0.removeValue(forKey: id) }
+            return nil
+        }
+        if let local { return local }
+        let login = Login(id: id, identity: shared.identity, csrf: shared.csrf, expires: Self.instant(shared.expires, now: now))
+        guard login.expires > now else { return nil }
+        keep(login, now: now)
+        return login
     }
 
     public func remove(_ id: String) {
         _ = logins.withLock { $0.removeValue(forKey: id) }
+        try? store?.removeShared(kind: "console.login", key: Self.digest(id))
     }
 
     func beginOIDC(redirect: String, now: ContinuousClock.Instant = .now) -> (state: String, pending: PendingOIDC) {
@@ -64,14 +131,31 @@ public final class ConsoleLogins: Sendable {
             guard pending.count < Self.maximumLogins else { return }
             pending[state] = entry
         }
+        if let store {
+            let shared = SharedPending(verifier: entry.verifier, nonce: entry.nonce, redirect: entry.redirect,
+                                       expires: Self.wall(entry.expires, now: now))
+            try? store.putShared(kind: "console.oidc", key: Self.digest(state), value: StoreJSON.encode(shared),
+                                 expires: shared.expires, now: Self.wallMicros())
+        }
         return (state, entry)
     }
 
+    /// The sign-in in progress for `state`, once: taken from this gateway's memory and the store.
     func finishOIDC(state: String, now: ContinuousClock.Instant = .now) -> PendingOIDC? {
-        pending.withLock { pending in
-            guard let entry = pending.removeValue(forKey: state), entry.expires > now else { return nil }
-            return entry
+        let local = pending.withLock { $0.removeValue(forKey: state) }
+        guard let store, state.count <= 64 else { return local.flatMap { $0.expires > now ? $0 : nil } }
+        // The store decides (each state is used once, on whichever gateway); a store that does
+        // not answer leaves this gateway's own sign-ins in progress as they are.
+        let shared: String?
+        do {
+            shared = try store.shared(kind: "console.oidc", key: Self.digest(state), now: Self.wallMicros(), take: true)
+        } catch {
+            return local.flatMap { $0.expires > now ? $0 : nil }
         }
+        guard let text = shared, let entry = StoreJSON.decode(SharedPending.self, text) else { return nil }
+        let restored = PendingOIDC(verifier: entry.verifier, nonce: entry.nonce, redirect: entry.redirect,
+                                   expires: Self.instant(entry.expires, now: now))
+        return restored.expires > now ? restored : nil
     }
 
     /// URL-safe base64 of `bytes` random bytes.

@@ -134,6 +134,10 @@ public final class PostgresStore: Store {
         CREATE INDEX reviews_status ON reviews (status, created_at);
         CREATE TABLE write_probe (data BYTEA NOT NULL);
         """,
+        """
+        CREATE TABLE shared_state (
+            kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, expires BIGINT NOT NULL, PRIMARY KEY (kind, key));
+        """,
     ]
 
     /// The advisory lock keys: schema migrations, and appends to the control chain.
@@ -455,6 +459,32 @@ public final class PostgresStore: Store {
 
     public func ping() throws {
         try pool.withConnection { try $0.run("SELECT 1") }
+    }
+
+    public func putShared(kind: String, key: String, value: String, expires: Int64, now: Int64) throws {
+        try pool.withConnection { connection in
+            try connection.transaction {
+                try connection.run("DELETE FROM shared_state WHERE kind = $1 AND expires <= $2", [.text(kind), .int(now)])
+                try connection.run("""
+                    INSERT INTO shared_state (kind, key, value, expires) VALUES ($1, $2, $3, $4)
+                    ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value, expires = excluded.expires
+                    """, [.text(kind), .text(key), .text(value), .int(expires)])
+            }
+        }
+    }
+
+    public func shared(kind: String, key: String, now: Int64, take: Bool) throws -> String? {
+        try pool.withConnection { connection in
+            let sql = take
+                ? "DELETE FROM shared_state WHERE kind = $1 AND key = $2 RETURNING value, expires"
+                : "SELECT value, expires FROM shared_state WHERE kind = $1 AND key = $2"
+            guard let row = try connection.query(sql, [.text(kind), .text(key)]).first, try row.int("expires") > now else { return nil }
+            return try row.text("value")
+        }
+    }
+
+    public func removeShared(kind: String, key: String) throws {
+        try pool.withConnection { try $0.run("DELETE FROM shared_state WHERE kind = $1 AND key = $2", [.text(kind), .text(key)]) }
     }
 
     public func probeWrite() throws {

@@ -116,6 +116,14 @@ public protocol Store: RecordReader {
     /// Proves the store answers now (a round trip, no write): `/healthz` asks it.
     func ping() throws
 
+    /// Short-lived state every gateway on the store must see (console sign-ins, sign-ins in
+    /// progress): `value` under (`kind`, `key`) until `expires` (Unix microseconds). Keys are
+    /// digests, never the secret a browser holds. Expired entries are removed as new ones come.
+    func putShared(kind: String, key: String, value: String, expires: Int64, now: Int64) throws
+    /// The unexpired value, if any; `take` removes it in the same step (one use only).
+    func shared(kind: String, key: String, now: Int64, take: Bool) throws -> String?
+    func removeShared(kind: String, key: String) throws
+
     /// Makes everything written so far durable in the store's own files (on shutdown): for
     /// SQLite, the write-ahead log folded into the database file.
     func checkpoint() throws
@@ -179,6 +187,8 @@ public final class SQLiteStore: Store {
         created_at INTEGER NOT NULL, body TEXT NOT NULL);
     CREATE INDEX IF NOT EXISTS reviews_status ON reviews(status, created_at);
     CREATE TABLE IF NOT EXISTS write_probe (data BLOB NOT NULL);
+    CREATE TABLE IF NOT EXISTS shared_state (
+        kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, expires INTEGER NOT NULL, PRIMARY KEY (kind, key));
     """
 
     private static func encode(_ value: some Encodable) -> String {
@@ -370,6 +380,31 @@ extension SQLiteStore {
 
     public func ping() throws {
         _ = try connection.withLock { try $0.query("SELECT 1 AS one") }
+    }
+
+    public func putShared(kind: String, key: String, value: String, expires: Int64, now: Int64) throws {
+        try connection.withLock { database in
+            try database.transaction {
+                try database.run("DELETE FROM shared_state WHERE kind = ? AND expires <= ?", [.text(kind), .integer(now)])
+                try database.run("INSERT OR REPLACE INTO shared_state (kind, key, value, expires) VALUES (?, ?, ?, ?)",
+                                 [.text(kind), .text(key), .text(value), .integer(expires)])
+            }
+        }
+    }
+
+    public func shared(kind: String, key: String, now: Int64, take: Bool) throws -> String? {
+        try connection.withLock { database in
+            try database.transaction { () throws -> String? in
+                let value = try database.query("SELECT value FROM shared_state WHERE kind = ? AND key = ? AND expires > ?",
+                                               [.text(kind), .text(key), .integer(now)]).first?.text("value")
+                if take { try database.run("DELETE FROM shared_state WHERE kind = ? AND key = ?", [.text(kind), .text(key)]) }
+                return value
+            }
+        }
+    }
+
+    public func removeShared(kind: String, key: String) throws {
+        try connection.withLock { try $0.run("DELETE FROM shared_state WHERE kind = ? AND key = ?", [.text(kind), .text(key)]) }
     }
 
     public func probeWrite() throws {

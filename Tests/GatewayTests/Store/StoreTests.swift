@@ -272,6 +272,52 @@ extension StoreTests {
     }
 }
 
+extension StoreTests {
+    @Test(arguments: StoreBackend.available)
+    func sharedStateExpiresAndATakenValueIsGone(_ backend: StoreBackend) throws {
+        let fixture = try StoreFixture(backend)
+        let store = try fixture.open()
+        try store.putShared(kind: "k", key: "a", value: "one", expires: 100, now: 10)
+        try store.putShared(kind: "k", key: "b", value: "two", expires: 100, now: 10)
+        try store.putShared(kind: "other", key: "a", value: "else", expires: 100, now: 10)
+        #expect(try store.shared(kind: "k", key: "a", now: 50, take: false) == "one")
+        #expect(try store.shared(kind: "k", key: "a", now: 100, take: false) == nil)
+        #expect(try store.shared(kind: "k", key: "b", now: 50, take: true) == "two")
+        #expect(try store.shared(kind: "k", key: "b", now: 50, take: true) == nil)
+        try store.removeShared(kind: "k", key: "a")
+        #expect(try store.shared(kind: "k", key: "a", now: 50, take: false) == nil)
+        #expect(try store.shared(kind: "other", key: "a", now: 50, take: false) == "else")
+        // Replacing keeps one entry.
+        try store.putShared(kind: "k", key: "c", value: "first", expires: 100, now: 10)
+        try store.putShared(kind: "k", key: "c", value: "second", expires: 200, now: 10)
+        #expect(try store.shared(kind: "k", key: "c", now: 150, take: false) == "second")
+    }
+
+    /// A browser signed in on one gateway is signed in on another of the same store; signing
+    /// out on either ends it on both; an OIDC redirect may come back to either, once.
+    @Test(arguments: StoreBackend.available)
+    func consoleSignInsAreSharedByTheGatewaysOfAStore(_ backend: StoreBackend) throws {
+        let fixture = try StoreFixture(backend)
+        let first = ConsoleLogins(store: try fixture.open())
+        let second = ConsoleLogins(store: try fixture.open())
+        let alice = Identity(user: "alice", groups: ["eng"], issuer: "t")
+        let login = first.create(alice)
+        let seen = try #require(second.lookup(login.id))
+        #expect(seen.identity == alice && seen.csrf == login.csrf)
+        #expect(second.lookup("not-a-login") == nil)
+        second.remove(login.id)
+        #expect(first.lookup(login.id) == nil)
+        // The store holds digests, not the cookie.
+        let store = try fixture.open()
+        #expect(try store.shared(kind: "console.login", key: login.id, now: 0, take: false) == nil)
+
+        let (state, pending) = first.beginOIDC(redirect: "https://gw/console/callback")
+        let finished = try #require(second.finishOIDC(state: state))
+        #expect(finished.verifier == pending.verifier && finished.nonce == pending.nonce)
+        #expect(first.finishOIDC(state: state) == nil)
+    }
+}
+
 /// What only the PostgreSQL store has: its URL, its schema migrations, its failures.
 @Suite struct PostgresStoreTests {
     @Test func theURLNamesUserHostDatabaseAndTLS() throws {
