@@ -46,6 +46,7 @@ integration-test: build
 	bash Tests/IntegrationTests/console.sh
 	bash Tests/IntegrationTests/deploy.sh
 	bash Tests/IntegrationTests/scale.sh
+	bash Tests/IntegrationTests/access.sh
 
 # The libFuzzer harnesses (docs/fuzzing.md): `make fuzz` runs each for FUZZ_SECONDS (60 by
 # default); the test suite runs each for 20 seconds so a regression in a harness fails the build.

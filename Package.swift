@@ -105,6 +105,7 @@ let package = Package(
             name: "sluice",
             dependencies: [
                 "Gateway",
+                "Adapters",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

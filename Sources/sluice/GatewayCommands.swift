@@ -70,21 +70,33 @@ struct Serve: AsyncParsableCommand {
     }
 }
 
-struct Token: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "token", abstract: "Mint a token from the built-in dev issuer (dev mode only).")
+struct Token: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "token",
+        abstract: "Print your token (from `sluice login`, refreshed when due), or mint one from the dev issuer (--user).")
 
     @OptionGroup var options: ConfigOption
 
-    @Option(help: "User name (the preferred_username claim).")
-    var user: String
+    @Option(help: "Mint a dev-issuer token for this user (the preferred_username claim; dev mode only).")
+    var user: String?
 
-    @Option(help: "Comma-separated groups.")
+    @Option(help: "Comma-separated groups (with --user).")
     var groups = ""
 
-    @Option(help: "Lifetime, e.g. 30m, 1h, 8h.")
+    @Option(help: "Lifetime, e.g. 30m, 1h, 8h (with --user).")
     var ttl: String?
 
-    func run() throws {
+    @Flag(help: "Print a client.authentication.k8s.io/v1 ExecCredential (kubectl's exec plugin runs this).")
+    var exec = false
+
+    @Option(name: [.customLong("gateway"), .customLong("url")], help: "The gateway whose sign-in to print (default: the current one).")
+    var gateway: String?
+
+    func run() async throws {
+        guard let user else {
+            await TokenOutput.printCached(gateway: gateway, exec: exec, configuration: optionalConfiguration(options))
+            return
+        }
         let configuration = try options.load()
         guard configuration.identity.devIssuer else {
             fail("the dev issuer is off (identity.dev_issuer: false in \(configuration.file ?? "the configuration"))", code: 2)
@@ -98,23 +110,6 @@ struct Token: ParsableCommand {
         let key = orFail("configuration: \(configuration.file ?? "embedded defaults")") { try state.existingSigningKey() }
         let groupList = groups.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         print(try DevIssuer.mint(user: user, groups: groupList, ttl: lifetime, key: key))
-    }
-}
-
-/// The admin API address and the caller's token (`--token` or `$SLUICE_TOKEN`).
-struct ClientOptions: ParsableArguments {
-    @Option(help: "Bearer token (default: $SLUICE_TOKEN).")
-    var token: String?
-
-    @Option(help: "Admin API base URL (default: from the configuration's listen.admin).")
-    var url: String?
-
-    func client(_ configuration: GatewayConfiguration) -> AdminClient {
-        guard let token = token ?? ProcessInfo.processInfo.environment["SLUICE_TOKEN"], !token.isEmpty else {
-            fail("a token is needed: --token T or SLUICE_TOKEN (e.g. from `sluice token`)", code: 2)
-        }
-        let base = url ?? "http://" + (configuration.listen.admin?.description ?? "127.0.0.1:8080")
-        return AdminClient(baseURL: base, token: token)
     }
 }
 
@@ -162,7 +157,7 @@ struct Reviews: ParsableCommand {
         @Argument var id: String
 
         func run() async throws {
-            let reply = try await client.client(try options.load()).send("POST", "/api/reviews/\(id)/approve")
+            let reply = try await client.client(optionalConfiguration(options)).send("POST", "/api/reviews/\(id)/approve")
             guard reply.status == 200 else { fail(reply.errorMessage, code: 1) }
             print(String(decoding: reply.body, as: UTF8.self))
         }
@@ -176,7 +171,7 @@ struct Reviews: ParsableCommand {
         @Option(help: "Why (shown to the requester).") var reason = ""
 
         func run() async throws {
-            let reply = try await client.client(try options.load()).send("POST", "/api/reviews/\(id)/deny", json: ["reason": reason])
+            let reply = try await client.client(optionalConfiguration(options)).send("POST", "/api/reviews/\(id)/deny", json: ["reason": reason])
             guard reply.status == 200 else { fail(reply.errorMessage, code: 1) }
             print(String(decoding: reply.body, as: UTF8.self))
         }
@@ -195,7 +190,7 @@ struct Access: ParsableCommand {
         @Option(help: "Why you need it.") var reason = ""
 
         func run() async throws {
-            let reply = try await client.client(try options.load()).send(
+            let reply = try await client.client(optionalConfiguration(options)).send(
                 "POST", "/api/access-requests", json: ["connection": connection, "duration": duration, "reason": reason])
             guard reply.status == 201 else { fail(reply.errorMessage, code: 1) }
             print(String(decoding: reply.body, as: UTF8.self))
@@ -356,26 +351,33 @@ struct Reload: ParsableCommand {
 struct KubeconfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kubeconfig",
-        abstract: "Print a kubeconfig that points kubectl at a Kubernetes connection through the gateway.")
+        abstract: "Print a kubeconfig that points kubectl at a Kubernetes connection through the gateway.",
+        discussion: "kubectl gets each token from `sluice token --exec` (your `sluice login`, or $SLUICE_TOKEN): none is written into the file.")
 
     @OptionGroup var options: ConfigOption
 
     @Argument(help: "The kubernetes connection.")
     var connection: String
 
-    @Option(help: "The token kubectl sends (default: $SLUICE_TOKEN).")
-    var token: String?
-
-    @Option(help: "The gateway's base URL as users reach it (default: from listen.kubernetes).")
+    @Option(help: "The gateway's Kubernetes base URL as users reach it (default: from listen.kubernetes).")
     var server: String?
 
+    @Option(name: [.customLong("gateway"), .customLong("url")], help: "The admin URL whose sign-in the plugin uses (default: listen.admin).")
+    var gateway: String?
+
+    @Option(help: .hidden) var token: String?
+
     func run() throws {
-        let configuration = try options.load()
-        guard let token = token ?? ProcessInfo.processInfo.environment["SLUICE_TOKEN"], !token.isEmpty else {
-            fail("a token is needed: --token T or SLUICE_TOKEN (e.g. from `sluice token`)", code: 2)
+        if token != nil {
+            // Kept so older scripts still run: the kubeconfig no longer holds a token.
+            FileHandle.standardError.write(Data("sluice kubeconfig: --token is ignored; kubectl gets the token from `sluice token --exec` ($SLUICE_TOKEN or your `sluice login`)\n".utf8))
         }
+        let configuration = try options.load()
+        let base = ClientOptions.gatewayURL(explicit: gateway ?? "http://" + (configuration.listen.admin?.description ?? "127.0.0.1:8080"),
+                                            configuration)
         do {
-            print(try Kubeconfig.render(configuration: configuration, connection: connection, token: token, server: server), terminator: "")
+            print(try Kubeconfig.render(configuration: configuration, connection: connection, sluice: selfPath(), gateway: base,
+                                        server: server), terminator: "")
         } catch {
             fail("\(error)", code: 2)
         }
@@ -411,7 +413,7 @@ struct StoreCommand: ParsableCommand {
                     FileHandle.standardError.write(Data("  \(progress.sessions) sessions, \(progress.events) events so far\n".utf8))
                 }
             }
-            print("copied \(report.sessions) sessions, \(report.events) events, \(report.controlEvents) control records, \(report.reviews) reviews")
+            print("copied \(report.sessions) sessions, \(report.events) events, \(report.controlEvents) control records, \(report.reviews) reviews, \(report.connections) runtime connections")
             print("next: sluice audit verify --store '\(displayedStoreURL(to))'")
         }
     }

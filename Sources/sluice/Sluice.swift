@@ -7,9 +7,25 @@ struct Sluice: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sluice",
         abstract: "A data-governance gateway: authenticates, inspects, masks and records.",
-        subcommands: [Serve.self, Token.self, Mask.self, Detectors.self, Sessions.self, Reviews.self, Access.self,
-                      Audit.self, Reload.self, KubeconfigCommand.self, StoreCommand.self]
+        subcommands: [Serve.self, Login.self, Logout.self, Whoami.self, Connect.self, Connections.self, Token.self, Mask.self,
+                      Detectors.self, Sessions.self, Reviews.self, Access.self, Audit.self, Reload.self, KubeconfigCommand.self, SSHCA.self,
+                      StoreCommand.self]
     )
+
+    static func main() async {
+        // Run as ssh's askpass helper by `sluice connect`: answer with the token, nothing else.
+        await AskPass.answerIfAsked()
+        do {
+            var command = try parseAsRoot()
+            if var asynchronous = command as? AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 struct Mask: ParsableCommand {

@@ -63,14 +63,18 @@ wait_port "$K8S_PORT" || { cat "$WORK/serve.log"; exit 1; }
 ALICE=$("$SLUICE" token --config "$WORK/sluice.yaml" --user alice --groups sre)
 DPO=$("$SLUICE" token --config "$WORK/sluice.yaml" --user dora --groups dpo)
 LEAD=$("$SLUICE" token --config "$WORK/sluice.yaml" --user lena --groups sre-leads)
-"$SLUICE" kubeconfig prod-cluster --config "$WORK/sluice.yaml" --token "$ALICE" >"$WORK/alice.kubeconfig"
-"$SLUICE" kubeconfig prod-cluster --config "$WORK/sluice.yaml" --token "$DPO" >"$WORK/dora.kubeconfig"
+# The kubeconfig names no token: kubectl runs `sluice token --exec`, which answers with
+# $SLUICE_TOKEN here (the person's `sluice login` otherwise; access.sh tests that path).
+"$SLUICE" kubeconfig prod-cluster --config "$WORK/sluice.yaml" >"$WORK/alice.kubeconfig"
+cp "$WORK/alice.kubeconfig" "$WORK/dora.kubeconfig"
+export SLUICE_TOKEN=$ALICE
 export HOME=$WORK/home
 mkdir -p "$HOME"
 k() { kubectl --kubeconfig "$WORK/alice.kubeconfig" --request-timeout=30s "$@"; }
 
 echo "== kubeconfig and reads"
 check "sluice kubeconfig points at the connection's prefix" grep -q "server: https://127.0.0.1:$K8S_PORT/prod-cluster" "$WORK/alice.kubeconfig"
+check "the kubeconfig holds an exec plugin, no token" bash -c "grep -q 'client.authentication.k8s.io/v1' '$WORK/alice.kubeconfig' && ! grep -q 'token:' '$WORK/alice.kubeconfig' && ! grep -qF '$ALICE' '$WORK/alice.kubeconfig'"
 OUT=$(k get pods 2>&1 || true)
 check "kubectl get pods works through the gateway" bash -c "grep -q 'web-1' <<<'$OUT' && grep -q Running <<<'$OUT'"
 OUT=$(k get pod web-1 -o yaml 2>&1 || true)
@@ -91,7 +95,7 @@ print("      ", values)
 sys.exit(0 if all(v in ("[SECRET]", "[REDACTED]") for v in values.values()) and len(values) == 4 else 1)
 PY
 check "no Secret value leaves base64-encoded either" bash -c "! grep -q \"\$(printf hunter2-very-secret | base64)\" '$WORK/secret.json'"
-kubectl --kubeconfig "$WORK/dora.kubeconfig" get secret db-creds -o json >"$WORK/secret-dpo.json" 2>&1 || true
+SLUICE_TOKEN=$DPO kubectl --kubeconfig "$WORK/dora.kubeconfig" get secret db-creds -o json >"$WORK/secret-dpo.json" 2>&1 || true
 check "an unmasked group reads Secret values" python3 -c "
 import base64, json, sys
 d = json.load(open('$WORK/secret-dpo.json'))['data']

@@ -118,6 +118,8 @@ public struct Credential: Sendable, Equatable {
     public var token: Secret?
     /// HTTP: send the token in this header instead of `Authorization: Bearer`.
     public var headerName: String?
+    /// SSH: an OpenSSH user certificate (base64 of its blob) for `privateKey`, made for this session.
+    public var certificate: Secret?
 
     public init(username: String? = nil, password: Secret? = nil, privateKey: Secret? = nil, token: Secret? = nil,
                 headerName: String? = nil) {

@@ -54,6 +54,10 @@ public enum SessionMarker: Sendable, Equatable {
     case transfer(kind: String, files: [String], bytesUp: Int, bytesDown: Int)
     /// The gateway ended the session (token expired, …).
     case ended(String)
+    /// The session logs in to the target with a credential made for it (`ephemeral_role`: the
+    /// role's name and validity; `certificate`: serial, key id, principals and validity). Never
+    /// the secret itself.
+    case credential(mode: String, details: [String: Value])
     /// Records of the session never reached the store from `lostRecords` on; the gateway stopped
     /// the session. Written by the gateway to close the gap, so `audit verify` reports it as a
     /// recording failure, not as tampering.
@@ -148,6 +152,8 @@ public enum SessionMarker: Sendable, Equatable {
             return [("transfer", .string(kind)), ("files", .strings(files)), ("bytes_up", .int(up)), ("bytes_down", .int(down))]
         case .ended(let reason):
             return [("ended", .string(reason))]
+        case .credential(let mode, let details):
+            return [("credential", .string(mode))] + details.filter { $0.key != "credential" }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         case .recordingFailed(let reason, let lost):
             return [(Self.recordingFailedKey, .string(reason)), ("lost_records", .int(lost))]
         case .other(let values):
@@ -210,6 +216,8 @@ public enum SessionMarker: Sendable, Equatable {
             self = .transfer(kind: kind, files: values["files"]?.strings ?? [], bytesUp: int("bytes_up") ?? 0, bytesDown: int("bytes_down") ?? 0)
         } else if let reason = string("ended") {
             self = .ended(reason)
+        } else if let mode = string("credential") {
+            self = .credential(mode: mode, details: values.filter { $0.key != "credential" })
         } else {
             self = .other(values)
         }
@@ -308,6 +316,16 @@ public enum SessionMarker: Sendable, Equatable {
             return "\(kind): \(files.count) file\(files.count == 1 ? "" : "s") (\(names)), \(up) B up, \(down) B down"
         case .ended(let reason):
             return "ended: \(reason)"
+        case .credential(let mode, let details):
+            let shown = details.sorted { $0.key < $1.key }.map { key, value -> String in
+                switch value {
+                case .string(let text): "\(key) \(text)"
+                case .int(let number): "\(key) \(number)"
+                case .bool(let flag): "\(key) \(flag)"
+                case .strings(let list): "\(key) \(list.joined(separator: ","))"
+                }
+            }
+            return "credential \(mode.replacingOccurrences(of: "_", with: " ")): " + shown.joined(separator: ", ")
         case .recordingFailed(let reason, let lost):
             return "recording failed (\(reason)): \(lost) record\(lost == 1 ? "" : "s") lost; the session was stopped"
         case .other(let values):

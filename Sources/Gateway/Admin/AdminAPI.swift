@@ -83,6 +83,14 @@ public struct AdminAPI: Sendable {
             case .invalidRequest: .badRequest
             }
             return Self.failure(status, error.code.rawValue, error.message)
+        } catch let error as ConnectionChangeError {
+            let status: HTTPResponse.Status = switch error.code {
+            case .invalid: .unprocessableContent
+            case .conflict, .fromFile: .conflict
+            case .notFound: .notFound
+            case .storeUnavailable: .serviceUnavailable
+            }
+            return Self.failure(status, error.code.rawValue, error.reason)
         } catch let error as ConfigurationError {
             return Self.failure(.unprocessableContent, "config_invalid", error.description)
         } catch {
@@ -109,6 +117,20 @@ public struct AdminAPI: Sendable {
         var reason: String?
         var connection: String?
         var duration: String?
+    }
+
+    /// Who sees a connection in listings: auditors, its users and its approvers.
+    static func mayView(_ connection: GatewayConfiguration.Connection, _ identity: Identity) -> Bool {
+        isAuditor(identity) || identity.isMember(of: connection.accessGroups) || identity.isMember(of: connection.reviews.approvers)
+    }
+
+    /// A request body of at most 64 KiB, as bytes.
+    static func rawBody(_ request: Request) async throws -> Data {
+        do {
+            return Data(buffer: try await request.body.collect(upTo: GatewayRuntime.maximumConnectionSpecBytes))
+        } catch {
+            throw Refusal(response: failure(.contentTooLarge, "too_large", "the body is larger than \(GatewayRuntime.maximumConnectionSpecBytes) bytes"))
+        }
     }
 
     func decodeBody(_ request: Request) async throws -> Body {
@@ -238,12 +260,71 @@ public struct AdminAPI: Sendable {
                 return Self.json(Views.Review(review), status: .created)
             }
         }
+        api.get("client-config") { _, _ in
+            // What `sluice login` and `sluice connect` need before they hold a token: the
+            // identity providers to sign in with and the listeners to connect to. No secret.
+            Self.json(Views.ClientConfig(services.operations.policy.configuration))
+        }
         api.get("connections") { request, context in
             await self.handle(request, context) { identity in
-                let connections = services.operations.policy.configuration.connections.filter {
-                    Self.isAuditor(identity) || identity.isMember(of: $0.accessGroups) || identity.isMember(of: $0.reviews.approvers)
+                let origins = services.operations.connectionOrigins()
+                let isAdmin = identity.groups.contains("admin")
+                let connections = services.operations.policy.configuration.connections.filter { Self.mayView($0, identity) }
+                return Self.json(connections.map {
+                    Views.connection($0, origin: origins[$0.name], spec: isAdmin ? services.operations.runtimeSpec($0.name) : nil)
+                })
+            }
+        }
+        api.get("connections/:name") { request, context in
+            await self.handle(request, context) { identity in
+                let name = context.parameters.get("name") ?? ""
+                guard let connection = services.operations.policy.connection(name)?.config, Self.mayView(connection, identity) else {
+                    if identity.groups.contains("admin"), let why = services.operations.skippedConnections[name] {
+                        return Self.failure(.notFound, "connection_not_served", why)
+                    }
+                    return Self.failure(.notFound, "connection_not_found", "no connection \(name.prefix(64)) you may see")
                 }
-                return Self.json(connections.map(Views.connection))
+                let spec = identity.groups.contains("admin") ? services.operations.runtimeSpec(name) : nil
+                return Self.json(Views.connection(connection, origin: services.operations.connectionOrigins()[name], spec: spec))
+            }
+        }
+        api.post("connections") { request, context in
+            await self.handle(request, context) { identity in
+                guard identity.groups.contains("admin") else { return Self.failure(.forbidden, "forbidden", "admins only") }
+                let body = try await Self.rawBody(request)
+                let connection = try services.operations.saveConnection(json: body, actor: identity.user, create: true, name: nil)
+                return Self.json(Views.connection(connection, origin: services.operations.connectionOrigins()[connection.name],
+                                                  spec: services.operations.runtimeSpec(connection.name)), status: .created)
+            }
+        }
+        api.put("connections/:name") { request, context in
+            await self.handle(request, context) { identity in
+                guard identity.groups.contains("admin") else { return Self.failure(.forbidden, "forbidden", "admins only") }
+                let body = try await Self.rawBody(request)
+                let connection = try services.operations.saveConnection(json: body, actor: identity.user, create: false,
+                                                                       name: context.parameters.get("name") ?? "")
+                return Self.json(Views.connection(connection, origin: services.operations.connectionOrigins()[connection.name],
+                                                  spec: services.operations.runtimeSpec(connection.name)))
+            }
+        }
+        api.delete("connections/:name") { request, context in
+            await self.handle(request, context) { identity in
+                guard identity.groups.contains("admin") else { return Self.failure(.forbidden, "forbidden", "admins only") }
+                let name = context.parameters.get("name") ?? ""
+                try services.operations.removeConnection(name: name, actor: identity.user)
+                return Self.json(["status": "removed", "connection": name])
+            }
+        }
+        api.post("connections/:name/test") { request, context in
+            await self.handle(request, context) { identity in
+                guard identity.groups.contains("admin") else { return Self.failure(.forbidden, "forbidden", "admins only") }
+                let name = context.parameters.get("name") ?? ""
+                guard let connection = services.operations.policy.connection(name)?.config else {
+                    return Self.failure(.notFound, "connection_not_found", "no connection \(name.prefix(64))")
+                }
+                let report = await ConnectionTester.test(connection)
+                services.audit.note("connection.tested", actor: identity.user, ["connection": name, "ok": String(report.ok)])
+                return Self.json(report)
             }
         }
         api.get("audit/verify") { request, context in

@@ -27,12 +27,17 @@ public struct AdminClient: Sendable {
     }
 
     public func send(_ method: String, _ path: String, json: [String: String]? = nil) async throws -> Reply {
+        try await send(method, path, body: try json.map { try JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]) })
+    }
+
+    /// Sends `body` (JSON) as is.
+    public func send(_ method: String, _ path: String, body: Data?) async throws -> Reply {
         var request = HTTPClientRequest(url: baseURL.trimmingSuffix("/") + path)
         request.method = .init(rawValue: method)
-        request.headers.add(name: "Authorization", value: "Bearer \(token)")
-        if let json {
+        if !token.isEmpty { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])))
+            request.body = .bytes(ByteBuffer(bytes: body))
         }
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
         let body = try await response.body.collect(upTo: 16 << 20)

@@ -105,6 +105,54 @@ public enum Views {
         }
     }
 
+    /// `GET /api/client-config`: how clients sign in and where they connect (no secret).
+    public struct ClientConfig: Codable, Sendable {
+        public struct Provider: Codable, Sendable {
+            public var issuer: String
+            public var client_id: String
+            public var discovery_url: String?
+            public var audience: String
+            /// Sent by `sluice login` when the provider demands a secret from native apps (not a secret).
+            public var cli_client_secret: String?
+        }
+        public var oidc: [Provider]
+        public var dev_issuer: Bool
+        /// Listener addresses by protocol (`postgres`, `ssh`, `http`, `kubernetes`, `admin`) as
+        /// configured; a wildcard host (0.0.0.0, ::) means "the host you reached the admin API on".
+        public var listeners: [String: String]
+        public var public_url: String?
+        public var http_host_suffix: String?
+        /// The gateway's SSH host key (`ssh-ed25519 AAAA…`), for the client's known_hosts.
+        public var ssh_host_key: String?
+        /// The gateway's TLS certificate (PEM), for kubeconfig's certificate-authority-data.
+        public var tls_certificate: String?
+
+        init(_ configuration: GatewayConfiguration) {
+            let state = StateDirectory(path: configuration.stateDir)
+            if let data = FileManager.default.contents(atPath: state.file("ssh_host_ed25519_key")),
+               let key = try? OpenSSHKey.parsePrivate(String(decoding: data, as: UTF8.self)) {
+                ssh_host_key = OpenSSHKey.publicLine(key.publicKey)
+            }
+            if let data = FileManager.default.contents(atPath: configuration.tls?.cert ?? state.certificatePath) {
+                tls_certificate = String(decoding: data, as: UTF8.self)
+            }
+            oidc = configuration.identity.oidc.map {
+                Provider(issuer: $0.issuer, client_id: $0.clientID ?? $0.audience, discovery_url: $0.discoveryURL, audience: $0.audience,
+                         cli_client_secret: $0.cliClientSecret)
+            }
+            dev_issuer = configuration.identity.devIssuer
+            var listeners: [String: String] = [:]
+            let listen = configuration.listen
+            for (name, address) in [("admin", listen.admin), ("postgres", listen.postgres), ("ssh", listen.ssh), ("http", listen.http),
+                                    ("kubernetes", listen.kubernetes)] {
+                if let address { listeners[name] = address.description }
+            }
+            self.listeners = listeners
+            public_url = configuration.publicURL
+            http_host_suffix = configuration.http.hostSuffix
+        }
+    }
+
     public struct Connection: Codable, Sendable {
         public var name: String
         public var type: String
@@ -118,6 +166,15 @@ public enum Views {
         public var guardrails: [[String: String]]
         public var approvers: [String]
         public var min_approvals: Int
+        public var database: String?
+        /// `file` or `runtime` (added through the admin API).
+        public var source: String?
+        public var updated_by: String?
+        public var updated_at: String?
+        /// `static`, `ephemeral_role` or `certificate`.
+        public var credential_mode: String
+        /// Runtime connections, to admins: the stored definition (JSON; credential sources only).
+        public var spec: String?
     }
 
     static func connection(_ config: GatewayConfiguration.Connection) -> Connection {
@@ -133,7 +190,17 @@ public enum Views {
                 if !rule.groups.isEmpty { entry["groups"] = rule.groups.joined(separator: ",") }
                 return entry
             },
-            approvers: config.reviews.approvers, min_approvals: config.reviews.minApprovals)
+            approvers: config.reviews.approvers, min_approvals: config.reviews.minApprovals, database: config.database,
+            credential_mode: config.credential.justInTime?.mode ?? "static")
+    }
+
+    static func connection(_ config: GatewayConfiguration.Connection, origin: ConnectionOrigin?, spec: String?) -> Connection {
+        var view = connection(config)
+        view.source = origin?.source
+        view.updated_by = origin?.updatedBy
+        view.updated_at = iso(origin?.updatedAt)
+        view.spec = spec
+        return view
     }
 }
 

@@ -34,6 +34,10 @@ public struct GatewayConfiguration: Sendable {
         /// The web console's OAuth client (default: `audience`) and its secret's environment variable.
         public var clientID: String?
         public var clientSecretEnv: String?
+        /// The client secret `sluice login` sends, for providers that demand one even from
+        /// native apps (Google's "installed app" clients). Not a secret: every CLI user gets it
+        /// from `/api/client-config`. Unset: the CLI is a public client (PKCE, no secret).
+        public var cliClientSecret: String?
         public init(issuer: String, audience: String) {
             self.issuer = issuer
             self.audience = audience
@@ -98,7 +102,41 @@ public struct GatewayConfiguration: Sendable {
         public var tokenFile: String?
         /// HTTP: the header that carries the token (default `Authorization: Bearer`).
         public var header: String?
+        /// How the gateway logs in to the target: with this long-lived credential (`static`), or
+        /// with one made for each session (``JustInTime``).
+        public var justInTime: JustInTime?
         public init() {}
+    }
+
+    /// A credential made for one session (docs/just-in-time.md), opt-in per connection.
+    public enum JustInTime: Sendable, Equatable {
+        /// PostgreSQL: a login role `sluice_<user>_<random>` created with `admin`, granted
+        /// `grantRoles`, valid for `ttl`, dropped when the session ends.
+        case ephemeralRole(admin: AdminLogin, grantRoles: [String], ttl: Duration)
+        /// SSH: an ed25519 user certificate signed with the CA in `caKeyFile` for `principals`,
+        /// valid for `ttl`.
+        case certificate(caKeyFile: String, principals: [String], ttl: Duration)
+
+        public var mode: String {
+            switch self {
+            case .ephemeralRole: "ephemeral_role"
+            case .certificate: "certificate"
+            }
+        }
+
+        public var ttl: Duration {
+            switch self {
+            case .ephemeralRole(_, _, let ttl), .certificate(_, _, let ttl): ttl
+            }
+        }
+    }
+
+    /// The account that creates ephemeral roles (needs CREATEROLE and the granted roles with ADMIN OPTION).
+    public struct AdminLogin: Sendable, Equatable {
+        public var username: String
+        public var passwordEnv: String?
+        public var passwordFile: String?
+        public init(username: String) { self.username = username }
     }
 
     public struct Connection: Sendable, Equatable {
@@ -370,7 +408,7 @@ extension GatewayConfiguration {
         if let value = map["dev_token_ttl"] { identity.devTokenTTL = try value.duration() }
         if let value = map["oidc"] {
             for element in try value.sequence() {
-                let entry = try element.mapping(allowed: ["issuer", "audience", "user_claim", "groups_claim", "discovery_url", "client_id", "client_secret_env"])
+                let entry = try element.mapping(allowed: ["issuer", "audience", "user_claim", "groups_claim", "discovery_url", "client_id", "client_secret_env", "cli_client_secret"])
                 guard let issuer = entry["issuer"] else { throw element.error("needs issuer") }
                 guard let audience = entry["audience"] else { throw element.error("needs audience") }
                 let issuerText = try issuer.nonEmptyString()
@@ -383,10 +421,80 @@ extension GatewayConfiguration {
                 if let url = entry["discovery_url"] { provider.discoveryURL = try url.nonEmptyString() }
                 provider.clientID = try entry["client_id"]?.nonEmptyString()
                 provider.clientSecretEnv = try entry["client_secret_env"]?.nonEmptyString()
+                provider.cliClientSecret = try entry["cli_client_secret"]?.nonEmptyString()
                 identity.oidc.append(provider)
             }
         }
         return identity
+    }
+
+    /// `credential.mode`: `static` (the default), `ephemeral_role` (postgres) or `certificate` (ssh).
+    private static func parseJustInTime(_ entry: [String: ConfigNode], node: ConfigNode, kind: ConnectionKind) throws -> JustInTime? {
+        let mode = try entry["mode"]?.nonEmptyString() ?? "static"
+        let ephemeralKeys = ["admin", "grant_role"]
+        let certificateKeys = ["ca_key_file", "principals"]
+        func refuse(_ keys: [String], unless wanted: String) throws {
+            for key in keys { if let extra = entry[key] { throw extra.error("only credential.mode: \(wanted) takes \(key)") } }
+        }
+        func ttl(default fallback: Duration, maximum: Duration) throws -> Duration {
+            guard let node = entry["ttl"] else { return fallback }
+            let value = try node.duration()
+            guard value >= .seconds(10), value <= maximum else { throw node.error("between 10s and \(maximum.components.seconds / 3600)h") }
+            return value
+        }
+        switch mode {
+        case "static":
+            try refuse(ephemeralKeys + certificateKeys + ["ttl"], unless: "ephemeral_role or certificate")
+            return nil
+        case "ephemeral_role":
+            guard kind == .postgres else { throw entry["mode"]!.error("ephemeral_role is for postgres connections") }
+            try refuse(certificateKeys, unless: "certificate")
+            for key in ["username", "password_env", "password_file"] {
+                if let extra = entry[key] { throw extra.error("the gateway makes the role; name the account that creates it under admin") }
+            }
+            guard let adminNode = entry["admin"] else { throw node.error("ephemeral_role needs admin (username, password_env or password_file)") }
+            let admin = try adminNode.mapping(allowed: ["username", "password_env", "password_file", "password"])
+            if let inline = admin["password"] { throw inline.error("inline secrets are refused; use password_env or password_file") }
+            guard let user = admin["username"] else { throw adminNode.error("needs username") }
+            var login = AdminLogin(username: try user.nonEmptyString())
+            login.passwordEnv = try admin["password_env"]?.nonEmptyString()
+            login.passwordFile = try admin["password_file"]?.nonEmptyString()
+            guard let grant = entry["grant_role"] else { throw node.error("ephemeral_role needs grant_role (the role whose rights a session gets)") }
+            let roles = try grant.strings()
+            for role in roles where role.isEmpty || role.count > 63 || role.contains("\0") {
+                throw grant.error("not a role name")
+            }
+            guard !roles.isEmpty else { throw grant.error("name at least one role") }
+            return .ephemeralRole(admin: login, grantRoles: roles, ttl: try ttl(default: .seconds(3600), maximum: .seconds(24 * 3600)))
+        case "certificate":
+            guard kind == .ssh else { throw entry["mode"]!.error("certificate is for ssh connections") }
+            try refuse(ephemeralKeys, unless: "ephemeral_role")
+            for key in ["password_env", "password_file", "private_key_file"] {
+                if let extra = entry[key] { throw extra.error("the gateway signs a key per session; name the CA with ca_key_file") }
+            }
+            guard let file = entry["ca_key_file"] else { throw node.error("certificate needs ca_key_file (an OpenSSH ed25519 private key)") }
+            guard let principalsNode = entry["principals"] else { throw node.error("certificate needs principals (the target accounts)") }
+            let principals = try principalsNode.strings()
+            guard !principals.isEmpty, principals.allSatisfy({ !$0.isEmpty && $0.count <= 255 && !$0.contains(",") }) else {
+                throw principalsNode.error("name one or more accounts")
+            }
+            if let login = entry["username"], !principals.contains(try login.nonEmptyString()) {
+                throw login.error("the login must be one of the certificate's principals")
+            }
+            return .certificate(caKeyFile: try file.nonEmptyString(), principals: principals,
+                                ttl: try ttl(default: .seconds(300), maximum: .seconds(24 * 3600)))
+        default:
+            throw entry["mode"]!.error("expected static, ephemeral_role or certificate")
+        }
+    }
+
+    /// One runtime connection's definition (the JSON of a `connections:` entry, as stored):
+    /// checked exactly as the configuration file's entries are.
+    public static func parseRuntimeConnection(_ spec: String, profiles: [String: MaskingProfile]) throws -> Connection {
+        guard let root = try ConfigNode.parse(spec, file: "runtime connection"), !root.isNull else {
+            throw ConfigurationError(file: "runtime connection", key: "(top level)", reason: "empty definition")
+        }
+        return try parseConnection(root, profiles: profiles)
     }
 
     private static func parseStyle(_ node: ConfigNode) throws -> MaskStyle {
@@ -443,10 +551,12 @@ extension GatewayConfiguration {
         if let value = map["host_key"] { connection.hostKey = try value.nonEmptyString() }
         if let value = map["ca_file"] { connection.caFile = try value.nonEmptyString() }
         if let value = map["credential"] {
-            let entry = try value.mapping(allowed: ["username", "password_env", "password_file", "private_key_file", "token_env", "token_file", "password", "header"])
+            let entry = try value.mapping(allowed: ["username", "password_env", "password_file", "private_key_file", "token_env", "token_file",
+                                                    "password", "header", "mode", "admin", "grant_role", "ttl", "ca_key_file", "principals"])
             if let inline = entry["password"] {
                 throw inline.error("inline secrets are refused; use password_env or password_file")
             }
+            connection.credential.justInTime = try parseJustInTime(entry, node: value, kind: kind)
             connection.credential.username = try entry["username"]?.nonEmptyString()
             connection.credential.passwordEnv = try entry["password_env"]?.nonEmptyString()
             connection.credential.passwordFile = try entry["password_file"]?.nonEmptyString()

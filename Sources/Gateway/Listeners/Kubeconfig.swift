@@ -2,9 +2,14 @@ import Adapters
 import Foundation
 
 /// The kubeconfig `sluice kubeconfig CONNECTION` prints: the Kubernetes listener with the
-/// connection's path prefix as `server`, the gateway's certificate as the CA, the user's token.
+/// connection's path prefix as `server`, the gateway's certificate as the CA, and an exec
+/// credential plugin (`sluice token --exec`) instead of a token.
 public enum Kubeconfig {
-    public static func render(configuration: GatewayConfiguration, connection name: String, token: String, server: String? = nil) throws -> String {
+    /// - Parameters:
+    ///   - sluice: the `sluice` program kubectl runs for each token (`sluice token --exec`).
+    ///   - gateway: the admin API whose sign-in the plugin uses.
+    public static func render(configuration: GatewayConfiguration, connection name: String, sluice: String, gateway: String,
+                              server: String? = nil) throws -> String {
         guard let connection = configuration.connection(named: name) else {
             throw ConfigurationError(file: configuration.file, key: "connections", reason: "no connection named '\(name)'")
         }
@@ -32,26 +37,7 @@ public enum Kubeconfig {
         guard let pem = FileManager.default.contents(atPath: certificatePath) else {
             throw ConfigurationError(file: certificatePath, key: "tls.cert", reason: "cannot read the gateway certificate")
         }
-        let context = "sluice-\(name)"
-        return """
-        apiVersion: v1
-        kind: Config
-        clusters:
-        - name: \(context)
-          cluster:
-            server: \(base)/\(name)
-            certificate-authority-data: \(pem.base64EncodedString())
-        users:
-        - name: \(context)
-          user:
-            token: \(token)
-        contexts:
-        - name: \(context)
-          context:
-            cluster: \(context)
-            user: \(context)
-        current-context: \(context)
-
-        """
+        return try renderExec(server: base, connection: name, certificatePEM: String(decoding: pem, as: UTF8.self), sluice: sluice,
+                              gateway: gateway)
     }
 }

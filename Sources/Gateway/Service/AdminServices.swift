@@ -1,4 +1,5 @@
 import Adapters
+import Foundation
 import Logging
 
 /// Which sessions are live right now (the record says what happened; this says what is open).
@@ -31,6 +32,15 @@ public protocol GatewayOperations: Sendable {
     /// Why the store cannot record now (unreachable, or refusing writes), nil when it can. New
     /// sessions are refused meanwhile; the gateway takes them again when the store is back.
     func storeProblem() -> String?
+    /// Where each served connection comes from (`file` or `runtime`).
+    func connectionOrigins() -> [String: ConnectionOrigin]
+    /// Runtime connections not served, with why (shadowed by the file, or invalid).
+    var skippedConnections: [String: String] { get }
+    /// A runtime connection's stored definition (JSON), nil for file connections.
+    func runtimeSpec(_ name: String) -> String?
+    /// Adds or replaces a runtime connection (recorded in the control chain with `actor`).
+    func saveConnection(json: Data, actor: String, create: Bool, name: String?) throws -> GatewayConfiguration.Connection
+    func removeConnection(name: String, actor: String) throws
 }
 
 /// What the admin API and the console may use of the gateway, and nothing more: the record

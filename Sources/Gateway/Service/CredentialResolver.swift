@@ -17,6 +17,19 @@ enum CredentialResolver {
     /// unreadable file), without reading any secret; nil when it can. Checked at start and on
     /// reload, and shown in `/healthz` and the console's Connections page.
     static func problem(_ source: GatewayConfiguration.CredentialSource) -> String? {
+        switch source.justInTime {
+        case .ephemeralRole(let admin, _, _):
+            var login = GatewayConfiguration.CredentialSource()
+            login.passwordEnv = admin.passwordEnv
+            login.passwordFile = admin.passwordFile
+            return problem(login).map { "admin credential: " + $0 }
+        case .certificate(let caKeyFile, _, _):
+            var ca = GatewayConfiguration.CredentialSource()
+            ca.privateKeyFile = caKeyFile
+            return problem(ca).map { "certificate authority: " + $0 }
+        case nil:
+            break
+        }
         for name in [source.passwordEnv, source.tokenEnv].compactMap({ $0 }) {
             if ProcessInfo.processInfo.environment[name]?.isEmpty ?? true { return "environment variable \(name) is not set" }
         }

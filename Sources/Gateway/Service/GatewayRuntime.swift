@@ -9,9 +9,15 @@ import NIOCore
 /// Everything a running gateway shares: the current policy snapshot, identity, reviews, the store,
 /// the control chain and metrics. It is the ``Governor`` the adapters talk to.
 public final class GatewayRuntime: Governor {
-    private struct Snapshot: Sendable {
+    struct Snapshot: Sendable {
         var policy: CompiledPolicy
         var verifier: TokenVerifier
+        /// The configuration as its source gave it, before runtime connections were merged in.
+        var file: GatewayConfiguration
+        /// The runtime connections merged into `policy` (as the store held them then).
+        var stored: [StoredConnection] = []
+        /// Runtime connections not served: shadowed by the file (name → why), or invalid.
+        var skipped: [String: String] = [:]
     }
 
     package let store: any Store
@@ -26,17 +32,22 @@ public final class GatewayRuntime: Governor {
     /// Live feeds for the web console (new reviews, output of open sessions).
     package let hub: ConsoleHub
     let fetch: HTTPFetcher
-    private let snapshot: Locked<Snapshot>
+    let snapshot: Locked<Snapshot>
     private let openSessions = Locked<[String: GatewaySession]>([:])
     /// Failed logins per source address and per claimed user (`limits.failed_logins_per_*`).
     private let throttle: Locked<LoginThrottle>
     /// Postgres and SSH connections that have not logged in yet (`limits.unauthenticated_*`).
     package let admission: ConnectionAdmission
 
+    /// This gateway's lasting id (the state directory's `gateway-id`): the ephemeral roles it
+    /// makes carry it.
+    public let gatewayID: String
+
     public init(policy: CompiledPolicy, store: any Store, signingKey: Curve25519.Signing.PrivateKey,
                 clock: any GatewayClock = SystemClock(), fetch: @escaping HTTPFetcher = HTTPFetch.live,
-                logger: Logger = Logger(label: "sluice")) throws {
+                logger: Logger = Logger(label: "sluice"), gatewayID: String? = nil) throws {
         self.store = store
+        self.gatewayID = gatewayID ?? JustInTime.randomHex(6)
         let signer = AuditSigner(key: signingKey)
         self.signer = signer
         self.writer = RecordWriter(store: store, signer: signer, logger: logger)
@@ -54,7 +65,7 @@ public final class GatewayRuntime: Governor {
         self.reviews = ReviewCenter(store: store, control: control, clock: clock, notifier: notifier)
         let verifier = TokenVerifier(identity: configuration.identity, devKey: signer.publicKey, fetch: fetch,
                                      now: { Date(timeIntervalSince1970: Double(clock.nowMicros()) / 1_000_000) })
-        snapshot = Locked(Snapshot(policy: policy, verifier: verifier))
+        snapshot = Locked(Snapshot(policy: policy, verifier: verifier, file: configuration))
         throttle = Locked(LoginThrottle(limits: configuration.loginThrottle))
         admission = ConnectionAdmission(limits: configuration.admission)
         let stopped = Locked(0)
@@ -104,9 +115,12 @@ public final class GatewayRuntime: Governor {
     public func reload(actor: String, source: () throws -> GatewayConfiguration) throws {
         let policy: CompiledPolicy
         let configuration: GatewayConfiguration
+        let merged: MergedConnections
         do {
             configuration = try source()
-            policy = try CompiledPolicy(configuration: configuration)
+            let stored = (try? store.runtimeConnections()) ?? snapshot.withLock { $0.stored }
+            merged = Self.merge(configuration, stored: stored)
+            policy = try CompiledPolicy(configuration: merged.configuration)
         } catch {
             control.append("config.reload_refused", actor: actor, ["reason": "\(error)".prefix(300).description])
             throw error
@@ -114,7 +128,10 @@ public final class GatewayRuntime: Governor {
         let clock = self.clock
         let verifier = TokenVerifier(identity: configuration.identity, devKey: signer.publicKey, fetch: fetch,
                                      now: { Date(timeIntervalSince1970: Double(clock.nowMicros()) / 1_000_000) })
-        snapshot.withLock { $0 = Snapshot(policy: policy, verifier: verifier) }
+        snapshot.withLock {
+            $0 = Snapshot(policy: policy, verifier: verifier, file: configuration, stored: merged.stored, skipped: merged.skipped)
+        }
+        warnAboutSkipped(merged.skipped)
         control.append("config.reloaded", actor: actor, ["connections": String(configuration.connections.count),
                                                          "detectors": String(policy.detectorCount)])
         logger.notice("configuration reloaded", metadata: ["connections": "\(configuration.connections.count)"])
@@ -202,19 +219,35 @@ public final class GatewayRuntime: Governor {
             metrics.increment("sluice_access_denied_total", labels: ["connection": name])
             throw GovernorError(.forbidden, "\(identity.user) may not use \(name); request access with `sluice access request \(name)`")
         }
-        let credential: Credential
+        let sessionID = Self.newSessionID()
+        var credential: Credential
+        var issued: IssuedCredential?
         do {
-            credential = try CredentialResolver.resolve(connection.config.credential)
+            if let mode = connection.config.credential.justInTime {
+                let made = try await JustInTime.issue(mode, connection: connection.config, user: identity.user, session: sessionID,
+                                                      gatewayID: gatewayID, now: Date(timeIntervalSince1970: Double(clock.nowMicros()) / 1_000_000),
+                                                      logger: logger)
+                credential = made.credential
+                issued = made
+            } else {
+                credential = try CredentialResolver.resolve(connection.config.credential)
+            }
         } catch {
             logger.error("credential unavailable", metadata: ["connection": "\(name)", "error": "\(error)"])
+            control.append("credential.failed", actor: identity.user, ["connection": name, "reason": String(describing: error).prefix(300).description])
             throw GovernorError(.unavailable, "the gateway has no credential for \(name)")
+        }
+        // Run whatever the issued credential needs undone if the session never opens.
+        var opened = false
+        defer {
+            if !opened, let cleanup = issued?.cleanup { Task { await cleanup() } }
         }
         var target = ConnectionTarget(name: name, kind: kind, target: connection.config.target, database: connection.config.database,
                                       credential: credential, hostKey: connection.config.hostKey, caFile: connection.config.caFile,
                                       options: connection.config.options)
         target.needsTableNames = connection.config.masking.columns.keys.contains { !$0.hasPrefix("*.") }
         target.portForwarding = connection.config.portForwarding
-        let record = SessionRecord(id: Self.newSessionID(), user: identity.user, groups: identity.groups, connection: name,
+        let record = SessionRecord(id: sessionID, user: identity.user, groups: identity.groups, connection: name,
                                    kind: kind.rawValue, peer: String(peer.prefix(100)), startedAt: clock.nowMicros())
         let recorder: SessionRecorder
         if let failure = writer.failure {
@@ -229,7 +262,18 @@ public final class GatewayRuntime: Governor {
         }
         let session = GatewaySession(runtime: self, identity: identity, target: target, recorder: recorder, expiresAt: validUntil)
         openSessions.withLock { $0[record.id] = session }
-        if connection.config.endOnTokenExpiry { session.endAtExpiry(validUntil) }
+        opened = true
+        if let issued {
+            session.mark(issued.marker)
+            if let cleanup = issued.cleanup { session.onClose(cleanup) }
+        }
+        // A session ends when its token expires (unless the connection says otherwise), and
+        // always when its just-in-time credential does.
+        if let endsAt = issued?.endsAt, !connection.config.endOnTokenExpiry || endsAt < validUntil {
+            session.endAt(endsAt, marker: "credential expired", message: "the session's database role expired (credential.ttl); connect again")
+        } else if connection.config.endOnTokenExpiry {
+            session.endAtExpiry(validUntil)
+        }
         metrics.add("sluice_sessions_open", 1, labels: [:])
         metrics.increment("sluice_sessions_total", labels: ["protocol": kind.rawValue])
         control.append("session.opened", actor: identity.user, ["session": record.id, "connection": name, "protocol": kind.rawValue])
@@ -254,6 +298,15 @@ public final class GatewayRuntime: Governor {
     }
 
     public var openSessionCount: Int { openSessions.withLock { $0.count } }
+
+    /// The ephemeral roles open sessions log in with (never swept).
+    func openRoleNames() -> Set<String> {
+        openSessions.withLock { sessions in
+            Set(sessions.values.compactMap { session in
+                session.connection.credential.username.flatMap { $0.hasPrefix(EphemeralRoles.prefix) ? $0 : nil }
+            })
+        }
+    }
 
     static func newSessionID() -> String {
         var generator = SystemRandomNumberGenerator()

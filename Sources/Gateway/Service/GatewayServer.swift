@@ -28,8 +28,10 @@ public struct GatewayServer {
         try state.prepare()
         let store = try openStore(configuration)
         let policy = try CompiledPolicy(configuration: configuration)
-        return try GatewayRuntime(policy: policy, store: store, signingKey: try state.signingKey(), clock: clock,
-                                  fetch: fetch, logger: logger)
+        let runtime = try GatewayRuntime(policy: policy, store: store, signingKey: try state.signingKey(), clock: clock,
+                                         fetch: fetch, logger: logger, gatewayID: try state.gatewayID())
+        runtime.refreshRuntimeConnections()
+        return runtime
     }
 
     public func run() async throws {
@@ -37,6 +39,7 @@ public struct GatewayServer {
         try ListenerProbe.check(configuration)
         let runtime = try Self.makeRuntime(configuration, logger: logger)
         try await runtime.reviews.restore()
+        await runtime.sweepEphemeralRoles()
         runtime.reviews.followStore()
         runtime.warnAboutCredentials()
         if !exposed.isEmpty {
@@ -58,6 +61,7 @@ public struct GatewayServer {
 
         var services: [any Service] = [
             ReviewTicker(reviews: runtime.reviews),
+            RuntimeConnectionWatcher(runtime: runtime),
             ReloadOnHangup(runtime: runtime, source: reloadSource, logger: logger),
         ]
         if let admin = configuration.listen.admin {
@@ -120,6 +124,24 @@ struct ReviewTicker: Service {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             try? await Task.sleep(for: .seconds(1))
             await reviews.tick()
+        }
+    }
+}
+
+/// Picks up runtime connections added, changed or removed through another gateway on the same
+/// store, every two seconds (this gateway's own changes apply at once), and sweeps stale
+/// ephemeral roles every five minutes.
+struct RuntimeConnectionWatcher: Service {
+    let runtime: GatewayRuntime
+
+    func run() async throws {
+        var ticks = 0
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            try? await Task.sleep(for: .seconds(2))
+            runtime.refreshRuntimeConnections()
+            ticks += 1
+            // Ephemeral roles past their VALID UNTIL (a gateway that died) go every five minutes.
+            if ticks % 150 == 0 { await runtime.sweepEphemeralRoles() }
         }
     }
 }

@@ -20,6 +20,7 @@ final class GatewaySession: GovernedSession {
     /// buffer of the connection) alive after the session ends.
     private let termination = Locked<(handler: (@Sendable (String) -> Void)?, reason: String?, closed: Bool)>((nil, nil, false))
     private let expiryWatch = Locked<Task<Void, Never>?>(nil)
+    private let cleanups = Locked<[@Sendable () async -> Void]>([])
     /// The metric series this session adds to per command and per response, resolved once.
     private let allowedCommands: Metrics.Counter
     private let bytesScanned: Metrics.Counter
@@ -194,17 +195,28 @@ final class GatewaySession: GovernedSession {
         await close(reason: reason)
     }
 
+    /// Runs `cleanup` once the session is closed and sealed (dropping its ephemeral role).
+    func onClose(_ cleanup: @escaping @Sendable () async -> Void) {
+        cleanups.withLock { $0.append(cleanup) }
+    }
+
     /// Ends the session once the gateway's clock passes `validUntil` (Unix seconds: the token's
     /// `exp` plus the skew). Sleeps at most 5 minutes at a time and checks the clock again.
     func endAtExpiry(_ validUntil: Int64) {
+        endAt(validUntil, marker: "token expired", message: "your token expired; sign in again")
+    }
+
+    /// Ends the session once the gateway's clock passes `validUntil` (Unix seconds), recording
+    /// `marker` and telling the user `message`.
+    func endAt(_ validUntil: Int64, marker: String, message: String) {
         let clock = runtime.clock
         let task = Task { [weak self] in
             while !Task.isCancelled {
                 // Valid through the second `validUntil`, as the verifier counts.
                 let left = (validUntil + 1) * 1_000_000 - clock.nowMicros()
                 if left <= 0 {
-                    self?.recorder.append(SessionMarker.ended("token expired").event)
-                    await self?.terminate(reason: "your token expired; sign in again")
+                    self?.recorder.append(SessionMarker.ended(marker).event)
+                    await self?.terminate(reason: message)
                     return
                 }
                 try? await Task.sleep(for: .microseconds(min(left, 300_000_000)))
@@ -231,5 +243,14 @@ final class GatewaySession: GovernedSession {
         runtime.sessionClosed(id)
         runtime.hub.sessionClosed(id)
         runtime.control.append("session.closed", actor: identity.user, ["session": id, "reason": String(reason.prefix(200))])
+        let pending = cleanups.withLock { list in
+            defer { list.removeAll() }
+            return list
+        }
+        // In a task of its own: the expiry watch that may have called this is cancelled above,
+        // and a cancelled task cannot talk to the database any more.
+        if !pending.isEmpty {
+            await Task { for cleanup in pending { await cleanup() } }.value
+        }
     }
 }

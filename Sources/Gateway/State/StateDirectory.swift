@@ -62,6 +62,21 @@ public struct StateDirectory: Sendable {
         return try signingKey()
     }
 
+    /// This gateway's lasting id (12 hex digits in `gateway-id`, created on first use): ephemeral
+    /// database roles carry it, so after a crash the gateway drops its own leftovers and never
+    /// another gateway's live ones.
+    public func gatewayID() throws -> String {
+        let path = file("gateway-id")
+        if let data = FileManager.default.contents(atPath: path) {
+            let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            if text.count == 12, text.allSatisfy(\.isHexDigit) { return text.lowercased() }
+        }
+        var generator = SystemRandomNumberGenerator()
+        let id = (0..<6).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        try write(id + "\n", to: path, mode: 0o644)
+        return id
+    }
+
     /// The public half, from `signing.pub` (all that `audit verify` needs).
     public func publicKey() throws -> Curve25519.Signing.PublicKey {
         try StateDirectory.readPublicKey(at: publicKeyPath)

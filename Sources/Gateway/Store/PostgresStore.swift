@@ -138,6 +138,10 @@ public final class PostgresStore: Store {
         CREATE TABLE shared_state (
             kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, expires BIGINT NOT NULL, PRIMARY KEY (kind, key));
         """,
+        """
+        CREATE TABLE runtime_connections (
+            name TEXT PRIMARY KEY, spec TEXT NOT NULL, updated_by TEXT NOT NULL, updated_at BIGINT NOT NULL);
+        """,
     ]
 
     /// The advisory lock keys: schema migrations, and appends to the control chain.
@@ -485,6 +489,41 @@ public final class PostgresStore: Store {
 
     public func removeShared(kind: String, key: String) throws {
         try pool.withConnection { try $0.run("DELETE FROM shared_state WHERE kind = $1 AND key = $2", [.text(kind), .text(key)]) }
+    }
+
+    // MARK: Runtime connections
+
+    public func runtimeConnections() throws -> [StoredConnection] {
+        try pool.withConnection { connection in
+            try connection.query("SELECT name, spec, updated_by, updated_at FROM runtime_connections ORDER BY name").map { row in
+                StoredConnection(name: try row.text("name"), spec: try row.text("spec"), updatedBy: try row.text("updated_by"),
+                                 updatedAt: try row.int("updated_at"))
+            }
+        }
+    }
+
+    public func putRuntimeConnection(_ stored: StoredConnection, create: Bool) throws {
+        let parameters: [SQLParameter] = [.text(stored.name), .text(stored.spec), .text(stored.updatedBy), .int(stored.updatedAt)]
+        try pool.withConnection { connection in
+            if create {
+                let inserted = try connection.query("""
+                    INSERT INTO runtime_connections (name, spec, updated_by, updated_at) VALUES ($1, $2, $3, $4)
+                    ON CONFLICT (name) DO NOTHING RETURNING name
+                    """, parameters)
+                if inserted.isEmpty { throw StoreConflict(reason: "a connection named \(stored.name) already exists") }
+            } else {
+                try connection.run("""
+                    INSERT INTO runtime_connections (name, spec, updated_by, updated_at) VALUES ($1, $2, $3, $4)
+                    ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, updated_by = excluded.updated_by, updated_at = excluded.updated_at
+                    """, parameters)
+            }
+        }
+    }
+
+    public func removeRuntimeConnection(name: String) throws -> Bool {
+        try pool.withConnection { connection in
+            try !connection.query("DELETE FROM runtime_connections WHERE name = $1 RETURNING name", [.text(name)]).isEmpty
+        }
     }
 
     public func probeWrite() throws {

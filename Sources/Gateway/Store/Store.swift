@@ -62,6 +62,25 @@ public struct ControlEvent: Sendable, Equatable {
     public var signature: [UInt8]
 }
 
+/// A connection added at runtime (`sluice connections add`, `POST /api/connections`): its
+/// definition as the JSON of one `connections:` entry of the configuration file, which names
+/// credential sources (environment variables, files on the gateway's host) and never holds a
+/// secret.
+public struct StoredConnection: Sendable, Equatable, Codable {
+    public var name: String
+    public var spec: String
+    public var updatedBy: String
+    /// Microseconds since 1970.
+    public var updatedAt: Int64
+
+    public init(name: String, spec: String, updatedBy: String, updatedAt: Int64) {
+        self.name = name
+        self.spec = spec
+        self.updatedBy = updatedBy
+        self.updatedAt = updatedAt
+    }
+}
+
 /// Filters for listing sessions.
 public struct SessionFilter: Sendable {
     public var user: String?
@@ -123,6 +142,13 @@ public protocol Store: RecordReader {
     /// The unexpired value, if any; `take` removes it in the same step (one use only).
     func shared(kind: String, key: String, now: Int64, take: Bool) throws -> String?
     func removeShared(kind: String, key: String) throws
+
+    /// Connections added at runtime, by name (every gateway on the store serves them).
+    func runtimeConnections() throws -> [StoredConnection]
+    /// Adds or replaces one; `create` refuses a name already stored (`StoreConflict`).
+    func putRuntimeConnection(_ connection: StoredConnection, create: Bool) throws
+    /// Removes one; false when there was none of that name.
+    func removeRuntimeConnection(name: String) throws -> Bool
 
     /// Makes everything written so far durable in the store's own files (on shutdown): for
     /// SQLite, the write-ahead log folded into the database file.
@@ -189,6 +215,8 @@ public final class SQLiteStore: Store {
     CREATE TABLE IF NOT EXISTS write_probe (data BLOB NOT NULL);
     CREATE TABLE IF NOT EXISTS shared_state (
         kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, expires INTEGER NOT NULL, PRIMARY KEY (kind, key));
+    CREATE TABLE IF NOT EXISTS runtime_connections (
+        name TEXT PRIMARY KEY, spec TEXT NOT NULL, updated_by TEXT NOT NULL, updated_at INTEGER NOT NULL);
     """
 
     private static func encode(_ value: some Encodable) -> String {
@@ -407,6 +435,39 @@ extension SQLiteStore {
         try connection.withLock { try $0.run("DELETE FROM shared_state WHERE kind = ? AND key = ?", [.text(kind), .text(key)]) }
     }
 
+    public func runtimeConnections() throws -> [StoredConnection] {
+        try connection.withLock { database in
+            try database.query("SELECT name, spec, updated_by, updated_at FROM runtime_connections ORDER BY name").map { row in
+                StoredConnection(name: row.text("name") ?? "", spec: row.text("spec") ?? "{}", updatedBy: row.text("updated_by") ?? "",
+                                 updatedAt: row.int("updated_at") ?? 0)
+            }
+        }
+    }
+
+    public func putRuntimeConnection(_ stored: StoredConnection, create: Bool) throws {
+        try connection.withLock { database in
+            try database.transaction {
+                if create, try !database.query("SELECT name FROM runtime_connections WHERE name = ?", [.text(stored.name)]).isEmpty {
+                    throw StoreConflict(reason: "a connection named \(stored.name) already exists")
+                }
+                try database.run("""
+                    INSERT INTO runtime_connections (name, spec, updated_by, updated_at) VALUES (?, ?, ?, ?)
+                    ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, updated_by = excluded.updated_by, updated_at = excluded.updated_at
+                    """, [.text(stored.name), .text(stored.spec), .text(stored.updatedBy), .integer(stored.updatedAt)])
+            }
+        }
+    }
+
+    public func removeRuntimeConnection(name: String) throws -> Bool {
+        try connection.withLock { database in
+            try database.transaction { () throws -> Bool in
+                let found = try !database.query("SELECT name FROM runtime_connections WHERE name = ?", [.text(name)]).isEmpty
+                if found { try database.run("DELETE FROM runtime_connections WHERE name = ?", [.text(name)]) }
+                return found
+            }
+        }
+    }
+
     public func probeWrite() throws {
         try connection.withLock { database in
             try database.run("INSERT INTO write_probe (data) VALUES (?)", [.blob([UInt8](repeating: 0, count: 64 << 10))])
@@ -418,6 +479,12 @@ extension SQLiteStore {
     package func executeForTesting(_ sql: String) throws {
         try connection.withLock { try $0.execute(sql) }
     }
+}
+
+/// A write that contradicts what the store holds (a name already taken).
+public struct StoreConflict: Error, CustomStringConvertible, Sendable {
+    public var reason: String
+    public var description: String { reason }
 }
 
 /// Opens the store a configuration names: `sqlite:PATH` (read-only for the commands that only

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Copies a whole record from one store to another (`sluice store migrate`): sessions with
-/// their seals, every event, the control chain and the reviews, record for record, so the
+/// their seals, every event, the control chain, the reviews and the runtime connections, record for record, so the
 /// copy verifies with the same public key. The target must be empty: two chains are never
 /// merged.
 public enum StoreMigration {
@@ -10,6 +10,7 @@ public enum StoreMigration {
         public var events = 0
         public var controlEvents = 0
         public var reviews = 0
+        public var connections = 0
     }
 
     public struct Refusal: Error, CustomStringConvertible, Sendable {
@@ -54,6 +55,10 @@ public enum StoreMigration {
         for review in try source.reviews(status: nil, limit: maximumReviews) {
             try target.saveReview(review)
             report.reviews += 1
+        }
+        for connection in try source.runtimeConnections() {
+            try target.putRuntimeConnection(connection, create: true)
+            report.connections += 1
         }
         try target.checkpoint()
         progress(report)

@@ -252,12 +252,14 @@ extension StoreTests {
         try source.saveReview(ReviewRecord(id: "r-1", kind: .access, requester: "alice", requesterGroups: ["eng"], connection: "app-db",
                                            classes: [], reason: "incident 42", status: .approved, createdAt: 5, deadline: 10,
                                            approvers: ["leads"], minApprovals: 1, grantSeconds: 3_600))
+        try source.putRuntimeConnection(StoredConnection(name: "extra", spec: "{}", updatedBy: "ann", updatedAt: 7), create: true)
         writer.drain()
 
         let copy = try StoreFixture(backend)
         let target = try copy.open()
         let report = try StoreMigration.copy(from: source, to: target)
-        #expect(report == StoreMigration.Report(sessions: 3, events: 2_100, controlEvents: 3, reviews: 1))
+        #expect(report == StoreMigration.Report(sessions: 3, events: 2_100, controlEvents: 3, reviews: 1, connections: 1))
+        #expect(try target.runtimeConnections() == source.runtimeConnections())
         let verified = try AuditVerifier(store: target, publicKey: key.publicKey).verify()
         #expect(verified.ok)
         #expect(verified.sessionsSealed == 2 && verified.unsealed == ["s-2"] && verified.eventsChecked == 2_100)
@@ -273,6 +275,25 @@ extension StoreTests {
 }
 
 extension StoreTests {
+    @Test(arguments: StoreBackend.available)
+    func runtimeConnectionsAreAddedOnceReplacedAndRemoved(_ backend: StoreBackend) throws {
+        let fixture = try StoreFixture(backend)
+        let store = try fixture.open()
+        try store.putRuntimeConnection(StoredConnection(name: "b", spec: "{\"v\":1}", updatedBy: "ann", updatedAt: 1), create: true)
+        try store.putRuntimeConnection(StoredConnection(name: "a", spec: "{}", updatedBy: "ann", updatedAt: 2), create: true)
+        #expect(throws: StoreConflict.self) {
+            try store.putRuntimeConnection(StoredConnection(name: "b", spec: "{}", updatedBy: "bo", updatedAt: 3), create: true)
+        }
+        try store.putRuntimeConnection(StoredConnection(name: "b", spec: "{\"v\":2}", updatedBy: "bo", updatedAt: 4), create: false)
+        #expect(try store.runtimeConnections() == [StoredConnection(name: "a", spec: "{}", updatedBy: "ann", updatedAt: 2),
+                                                    StoredConnection(name: "b", spec: "{\"v\":2}", updatedBy: "bo", updatedAt: 4)])
+        // Another gateway on the same store sees them.
+        #expect(try fixture.open().runtimeConnections().count == 2)
+        #expect(try store.removeRuntimeConnection(name: "a"))
+        #expect(try !store.removeRuntimeConnection(name: "a"))
+        #expect(try store.runtimeConnections().map(\.name) == ["b"])
+    }
+
     @Test(arguments: StoreBackend.available)
     func sharedStateExpiresAndATakenValueIsGone(_ backend: StoreBackend) throws {
         let fixture = try StoreFixture(backend)

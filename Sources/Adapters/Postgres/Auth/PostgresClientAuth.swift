@@ -20,6 +20,19 @@ package enum PostgresClientAuth {
         return Array("md5".utf8) + hex(Insecure.MD5.hash(data: inner + salt))
     }
 
+    /// The SCRAM-SHA-256 verifier PostgreSQL stores for `password`
+    /// (`SCRAM-SHA-256$ITER:SALT$STOREDKEY:SERVERKEY`): given to `CREATE ROLE … PASSWORD`, the
+    /// password itself never travels to the server or into its statement log.
+    package static func scramVerifier(password: [UInt8], salt: [UInt8], iterations: Int = 4096) -> String {
+        let salted = SCRAM.saltedPassword(password, salt: salt, iterations: iterations)
+        let key = SymmetricKey(data: salted)
+        let clientKey = Array(HMAC<SHA256>.authenticationCode(for: Array("Client Key".utf8), using: key))
+        let storedKey = Array(SHA256.hash(data: clientKey))
+        let serverKey = Array(HMAC<SHA256>.authenticationCode(for: Array("Server Key".utf8), using: key))
+        return "SCRAM-SHA-256$\(iterations):\(Data(salt).base64EncodedString())$"
+            + "\(Data(storedKey).base64EncodedString()):\(Data(serverKey).base64EncodedString())"
+    }
+
     /// One SCRAM-SHA-256 exchange.
     package struct SCRAM: Sendable {
         package let clientNonce: String

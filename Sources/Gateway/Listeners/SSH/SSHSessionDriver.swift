@@ -589,57 +589,13 @@ extension SSHSessionDriver {
     /// authenticated) on first use: by the session channel's request or by a port forward.
     private func upstreamSession(_ target: ConnectionTarget) throws -> ssh_session {
         if let upstream { return upstream }
-        guard let address = HostPort(target.target) else { throw SSHBridgeError(reason: "target is not HOST:PORT") }
-        guard let expected = target.hostKey?.split(separator: " ").prefix(2).joined(separator: " "), !expected.isEmpty else {
-            throw SSHBridgeError(reason: "the connection has no host_key; the gateway will not trust an unknown host")
+        let session: ssh_session
+        do {
+            session = try SSHUpstreamLogin.open(target)
+        } catch let error as SSHUpstreamLogin.Failure {
+            if case .hostKeyMismatch(let presented) = error.stage { governed?.mark(.hostKeyMismatch(presented: presented)) }
+            throw SSHBridgeError(reason: error.reason)
         }
-        guard let keyText = target.credential.privateKey?.exposed else {
-            throw SSHBridgeError(reason: "the connection has no private_key_file")
-        }
-        guard let session = ssh_new() else { throw SSHBridgeError(reason: "ssh_new failed") }
-        var connected = false
-        defer {
-            if !connected { ssh_free(session) }
-        }
-        var port = Int32(address.port)
-        var no: Int32 = 0
-        var timeout: Int = 15
-        ssh_options_set(session, SSH_OPTIONS_HOST, address.host)
-        ssh_options_set(session, SSH_OPTIONS_PORT, &port)
-        ssh_options_set(session, SSH_OPTIONS_USER, target.credential.username ?? "root")
-        ssh_options_set(session, SSH_OPTIONS_STRICTHOSTKEYCHECK, &no)
-        ssh_options_set(session, SSH_OPTIONS_KNOWNHOSTS, "/dev/null")
-        ssh_options_set(session, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null")
-        ssh_options_set(session, SSH_OPTIONS_PROCESS_CONFIG, &no)
-        ssh_options_set(session, SSH_OPTIONS_TIMEOUT, &timeout)
-        ssh_options_set(session, SSH_OPTIONS_HOSTKEYS,
-                        "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256")
-        guard ssh_connect(session) == SSH_OK else {
-            throw SSHBridgeError(reason: "connect failed: \(String(cString: ssh_get_error(UnsafeMutableRawPointer(session))))")
-        }
-        var serverKey: ssh_key?
-        guard ssh_get_server_publickey(session, &serverKey) == SSH_OK, let serverKey else {
-            throw SSHBridgeError(reason: "no server host key")
-        }
-        defer { ssh_key_free(serverKey) }
-        var base64: UnsafeMutablePointer<CChar>?
-        ssh_pki_export_pubkey_base64(serverKey, &base64)
-        let typeName = ssh_key_type_to_char(ssh_key_type(serverKey)).map { String(cString: $0) } ?? "?"
-        let presented = typeName + " " + (base64.map { String(cString: $0) } ?? "")
-        ssh_string_free_char(base64)
-        guard presented == expected else {
-            governed?.mark(.hostKeyMismatch(presented: typeName))
-            throw SSHBridgeError(reason: "the host key of \(target.name) does not match host_key (\(typeName) presented)")
-        }
-        var key: ssh_key?
-        guard ssh_pki_import_privkey_base64(keyText, nil, nil, nil, &key) == SSH_OK, let key else {
-            throw SSHBridgeError(reason: "the private key cannot be read (unencrypted OpenSSH or PEM expected)")
-        }
-        defer { ssh_key_free(key) }
-        guard ssh_userauth_publickey(session, nil, key) == Int32(SSH_AUTH_SUCCESS.rawValue) else {
-            throw SSHBridgeError(reason: "the target refused the connection's key")
-        }
-        connected = true
         upstream = session
         ssh_set_blocking(session, 0)
         if let event { ssh_event_add_session(event, session) }
