@@ -127,6 +127,7 @@ PIDS+=($!)
 echo "== the browser"
 TOKEN_ALICE=$ALICE TOKEN_AUDREY=$("$SLUICE" token --config "$WORK/sluice.yaml" --user audrey --groups auditor,dba-leads) \
 TOKEN_AUDREY_AUDITOR=$("$SLUICE" token --config "$WORK/sluice.yaml" --user audrey --groups auditor) \
+TOKEN_ADMIN=$("$SLUICE" token --config "$WORK/sluice.yaml" --user adam --groups admin,eng) \
 REVIEW_TRIGGER=$WORK/trigger "$VENV/bin/python" "$ROOT/Tests/IntegrationTests/console_browser.py" \
   "http://127.0.0.1:$ADMIN_PORT" "$WORK/shots" >"$WORK/browser.out" 2>&1 && rc=0 || rc=$?
 sed 's/^/      /' "$WORK/browser.out"

@@ -5,7 +5,7 @@ without a reload, approves it, and saves screenshots of each page.
 usage: console_browser.py BASE_URL SCREENSHOT_DIR   (env: HELD_STARTED = a file that appears when
        the test may expect the review; REVIEW_TRIGGER = a file this script creates when the
        reviews page is open, so the held statement starts only then; TOKEN_ALICE (eng),
-       TOKEN_AUDREY (auditor, dba-leads), TOKEN_AUDREY_AUDITOR (auditor) = tokens from
+       TOKEN_AUDREY (auditor, dba-leads), TOKEN_AUDREY_AUDITOR (auditor), TOKEN_ADMIN (adam: admin, eng) = tokens from
        `sluice token`, pasted into the dev sign-in form)
 Prints one line per check: "ok NAME" or "FAIL NAME: why"; exits 1 when a check failed.
 """
@@ -121,6 +121,7 @@ try:
     check("the audit page shows a verified chain", "verified" in driver.find_element(By.CSS_SELECTOR, "[data-audit-ok]").text)
     shot(driver, "audit")
     driver.get(base + "/console/connections")
+    check("non-admins get no add form", not driver.find_elements(By.CSS_SELECTOR, "[data-add-connection]"))
     shot(driver, "connections")
     driver.get(base + "/console/sessions?protocol=postgres")
     links = driver.find_elements(By.CSS_SELECTOR, "[data-sessions] tbody a")
@@ -134,6 +135,64 @@ except Exception as error:
 finally:
     driver.quit()
     requester.quit()
+
+# An admin adds, changes and removes a connection from the Connections page (CSRF-protected forms).
+admin = browser()
+try:
+    sign_in(admin, os.environ["TOKEN_ADMIN"])
+    admin.get(base + "/console/connections")
+    card = admin.find_element(By.CSS_SELECTOR, '[data-connection="app-db"]')
+    line = card.find_element(By.CSS_SELECTOR, "[data-connect-line]").text
+    check("each connection shows the exact psql line for the signed-in user",
+          "psql \"host=127.0.0.1" in line and "dbname=app-db user=adam sslmode=require" in line and "$(sluice token)" in line, line)
+    check("and the sluice connect command", card.find_element(By.CSS_SELECTOR, "[data-connect-command]").text == "sluice connect app-db")
+    form = admin.find_element(By.CSS_SELECTOR, "[data-add-connection] form")
+    form.find_element(By.NAME, "name").send_keys("reports-db")
+    form.find_element(By.NAME, "target").send_keys("127.0.0.1:5999")
+    form.find_element(By.NAME, "database").send_keys("reports")
+    form.find_element(By.NAME, "username").send_keys("reporter")
+    form.find_element(By.NAME, "password_env").send_keys("REPORTS_PW")
+    form.find_element(By.NAME, "groups").send_keys("analysts, eng")
+    form.find_element(By.CSS_SELECTOR, "[data-create-connection]").click()
+    WebDriverWait(admin, 10).until(EC.presence_of_element_located((By.CSS_SELECTOR, '[data-connection="reports-db"]')))
+    added = admin.find_element(By.CSS_SELECTOR, '[data-connection="reports-db"]')
+    check("a connection added in the form is listed at once, marked runtime",
+          added.find_element(By.CSS_SELECTOR, "[data-source]").text == "runtime"
+          and added.find_element(By.CSS_SELECTOR, "[data-groups]").text == "analysts, eng")
+    shot(admin, "connections-admin")
+    added.find_element(By.CSS_SELECTOR, "[data-edit-connection] summary").click()
+    groups = added.find_element(By.CSS_SELECTOR, "[data-edit-groups]")
+    groups.clear()
+    groups.send_keys("analysts")
+    added.find_element(By.CSS_SELECTOR, "[data-save-connection]").click()
+    WebDriverWait(admin, 10).until(EC.presence_of_element_located((By.CSS_SELECTOR, "[data-connection-done]")))
+    groups_now = admin.find_element(By.CSS_SELECTOR, '[data-connection="reports-db"] [data-groups]').text
+    check("the edit form changes it", groups_now == "analysts", groups_now)
+    # A form posted without the page's CSRF token is refused, and changes nothing.
+    status = admin.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        const body = new URLSearchParams({name: 'forged-db', type: 'postgres', target: '127.0.0.1:1'});
+        fetch('/console/connections', {method: 'POST', body}).then(response => done(response.status), () => done(0));""")
+    check("a post without the CSRF token is refused (403)", status == 403, str(status))
+    admin.get(base + "/console/connections")
+    check("and added nothing", not admin.find_elements(By.CSS_SELECTOR, '[data-connection="forged-db"]'))
+    bad = admin.find_element(By.CSS_SELECTOR, "[data-add-connection] form")
+    bad.find_element(By.NAME, "name").send_keys("broken-db")
+    bad.find_element(By.NAME, "target").send_keys("no-port-here")
+    bad.find_element(By.CSS_SELECTOR, "[data-create-connection]").click()
+    WebDriverWait(admin, 10).until(EC.presence_of_element_located((By.CSS_SELECTOR, "[data-connection-error]")))
+    check("an invalid definition is refused with the key and why",
+          "target" in admin.find_element(By.CSS_SELECTOR, "[data-connection-error]").text)
+    admin.find_element(By.CSS_SELECTOR, '[data-connection="reports-db"] [data-edit-connection] summary').click()
+    admin.find_element(By.CSS_SELECTOR, '[data-connection="reports-db"] [data-remove-connection]').click()
+    WebDriverWait(admin, 10).until(EC.presence_of_element_located((By.CSS_SELECTOR, "[data-connection-done]")))
+    check("the remove button removes it", not admin.find_elements(By.CSS_SELECTOR, '[data-connection="reports-db"]'))
+except Exception as error:
+    failures += 1
+    print(f"FAIL the admin run stopped: {type(error).__name__} at {admin.current_url}", flush=True)
+    print(admin.find_element(By.TAG_NAME, "body").text[:1500], flush=True)
+finally:
+    admin.quit()
 
 # A phone-width screen and the dark theme.
 phone = browser(390, 844, dark=True)

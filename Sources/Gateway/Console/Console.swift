@@ -153,10 +153,7 @@ public struct Console: Sendable {
         registerSessions(group)
         registerReviews(group)
         registerAudit(group)
-        group.get("connections") { request, _ in
-            guard let login = self.login(request) else { return self.redirect("/console/signin") }
-            return self.page("connections", ["connections": self.connections(for: login.identity)], login: login)
-        }
+        registerConnections(group)
     }
 
     // MARK: Sign-in
@@ -554,12 +551,123 @@ public struct Console: Sendable {
         }
     }
 
-    func connections(for identity: Identity) -> [[String: Any]] {
+    // MARK: Connections
+
+    /// The credential keys the console's forms set (the rest of a definition is kept as stored).
+    static let credentialFields = ["username", "password_env", "password_file", "private_key_file", "token_env", "token_file"]
+    static let topFields = ["target", "database", "host_key", "ca_file"]
+
+    private func registerConnections(_ group: RouterGroup<AdminRequestContext>) {
+        group.get("connections") { request, _ in
+            guard let login = self.login(request) else { return self.redirect("/console/signin") }
+            var context: [String: Any] = ["connections": self.connections(for: login.identity, request: request),
+                                          "admin": login.identity.groups.contains("admin"),
+                                          "types": ["postgres", "ssh", "http", "kubernetes"]]
+            if let message = request.uri.queryParameters["error"] { context["error"] = String(message.prefix(300)) }
+            if let done = request.uri.queryParameters["done"] { context["done"] = String(done.prefix(100)) }
+            return self.page("connections", context, login: login)
+        }
+        group.post("connections") { request, _ in
+            let form = await self.form(request)
+            guard let login = self.checked(request, form), login.identity.groups.contains("admin") else {
+                return self.error(.forbidden, "admins only (and the form must come from this console)", login: self.login(request))
+            }
+            var object: [String: Any] = ["name": form["name"] ?? "", "type": form["type"] ?? ""]
+            Self.apply(form, to: &object)
+            return self.save(object, login: login, create: true, name: nil)
+        }
+        group.post("connections/:name") { request, context in
+            let form = await self.form(request)
+            guard let login = self.checked(request, form), login.identity.groups.contains("admin") else {
+                return self.error(.forbidden, "admins only (and the form must come from this console)", login: self.login(request))
+            }
+            let name = context.parameters.get("name") ?? ""
+            guard let spec = self.services.operations.runtimeSpec(name),
+                  var object = (try? JSONSerialization.jsonObject(with: Data(spec.utf8))) as? [String: Any] else {
+                return self.redirect("/console/connections?error=" + FormData.encode("\(name.prefix(64)) is not a runtime connection"))
+            }
+            Self.apply(form, to: &object)
+            return self.save(object, login: login, create: false, name: name)
+        }
+        group.post("connections/:name/remove") { request, context in
+            let form = await self.form(request)
+            guard let login = self.checked(request, form), login.identity.groups.contains("admin") else {
+                return self.error(.forbidden, "admins only (and the form must come from this console)", login: self.login(request))
+            }
+            let name = context.parameters.get("name") ?? ""
+            do {
+                try self.services.operations.removeConnection(name: name, actor: login.identity.user)
+                return self.redirect("/console/connections?done=" + FormData.encode("removed \(name)"))
+            } catch let error as ConnectionChangeError {
+                return self.redirect("/console/connections?error=" + FormData.encode(error.reason))
+            }
+        }
+    }
+
+    /// A form's fields onto a definition: empty fields remove the key, groups and approvers are
+    /// comma-separated lists.
+    static func apply(_ form: [String: String], to object: inout [String: Any]) {
+        func set(_ key: String, _ value: String?, in target: inout [String: Any]) {
+            let trimmed = value?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            target[key] = trimmed.isEmpty ? nil : trimmed
+        }
+        for key in topFields where form[key] != nil { set(key, form[key], in: &object) }
+        var credential = object["credential"] as? [String: Any] ?? [:]
+        for key in credentialFields where form[key] != nil { set(key, form[key], in: &credential) }
+        object["credential"] = credential.isEmpty ? nil : credential
+        func list(_ text: String) -> [String] {
+            text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        if let groups = form["groups"] {
+            var access = object["access"] as? [String: Any] ?? [:]
+            access["groups"] = list(groups)
+            object["access"] = access
+        }
+        if let profile = form["profile"] {
+            var masking = object["masking"] as? [String: Any] ?? [:]
+            masking["profile"] = profile.isEmpty ? nil : profile
+            object["masking"] = masking.isEmpty ? nil : masking
+        }
+        if let approvers = form["approvers"] {
+            var reviews = object["reviews"] as? [String: Any] ?? [:]
+            reviews["approvers"] = list(approvers).isEmpty ? nil : list(approvers)
+            object["reviews"] = reviews.isEmpty ? nil : reviews
+        }
+    }
+
+    private func save(_ object: [String: Any], login: ConsoleLogins.Login, create: Bool, name: String?) -> Response {
+        do {
+            let json = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            let connection = try services.operations.saveConnection(json: json, actor: login.identity.user, create: create, name: name)
+            return redirect("/console/connections?done=" + FormData.encode((create ? "added " : "changed ") + connection.name)
+                            + "#connection-" + connection.name)
+        } catch let error as ConnectionChangeError {
+            return redirect("/console/connections?error=" + FormData.encode(error.reason))
+        } catch {
+            return redirect("/console/connections?error=" + FormData.encode("the definition could not be read"))
+        }
+    }
+
+    /// What the page shows of each connection the signed-in user may see: how to connect (the
+    /// exact line for this user), who may use it, its guardrails and masking, and — for admins,
+    /// on runtime connections — the fields to change it.
+    func connections(for identity: Identity, request: Request? = nil) -> [[String: Any]] {
         let problems = services.operations.credentialProblems()
-        return services.operations.policy.configuration.connections
-            .filter { AdminAPI.isAuditor(identity) || identity.isMember(of: $0.accessGroups) || identity.isMember(of: $0.reviews.approvers) }
+        let origins = services.operations.connectionOrigins()
+        let isAdmin = identity.groups.contains("admin")
+        let configuration = services.operations.policy.configuration
+        let client = Views.ClientConfig(configuration)
+        let authority = request?.head.authority ?? configuration.listen.admin?.description ?? "127.0.0.1:8080"
+        let gateway = configuration.publicURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 } ?? "http://\(authority)"
+        let host = URL(string: gateway)?.host ?? "127.0.0.1"
+        return configuration.connections
+            .filter { AdminAPI.mayView($0, identity) }
             .map { connection in
-                [
+                let view = Views.connection(connection)
+                let plan = try? ConnectPlan.make(connection: view, client: client, gateway: gateway, gatewayHost: host, user: identity.user,
+                                                 token: "$(sluice token)", folder: "~/.config/sluice", sluice: "sluice", extra: [])
+                let runtime = origins[connection.name]?.source == "runtime"
+                var entry: [String: Any] = [
                     "name": connection.name, "type": connection.kind.rawValue, "target": connection.target,
                     "groups": connection.accessGroups.joined(separator: ", "), "requires_grant": connection.requiresGrant,
                     "profile": connection.masking.profile,
@@ -573,7 +681,28 @@ public struct Console: Sendable {
                     },
                     "approvers": connection.reviews.approvers.joined(separator: ", "),
                     "credential_problem": problems[connection.name] ?? "", "has_credential_problem": problems[connection.name] != nil,
+                    "credential_mode": connection.credential.justInTime?.mode.replacingOccurrences(of: "_", with: " ") ?? "",
+                    "source": runtime ? "runtime" : "file",
+                    "updated_by": origins[connection.name]?.updatedBy ?? "",
+                    "connect_command": "sluice connect \(connection.name)",
+                    "connect_line": plan?.display ?? "",
                 ]
+                if isAdmin && runtime {
+                    var fields: [String: String] = [:]
+                    for key in Self.topFields { fields[key] = "" }
+                    for key in Self.credentialFields { fields[key] = "" }
+                    if let spec = services.operations.runtimeSpec(connection.name),
+                       let object = (try? JSONSerialization.jsonObject(with: Data(spec.utf8))) as? [String: Any] {
+                        for key in Self.topFields { fields[key] = object[key] as? String ?? "" }
+                        let credential = object["credential"] as? [String: Any] ?? [:]
+                        for key in Self.credentialFields { fields[key] = credential[key] as? String ?? "" }
+                    }
+                    fields["groups"] = connection.accessGroups.joined(separator: ", ")
+                    fields["approvers"] = connection.reviews.approvers.joined(separator: ", ")
+                    // Empty values are pruned from the page's context; a missing key renders as "".
+                    entry["edit"] = fields.merging(["name": connection.name]) { $1 }
+                }
+                return entry
             }
     }
 }
