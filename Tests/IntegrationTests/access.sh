@@ -297,6 +297,13 @@ check "connections test of an ephemeral_role connection checks the admin login a
   bash -c "grep -q '^ok *auth .*jit_admin' '$WORK/test-jit.out' && grep -q '^ok *grant .*app_readonly' '$WORK/test-jit.out'"
 "$SLUICE" connections test box --gateway "$GW" >"$WORK/test-ssh.out" 2>&1 || true
 check "connections test of a certificate connection logs in with a test certificate" grep -q '^ok *auth .*certificate' "$WORK/test-ssh.out"
+"$SLUICE" connections test prod-cluster --gateway "$GW" >"$WORK/test-k8s.out" 2>&1 || true
+check "connections test of a Kubernetes connection: reach, TLS against ca_file, the token accepted" \
+  bash -c "grep -q '^ok *reach' '$WORK/test-k8s.out' && grep -q '^ok *tls .*ca_file' '$WORK/test-k8s.out' && grep -q '^ok *auth .*GET /version answered 200' '$WORK/test-k8s.out'"
+"$SLUICE" connections add bad-cluster --gateway "$GW" --type kubernetes --target "https://127.0.0.1:$API_PORT" \
+  --token-file "$WORK/sa-token" --groups eng >/dev/null 2>&1 || true
+"$SLUICE" connections test bad-cluster --gateway "$GW" >"$WORK/test-k8s-bad.out" 2>&1 || true
+check "a Kubernetes connection without its CA fails at TLS" grep -q '^FAIL *tls' "$WORK/test-k8s-bad.out"
 "$SLUICE" connections add app-db --gateway "$GW" --type postgres --target 127.0.0.1:1 >"$WORK/clash.out" 2>&1 || true
 check "a name the file defines cannot be added at runtime" grep -q 'connection_in_file' "$WORK/clash.out"
 "$SLUICE" connections edit extra-db --gateway "$GW" --groups eng,ops >/dev/null

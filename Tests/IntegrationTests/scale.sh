@@ -161,6 +161,20 @@ wait_file "$WORK/ssh.rc" || true
 check "the denied command did not run" test ! -e "$WORK/ssh-ran"
 check "ssh ends, telling the user who denied it and why" bash -c "grep -q 'not today' '$WORK/ssh.out' && test -s '$WORK/ssh.rc' && test \"\$(cat '$WORK/ssh.rc')\" != 0"
 
+echo "== a connection added on A is served by B"
+"$SLUICE" connections add reports --gateway "http://127.0.0.1:$A_ADMIN" --token "$AUDITOR" --type postgres \
+  --target "127.0.0.1:$TARGET_PORT" --database app --username scram_user --password-env APP_DB_PASSWORD --groups eng \
+  --option sslmode=disable >/dev/null
+ADDED=$(date +%s.%N)
+reports_on_b() { psql "host=127.0.0.1 port=$B_PG dbname=reports user=alice password=$ALICE sslmode=require" -X -A -t -c 'select 1' 2>/dev/null | grep -qx 1; }
+for _ in $(seq 1 50); do reports_on_b && break; sleep 0.1; done
+SERVED=$(python3 -c "print(round($(date +%s.%N) - $ADDED, 2))")
+echo "      served by B $SERVED s after the add on A"
+check "B serves it within 3 s, without a restart" bash -c "reports_on_b() { psql 'host=127.0.0.1 port=$B_PG dbname=reports user=alice password=$ALICE sslmode=require' -X -A -t -c 'select 1' 2>/dev/null | grep -qx 1; }; reports_on_b && python3 -c 'import sys; sys.exit(0 if $SERVED <= 3 else 1)'"
+"$SLUICE" connections remove reports --gateway "http://127.0.0.1:$B_ADMIN" --token "$AUDITOR" >/dev/null
+sleep 2.5
+check "removed on B, A stops serving it" bash -c "! psql 'host=127.0.0.1 port=$A_PG dbname=reports user=alice password=$ALICE sslmode=require' -X -A -t -c 'select 1' >/dev/null 2>&1"
+
 echo "== B's API lists A's sessions"
 A_SESSION=$("$SLUICE" sessions list --config "$WORK/a.yaml" --json | python3 -c 'import json,sys; print(next(s["id"] for s in json.load(sys.stdin) if s["protocol"] == "ssh"))')
 check "B's /api/sessions shows the SSH session served by A" bash -c \
