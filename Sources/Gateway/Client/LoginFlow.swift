@@ -3,13 +3,15 @@ import Crypto
 import Foundation
 import NIOCore
 
-/// POSTs a form and returns the status and body (≤ 1 MiB). Replaced in tests.
-public typealias FormPoster = @Sendable (_ url: String, _ fields: [(String, String)]) async throws -> (status: Int, body: Data)
+/// POSTs a form (with extra headers) and returns the status and body (≤ 1 MiB). Replaced in tests.
+public typealias FormPoster = @Sendable (_ url: String, _ fields: [(String, String)], _ headers: [(String, String)]) async throws
+    -> (status: Int, body: Data)
 
 public enum FormPost {
-    public static let live: FormPoster = { url, fields in
+    public static let live: FormPoster = { url, fields, headers in
         var request = HTTPClientRequest(url: url)
         request.method = .POST
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
         request.headers.add(name: "Accept", value: "application/json")
         request.body = .bytes(ByteBuffer(string: fields.map { "\($0.0)=\(FormData.encode($0.1))" }.joined(separator: "&")))
@@ -109,8 +111,9 @@ public struct OIDCLogin: Sendable {
     /// A new ID token from a refresh token. Providers that answer a refresh without an ID token
     /// (plain OAuth 2 servers) cannot refresh a gateway sign-in: the user signs in again.
     public func refresh(_ refreshToken: String, tokenEndpoint: String) async throws -> Tokens {
+        // No scope: the refresh keeps the sign-in's (RFC 6749 §6).
         var tokens = try await tokenRequest(tokenEndpoint, [("grant_type", "refresh_token"), ("refresh_token", refreshToken),
-                                                            ("client_id", clientID), ("scope", Self.scope)])
+                                                            ("client_id", clientID)])
         if tokens.refreshToken == nil { tokens.refreshToken = refreshToken }
         return tokens
     }
@@ -120,7 +123,7 @@ public struct OIDCLogin: Sendable {
         guard let url = endpoints.deviceAuthorization else {
             throw Failure("the provider offers no device authorization endpoint; use `sluice login` with a browser (--no-browser prints the URL)")
         }
-        let (status, body) = try await post(url, [("client_id", clientID), ("scope", Self.scope)])
+        let (status, body) = try await post(url, [("client_id", clientID), ("scope", Self.scope)], clientAuthentication)
         guard (200..<300).contains(status), let document = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
               let deviceCode = document["device_code"] as? String, let userCode = document["user_code"] as? String,
               let uri = (document["verification_uri"] ?? document["verification_url"]) as? String else {
@@ -140,8 +143,8 @@ public struct OIDCLogin: Sendable {
             try await sleep(interval)
             waited += interval
             let (status, body) = try await post(endpoints.token, [("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-                                                                  ("device_code", device.deviceCode), ("client_id", clientID)]
-                                                    + (clientSecret.map { [("client_secret", $0)] } ?? []))
+                                                                  ("device_code", device.deviceCode), ("client_id", clientID)],
+                                                clientAuthentication)
             if (200..<300).contains(status) { return try Self.tokens(body) }
             let error = (try? JSONSerialization.jsonObject(with: body) as? [String: Any])?["error"] as? String
             switch error {
@@ -155,8 +158,15 @@ public struct OIDCLogin: Sendable {
         throw Failure("the code expired; run `sluice login --device` again")
     }
 
+    /// With a client secret, HTTP Basic authentication (RFC 6749 §2.3.1: every server takes it).
+    var clientAuthentication: [(String, String)] {
+        guard let clientSecret else { return [] }
+        let pair = FormData.encode(clientID) + ":" + FormData.encode(clientSecret)
+        return [("Authorization", "Basic " + Data(pair.utf8).base64EncodedString())]
+    }
+
     private func tokenRequest(_ url: String, _ fields: [(String, String)]) async throws -> Tokens {
-        let (status, body) = try await post(url, fields + (clientSecret.map { [("client_secret", $0)] } ?? []))
+        let (status, body) = try await post(url, fields, clientAuthentication)
         guard (200..<300).contains(status) else {
             let error = (try? JSONSerialization.jsonObject(with: body) as? [String: Any])?["error"] as? String
             throw Failure("the token endpoint answered \(status)" + (error.map { " (\($0.prefix(60)))" } ?? ""))

@@ -5,16 +5,18 @@ import Testing
 
 /// Records the forms posted and answers from a script.
 final class ScriptedPoster: Sendable {
-    private let state: Locked<(answers: [(Int, String)], forms: [[String: String]])>
+    private let state: Locked<(answers: [(Int, String)], forms: [[String: String]], headers: [[String: String]])>
 
-    init(_ answers: [(Int, String)]) { state = Locked((answers, [])) }
+    init(_ answers: [(Int, String)]) { state = Locked((answers, [], [])) }
 
     var forms: [[String: String]] { state.withLock { $0.forms } }
+    var headers: [[String: String]] { state.withLock { $0.headers } }
 
     var poster: FormPoster {
-        { _, fields in
+        { _, fields, headers in
             let (status, body) = self.state.withLock { state -> (Int, String) in
                 state.forms.append(Dictionary(fields, uniquingKeysWith: { $1 }))
+                state.headers.append(Dictionary(headers, uniquingKeysWith: { $1 }))
                 return state.answers.isEmpty ? (500, "{}") : state.answers.removeFirst()
             }
             return (status, Data(body.utf8))
@@ -120,7 +122,8 @@ func fakeJWT(exp: Int64, name: String = "t") -> String {
         #expect(url.contains("code_challenge_method=S256") && url.contains("code_challenge=\(challenge)") && !url.contains(verifier))
         let tokens = try await login.exchange(code: "c", verifier: verifier, redirect: "http://127.0.0.1:5/callback", endpoints: endpoints)
         #expect(tokens.idToken == "id-2")
-        #expect(poster.forms[0]["code_verifier"] == verifier && poster.forms[0]["client_secret"] == "installed-app")
+        #expect(poster.forms[0]["code_verifier"] == verifier && poster.forms[0]["client_secret"] == nil)
+        #expect(poster.headers[0]["Authorization"] == "Basic " + Data("sluice:installed-app".utf8).base64EncodedString())
     }
 
     @Test func theLoopbackRedirectTakesOnlyItsOwnState() throws {
