@@ -57,12 +57,15 @@ public struct OIDCLogin: Sendable {
     public let discoveryURL: String?
     /// A provider's "installed app" secret, when it demands one (not a secret; see OIDCProvider.cliClientSecret).
     public let clientSecret: String?
+    /// The scopes asked for (`sluice login` adds `offline_access` for a refresh token).
+    public let scope: String
     let fetch: HTTPFetcher
     let post: FormPoster
 
     public init(issuer: String, clientID: String, discoveryURL: String? = nil, clientSecret: String? = nil,
-                fetch: @escaping HTTPFetcher = HTTPFetch.live, post: @escaping FormPoster = FormPost.live) {
+                scope: String = OIDCLogin.scope, fetch: @escaping HTTPFetcher = HTTPFetch.live, post: @escaping FormPoster = FormPost.live) {
         self.clientSecret = clientSecret
+        self.scope = scope
         self.issuer = issuer
         self.clientID = clientID
         self.discoveryURL = discoveryURL
@@ -97,7 +100,7 @@ public struct OIDCLogin: Sendable {
 
     public func authorizationURL(_ endpoints: Endpoints, redirect: String, state: String, nonce: String, challenge: String) -> String {
         let query = [
-            ("response_type", "code"), ("client_id", clientID), ("redirect_uri", redirect), ("scope", Self.scope),
+            ("response_type", "code"), ("client_id", clientID), ("redirect_uri", redirect), ("scope", scope),
             ("state", state), ("nonce", nonce), ("code_challenge", challenge), ("code_challenge_method", "S256"),
         ].map { "\($0.0)=\(FormData.encode($0.1))" }.joined(separator: "&")
         return endpoints.authorization + (endpoints.authorization.contains("?") ? "&" : "?") + query
@@ -123,7 +126,7 @@ public struct OIDCLogin: Sendable {
         guard let url = endpoints.deviceAuthorization else {
             throw Failure("the provider offers no device authorization endpoint; use `sluice login` with a browser (--no-browser prints the URL)")
         }
-        let (status, body) = try await post(url, [("client_id", clientID), ("scope", Self.scope)], clientAuthentication)
+        let (status, body) = try await post(url, [("client_id", clientID), ("scope", scope)], clientAuthentication)
         guard (200..<300).contains(status), let document = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
               let deviceCode = document["device_code"] as? String, let userCode = document["user_code"] as? String,
               let uri = (document["verification_uri"] ?? document["verification_url"]) as? String else {

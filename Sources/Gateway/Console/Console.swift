@@ -197,7 +197,7 @@ public struct Console: Sendable {
             do {
                 let endpoints = try await oidc.endpoints()
                 let (state, pending) = self.logins.beginOIDC(redirect: self.callbackURL(request))
-                return self.redirect(oidc.authorizationURL(endpoints, state: state, pending: pending))
+                return self.redirect(try oidc.authorizationURL(endpoints, state: state, pending: pending))
             } catch {
                 self.services.logger.warning("console sign-in: provider unavailable", metadata: ["error": "\(type(of: error))"])
                 return self.error(.badGateway, "the identity provider is unavailable", login: nil)

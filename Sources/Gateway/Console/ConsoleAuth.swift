@@ -1,9 +1,7 @@
 import MaskEngine
 import Adapters
-import AsyncHTTPClient
 import Crypto
 import Foundation
-import NIOCore
 
 /// Who is signed in to the console: a random session id in an `HttpOnly; SameSite=Strict`
 /// cookie, mapped here to the identity and the CSRF token of every form. Bounded and expiring.
@@ -207,66 +205,43 @@ enum FormData {
     }
 }
 
-/// The OIDC authorization-code flow with PKCE against the first configured provider.
+/// The OIDC authorization-code flow with PKCE against the first configured provider: the
+/// console is a confidential client (`client_secret_env`), otherwise the same flow as
+/// `sluice login` (``OIDCLogin``), without `offline_access` (the console keeps no refresh token).
 struct ConsoleOIDC: Sendable {
     let provider: GatewayConfiguration.OIDCProvider
     let fetch: HTTPFetcher
-
-    struct Endpoints: Sendable {
-        var authorization: String
-        var token: String
-    }
 
     struct Failure: Error, CustomStringConvertible {
         var reason: String
         var description: String { reason }
     }
 
-    func endpoints() async throws -> Endpoints {
-        let url = provider.discoveryURL ?? (provider.issuer.hasSuffix("/") ? String(provider.issuer.dropLast()) : provider.issuer)
-            + "/.well-known/openid-configuration"
-        let data = try await fetch(url)
-        guard let document = try JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let authorization = document["authorization_endpoint"] as? String,
-              let token = document["token_endpoint"] as? String else {
-            throw Failure(reason: "the provider's discovery document has no authorization or token endpoint")
+    static let scope = "openid profile email groups"
+
+    /// The client, with its secret read from the environment now (a missing one fails the exchange, not the redirect).
+    func login(needingSecret: Bool) throws -> OIDCLogin {
+        var secret: String?
+        if let name = provider.clientSecretEnv {
+            secret = ProcessInfo.processInfo.environment[name]
+            if needingSecret && (secret?.isEmpty ?? true) { throw Failure(reason: "the client secret (env \(name)) is not set") }
         }
-        return Endpoints(authorization: authorization, token: token)
+        return OIDCLogin(issuer: provider.issuer, clientID: provider.clientID ?? provider.audience, discoveryURL: provider.discoveryURL,
+                         clientSecret: secret, scope: Self.scope, fetch: fetch)
     }
 
-    func authorizationURL(_ endpoints: Endpoints, state: String, pending: ConsoleLogins.PendingOIDC) -> String {
-        let query = [
-            ("response_type", "code"), ("client_id", provider.clientID ?? provider.audience), ("redirect_uri", pending.redirect),
-            ("scope", "openid profile email groups"), ("state", state), ("nonce", pending.nonce),
-            ("code_challenge", ConsoleLogins.challenge(pending.verifier)), ("code_challenge_method", "S256"),
-        ].map { "\($0.0)=\(FormData.encode($0.1))" }.joined(separator: "&")
-        return endpoints.authorization + (endpoints.authorization.contains("?") ? "&" : "?") + query
+    func endpoints() async throws -> OIDCLogin.Endpoints {
+        try await login(needingSecret: false).endpoints()
+    }
+
+    func authorizationURL(_ endpoints: OIDCLogin.Endpoints, state: String, pending: ConsoleLogins.PendingOIDC) throws -> String {
+        try login(needingSecret: false).authorizationURL(endpoints, redirect: pending.redirect, state: state, nonce: pending.nonce,
+                                                         challenge: ConsoleLogins.challenge(pending.verifier))
     }
 
     /// Exchanges the code for an ID token (which the caller verifies like any other token).
-    func exchange(code: String, pending: ConsoleLogins.PendingOIDC, endpoints: Endpoints) async throws -> String {
-        var fields = [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", pending.redirect),
-                      ("client_id", provider.clientID ?? provider.audience), ("code_verifier", pending.verifier)]
-        if let name = provider.clientSecretEnv {
-            guard let secret = ProcessInfo.processInfo.environment[name], !secret.isEmpty else {
-                throw Failure(reason: "the client secret (env \(name)) is not set")
-            }
-            fields.append(("client_secret", secret))
-        }
-        var request = HTTPClientRequest(url: endpoints.token)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
-        request.headers.add(name: "Accept", value: "application/json")
-        request.body = .bytes(ByteBuffer(string: fields.map { "\($0.0)=\(FormData.encode($0.1))" }.joined(separator: "&")))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
-        let body = try await response.body.collect(upTo: 1 << 20)
-        guard (200..<300).contains(response.status.code) else {
-            throw Failure(reason: "the token endpoint answered \(response.status.code)")
-        }
-        guard let document = try JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any],
-              let idToken = document["id_token"] as? String else {
-            throw Failure(reason: "the token endpoint sent no id_token")
-        }
-        return idToken
+    func exchange(code: String, pending: ConsoleLogins.PendingOIDC, endpoints: OIDCLogin.Endpoints) async throws -> String {
+        try await login(needingSecret: true).exchange(code: code, verifier: pending.verifier, redirect: pending.redirect,
+                                                      endpoints: endpoints).idToken
     }
 }
