@@ -211,9 +211,13 @@ check "and no more (insert refused by the database)" grep -q 'permission denied'
 "$SLUICE" connect app-db --gateway "$GW" --print >"$WORK/print.out"
 check "connect --print shows the psql line and the connection string, no token" bash -c "grep -q 'psql \"host=127.0.0.1 port=$PGW_PORT dbname=app-db user=alice sslmode=require\"' '$WORK/print.out' && ! grep -qFf '$WORK/needle' '$WORK/print.out'"
 
-"$SLUICE" connect app-db --gateway "$GW" -- -Atc 'select pg_sleep(4)' >"$WORK/psql4.out" 2>&1 &
+"$SLUICE" connect app-db --gateway "$GW" -- -Atc 'select pg_sleep(8)' >"$WORK/psql4.out" 2>&1 &
 HOLD=$!
-sleep 2
+# until the session's backend is there (a loaded machine may take a while to log in)
+for _ in $(seq 1 60); do
+  [ "$("${PGADMIN[@]}" -c "SELECT count(*) FROM pg_stat_activity WHERE usename LIKE 'sluice\_%'")" = 1 ] && break
+  sleep 0.1
+done
 "${PGADMIN[@]}" -c "SELECT rolname, rolvaliduntil > now() + interval '50 minutes', rolvaliduntil < now() + interval '61 minutes',
   pg_has_role(rolname, 'app_readonly', 'MEMBER'), (SELECT count(*) FROM pg_stat_activity WHERE usename = rolname)
   FROM pg_roles WHERE rolname LIKE 'sluice\_%'" >"$WORK/during.out"
@@ -242,7 +246,10 @@ check "and its role is gone" no_roles
 echo "== kill -9 during a session, then restart"
 "$SLUICE" connect app-db --gateway "$GW" -- -Atc 'select pg_sleep(60)' >"$WORK/killed.out" 2>&1 &
 HOLD=$!
-sleep 2
+for _ in $(seq 1 100); do
+  [ "$("${PGADMIN[@]}" -c "SELECT count(*) FROM pg_stat_activity WHERE usename LIKE 'sluice\_%'")" = 1 ] && break
+  sleep 0.1
+done
 check "the role exists while the session runs" [ "$(roles)" = 1 ]
 kill -9 "$GATEWAY"; wait "$GATEWAY" 2>/dev/null || true
 check "the role is left behind by the killed gateway" [ "$(roles)" = 1 ]

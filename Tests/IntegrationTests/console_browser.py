@@ -154,6 +154,7 @@ try:
     form.find_element(By.NAME, "password_env").send_keys("REPORTS_PW")
     form.find_element(By.NAME, "groups").send_keys("analysts, eng")
     form.find_element(By.CSS_SELECTOR, "[data-create-connection]").click()
+    WebDriverWait(admin, 10).until(EC.url_contains("done=added"))
     WebDriverWait(admin, 10).until(EC.presence_of_element_located((By.CSS_SELECTOR, '[data-connection="reports-db"]')))
     added = admin.find_element(By.CSS_SELECTOR, '[data-connection="reports-db"]')
     check("a connection added in the form is listed at once, marked runtime",
@@ -165,6 +166,8 @@ try:
     groups.clear()
     groups.send_keys("analysts")
     added.find_element(By.CSS_SELECTOR, "[data-save-connection]").click()
+    # The page after the add also says "done": wait for the new page, not for the old one's note.
+    WebDriverWait(admin, 10).until(EC.url_contains("done=changed"))
     WebDriverWait(admin, 10).until(EC.presence_of_element_located((By.CSS_SELECTOR, "[data-connection-done]")))
     groups_now = admin.find_element(By.CSS_SELECTOR, '[data-connection="reports-db"] [data-groups]').text
     check("the edit form changes it", groups_now == "analysts", groups_now)
@@ -180,11 +183,13 @@ try:
     bad.find_element(By.NAME, "name").send_keys("broken-db")
     bad.find_element(By.NAME, "target").send_keys("no-port-here")
     bad.find_element(By.CSS_SELECTOR, "[data-create-connection]").click()
+    WebDriverWait(admin, 10).until(EC.url_contains("error="))
     WebDriverWait(admin, 10).until(EC.presence_of_element_located((By.CSS_SELECTOR, "[data-connection-error]")))
     check("an invalid definition is refused with the key and why",
           "target" in admin.find_element(By.CSS_SELECTOR, "[data-connection-error]").text)
     admin.find_element(By.CSS_SELECTOR, '[data-connection="reports-db"] [data-edit-connection] summary').click()
     admin.find_element(By.CSS_SELECTOR, '[data-connection="reports-db"] [data-remove-connection]').click()
+    WebDriverWait(admin, 10).until(EC.url_contains("done=removed"))
     WebDriverWait(admin, 10).until(EC.presence_of_element_located((By.CSS_SELECTOR, "[data-connection-done]")))
     check("the remove button removes it", not admin.find_elements(By.CSS_SELECTOR, '[data-connection="reports-db"]'))
 except Exception as error:
