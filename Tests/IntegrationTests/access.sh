@@ -46,6 +46,14 @@ SQL
 roles() { "${PGADMIN[@]}" -c "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'sluice\_%'"; }
 # no_roles: true once no sluice_* role is left (the gateway drops it as the session closes: 10 s).
 no_roles() { for _ in $(seq 1 100); do [ "$(roles)" = 0 ] && return 0; sleep 0.1; done; return 1; }
+# wait_backend: until one session of a sluice_* role is logged in (a loaded machine may take 10 s).
+wait_backend() {
+  for _ in $(seq 1 100); do
+    [ "$("${PGADMIN[@]}" -c "SELECT count(*) FROM pg_stat_activity WHERE usename LIKE 'sluice\_%'")" = 1 ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
 
 "$SLUICE" ssh-ca init "$WORK/ca" >"$WORK/ca.line"
 TARGET_USER=$(id -un)
@@ -213,11 +221,7 @@ check "connect --print shows the psql line and the connection string, no token" 
 
 "$SLUICE" connect app-db --gateway "$GW" -- -Atc 'select pg_sleep(8)' >"$WORK/psql4.out" 2>&1 &
 HOLD=$!
-# until the session's backend is there (a loaded machine may take a while to log in)
-for _ in $(seq 1 60); do
-  [ "$("${PGADMIN[@]}" -c "SELECT count(*) FROM pg_stat_activity WHERE usename LIKE 'sluice\_%'")" = 1 ] && break
-  sleep 0.1
-done
+wait_backend || true
 "${PGADMIN[@]}" -c "SELECT rolname, rolvaliduntil > now() + interval '50 minutes', rolvaliduntil < now() + interval '61 minutes',
   pg_has_role(rolname, 'app_readonly', 'MEMBER'), (SELECT count(*) FROM pg_stat_activity WHERE usename = rolname)
   FROM pg_roles WHERE rolname LIKE 'sluice\_%'" >"$WORK/during.out"
@@ -246,10 +250,7 @@ check "and its role is gone" no_roles
 echo "== kill -9 during a session, then restart"
 "$SLUICE" connect app-db --gateway "$GW" -- -Atc 'select pg_sleep(60)' >"$WORK/killed.out" 2>&1 &
 HOLD=$!
-for _ in $(seq 1 100); do
-  [ "$("${PGADMIN[@]}" -c "SELECT count(*) FROM pg_stat_activity WHERE usename LIKE 'sluice\_%'")" = 1 ] && break
-  sleep 0.1
-done
+wait_backend || true
 check "the role exists while the session runs" [ "$(roles)" = 1 ]
 kill -9 "$GATEWAY"; wait "$GATEWAY" 2>/dev/null || true
 check "the role is left behind by the killed gateway" [ "$(roles)" = 1 ]
@@ -361,6 +362,8 @@ echo "== logout"
 "$SLUICE" whoami --gateway "$GW" >"$WORK/after.out" 2>&1 && T=0 || T=$?
 check "after sluice logout the gateway's token is gone" bash -c "[ $T -ne 0 ] && grep -q 'not signed in' '$WORK/after.out'"
 
+check "no token, password or row value in the gateway's log" \
+  bash -c "! grep -qFf '$WORK/needle' '$WORK/serve.log' && ! grep -qF '$PG_PASSWORD' '$WORK/serve.log' && ! grep -q 'ann@example.com' '$WORK/serve.log'"
 "$SLUICE" audit verify --config "$WORK/sluice.yaml" >"$WORK/verify.out" 2>&1 && T=0 || T=$?
 check "the record verifies" [ "$T" -eq 0 ]
 

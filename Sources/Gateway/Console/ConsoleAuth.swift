@@ -50,7 +50,7 @@ public final class ConsoleLogins: Sendable {
     }
 
     static func digest(_ secret: String) -> String {
-        SHA256.hash(data: Array(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+        Hex.string(SHA256.hash(data: Array(secret.utf8)))
     }
 
     private static func wallMicros() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }

@@ -256,7 +256,7 @@ public enum DevIssuer {
     public static let audience = "sluice"
 
     public static func keyID(_ key: Curve25519.Signing.PublicKey) -> String {
-        SHA256.hash(data: key.rawRepresentation).prefix(8).map { String(format: "%02x", $0) }.joined()
+        Hex.string(SHA256.hash(data: key.rawRepresentation).prefix(8))
     }
 
     public static func mint(user: String, groups: [String], ttl: Duration, key: Curve25519.Signing.PrivateKey,

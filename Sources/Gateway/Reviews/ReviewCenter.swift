@@ -111,8 +111,7 @@ public actor ReviewCenter {
 
     /// A fresh review id (`r-` and 10 hex digits); callers may reserve one before filing.
     public nonisolated static func newID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return "r-" + (0..<5).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        "r-" + Hex.random(bytes: 5)
     }
 
     /// Holds a command for review; returns its record. Await ``wait(id:)`` for the outcome.

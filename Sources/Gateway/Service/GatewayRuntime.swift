@@ -309,7 +309,6 @@ public final class GatewayRuntime: Governor {
     }
 
     static func newSessionID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return "s-" + (0..<8).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        "s-" + Hex.random(bytes: 8)
     }
 }

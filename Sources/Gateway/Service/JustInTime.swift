@@ -44,10 +44,7 @@ enum JustInTime {
         return formatter.string(from: date)
     }
 
-    static func randomHex(_ bytes: Int) -> String {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-    }
+    static func randomHex(_ bytes: Int) -> String { Hex.random(bytes: bytes) }
 }
 
 /// SSH: a per-session ed25519 key and a user certificate for it, signed with the connection's CA.

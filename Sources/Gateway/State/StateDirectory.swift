@@ -71,8 +71,7 @@ public struct StateDirectory: Sendable {
             let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             if text.count == 12, text.allSatisfy(\.isHexDigit) { return text.lowercased() }
         }
-        var generator = SystemRandomNumberGenerator()
-        let id = (0..<6).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        let id = Hex.random(bytes: 6)
         try write(id + "\n", to: path, mode: 0o644)
         return id
     }
